@@ -1,0 +1,459 @@
+//! Administrative units as data: every GSO unit as of 1 March 2025, and Lạng Sơn's
+//! units after the 1 July 2025 reform with the old → new succession. A unit is a
+//! code plus a validity period, because the reform reused codes: 05977 was Phường
+//! Vĩnh Trại until 30 June 2025 and is Phường Đông Kinh from 1 July 2025.
+//!
+//! Only Lạng Sơn's reform is bundled; units of other provinces stay as they were on
+//! 1 March 2025 with no end date until their succession data is loaded.
+
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+const UNITS_2025_03: &str = include_str!("../data/vn-admin-units-2025-03-01.csv");
+const LANG_SON_2025_07: &str = include_str!("../data/lang-son-communes-2025-07-01.csv");
+const LANG_SON_SUCCESSION: &str = include_str!("../data/lang-son-commune-succession-2025-07-01.csv");
+
+/// The day the two-level local government took effect.
+pub fn reform_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 7, 1).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Province,
+    District,
+    Commune,
+}
+
+impl Level {
+    /// GSO codes have a fixed length per level: 2, 3 and 5 digits.
+    pub fn of_code(code: &str) -> Option<Level> {
+        if !code.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        match code.len() {
+            2 => Some(Level::Province),
+            3 => Some(Level::District),
+            5 => Some(Level::Commune),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUnit {
+    pub code: String,
+    pub name: String,
+    pub level: Level,
+    pub kind: String,
+    pub parent_code: Option<String>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    pub successors: Vec<String>,
+    pub predecessors: Vec<String>,
+}
+
+impl AdminUnit {
+    pub fn is_valid_at(&self, date: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|from| from <= date)
+            && self.valid_until.is_none_or(|until| date <= until)
+    }
+}
+
+/// Where a household's address sits in the hierarchy, fixed when it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub province_code: String,
+    /// `None` for a commune created by the 2025 reform (no district level).
+    pub district_code: Option<String>,
+    pub commune_code: String,
+    /// The commune in force at the reference date that carries the address on.
+    pub current_commune_code: String,
+}
+
+impl Location {
+    /// True when `code` names this location or a unit above it.
+    pub fn is_within(&self, code: &str) -> bool {
+        self.province_code == code
+            || self.district_code.as_deref() == Some(code)
+            || self.commune_code == code
+            || self.current_commune_code == code
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocateError {
+    #[error("is not a GSO commune code (5 digits)")]
+    NotACommuneCode,
+    #[error("is not a known commune")]
+    Unknown,
+    #[error("was not a commune in force on {date}{hint}")]
+    NotValidAt { date: NaiveDate, hint: String },
+}
+
+/// All units, indexed by code; each code maps to its versions in date order.
+#[derive(Debug)]
+pub struct Catalog {
+    units: BTreeMap<String, Vec<AdminUnit>>,
+    children: BTreeMap<String, Vec<(String, usize)>>,
+}
+
+/// The bundled catalog, parsed once.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(Catalog::bundled)
+}
+
+fn rows(csv_text: &str) -> impl Iterator<Item = csv::StringRecord> + '_ {
+    csv::Reader::from_reader(csv_text.as_bytes())
+        .into_records()
+        .filter_map(Result::ok)
+}
+
+impl Catalog {
+    fn bundled() -> Catalog {
+        let reform = reform_date();
+        let last_day_before = reform.pred_opt().unwrap_or(reform);
+        let reformed: BTreeSet<String> = rows(LANG_SON_2025_07)
+            .filter_map(|r| r.get(0).map(str::to_owned))
+            .collect();
+
+        let mut units: BTreeMap<String, Vec<AdminUnit>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for r in rows(UNITS_2025_03) {
+            let f = |i: usize| r.get(i).unwrap_or_default().to_owned();
+            let (p, d, c) = (f(0), f(3), f(6));
+            let ends = reformed.contains(&p).then_some(last_day_before);
+            if seen.insert(p.clone()) {
+                units.entry(p.clone()).or_default().push(AdminUnit {
+                    code: p.clone(),
+                    name: f(1),
+                    level: Level::Province,
+                    kind: f(2),
+                    parent_code: None,
+                    valid_from: None,
+                    valid_until: None,
+                    successors: vec![],
+                    predecessors: vec![],
+                });
+            }
+            if seen.insert(d.clone()) {
+                units.entry(d.clone()).or_default().push(AdminUnit {
+                    code: d.clone(),
+                    name: f(4),
+                    level: Level::District,
+                    kind: f(5),
+                    parent_code: Some(p.clone()),
+                    valid_from: None,
+                    valid_until: ends,
+                    successors: vec![],
+                    predecessors: vec![],
+                });
+            }
+            units.entry(c.clone()).or_default().push(AdminUnit {
+                code: c,
+                name: f(7),
+                level: Level::Commune,
+                kind: f(8),
+                parent_code: Some(d),
+                valid_from: None,
+                valid_until: ends,
+                successors: vec![],
+                predecessors: vec![],
+            });
+        }
+
+        for r in rows(LANG_SON_2025_07) {
+            let f = |i: usize| r.get(i).unwrap_or_default().to_owned();
+            let code = f(1);
+            units.entry(code.clone()).or_default().push(AdminUnit {
+                code,
+                name: format!("{} {}", f(3), f(2)),
+                level: Level::Commune,
+                kind: f(3),
+                parent_code: Some(f(0)),
+                valid_from: Some(reform),
+                valid_until: None,
+                successors: vec![],
+                predecessors: vec![],
+            });
+        }
+
+        for r in rows(LANG_SON_SUCCESSION) {
+            let (new, old) = (r.get(0).unwrap_or_default(), r.get(2).unwrap_or_default());
+            if let Some(old_unit) = units
+                .get_mut(old)
+                .and_then(|v| v.iter_mut().find(|u| u.valid_until == Some(last_day_before)))
+            {
+                old_unit.successors.push(new.to_owned());
+            }
+            if let Some(new_unit) = units
+                .get_mut(new)
+                .and_then(|v| v.iter_mut().find(|u| u.valid_from == Some(reform)))
+            {
+                new_unit.predecessors.push(old.to_owned());
+            }
+        }
+
+        let mut children: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
+        for (code, versions) in &units {
+            for (i, u) in versions.iter().enumerate() {
+                let parent = u.parent_code.clone().unwrap_or_default();
+                children.entry(parent).or_default().push((code.clone(), i));
+            }
+        }
+        Catalog { units, children }
+    }
+
+    /// Every version of a code, oldest first.
+    pub fn versions(&self, code: &str) -> &[AdminUnit] {
+        self.units.get(code).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn is_known(&self, code: &str) -> bool {
+        self.units.contains_key(code)
+    }
+
+    /// The version of a code in force at a date.
+    pub fn get(&self, code: &str, date: NaiveDate) -> Option<&AdminUnit> {
+        self.versions(code).iter().find(|u| u.is_valid_at(date))
+    }
+
+    pub fn province(&self, code: &str) -> Option<&AdminUnit> {
+        self.versions(code)
+            .iter()
+            .find(|u| u.level == Level::Province)
+    }
+
+    /// Units in force at `date` whose parent is `parent` (provinces for `None`), by code.
+    pub fn children(&self, parent: Option<&str>, date: NaiveDate) -> Vec<&AdminUnit> {
+        self.children
+            .get(parent.unwrap_or_default())
+            .into_iter()
+            .flatten()
+            .filter_map(|(code, i)| self.units.get(code).and_then(|v| v.get(*i)))
+            .filter(|u| u.is_valid_at(date))
+            .collect()
+    }
+
+    /// The units in force at `date` that carry `code` on: the unit itself while it is
+    /// valid, otherwise its successors, followed as far as needed.
+    pub fn successors_at(&self, code: &str, date: NaiveDate) -> Vec<&AdminUnit> {
+        if let Some(unit) = self.get(code, date) {
+            return vec![unit];
+        }
+        let mut found: Vec<&AdminUnit> = Vec::new();
+        let mut frontier: Vec<String> = self
+            .versions(code)
+            .iter()
+            .flat_map(|u| u.successors.iter().cloned())
+            .collect();
+        let mut visited = BTreeSet::new();
+        while let Some(next) = frontier.pop() {
+            if !visited.insert(next.clone()) {
+                continue;
+            }
+            match self.get(&next, date) {
+                Some(u) if !found.contains(&u) => found.push(u),
+                Some(_) => {}
+                None => frontier.extend(
+                    self.versions(&next)
+                        .iter()
+                        .flat_map(|u| u.successors.iter().cloned()),
+                ),
+            }
+        }
+        found.sort_by(|a, b| a.code.cmp(&b.code));
+        found
+    }
+
+    /// Places a commune code read at `registered_on`, and finds the commune that
+    /// carries it on at `today`. A split commune rolls up into the successor that
+    /// kept its code when there is one, else into the first by code.
+    pub fn locate_commune(
+        &self,
+        code: &str,
+        registered_on: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<Location, LocateError> {
+        if Level::of_code(code) != Some(Level::Commune) {
+            return Err(LocateError::NotACommuneCode);
+        }
+        let versions = self.versions(code);
+        if !versions.iter().any(|u| u.level == Level::Commune) {
+            return Err(LocateError::Unknown);
+        }
+        let Some(unit) = self.get(code, registered_on) else {
+            let hint = versions
+                .iter()
+                .map(|u| match (u.valid_from, u.valid_until) {
+                    (Some(f), _) => format!(" (in force from {f})"),
+                    (None, Some(t)) => format!(" (in force until {t})"),
+                    (None, None) => String::new(),
+                })
+                .collect::<String>();
+            return Err(LocateError::NotValidAt {
+                date: registered_on,
+                hint,
+            });
+        };
+        let parent = unit.parent_code.clone().unwrap_or_default();
+        let (province_code, district_code) = match Level::of_code(&parent) {
+            Some(Level::District) => {
+                let province = self
+                    .get(&parent, registered_on)
+                    .or_else(|| self.versions(&parent).first())
+                    .and_then(|d| d.parent_code.clone())
+                    .unwrap_or_default();
+                (province, Some(parent))
+            }
+            _ => (parent, None),
+        };
+        let successors = self.successors_at(code, today);
+        let current_commune_code = successors
+            .iter()
+            .find(|u| u.code == code)
+            .or(successors.first())
+            .map_or_else(|| code.to_owned(), |u| u.code.clone());
+        Ok(Location {
+            province_code,
+            district_code,
+            commune_code: code.to_owned(),
+            current_commune_code,
+        })
+    }
+
+    /// A code and every code above it, across all versions and the succession: the
+    /// old commune 05980 sits under district 178, province 20 and its successor 05977.
+    pub fn ancestors_or_self(&self, code: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut frontier = vec![code.to_owned()];
+        while let Some(next) = frontier.pop() {
+            if !out.insert(next.clone()) {
+                continue;
+            }
+            for u in self.versions(&next) {
+                frontier.extend(u.parent_code.iter().cloned());
+                frontier.extend(u.successors.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// True when one unit contains the other (or they are the same).
+    pub fn overlaps(&self, a: &str, b: &str) -> bool {
+        self.ancestors_or_self(a).contains(b) || self.ancestors_or_self(b).contains(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).expect("date")
+    }
+
+    #[test]
+    fn bundles_the_whole_country_as_of_march_2025() {
+        let c = catalog();
+        let before = d(2025, 3, 1);
+        assert_eq!(c.children(None, before).len(), 63);
+        let lang_son = c.province("20").expect("Lạng Sơn");
+        assert_eq!(lang_son.name, "Tỉnh Lạng Sơn");
+        assert_eq!(c.children(Some("20"), before).len(), 11);
+        let communes: usize = c
+            .children(Some("20"), before)
+            .iter()
+            .map(|district| c.children(Some(&district.code), before).len())
+            .sum();
+        assert_eq!(communes, 194);
+    }
+
+    #[test]
+    fn lang_son_has_65_communes_after_the_reform_and_no_districts() {
+        let c = catalog();
+        let after = d(2025, 7, 1);
+        let units = c.children(Some("20"), after);
+        assert_eq!(units.len(), 65);
+        assert!(units.iter().all(|u| u.level == Level::Commune));
+        assert_eq!(units.iter().filter(|u| u.kind == "Phường").count(), 4);
+        assert!(c.get("181", after).is_none(), "Bình Gia district ended");
+        assert!(c.get("181", d(2025, 6, 30)).is_some());
+    }
+
+    #[test]
+    fn a_reused_code_has_two_versions() {
+        let c = catalog();
+        assert_eq!(c.get("05977", d(2024, 1, 1)).map(|u| u.name.as_str()), Some("Phường Vĩnh Trại"));
+        assert_eq!(c.get("05977", d(2026, 1, 1)).map(|u| u.name.as_str()), Some("Phường Đông Kinh"));
+        let new = c.get("05977", d(2026, 1, 1)).expect("new");
+        assert_eq!(new.predecessors, ["05977", "05980", "05992", "06247"]);
+    }
+
+    #[test]
+    fn resolves_successors_including_splits() {
+        let c = catalog();
+        let today = d(2026, 11, 29);
+        let merged: Vec<_> = c.successors_at("05980", today).iter().map(|u| u.code.clone()).collect();
+        assert_eq!(merged, ["05977"]);
+        let split: Vec<_> = c.successors_at("06622", today).iter().map(|u| u.code.clone()).collect();
+        assert_eq!(split, ["06613", "06625"]);
+        // Before the reform a unit is its own successor.
+        let same: Vec<_> = c.successors_at("05980", d(2024, 1, 1)).iter().map(|u| u.code.clone()).collect();
+        assert_eq!(same, ["05980"]);
+    }
+
+    #[test]
+    fn locates_old_and_new_communes() {
+        let c = catalog();
+        let today = d(2026, 11, 29);
+        let old = c.locate_commune("05980", d(2022, 5, 1), today).expect("old commune");
+        assert_eq!(old.province_code, "20");
+        assert_eq!(old.district_code.as_deref(), Some("178"));
+        assert_eq!(old.current_commune_code, "05977");
+        let new = c.locate_commune("05977", d(2026, 1, 1), today).expect("new commune");
+        assert_eq!(new.district_code, None);
+        assert_eq!(new.province_code, "20");
+        // A split commune rolls up into the successor that kept its code.
+        let split = c.locate_commune("06625", d(2022, 1, 1), today).expect("split");
+        assert_eq!(split.current_commune_code, "06625");
+    }
+
+    #[test]
+    fn refuses_communes_out_of_their_validity() {
+        let c = catalog();
+        let today = d(2026, 11, 29);
+        assert!(matches!(
+            c.locate_commune("05980", d(2026, 1, 1), today),
+            Err(LocateError::NotValidAt { .. })
+        ));
+        assert_eq!(c.locate_commune("99999", today, today), Err(LocateError::Unknown));
+        assert_eq!(c.locate_commune("181", today, today), Err(LocateError::NotACommuneCode));
+        assert_eq!(c.locate_commune("0598a", today, today), Err(LocateError::NotACommuneCode));
+    }
+
+    #[test]
+    fn ancestry_spans_the_reform() {
+        let c = catalog();
+        let up = c.ancestors_or_self("05980");
+        assert!(up.contains("178") && up.contains("20") && up.contains("05977"));
+        assert!(c.overlaps("20", "06247"));
+        assert!(c.overlaps("06247", "181") == c.ancestors_or_self("06247").contains("181"));
+        assert!(!c.overlaps("181", "182"));
+        assert!(!c.overlaps("20", "01"));
+    }
+
+    #[test]
+    fn locations_know_what_contains_them() {
+        let loc = Location {
+            province_code: "20".into(),
+            district_code: Some("181".into()),
+            commune_code: "06280".into(),
+            current_commune_code: "06280".into(),
+        };
+        assert!(loc.is_within("20") && loc.is_within("181") && loc.is_within("06280"));
+        assert!(!loc.is_within("182") && !loc.is_within("2"));
+    }
+}
