@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 
 const UNITS_2025_03: &str = include_str!("../data/vn-admin-units-2025-03-01.csv");
 const LANG_SON_2025_07: &str = include_str!("../data/lang-son-communes-2025-07-01.csv");
-const LANG_SON_SUCCESSION: &str = include_str!("../data/lang-son-commune-succession-2025-07-01.csv");
+const LANG_SON_SUCCESSION: &str =
+    include_str!("../data/lang-son-commune-succession-2025-07-01.csv");
 
 /// The day the two-level local government took effect.
 pub fn reform_date() -> NaiveDate {
@@ -182,10 +183,10 @@ impl Catalog {
 
         for r in rows(LANG_SON_SUCCESSION) {
             let (new, old) = (r.get(0).unwrap_or_default(), r.get(2).unwrap_or_default());
-            if let Some(old_unit) = units
-                .get_mut(old)
-                .and_then(|v| v.iter_mut().find(|u| u.valid_until == Some(last_day_before)))
-            {
+            if let Some(old_unit) = units.get_mut(old).and_then(|v| {
+                v.iter_mut()
+                    .find(|u| u.valid_until == Some(last_day_before))
+            }) {
                 old_unit.successors.push(new.to_owned());
             }
             if let Some(new_unit) = units
@@ -386,8 +387,14 @@ mod tests {
     #[test]
     fn a_reused_code_has_two_versions() {
         let c = catalog();
-        assert_eq!(c.get("05977", d(2024, 1, 1)).map(|u| u.name.as_str()), Some("Phường Vĩnh Trại"));
-        assert_eq!(c.get("05977", d(2026, 1, 1)).map(|u| u.name.as_str()), Some("Phường Đông Kinh"));
+        assert_eq!(
+            c.get("05977", d(2024, 1, 1)).map(|u| u.name.as_str()),
+            Some("Phường Vĩnh Trại")
+        );
+        assert_eq!(
+            c.get("05977", d(2026, 1, 1)).map(|u| u.name.as_str()),
+            Some("Phường Đông Kinh")
+        );
         let new = c.get("05977", d(2026, 1, 1)).expect("new");
         assert_eq!(new.predecessors, ["05977", "05980", "05992", "06247"]);
     }
@@ -396,12 +403,24 @@ mod tests {
     fn resolves_successors_including_splits() {
         let c = catalog();
         let today = d(2026, 11, 29);
-        let merged: Vec<_> = c.successors_at("05980", today).iter().map(|u| u.code.clone()).collect();
+        let merged: Vec<_> = c
+            .successors_at("05980", today)
+            .iter()
+            .map(|u| u.code.clone())
+            .collect();
         assert_eq!(merged, ["05977"]);
-        let split: Vec<_> = c.successors_at("06622", today).iter().map(|u| u.code.clone()).collect();
+        let split: Vec<_> = c
+            .successors_at("06622", today)
+            .iter()
+            .map(|u| u.code.clone())
+            .collect();
         assert_eq!(split, ["06613", "06625"]);
         // Before the reform a unit is its own successor.
-        let same: Vec<_> = c.successors_at("05980", d(2024, 1, 1)).iter().map(|u| u.code.clone()).collect();
+        let same: Vec<_> = c
+            .successors_at("05980", d(2024, 1, 1))
+            .iter()
+            .map(|u| u.code.clone())
+            .collect();
         assert_eq!(same, ["05980"]);
     }
 
@@ -409,15 +428,21 @@ mod tests {
     fn locates_old_and_new_communes() {
         let c = catalog();
         let today = d(2026, 11, 29);
-        let old = c.locate_commune("05980", d(2022, 5, 1), today).expect("old commune");
+        let old = c
+            .locate_commune("05980", d(2022, 5, 1), today)
+            .expect("old commune");
         assert_eq!(old.province_code, "20");
         assert_eq!(old.district_code.as_deref(), Some("178"));
         assert_eq!(old.current_commune_code, "05977");
-        let new = c.locate_commune("05977", d(2026, 1, 1), today).expect("new commune");
+        let new = c
+            .locate_commune("05977", d(2026, 1, 1), today)
+            .expect("new commune");
         assert_eq!(new.district_code, None);
         assert_eq!(new.province_code, "20");
         // A split commune rolls up into the successor that kept its code.
-        let split = c.locate_commune("06625", d(2022, 1, 1), today).expect("split");
+        let split = c
+            .locate_commune("06625", d(2022, 1, 1), today)
+            .expect("split");
         assert_eq!(split.current_commune_code, "06625");
     }
 
@@ -429,9 +454,18 @@ mod tests {
             c.locate_commune("05980", d(2026, 1, 1), today),
             Err(LocateError::NotValidAt { .. })
         ));
-        assert_eq!(c.locate_commune("99999", today, today), Err(LocateError::Unknown));
-        assert_eq!(c.locate_commune("181", today, today), Err(LocateError::NotACommuneCode));
-        assert_eq!(c.locate_commune("0598a", today, today), Err(LocateError::NotACommuneCode));
+        assert_eq!(
+            c.locate_commune("99999", today, today),
+            Err(LocateError::Unknown)
+        );
+        assert_eq!(
+            c.locate_commune("181", today, today),
+            Err(LocateError::NotACommuneCode)
+        );
+        assert_eq!(
+            c.locate_commune("0598a", today, today),
+            Err(LocateError::NotACommuneCode)
+        );
     }
 
     #[test]

@@ -155,16 +155,31 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        for bad in ["", "02008500123", "0200850012345", "02008500123a", "٠٢٠٠٨٥٠٠١٢٣٤"] {
+        for bad in [
+            "",
+            "02008500123",
+            "0200850012345",
+            "02008500123a",
+            "٠٢٠٠٨٥٠٠١٢٣٤",
+        ] {
             assert_eq!(CitizenId::parse(bad), Err(CitizenIdError::Format), "{bad}");
         }
     }
 
     #[test]
     fn rejects_unknown_province_codes() {
-        assert_eq!(CitizenId::parse("099085001234"), Err(CitizenIdError::UnknownProvince));
-        assert_eq!(CitizenId::parse("120085001234"), Err(CitizenIdError::UnknownProvince));
-        assert_eq!(CitizenId::parse("000085001234"), Err(CitizenIdError::UnknownProvince));
+        assert_eq!(
+            CitizenId::parse("099085001234"),
+            Err(CitizenIdError::UnknownProvince)
+        );
+        assert_eq!(
+            CitizenId::parse("120085001234"),
+            Err(CitizenIdError::UnknownProvince)
+        );
+        assert_eq!(
+            CitizenId::parse("000085001234"),
+            Err(CitizenIdError::UnknownProvince)
+        );
     }
 
     #[test]
@@ -172,7 +187,10 @@ mod tests {
         let id = CitizenId::parse("020085001234").expect("valid");
         assert!(matches!(
             id.check_holder(date(1986, 1, 1), None),
-            Err(CitizenIdError::BirthYearMismatch { id_year: 85, birth_year: 1986 })
+            Err(CitizenIdError::BirthYearMismatch {
+                id_year: 85,
+                birth_year: 1986
+            })
         ));
         assert!(matches!(
             id.check_holder(date(2085, 1, 1), None),
@@ -188,7 +206,9 @@ mod tests {
     fn debug_and_errors_never_show_the_number() {
         let id = CitizenId::parse("020085001234").expect("valid");
         assert_eq!(format!("{id:?}"), "CitizenId(020*******34)");
-        let err = id.check_holder(date(1990, 1, 1), None).expect_err("mismatch");
+        let err = id
+            .check_holder(date(1990, 1, 1), None)
+            .expect_err("mismatch");
         assert!(!err.to_string().contains("020085001234"));
     }
 

@@ -100,7 +100,10 @@ pub fn check_members(members: &[Member], registered_on: NaiveDate, prefix: &str)
     if members.len() > MAX_MEMBERS {
         v.add(prefix, format!("at most {MAX_MEMBERS} members"));
     }
-    let heads = members.iter().filter(|m| m.relation == Relation::Head).count();
+    let heads = members
+        .iter()
+        .filter(|m| m.relation == Relation::Head)
+        .count();
     if heads != 1 {
         v.add(
             prefix,
@@ -156,7 +159,10 @@ mod tests {
         let none = check_members(&[member(Relation::Spouse, "02", None)], d(2024, 1, 1), "m");
         assert_eq!(none.iter().next().map(|f| f.field.as_str()), Some("m"));
         let two = check_members(
-            &[member(Relation::Head, "02", None), member(Relation::Head, "02", None)],
+            &[
+                member(Relation::Head, "02", None),
+                member(Relation::Head, "02", None),
+            ],
             d(2024, 1, 1),
             "m",
         );
@@ -189,7 +195,10 @@ mod tests {
         let mut m = member(Relation::Head, "01", None);
         m.birth_date = d(2025, 1, 1);
         let v = check_members(&[m], d(2024, 1, 1), "m");
-        assert_eq!(v.iter().next().map(|f| f.field.as_str()), Some("m[0].birth_date"));
+        assert_eq!(
+            v.iter().next().map(|f| f.field.as_str()),
+            Some("m[0].birth_date")
+        );
     }
 
     #[test]
@@ -201,12 +210,66 @@ mod tests {
             current_commune_code: "06067".into(),
         };
         let mut h = Household {
-            address: Address { location: loc, village: "Bản Nà".into(), residence: Residence::Rural },
+            address: Address {
+                location: loc,
+                village: "Bản Nà".into(),
+                residence: Residence::Rural,
+            },
             registered_on: d(2022, 1, 1),
-            members: vec![member(Relation::Head, "01", None), member(Relation::Spouse, "02", None)],
+            members: vec![
+                member(Relation::Head, "01", None),
+                member(Relation::Spouse, "02", None),
+            ],
         };
         assert!(!h.is_ethnic_minority(), "Kinh head, Tày spouse");
         h.members[0].ethnicity_code = "07".into();
         assert!(h.is_ethnic_minority(), "Nùng head");
+    }
+}
+
+/// Stable lower-case codes for the enumerations, used in storage and file imports.
+macro_rules! codes {
+    ($ty:ty { $($variant:ident => $code:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn code(self) -> &'static str {
+                match self { $(Self::$variant => $code),+ }
+            }
+            pub fn from_code(code: &str) -> Option<Self> {
+                match code { $($code => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+codes!(Sex { Male => "male", Female => "female" });
+codes!(Residence { Rural => "rural", Urban => "urban" });
+codes!(HealthInsurance { Insured => "insured", Uninsured => "uninsured" });
+codes!(Relation {
+    Head => "head",
+    Spouse => "spouse",
+    Child => "child",
+    Parent => "parent",
+    Grandchild => "grandchild",
+    Grandparent => "grandparent",
+    Sibling => "sibling",
+    OtherRelative => "other_relative",
+    NonRelative => "non_relative",
+});
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for r in [
+            Relation::Head,
+            Relation::OtherRelative,
+            Relation::NonRelative,
+        ] {
+            assert_eq!(Relation::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Sex::from_code("female"), Some(Sex::Female));
+        assert_eq!(Residence::from_code("town"), None);
     }
 }

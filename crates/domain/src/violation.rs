@@ -38,7 +38,11 @@ impl Violations {
 
     /// `Ok(value)` when nothing was collected, otherwise the violations.
     pub fn finish<T>(self, value: T) -> Result<T, Violations> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     pub fn extend(&mut self, other: Violations) {

@@ -1,0 +1,350 @@
+//! Configuration, layered as defaults < file < environment (`SUSTAIN_*`, nested with
+//! `__`) < command-line flags, and validated before anything listens: a bad setting
+//! stops the service at start-up with a message naming it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Flags common to every service's `serve` command; each overrides the file and env.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:50051.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Where the SQLite database and development secrets live.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Development mode: generate missing keys and print an admin token. Loopback only.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dev: bool,
+    /// `text` or `json`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Empty: a SQLite file named after the service under `data_dir`.
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub dev: bool,
+    pub log_format: LogFormat,
+    /// `tracing` env-filter directives; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// Seconds to keep serving in-flight calls after NOT_SERVING on shutdown.
+    pub shutdown_grace_secs: u64,
+    pub auth: AuthConfig,
+    pub crypto: CryptoConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Base64 HMAC key (≥ 32 bytes) that signs and verifies bearer tokens (HS256).
+    pub jwt_secret: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CryptoConfig {
+    /// Base64 32-byte AES-256-GCM key for citizen IDs and sensitive fields.
+    pub field_key: Option<String>,
+    /// Base64 32-byte HMAC key for the citizen-ID lookup hash.
+    pub lookup_key: Option<String>,
+}
+
+/// Keys decoded and checked; what the services actually use.
+#[derive(Clone)]
+pub struct Secrets {
+    pub jwt_secret: Vec<u8>,
+    pub field_key: [u8; 32],
+    pub lookup_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: `{field}` {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("configuration: cannot use data_dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    pub fn defaults(default_port: u16) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], default_port)),
+            database_url: String::new(),
+            data_dir: PathBuf::from("data"),
+            dev: false,
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            shutdown_grace_secs: 5,
+            auth: AuthConfig {
+                jwt_secret: None,
+                issuer: "sustain".into(),
+                audience: "sustain".into(),
+            },
+            crypto: CryptoConfig::default(),
+        }
+    }
+
+    /// Merges the layers for one service and validates the result.
+    pub fn load(service: &str, default_port: u16, args: &ServeArgs) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::defaults(default_port)));
+        if let Some(file) = &args.config {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    field: "--config",
+                    problem: format!("file {} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let mut config: Config = figment
+            .merge(Env::prefixed("SUSTAIN_").split("__"))
+            .merge(Serialized::defaults(args))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        if config.database_url.is_empty() {
+            config.database_url = format!(
+                "sqlite://{}?mode=rwc",
+                config.data_dir.join(format!("{service}.sqlite")).display()
+            );
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.dev && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "dev",
+                problem: format!(
+                    "development mode only listens on loopback, not {}; configure auth.jwt_secret and crypto keys instead",
+                    self.listen
+                ),
+            });
+        }
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "database_url",
+                problem: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes the keys. Outside development mode every key must be configured; in
+    /// development mode missing keys are generated once and kept under `data_dir`, so
+    /// a restart can still read what it encrypted.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let dev_file = self.data_dir.join("dev-secrets.toml");
+        let generated = if self.dev {
+            Some(load_or_create_dev_secrets(&dev_file)?)
+        } else {
+            None
+        };
+        let pick = |configured: &Option<String>, field: &'static str, dev: Option<&String>| {
+            configured
+                .as_ref()
+                .or(dev)
+                .ok_or(ConfigError::Invalid {
+                    field,
+                    problem: "is required outside development mode (--dev)".into(),
+                })
+                .and_then(|v| {
+                    B64.decode(v.trim()).map_err(|_| ConfigError::Invalid {
+                        field,
+                        problem: "is not valid base64".into(),
+                    })
+                })
+        };
+        let jwt_secret = pick(
+            &self.auth.jwt_secret,
+            "auth.jwt_secret",
+            generated.as_ref().map(|g| &g.jwt_secret),
+        )?;
+        if jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                field: "auth.jwt_secret",
+                problem: "must decode to at least 32 bytes".into(),
+            });
+        }
+        let key32 = |bytes: Vec<u8>, field: &'static str| {
+            <[u8; 32]>::try_from(bytes).map_err(|_| ConfigError::Invalid {
+                field,
+                problem: "must decode to exactly 32 bytes".into(),
+            })
+        };
+        Ok(Secrets {
+            jwt_secret,
+            field_key: key32(
+                pick(
+                    &self.crypto.field_key,
+                    "crypto.field_key",
+                    generated.as_ref().map(|g| &g.field_key),
+                )?,
+                "crypto.field_key",
+            )?,
+            lookup_key: key32(
+                pick(
+                    &self.crypto.lookup_key,
+                    "crypto.lookup_key",
+                    generated.as_ref().map(|g| &g.lookup_key),
+                )?,
+                "crypto.lookup_key",
+            )?,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DevSecrets {
+    jwt_secret: String,
+    field_key: String,
+    lookup_key: String,
+}
+
+fn load_or_create_dev_secrets(path: &Path) -> Result<DevSecrets, ConfigError> {
+    let io_err = |source| ConfigError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return toml_from_str(&text).ok_or(ConfigError::Invalid {
+            field: "data_dir",
+            problem: format!("{} is not a development secrets file", path.display()),
+        });
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+    }
+    let fresh = DevSecrets {
+        jwt_secret: B64.encode(rand::random::<[u8; 32]>()),
+        field_key: B64.encode(rand::random::<[u8; 32]>()),
+        lookup_key: B64.encode(rand::random::<[u8; 32]>()),
+    };
+    let text = format!(
+        "# Generated by --dev. Never use these keys for real data.\njwt_secret = \"{}\"\nfield_key = \"{}\"\nlookup_key = \"{}\"\n",
+        fresh.jwt_secret, fresh.field_key, fresh.lookup_key
+    );
+    std::fs::write(path, text).map_err(io_err)?;
+    Ok(fresh)
+}
+
+fn toml_from_str(text: &str) -> Option<DevSecrets> {
+    Figment::from(Toml::string(text)).extract().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_refuses_a_public_address() {
+        let args = ServeArgs {
+            listen: Some("0.0.0.0:50051".parse().expect("addr")),
+            dev: true,
+            ..ServeArgs::default()
+        };
+        let err = Config::load("registry", 50051, &args).expect_err("refused");
+        assert!(err.to_string().contains("`dev`"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\nlog_filter = \"debug\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            listen: Some("127.0.0.1:7001".parse().expect("addr")),
+            ..ServeArgs::default()
+        };
+        let config = Config::load("registry", 50051, &args).expect("loads");
+        assert_eq!(config.listen.port(), 7001, "flag beats file");
+        assert_eq!(config.log_filter, "debug", "file beats default");
+        assert!(config.database_url.ends_with("registry.sqlite?mode=rwc"));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_secrets_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listn = \"127.0.0.1:7000\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::load("registry", 50051, &args).is_err(),
+            "typo is refused"
+        );
+
+        let config = Config::defaults(50051);
+        let err = config.secrets().expect_err("no keys outside dev");
+        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn dev_secrets_are_generated_once_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults(50051);
+        config.dev = true;
+        config.data_dir = dir.path().to_path_buf();
+        let first = config.secrets().expect("generated");
+        let second = config.secrets().expect("reloaded");
+        assert_eq!(first.field_key, second.field_key);
+        assert_eq!(first.jwt_secret, second.jwt_secret);
+    }
+}

@@ -1,0 +1,198 @@
+//! The one mapping from what went wrong to a gRPC status. Every error carries an
+//! `ErrorInfo` with an UPPER_SNAKE reason; invalid input carries a `BadRequest` that
+//! names every bad field. Internal failures are logged here and reach the caller
+//! only as a generic message.
+
+use std::collections::HashMap;
+
+use sustain_domain::{FieldViolation, Violations};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every Sustain error.
+pub const ERROR_DOMAIN: &str = "sustain.vn";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{} invalid field(s)", .0.len())]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+    #[error("{message}")]
+    AlreadyExists {
+        reason: &'static str,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
+    #[error("{message}")]
+    Aborted {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ServiceError {
+        let mut v = Violations::new();
+        v.add(field, description);
+        ServiceError::InvalidArgument(v.into_vec())
+    }
+}
+
+impl From<Violations> for ServiceError {
+    fn from(v: Violations) -> Self {
+        ServiceError::InvalidArgument(v.into_vec())
+    }
+}
+
+impl From<sea_orm::DbErr> for ServiceError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        if is_connection_error(&e) {
+            ServiceError::Unavailable(format!("database unavailable: {e}"))
+        } else {
+            ServiceError::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+fn is_connection_error(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e,
+        sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
+    )
+}
+
+fn info(reason: &str, metadata: HashMap<String, String>) -> ErrorDetails {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
+    details
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Status {
+        match error {
+            ServiceError::InvalidArgument(violations) => {
+                let mut details = info("INVALID_FIELDS", HashMap::new());
+                let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+                let message = format!("invalid request: {}", fields.join(", "));
+                for v in &violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ServiceError::NotFound { resource, id } => {
+                let metadata = HashMap::from([("id".to_owned(), id.clone())]);
+                Status::with_error_details(
+                    Code::NotFound,
+                    format!("{resource} {id} not found"),
+                    info("NOT_FOUND", metadata),
+                )
+            }
+            ServiceError::AlreadyExists {
+                reason,
+                message,
+                metadata,
+            } => {
+                let metadata = metadata
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                Status::with_error_details(Code::AlreadyExists, message, info(reason, metadata))
+            }
+            ServiceError::Aborted { reason, message } => {
+                Status::with_error_details(Code::Aborted, message, info(reason, HashMap::new()))
+            }
+            ServiceError::FailedPrecondition { reason, message } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                info(reason, HashMap::new()),
+            ),
+            ServiceError::PermissionDenied { reason, message } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                info(reason, HashMap::new()),
+            ),
+            ServiceError::Unauthenticated(message) => Status::with_error_details(
+                Code::Unauthenticated,
+                message,
+                info("UNAUTHENTICATED", HashMap::new()),
+            ),
+            ServiceError::Unavailable(detail) => {
+                tracing::warn!(%detail, "dependency unavailable");
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "a dependency is unavailable; retry later",
+                    info("UNAVAILABLE", HashMap::new()),
+                )
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::with_error_details(
+                    Code::Internal,
+                    "internal error",
+                    info("INTERNAL", HashMap::new()),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field() {
+        let mut v = Violations::new();
+        v.add("household.address.commune_code", "is not a known commune");
+        v.add(
+            "household.members[0].citizen_id",
+            "must be exactly 12 digits",
+        );
+        let status = Status::from(ServiceError::from(v));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .expect("bad request")
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "household.address.commune_code",
+                "household.members[0].citizen_id"
+            ]
+        );
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("INVALID_FIELDS")
+        );
+    }
+
+    #[test]
+    fn internal_detail_is_not_sent_to_the_caller() {
+        let status = Status::from(ServiceError::Internal("secret table layout".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+}

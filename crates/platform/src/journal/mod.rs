@@ -1,0 +1,197 @@
+//! The journal every mutation writes in its own transaction: an audit entry (who did
+//! what to which record, with a hash of the new state) and an outbox change with a
+//! gap-free, commit-ordered sequence number — the change feed sync reads. Also the
+//! idempotency table that lets a retried mutation return its first answer.
+
+mod entities;
+pub mod migration;
+
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set, Statement};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::crypto::FieldCipher;
+use crate::db;
+use crate::error::ServiceError;
+
+pub use entities::{audit_log, idempotency, outbox};
+
+/// One change to one record, as it goes into the audit log and the outbox.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// e.g. `household`.
+    pub record_type: &'static str,
+    pub record_id: String,
+    /// Code of the administrative unit that owns the record.
+    pub owner_unit: String,
+    pub version: i64,
+    /// e.g. `create`, `update`, `archive`.
+    pub action: &'static str,
+    /// The record's new state as stored (sensitive fields still encrypted).
+    pub state: serde_json::Value,
+}
+
+/// Appends the audit entry and the outbox change; returns the outbox sequence.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    change: Change,
+) -> Result<i64, ServiceError> {
+    let canonical = serde_json::to_vec(&change.state)
+        .map_err(|e| ServiceError::Internal(format!("cannot serialise state: {e}")))?;
+    let state_hash = hex::encode(Sha256::digest(&canonical));
+    let now = chrono::Utc::now();
+
+    // One counter row, locked by the UPDATE until commit: sequences are handed out in
+    // commit order with no gaps, so a reader at cursor N never misses a later commit.
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "UPDATE outbox_head SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+        ))
+        .await?
+        .ok_or_else(|| ServiceError::Internal("outbox_head row is missing".into()))?;
+    let seq: i64 = row.try_get("", "seq")?;
+
+    outbox::ActiveModel {
+        seq: Set(seq),
+        recorded_at: Set(now),
+        record_type: Set(change.record_type.to_owned()),
+        record_id: Set(change.record_id.clone()),
+        owner_unit: Set(change.owner_unit.clone()),
+        version: Set(change.version),
+        action: Set(change.action.to_owned()),
+        state: Set(String::from_utf8_lossy(&canonical).into_owned()),
+    }
+    .insert(conn)
+    .await?;
+
+    audit_log::ActiveModel {
+        recorded_at: Set(now),
+        actor: Set(caller.subject.clone()),
+        role: Set(caller.role.as_str().to_owned()),
+        action: Set(format!("{}.{}", change.record_type, change.action)),
+        record_type: Set(change.record_type.to_owned()),
+        record_id: Set(change.record_id),
+        owner_unit: Set(change.owner_unit),
+        version: Set(change.version),
+        state_hash: Set(state_hash),
+        request_id: Set(request_id.to_owned()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(seq)
+}
+
+/// Identifies one mutation for idempotent retries: the caller, the method and the
+/// caller's `request_id`, plus a fingerprint of the request's content.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    key: String,
+    fingerprint: String,
+}
+
+/// Longest `request_id` accepted.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+impl IdempotencyKey {
+    /// `None` when the request carries no `request_id`.
+    pub fn new(
+        caller: &Caller,
+        method: &str,
+        request_id: &str,
+        request: &impl prost::Message,
+    ) -> Result<Option<IdempotencyKey>, ServiceError> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        if request_id.len() > MAX_REQUEST_ID_LEN || request_id.chars().any(char::is_control) {
+            return Err(ServiceError::invalid(
+                "request_id",
+                format!("must be at most {MAX_REQUEST_ID_LEN} printable characters"),
+            ));
+        }
+        Ok(Some(IdempotencyKey {
+            key: format!("{}\u{1f}{method}\u{1f}{request_id}", caller.subject),
+            fingerprint: hex::encode(Sha256::digest(request.encode_to_vec())),
+        }))
+    }
+}
+
+/// The stored answer to an earlier identical request, if there was one.
+/// Stored answers can hold personal data, so they are kept sealed.
+pub async fn replay<T: prost::Message + Default>(
+    conn: &impl ConnectionTrait,
+    cipher: &FieldCipher,
+    key: &IdempotencyKey,
+) -> Result<Option<T>, ServiceError> {
+    let Some(found) = idempotency::Entity::find_by_id(key.key.clone())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if found.fingerprint != key.fingerprint {
+        return Err(ServiceError::invalid(
+            "request_id",
+            "was already used for a different request; use a new request_id",
+        ));
+    }
+    let plain = cipher
+        .open(&found.response, &found.key)
+        .map_err(|e| ServiceError::Internal(format!("stored response: {e}")))?;
+    T::decode(plain.as_slice())
+        .map(Some)
+        .map_err(|e| ServiceError::Internal(format!("stored response does not decode: {e}")))
+}
+
+/// Runs one mutation in a write transaction, exactly once per idempotency key: a
+/// retry gets the first answer back and writes nothing, and a failed attempt
+/// leaves nothing behind. `work` gets the transaction and hands it back with its
+/// answer, so it can be written as plain sequential code.
+pub async fn run_once<T, F, Fut>(
+    db: &DatabaseConnection,
+    cipher: &FieldCipher,
+    key: Option<IdempotencyKey>,
+    work: F,
+) -> Result<T, ServiceError>
+where
+    T: prost::Message + Default,
+    F: FnOnce(sea_orm::DatabaseTransaction) -> Fut,
+    Fut: Future<Output = Result<(T, sea_orm::DatabaseTransaction), ServiceError>>,
+{
+    let txn = db::begin_write(db).await?;
+    if let Some(key) = &key
+        && let Some(previous) = replay::<T>(&txn, cipher, key).await?
+    {
+        return Ok(previous);
+    }
+    let (answer, txn) = work(txn).await?;
+    let Some(key) = key else {
+        txn.commit().await?;
+        return Ok(answer);
+    };
+    let stored = idempotency::ActiveModel {
+        key: Set(key.key.clone()),
+        fingerprint: Set(key.fingerprint.clone()),
+        response: Set(cipher.seal(&answer.encode_to_vec(), &key.key)),
+        recorded_at: Set(chrono::Utc::now()),
+    }
+    .insert(&txn)
+    .await;
+    let outcome = match stored {
+        Ok(_) => txn.commit().await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => Ok(answer),
+        // A concurrent twin committed first: answer as it did.
+        Err(e) if db::is_unique_violation(&e) => replay::<T>(db, cipher, &key)
+            .await?
+            .ok_or_else(|| ServiceError::from(e)),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,25 @@
+//! Compiles `proto/` with protox (pure Rust, no system protoc) and writes both the
+//! generated code and the encoded descriptor set, which the services serve for reflection.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let files = [
+        "sustain/registry/v1/admin_units.proto",
+        "sustain/registry/v1/households.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", root.display());
+
+    let fds = protox::compile(files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("sustain_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

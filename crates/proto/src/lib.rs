@@ -1,0 +1,13 @@
+//! Generated protobuf types, gRPC clients and servers for every Sustain API, and the
+//! encoded file descriptor set that the services hand to server reflection.
+#![allow(unreachable_pub, missing_debug_implementations, clippy::unwrap_used)]
+
+/// Encoded `FileDescriptorSet` of every file under `proto/` (and its imports).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sustain_descriptor.bin"));
+
+pub mod registry {
+    pub mod v1 {
+        tonic::include_proto!("sustain.registry.v1");
+    }
+}

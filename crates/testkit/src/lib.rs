@@ -1,0 +1,111 @@
+//! Test support shared by the services' integration tests: a fresh, empty database
+//! per test (SQLite in a temporary directory, or a new PostgreSQL database when
+//! `SUSTAIN_TEST_DATABASE_URL` names a server), and tokens for any role and scope.
+
+use sea_orm::{ConnectionTrait, Database};
+use sustain_platform::Role;
+use sustain_platform::auth::TokenIssuer;
+
+/// The environment variable that switches the suite to PostgreSQL, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const DATABASE_URL_ENV: &str = "SUSTAIN_TEST_DATABASE_URL";
+
+/// The HMAC secret every test server and token shares.
+pub const JWT_SECRET: &[u8] = b"sustain-test-secret-sustain-test-secret";
+pub const FIELD_KEY: [u8; 32] = [0x5a; 32];
+pub const LOOKUP_KEY: [u8; 32] = [0xa5; 32];
+
+/// A database that lives as long as the value: a temporary SQLite file, or a
+/// PostgreSQL database created for this test and dropped afterwards.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn new() -> anyhow::Result<TestDatabase> {
+        let name = format!("sustain_t_{}", uuid::Uuid::now_v7().simple());
+        match std::env::var(DATABASE_URL_ENV) {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let admin = Database::connect(&admin_url).await?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
+                admin.close().await?;
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                Ok(TestDatabase {
+                    url: format!("{base}/{name}"),
+                    admin_url: Some(admin_url.clone()),
+                    name,
+                    _dir: None,
+                })
+            }
+            _ => {
+                let dir = tempfile::tempdir()?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("test.sqlite").display()
+                );
+                Ok(TestDatabase {
+                    url,
+                    admin_url: None,
+                    name,
+                    _dir: Some(dir),
+                })
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.clone() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Best effort, on a thread of its own: Drop may run inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A valid token for `role` over `scope`, signed with [`JWT_SECRET`].
+pub fn token(role: Role, scope: &[&str]) -> String {
+    TokenIssuer::new(JWT_SECRET, "sustain", "sustain")
+        .expect("the test secret is a valid HMAC key")
+        .issue(
+            &format!("test-{}", role.as_str()),
+            role,
+            scope,
+            chrono_hours(1),
+        )
+        .expect("test tokens sign")
+}
+
+fn chrono_hours(h: i64) -> sustain_platform::auth::Duration {
+    sustain_platform::auth::Duration::hours(h)
+}

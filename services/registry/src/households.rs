@@ -1,0 +1,471 @@
+//! The HouseholdService adapter: checks role and scope, turns requests into domain
+//! values, lets the store persist them and the journal record them, all in one
+//! transaction per mutation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{FixedOffset, NaiveDate, Utc};
+use prost::Message;
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use sustain_domain::Violations;
+use sustain_domain::admin;
+use sustain_domain::citizen_id::CitizenId;
+use sustain_domain::household::Household;
+use sustain_domain::text::fold;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change, IdempotencyKey};
+use sustain_platform::{Caller, Role};
+use sustain_proto::registry::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{etag, household_from_proto, household_to_proto};
+use crate::store::{self, HouseholdRecord, Selection, Vault};
+
+const READ: &[Role] = &[
+    Role::Viewer,
+    Role::Enumerator,
+    Role::Approver,
+    Role::Admin,
+    Role::Sync,
+];
+const WRITE: &[Role] = &[Role::Enumerator, Role::Admin];
+const ARCHIVE: &[Role] = &[Role::Approver, Role::Admin];
+
+pub const DEFAULT_PAGE_SIZE: i32 = 50;
+pub const MAX_PAGE_SIZE: i32 = 500;
+const MAX_REASON_CHARS: usize = 500;
+const UPDATE_PATHS: &[&str] = &[
+    "address",
+    "address.commune_code",
+    "address.village",
+    "address.residence",
+    "members",
+];
+
+#[derive(Debug, Clone)]
+pub struct HouseholdApi {
+    pub db: DatabaseConnection,
+    pub vault: Vault,
+}
+
+/// Today in Vietnam (UTC+7): registration dates and unit validity are local dates.
+pub fn today() -> NaiveDate {
+    let offset = FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!("valid offset"));
+    Utc::now().with_timezone(&offset).date_naive()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[derive(Serialize, Deserialize)]
+struct PageToken {
+    after: String,
+    filter: String,
+}
+
+impl HouseholdApi {
+    /// ALREADY_EXISTS naming the other household when a citizen ID is registered.
+    async fn check_citizen_ids(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        household: &Household,
+        except: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        for (i, m) in household.members.iter().enumerate() {
+            let Some(id) = &m.citizen_id else { continue };
+            if let Some(other) =
+                store::holder_of(conn, &self.vault.citizen_hash(id), except).await?
+            {
+                let field = format!("household.members[{i}].citizen_id");
+                return Err(ServiceError::AlreadyExists {
+                    reason: "CITIZEN_ID_REGISTERED",
+                    message: format!(
+                        "{field} is already registered to a member of household {other}"
+                    ),
+                    metadata: vec![("household_id", other), ("field", field)],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn selection(
+        &self,
+        caller: &Caller,
+        filter: Option<&pb::HouseholdFilter>,
+    ) -> Result<Selection, ServiceError> {
+        let filter = filter.cloned().unwrap_or_default();
+        let mut v = Violations::new();
+        let unit_code = filter.unit_code.trim().to_owned();
+        if !unit_code.is_empty() && !admin::catalog().is_known(&unit_code) {
+            v.add(
+                "filter.unit_code",
+                "is not a known administrative unit code",
+            );
+        }
+        let name: String = fold(&filter.name_query)
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ')
+            .collect();
+        if !filter.name_query.trim().is_empty() && name.trim().chars().count() < 2 {
+            v.add("filter.name_query", "needs at least 2 letters or digits");
+        }
+        let citizen_hash = if filter.citizen_id.trim().is_empty() {
+            None
+        } else {
+            match CitizenId::parse(&filter.citizen_id) {
+                Ok(id) => Some(self.vault.citizen_hash(&id)),
+                Err(e) => {
+                    v.add("filter.citizen_id", e.to_string());
+                    None
+                }
+            }
+        };
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        if !unit_code.is_empty() {
+            caller.require_unit(&unit_code)?;
+        }
+        Ok(Selection {
+            scope: caller.scope.clone(),
+            unit_code: (!unit_code.is_empty()).then_some(unit_code),
+            ethnic_minority: filter.ethnic_minority,
+            name_folded: (!name.trim().is_empty()).then(|| name.trim().to_owned()),
+            citizen_hash,
+            include_archived: filter.include_archived,
+        })
+    }
+
+    async fn load_in_scope(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<HouseholdRecord, ServiceError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ServiceError::invalid("id", "must be a household id (UUID)"));
+        }
+        let record =
+            store::load(conn, id, &self.vault)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    resource: "household",
+                    id: id.to_owned(),
+                })?;
+        caller.require_location(&record.location)?;
+        Ok(record)
+    }
+}
+
+fn check_writable(
+    record: &HouseholdRecord,
+    sent_etag: &str,
+    field: &str,
+) -> Result<(), ServiceError> {
+    if record.archived {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "HOUSEHOLD_ARCHIVED",
+            message: format!("household {} is archived and takes no changes", record.id),
+        });
+    }
+    if sent_etag != etag(record.version) {
+        return Err(ServiceError::Aborted {
+            reason: "STALE_ETAG",
+            message: format!(
+                "{field} {sent_etag:?} is stale: household {} is at {}; read it again and reapply",
+                record.id,
+                etag(record.version)
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn journal_change(record: &HouseholdRecord, action: &'static str, vault: &Vault) -> Change {
+    Change {
+        record_type: "household",
+        record_id: record.id.clone(),
+        owner_unit: record.owner_unit().to_owned(),
+        version: record.version,
+        action,
+        state: store::journal_state(record, vault),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::household_service_server::HouseholdService for HouseholdApi {
+    async fn create_household(
+        &self,
+        request: Request<pb::CreateHouseholdRequest>,
+    ) -> Result<Response<pb::CreateHouseholdResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("create households", WRITE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "CreateHousehold", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let household = match &request.household {
+            Some(h) => household_from_proto(h, "household", today(), &mut v),
+            None => {
+                v.add("household", "is required");
+                None
+            }
+        };
+        let Some(household) = household.filter(|_| v.is_empty()) else {
+            return Err(ServiceError::from(v).into());
+        };
+        caller.require_location(&household.address.location)?;
+
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            self.check_citizen_ids(&txn, &household, None).await?;
+            let member_ids = household.members.iter().map(|_| new_id()).collect();
+            let record = HouseholdRecord::new(new_id(), household, member_ids, Utc::now());
+            store::insert(&txn, &record, &self.vault).await?;
+            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "create", &self.vault))
+                .await?;
+            tracing::info!(household_id = %record.id, caller = %caller.subject, "household created");
+            let household = Some(household_to_proto(&record, false));
+            Ok((pb::CreateHouseholdResponse { household }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_household(
+        &self,
+        request: Request<pb::GetHouseholdRequest>,
+    ) -> Result<Response<pb::GetHouseholdResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read households", READ)?;
+        let id = request.into_inner().id;
+        let record = self.load_in_scope(&self.db, &caller, id.trim()).await?;
+        tracing::info!(household_id = %record.id, caller = %caller.subject, "household read");
+        Ok(Response::new(pb::GetHouseholdResponse {
+            household: Some(household_to_proto(&record, caller.role == Role::Viewer)),
+        }))
+    }
+
+    async fn list_households(
+        &self,
+        request: Request<pb::ListHouseholdsRequest>,
+    ) -> Result<Response<pb::ListHouseholdsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("list households", READ)?;
+        let request = request.into_inner();
+        if request.page_size < 0 {
+            return Err(ServiceError::invalid("page_size", "must not be negative").into());
+        }
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let filter_key = B64.encode(request.filter.clone().unwrap_or_default().encode_to_vec());
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let token: Option<PageToken> = B64
+                .decode(&request.page_token)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            match token {
+                Some(t) if t.filter == filter_key => Some(t.after),
+                Some(_) => {
+                    return Err(ServiceError::invalid(
+                        "page_token",
+                        "was issued for a different filter; start again without a page_token",
+                    )
+                    .into());
+                }
+                None => {
+                    return Err(ServiceError::invalid(
+                        "page_token",
+                        "is not a token this service issued",
+                    )
+                    .into());
+                }
+            }
+        };
+        let selection = self.selection(&caller, request.filter.as_ref())?;
+        let mut records = store::list(
+            &self.db,
+            &selection,
+            after.as_deref(),
+            page_size as u64 + 1,
+            &self.vault,
+        )
+        .await?;
+        let next_page_token = if records.len() > page_size as usize {
+            records.truncate(page_size as usize);
+            let after = records.last().map(|r| r.id.clone()).unwrap_or_default();
+            let token = PageToken {
+                after,
+                filter: filter_key,
+            };
+            B64.encode(serde_json::to_vec(&token).unwrap_or_default())
+        } else {
+            String::new()
+        };
+        tracing::info!(count = records.len(), caller = %caller.subject, "households listed");
+        let mask = caller.role == Role::Viewer;
+        Ok(Response::new(pb::ListHouseholdsResponse {
+            households: records
+                .iter()
+                .map(|r| household_to_proto(r, mask))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn count_households(
+        &self,
+        request: Request<pb::CountHouseholdsRequest>,
+    ) -> Result<Response<pb::CountHouseholdsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("count households", READ)?;
+        let selection = self.selection(&caller, request.get_ref().filter.as_ref())?;
+        let count = store::count(&self.db, &selection).await?;
+        Ok(Response::new(pb::CountHouseholdsResponse { count }))
+    }
+
+    async fn update_household(
+        &self,
+        request: Request<pb::UpdateHouseholdRequest>,
+    ) -> Result<Response<pb::UpdateHouseholdResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("update households", WRITE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "UpdateHousehold", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let sent = request.household.clone().unwrap_or_default();
+        if request.household.is_none() {
+            v.add("household", "is required");
+        }
+        if sent.id.trim().is_empty() {
+            v.add("household.id", "is required");
+        }
+        if sent.etag.trim().is_empty() {
+            v.add("household.etag", "is required: send the etag you read");
+        }
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            v.add("update_mask", "must name at least one field");
+        }
+        for (i, p) in paths.iter().enumerate() {
+            if !UPDATE_PATHS.contains(&p.as_str()) {
+                v.add(
+                    format!("update_mask.paths[{i}]"),
+                    format!(
+                        "{p:?} cannot be updated; allowed: {}",
+                        UPDATE_PATHS.join(", ")
+                    ),
+                );
+            }
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let current = self.load_in_scope(&txn, &caller, sent.id.trim()).await?;
+            check_writable(&current, sent.etag.trim(), "household.etag")?;
+
+            // Apply the mask to the stored household, then check the result whole.
+            let mut merged = household_to_proto(&current, false);
+            let sent_address = sent.address.clone().unwrap_or_default();
+            let address = merged.address.get_or_insert_with(Default::default);
+            for path in &paths {
+                match path.as_str() {
+                    "address" => *address = sent_address.clone(),
+                    "address.commune_code" => address.commune_code = sent_address.commune_code.clone(),
+                    "address.village" => address.village = sent_address.village.clone(),
+                    "address.residence" => address.residence = sent_address.residence,
+                    "members" => merged.members = sent.members.clone(),
+                    _ => {}
+                }
+            }
+            let mut v = Violations::new();
+            let Some(household) = household_from_proto(&merged, "household", today(), &mut v) else {
+                return Err(v.into());
+            };
+            caller.require_location(&household.address.location)?;
+            self.check_citizen_ids(&txn, &household, Some(&current.id)).await?;
+
+            let known: Vec<&str> = current.members.iter().map(|m| m.id.as_str()).collect();
+            let member_ids = merged
+                .members
+                .iter()
+                .map(|m| if known.contains(&m.id.as_str()) { m.id.clone() } else { new_id() })
+                .collect();
+            let mut record = HouseholdRecord::new(current.id.clone(), household, member_ids, Utc::now());
+            record.created_at = current.created_at;
+            record.registered_on = current.registered_on;
+            record.version = current.version + 1;
+            if !store::update(&txn, &record, current.version, &self.vault).await? {
+                return Err(ServiceError::Aborted {
+                    reason: "STALE_ETAG",
+                    message: format!("household {} changed while updating; read it again", record.id),
+                });
+            }
+            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "update", &self.vault))
+                .await?;
+            tracing::info!(household_id = %record.id, caller = %caller.subject, version = record.version, "household updated");
+            let household = Some(household_to_proto(&record, false));
+            Ok((pb::UpdateHouseholdResponse { household }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn archive_household(
+        &self,
+        request: Request<pb::ArchiveHouseholdRequest>,
+    ) -> Result<Response<pb::ArchiveHouseholdResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("archive households", ARCHIVE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "ArchiveHousehold", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        if request.id.trim().is_empty() {
+            v.add("id", "is required");
+        }
+        if request.etag.trim().is_empty() {
+            v.add("etag", "is required: send the etag you read");
+        }
+        let reason = request.reason.trim().to_owned();
+        if reason.is_empty() {
+            v.add(
+                "reason",
+                "is required: say why the household leaves the registry",
+            );
+        } else if reason.chars().count() > MAX_REASON_CHARS {
+            v.add(
+                "reason",
+                format!("must be at most {MAX_REASON_CHARS} characters"),
+            );
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let current = self.load_in_scope(&txn, &caller, request.id.trim()).await?;
+            check_writable(&current, request.etag.trim(), "etag")?;
+            let expected = current.version;
+            let record = store::archived(current, reason, Utc::now());
+            if !store::update(&txn, &record, expected, &self.vault).await? {
+                return Err(ServiceError::Aborted {
+                    reason: "STALE_ETAG",
+                    message: format!("household {} changed while archiving; read it again", record.id),
+                });
+            }
+            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "archive", &self.vault))
+                .await?;
+            tracing::info!(household_id = %record.id, caller = %caller.subject, "household archived");
+            let household = Some(household_to_proto(&record, false));
+            Ok((pb::ArchiveHouseholdResponse { household }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+}

@@ -1,0 +1,93 @@
+//! The household registry service: administrative units, households and their
+//! members. `run` is everything `sustain-registry serve` does, so tests and the
+//! one-command suite start exactly what production starts.
+
+pub mod convert;
+pub mod households;
+pub mod migration;
+pub mod model;
+pub mod store;
+pub mod units;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use sustain_platform::auth::Authenticator;
+use sustain_platform::config::{Config, Secrets};
+use sustain_platform::crypto::{FieldCipher, LookupHasher};
+use sustain_platform::serve::{self, ServiceSet};
+use sustain_proto::registry::v1::admin_unit_service_server::AdminUnitServiceServer;
+use sustain_proto::registry::v1::household_service_server::HouseholdServiceServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+pub use migration::Migrator;
+
+/// Default port of the registry.
+pub const DEFAULT_PORT: u16 = 50051;
+/// Name of the service in configuration and file names.
+pub const SERVICE: &str = "registry";
+
+/// Connects to the configured database and brings its schema up to date.
+pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = sustain_platform::db::connect(database_url)
+        .await
+        .with_context(|| "cannot open the registry database")?;
+    Migrator::up(&db, None)
+        .await
+        .context("migrating the registry database")?;
+    Ok(db)
+}
+
+/// The registry's gRPC services, wrapped in the bearer-token check.
+pub fn services(
+    db: DatabaseConnection,
+    secrets: &Secrets,
+    config: &Config,
+) -> anyhow::Result<ServiceSet> {
+    let auth = Authenticator::new(
+        &secrets.jwt_secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .context("auth.jwt_secret")?;
+    let vault = store::Vault {
+        cipher: FieldCipher::new(&secrets.field_key),
+        hasher: LookupHasher::new(&secrets.lookup_key),
+    };
+    let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault });
+    let units = AdminUnitServiceServer::new(units::AdminUnitApi);
+    let routes = Routes::new(InterceptedService::new(households, auth.interceptor()))
+        .add_service(InterceptedService::new(units, auth.interceptor()));
+    Ok(ServiceSet {
+        routes,
+        names: vec![
+            "sustain.registry.v1.HouseholdService",
+            "sustain.registry.v1.AdminUnitService",
+        ],
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = connect_and_migrate(&config.database_url).await?;
+    let services = services(db, secrets, config)?;
+    tracing::info!(address = %listener.local_addr()?, "registry serving");
+    serve::serve(
+        listener,
+        services,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,446 @@
+//! Persistence of households: mapping between domain values and rows (encrypting
+//! personal fields on the way in, decrypting on the way out) and the queries. Takes
+//! `&impl ConnectionTrait`, so the same functions run on the pool or in a transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use sustain_domain::admin::{Level, Location};
+use sustain_domain::citizen_id::CitizenId;
+use sustain_domain::household::{HealthInsurance, Household, Member, Relation, Residence, Sex};
+use sustain_domain::text::fold;
+use sustain_platform::Scope;
+use sustain_platform::crypto::{FieldCipher, LookupHasher};
+use sustain_platform::error::ServiceError;
+
+use crate::model::{household, member};
+
+/// Keys for the personal fields.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    pub cipher: FieldCipher,
+    pub hasher: LookupHasher,
+}
+
+impl Vault {
+    pub fn citizen_hash(&self, id: &CitizenId) -> String {
+        self.hasher.hash(id.as_str())
+    }
+}
+
+/// A member as stored, with its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub id: String,
+    pub member: Member,
+}
+
+/// A household as stored, personal fields decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdRecord {
+    pub id: String,
+    pub location: Location,
+    pub village: String,
+    pub residence: Residence,
+    pub registered_on: NaiveDate,
+    pub members: Vec<MemberRecord>,
+    pub head_name: String,
+    pub ethnic_minority: bool,
+    pub archived: bool,
+    pub archive_reason: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl HouseholdRecord {
+    /// The record a new household becomes; member ids are kept when given.
+    pub fn new(
+        id: String,
+        household: Household,
+        member_ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> HouseholdRecord {
+        let head_name = household
+            .head()
+            .map(|h| h.full_name.clone())
+            .unwrap_or_default();
+        let ethnic_minority = household.is_ethnic_minority();
+        HouseholdRecord {
+            id,
+            location: household.address.location,
+            village: household.address.village,
+            residence: household.address.residence,
+            registered_on: household.registered_on,
+            members: household
+                .members
+                .into_iter()
+                .zip(member_ids)
+                .map(|(member, id)| MemberRecord { id, member })
+                .collect(),
+            head_name,
+            ethnic_minority,
+            archived: false,
+            archive_reason: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn owner_unit(&self) -> &str {
+        &self.location.commune_code
+    }
+}
+
+fn context(member_id: &str, field: &str) -> String {
+    format!("member/{member_id}/{field}")
+}
+
+fn household_row(r: &HouseholdRecord) -> household::Model {
+    let names: Vec<String> = r
+        .members
+        .iter()
+        .map(|m| fold(&m.member.full_name))
+        .collect();
+    household::Model {
+        id: r.id.clone(),
+        province_code: r.location.province_code.clone(),
+        district_code: r.location.district_code.clone(),
+        commune_code: r.location.commune_code.clone(),
+        current_commune_code: r.location.current_commune_code.clone(),
+        village: r.village.clone(),
+        residence: r.residence.code().to_owned(),
+        registered_on: r.registered_on,
+        head_name: r.head_name.clone(),
+        names_folded: format!("|{}|", names.join("|")),
+        ethnic_minority: r.ethnic_minority,
+        state: if r.archived { "archived" } else { "active" }.to_owned(),
+        archive_reason: r.archive_reason.clone(),
+        version: r.version,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn member_rows(r: &HouseholdRecord, vault: &Vault) -> Vec<member::Model> {
+    r.members
+        .iter()
+        .enumerate()
+        .map(|(position, m)| {
+            let id = &m.id;
+            let p = &m.member;
+            member::Model {
+                id: id.clone(),
+                household_id: r.id.clone(),
+                position: position as i32,
+                full_name: p.full_name.clone(),
+                birth_date: p.birth_date,
+                sex: p.sex.code().to_owned(),
+                relation: p.relation.code().to_owned(),
+                ethnicity_enc: vault
+                    .cipher
+                    .encrypt(&p.ethnicity_code, &context(id, "ethnicity")),
+                citizen_id_enc: p
+                    .citizen_id
+                    .as_ref()
+                    .map(|c| vault.cipher.encrypt(c.as_str(), &context(id, "citizen_id"))),
+                citizen_id_hash: p.citizen_id.as_ref().map(|c| vault.citizen_hash(c)),
+                disability_enc: vault.cipher.encrypt(
+                    if p.has_disability { "1" } else { "0" },
+                    &context(id, "disability"),
+                ),
+                health_insurance: p.health_insurance.code().to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn corrupt(what: &str, id: &str) -> ServiceError {
+    ServiceError::Internal(format!("stored {what} of {id} cannot be read"))
+}
+
+fn member_from_row(row: member::Model, vault: &Vault) -> Result<MemberRecord, ServiceError> {
+    let open = |sealed: &str, field: &str| {
+        vault
+            .cipher
+            .decrypt(sealed, &context(&row.id, field))
+            .map_err(|_| corrupt(field, &row.id))
+    };
+    let citizen_id = match &row.citizen_id_enc {
+        Some(sealed) => Some(
+            CitizenId::parse(&open(sealed, "citizen_id")?)
+                .map_err(|_| corrupt("citizen_id", &row.id))?,
+        ),
+        None => None,
+    };
+    let member = Member {
+        full_name: row.full_name.clone(),
+        birth_date: row.birth_date,
+        sex: Sex::from_code(&row.sex).ok_or_else(|| corrupt("sex", &row.id))?,
+        ethnicity_code: open(&row.ethnicity_enc, "ethnicity")?,
+        relation: Relation::from_code(&row.relation).ok_or_else(|| corrupt("relation", &row.id))?,
+        citizen_id,
+        has_disability: open(&row.disability_enc, "disability")? == "1",
+        health_insurance: HealthInsurance::from_code(&row.health_insurance)
+            .ok_or_else(|| corrupt("health_insurance", &row.id))?,
+    };
+    Ok(MemberRecord { id: row.id, member })
+}
+
+fn record_from_rows(
+    h: household::Model,
+    members: Vec<member::Model>,
+    vault: &Vault,
+) -> Result<HouseholdRecord, ServiceError> {
+    Ok(HouseholdRecord {
+        location: Location {
+            province_code: h.province_code,
+            district_code: h.district_code,
+            commune_code: h.commune_code,
+            current_commune_code: h.current_commune_code,
+        },
+        residence: Residence::from_code(&h.residence).ok_or_else(|| corrupt("residence", &h.id))?,
+        members: members
+            .into_iter()
+            .map(|m| member_from_row(m, vault))
+            .collect::<Result<_, _>>()?,
+        village: h.village,
+        registered_on: h.registered_on,
+        head_name: h.head_name,
+        ethnic_minority: h.ethnic_minority,
+        archived: h.state == "archived",
+        archive_reason: h.archive_reason,
+        version: h.version,
+        created_at: h.created_at,
+        updated_at: h.updated_at,
+        id: h.id,
+    })
+}
+
+/// The stored state as it goes to the journal: rows as written, personal fields
+/// still encrypted.
+pub fn journal_state(record: &HouseholdRecord, vault: &Vault) -> serde_json::Value {
+    serde_json::json!({
+        "household": household_row(record),
+        "members": member_rows(record, vault),
+    })
+}
+
+/// Inserts a new household and its members; returns the journal state.
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    record: &HouseholdRecord,
+    vault: &Vault,
+) -> Result<serde_json::Value, ServiceError> {
+    let row = household_row(record);
+    let members = member_rows(record, vault);
+    household::Entity::insert(household::ActiveModel::from(row.clone()))
+        .exec(conn)
+        .await?;
+    insert_members(conn, &members).await?;
+    Ok(serde_json::json!({ "household": row, "members": members }))
+}
+
+async fn insert_members(
+    conn: &impl ConnectionTrait,
+    rows: &[member::Model],
+) -> Result<(), ServiceError> {
+    if !rows.is_empty() {
+        member::Entity::insert_many(rows.iter().cloned().map(member::ActiveModel::from))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes a changed household if it is still at `expected_version`; `false` when
+/// someone else changed it first.
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    record: &HouseholdRecord,
+    expected_version: i64,
+    vault: &Vault,
+) -> Result<bool, ServiceError> {
+    let row = household_row(record);
+    let mut active = household::ActiveModel::from(row);
+    active.id = sea_orm::ActiveValue::NotSet;
+    active.created_at = sea_orm::ActiveValue::NotSet;
+    let result = household::Entity::update_many()
+        .set(active)
+        .filter(household::Column::Id.eq(record.id.clone()))
+        .filter(household::Column::Version.eq(expected_version))
+        .exec(conn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(false);
+    }
+    member::Entity::delete_many()
+        .filter(member::Column::HouseholdId.eq(record.id.clone()))
+        .exec(conn)
+        .await?;
+    insert_members(conn, &member_rows(record, vault)).await?;
+    Ok(true)
+}
+
+pub async fn load(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    vault: &Vault,
+) -> Result<Option<HouseholdRecord>, ServiceError> {
+    let Some(h) = household::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let members = member::Entity::find()
+        .filter(member::Column::HouseholdId.eq(id.to_owned()))
+        .order_by_asc(member::Column::Position)
+        .all(conn)
+        .await?;
+    record_from_rows(h, members, vault).map(Some)
+}
+
+/// The household holding a member with this citizen-ID hash, other than `except`.
+pub async fn holder_of(
+    conn: &impl ConnectionTrait,
+    citizen_hash: &str,
+    except: Option<&str>,
+) -> Result<Option<String>, ServiceError> {
+    let mut query =
+        member::Entity::find().filter(member::Column::CitizenIdHash.eq(citizen_hash.to_owned()));
+    if let Some(except) = except {
+        query = query.filter(member::Column::HouseholdId.ne(except.to_owned()));
+    }
+    Ok(query.one(conn).await?.map(|m| m.household_id))
+}
+
+/// What a list or count selects. Unit codes pick their column by level.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub scope: Scope,
+    pub unit_code: Option<String>,
+    pub ethnic_minority: Option<bool>,
+    /// Already folded, letters, digits and spaces only.
+    pub name_folded: Option<String>,
+    pub citizen_hash: Option<String>,
+    pub include_archived: bool,
+}
+
+fn unit_condition(code: &str) -> Condition {
+    match Level::of_code(code) {
+        Some(Level::Province) => Condition::all().add(household::Column::ProvinceCode.eq(code)),
+        Some(Level::District) => Condition::all().add(household::Column::DistrictCode.eq(code)),
+        Some(Level::Commune) => Condition::any()
+            .add(household::Column::CommuneCode.eq(code))
+            .add(household::Column::CurrentCommuneCode.eq(code)),
+        // Not a unit code: matches nothing.
+        None => Condition::all().add(household::Column::Id.is_null()),
+    }
+}
+
+fn condition(s: &Selection) -> Condition {
+    let mut all = Condition::all();
+    if !s.scope.is_nationwide() {
+        let mut any = Condition::any();
+        for code in s.scope.codes() {
+            any = any.add(unit_condition(code));
+        }
+        all = all.add(any);
+    }
+    if let Some(code) = &s.unit_code {
+        all = all.add(unit_condition(code));
+    }
+    if let Some(flag) = s.ethnic_minority {
+        all = all.add(household::Column::EthnicMinority.eq(flag));
+    }
+    if let Some(name) = &s.name_folded {
+        all = all.add(household::Column::NamesFolded.contains(name.as_str()));
+    }
+    if let Some(hash) = &s.citizen_hash {
+        all = all.add(
+            household::Column::Id.in_subquery(
+                Query::select()
+                    .column(member::Column::HouseholdId)
+                    .from(member::Entity)
+                    .and_where(member::Column::CitizenIdHash.eq(hash.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if !s.include_archived {
+        all = all.add(household::Column::State.eq("active"));
+    }
+    all
+}
+
+/// One page in id order, starting after `after`.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    selection: &Selection,
+    after: Option<&str>,
+    limit: u64,
+    vault: &Vault,
+) -> Result<Vec<HouseholdRecord>, ServiceError> {
+    let mut query = household::Entity::find().filter(condition(selection));
+    if let Some(after) = after {
+        query = query.filter(household::Column::Id.gt(after.to_owned()));
+    }
+    let rows = query
+        .order_by_asc(household::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<String> = rows.iter().map(|h| h.id.clone()).collect();
+    let mut by_household: HashMap<String, Vec<member::Model>> = HashMap::new();
+    for m in member::Entity::find()
+        .filter(member::Column::HouseholdId.is_in(ids))
+        .order_by_asc(member::Column::Position)
+        .all(conn)
+        .await?
+    {
+        by_household
+            .entry(m.household_id.clone())
+            .or_default()
+            .push(m);
+    }
+    rows.into_iter()
+        .map(|h| {
+            let members = by_household.remove(&h.id).unwrap_or_default();
+            record_from_rows(h, members, vault)
+        })
+        .collect()
+}
+
+pub async fn count(
+    conn: &impl ConnectionTrait,
+    selection: &Selection,
+) -> Result<i64, ServiceError> {
+    let n = household::Entity::find()
+        .filter(condition(selection))
+        .count(conn)
+        .await?;
+    Ok(n as i64)
+}
+
+/// The record after archiving: one version on, refusing further changes.
+pub fn archived(
+    mut record: HouseholdRecord,
+    reason: String,
+    now: DateTime<Utc>,
+) -> HouseholdRecord {
+    record.archived = true;
+    record.archive_reason = Some(reason);
+    record.version += 1;
+    record.updated_at = now;
+    record
+}
