@@ -144,7 +144,12 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let mut config: Config = figment
-            .merge(Env::prefixed("SUSTAIN_").split("__"))
+            // SUSTAIN_TEST_* belongs to the test harness, not to a service.
+            .merge(
+                Env::prefixed("SUSTAIN_")
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(args))
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))?;

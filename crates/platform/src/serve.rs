@@ -13,6 +13,9 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// How long in-flight calls may run on after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a service hands to [`serve`].
 #[derive(Debug)]
 pub struct ServiceSet {
@@ -52,6 +55,7 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let names = services.names.clone();
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let drain = async move {
         shutdown.await;
         mark_not_serving(&reporter, &names).await;
@@ -60,9 +64,10 @@ pub async fn serve(
             "shutting down: NOT_SERVING, draining"
         );
         tokio::time::sleep(grace).await;
+        let _ = stopping_tx.send(true);
     };
 
-    Server::builder()
+    let server = Server::builder()
         .trace_fn(|request| {
             let request_id = request
                 .headers()
@@ -76,8 +81,18 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+    tokio::pin!(server);
+    // In-flight calls get DRAIN_TIMEOUT to finish; a client that never lets go of
+    // its connection cannot hold the process up past that.
+    let deadline = async {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = &mut server => result?,
+        () = deadline => tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "connections still open after the drain timeout; closing"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

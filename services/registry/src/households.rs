@@ -55,6 +55,12 @@ pub fn today() -> NaiveDate {
     Utc::now().with_timezone(&offset).date_naive()
 }
 
+/// Now, to the microsecond: the finest both SQLite and PostgreSQL store, so a
+/// response and a later read of the same record agree.
+fn now() -> chrono::DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
@@ -221,7 +227,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
             self.check_citizen_ids(&txn, &household, None).await?;
             let member_ids = household.members.iter().map(|_| new_id()).collect();
-            let record = HouseholdRecord::new(new_id(), household, member_ids, Utc::now());
+            let record = HouseholdRecord::new(new_id(), household, member_ids, now());
             store::insert(&txn, &record, &self.vault).await?;
             journal::record(&txn, &caller, &request.request_id, journal_change(&record, "create", &self.vault))
                 .await?;
@@ -398,7 +404,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 .iter()
                 .map(|m| if known.contains(&m.id.as_str()) { m.id.clone() } else { new_id() })
                 .collect();
-            let mut record = HouseholdRecord::new(current.id.clone(), household, member_ids, Utc::now());
+            let mut record = HouseholdRecord::new(current.id.clone(), household, member_ids, now());
             record.created_at = current.created_at;
             record.registered_on = current.registered_on;
             record.version = current.version + 1;
@@ -452,7 +458,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             let current = self.load_in_scope(&txn, &caller, request.id.trim()).await?;
             check_writable(&current, request.etag.trim(), "etag")?;
             let expected = current.version;
-            let record = store::archived(current, reason, Utc::now());
+            let record = store::archived(current, reason, now());
             if !store::update(&txn, &record, expected, &self.vault).await? {
                 return Err(ServiceError::Aborted {
                     reason: "STALE_ETAG",

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use sustain_domain::admin::{Level, Location};
 use sustain_domain::citizen_id::CitizenId;
@@ -268,7 +268,8 @@ pub async fn update(
     vault: &Vault,
 ) -> Result<bool, ServiceError> {
     let row = household_row(record);
-    let mut active = household::ActiveModel::from(row);
+    // From a model every value is Unchanged; mark them Set so the UPDATE writes them.
+    let mut active = household::ActiveModel::from(row).reset_all();
     active.id = sea_orm::ActiveValue::NotSet;
     active.created_at = sea_orm::ActiveValue::NotSet;
     let result = household::Entity::update_many()

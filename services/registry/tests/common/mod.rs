@@ -1,0 +1,266 @@
+//! A registry server on 127.0.0.1:0 over a fresh database, and clients that carry a
+//! bearer token for any role and scope.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+
+use sustain_platform::Role;
+use sustain_platform::config::{Config, Secrets};
+use sustain_proto::registry::v1 as pb;
+use sustain_proto::registry::v1::admin_unit_service_client::AdminUnitServiceClient;
+use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
+use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {t}").parse().expect("ascii token");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+pub type Households = HouseholdServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Units = AdminUnitServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub fn secrets() -> Secrets {
+    Secrets {
+        jwt_secret: JWT_SECRET.to_vec(),
+        field_key: FIELD_KEY,
+        lookup_key: LOOKUP_KEY,
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let db = TestDatabase::new().await.expect("test database");
+        let mut config = Config::defaults(0);
+        config.database_url = db.url.clone();
+        config.shutdown_grace_secs = 0;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            sustain_registry::run(&config, &secrets(), listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let server = TestServer {
+            addr,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
+                .expect("uri")
+                .connect()
+                .await
+            {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                if health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: "sustain.registry.v1.HouseholdService".into(),
+                    })
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("registry did not become ready");
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn households_with(&self, bearer: Option<String>) -> Households {
+        HouseholdServiceClient::with_interceptor(self.channel().await, Bearer(bearer))
+    }
+
+    pub async fn households(&self, role: Role, scope: &[&str]) -> Households {
+        self.households_with(Some(token(role, scope))).await
+    }
+
+    pub async fn admin(&self) -> Households {
+        self.households(Role::Admin, &["*"]).await
+    }
+
+    pub async fn units(&self, role: Role) -> Units {
+        AdminUnitServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(Some(token(role, &["*"]))),
+        )
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("server ran cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A valid member; `citizen_id` may be empty.
+pub fn member(
+    name: &str,
+    relation: pb::Relation,
+    birth: &str,
+    sex: pb::Sex,
+    ethnicity: &str,
+    citizen_id: &str,
+) -> pb::Member {
+    pb::Member {
+        full_name: name.into(),
+        birth_date: birth.into(),
+        sex: sex as i32,
+        ethnicity_code: ethnicity.into(),
+        relation: relation as i32,
+        citizen_id: citizen_id.into(),
+        has_disability: false,
+        health_insurance: pb::HealthInsurance::Insured as i32,
+        ..Default::default()
+    }
+}
+
+/// A Tày household of three in Hưng Đạo commune (06067), Bình Gia district (181),
+/// registered in 2022.
+pub fn household(head_name: &str, head_citizen_id: &str) -> pb::Household {
+    household_in("06067", "2022-05-01", head_name, head_citizen_id)
+}
+
+pub fn household_in(
+    commune: &str,
+    registered_on: &str,
+    head_name: &str,
+    head_citizen_id: &str,
+) -> pb::Household {
+    pb::Household {
+        address: Some(pb::Address {
+            commune_code: commune.into(),
+            village: "Bản Nà Lại".into(),
+            residence: pb::Residence::Rural as i32,
+        }),
+        registered_on: registered_on.into(),
+        members: vec![
+            member(
+                head_name,
+                pb::Relation::Head,
+                "1985-03-02",
+                pb::Sex::Male,
+                "02",
+                head_citizen_id,
+            ),
+            member(
+                "Hoàng Thị Mai",
+                pb::Relation::Spouse,
+                "1987-07-15",
+                pb::Sex::Female,
+                "07",
+                "",
+            ),
+            member(
+                "Nguyễn Văn Bình",
+                pb::Relation::Child,
+                "2012-09-01",
+                pb::Sex::Male,
+                "02",
+                "",
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+pub async fn create(
+    client: &mut Households,
+    h: pb::Household,
+) -> Result<pb::Household, tonic::Status> {
+    client
+        .create_household(pb::CreateHouseholdRequest {
+            household: Some(h),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().household.expect("household in response"))
+}
+
+/// Field paths of a status's BadRequest violations.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|f| f.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+pub fn unit_filter(code: &str) -> Option<pb::HouseholdFilter> {
+    Some(pb::HouseholdFilter {
+        unit_code: code.into(),
+        ..Default::default()
+    })
+}
+
+pub async fn count(client: &mut Households, filter: Option<pb::HouseholdFilter>) -> i64 {
+    client
+        .count_households(pb::CountHouseholdsRequest { filter })
+        .await
+        .expect("count")
+        .into_inner()
+        .count
+}
