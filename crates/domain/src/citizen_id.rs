@@ -63,7 +63,11 @@ impl CitizenId {
             3 => 2200,
             _ => 1800,
         };
-        let sex = if d.is_multiple_of(2) { Sex::Male } else { Sex::Female };
+        let sex = if d.is_multiple_of(2) {
+            Sex::Male
+        } else {
+            Sex::Female
+        };
         (century, sex)
     }
 

@@ -25,11 +25,30 @@ pub struct TestDatabase {
     _dir: Option<tempfile::TempDir>,
 }
 
+static OVERRIDE: std::sync::Mutex<Option<Option<String>>> = std::sync::Mutex::new(None);
+
+/// Overrides [`DATABASE_URL_ENV`] for this process (`None`: SQLite), for harnesses
+/// that compare backends in one run.
+pub fn set_database_url(url: Option<String>) {
+    if let Ok(mut o) = OVERRIDE.lock() {
+        *o = Some(url);
+    }
+}
+
+fn database_url() -> Option<String> {
+    if let Some(forced) = OVERRIDE.lock().ok().and_then(|o| o.clone()) {
+        return forced;
+    }
+    std::env::var(DATABASE_URL_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
 impl TestDatabase {
     pub async fn new() -> anyhow::Result<TestDatabase> {
         let name = format!("sustain_t_{}", uuid::Uuid::now_v7().simple());
-        match std::env::var(DATABASE_URL_ENV) {
-            Ok(admin_url) if !admin_url.is_empty() => {
+        match database_url() {
+            Some(admin_url) => {
                 let admin = Database::connect(&admin_url).await?;
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -45,7 +64,7 @@ impl TestDatabase {
                     _dir: None,
                 })
             }
-            _ => {
+            None => {
                 let dir = tempfile::tempdir()?;
                 let url = format!(
                     "sqlite://{}?mode=rwc",
