@@ -158,7 +158,11 @@ fn synthetic(i: usize, communes: &[String], registered_on: chrono::NaiveDate) ->
         full_name: name(k),
         birth_date: chrono::NaiveDate::from_ymd_opt(1960 + (i % 40) as i32, 1 + (k % 12) as u32, 1)
             .expect("date"),
-        sex: if k % 2 == 0 { Sex::Male } else { Sex::Female },
+        sex: if k.is_multiple_of(2) {
+            Sex::Male
+        } else {
+            Sex::Female
+        },
         ethnicity_code: ["01", "02", "07", "09"][i % 4].into(),
         relation,
         citizen_id: None,

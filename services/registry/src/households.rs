@@ -145,6 +145,33 @@ impl HouseholdApi {
         })
     }
 
+    /// Writes `record` over the stored version `expected` and journals it; ABORTED
+    /// when someone else changed the household in between.
+    async fn save_change(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        caller: &Caller,
+        request_id: &str,
+        record: &HouseholdRecord,
+        expected: i64,
+        action: &'static str,
+    ) -> Result<(), ServiceError> {
+        if !store::update(conn, record, expected, &self.vault).await? {
+            return Err(ServiceError::Aborted {
+                reason: "STALE_ETAG",
+                message: format!("household {} changed meanwhile; read it again", record.id),
+            });
+        }
+        journal::record(
+            conn,
+            caller,
+            request_id,
+            journal_change(record, action, &self.vault),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn load_in_scope(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
@@ -408,13 +435,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             record.created_at = current.created_at;
             record.registered_on = current.registered_on;
             record.version = current.version + 1;
-            if !store::update(&txn, &record, current.version, &self.vault).await? {
-                return Err(ServiceError::Aborted {
-                    reason: "STALE_ETAG",
-                    message: format!("household {} changed while updating; read it again", record.id),
-                });
-            }
-            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "update", &self.vault))
+            self.save_change(&txn, &caller, &request.request_id, &record, current.version, "update")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, version = record.version, "household updated");
             let household = Some(household_to_proto(&record, false));
@@ -459,13 +480,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             check_writable(&current, request.etag.trim(), "etag")?;
             let expected = current.version;
             let record = store::archived(current, reason, now());
-            if !store::update(&txn, &record, expected, &self.vault).await? {
-                return Err(ServiceError::Aborted {
-                    reason: "STALE_ETAG",
-                    message: format!("household {} changed while archiving; read it again", record.id),
-                });
-            }
-            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "archive", &self.vault))
+            self.save_change(&txn, &caller, &request.request_id, &record, expected, "archive")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, "household archived");
             let household = Some(household_to_proto(&record, false));
