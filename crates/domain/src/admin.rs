@@ -56,6 +56,27 @@ pub struct AdminUnit {
 }
 
 impl AdminUnit {
+    /// A unit with no validity bounds and no succession.
+    fn bare(
+        code: &str,
+        name: String,
+        level: Level,
+        kind: String,
+        parent: Option<String>,
+    ) -> AdminUnit {
+        AdminUnit {
+            code: code.to_owned(),
+            name,
+            level,
+            kind,
+            parent_code: parent,
+            valid_from: None,
+            valid_until: None,
+            successors: vec![],
+            predecessors: vec![],
+        }
+    }
+
     pub fn is_valid_at(&self, date: NaiveDate) -> bool {
         self.valid_from.is_none_or(|from| from <= date)
             && self.valid_until.is_none_or(|until| date <= until)
@@ -127,58 +148,32 @@ impl Catalog {
             let (p, d, c) = (f(0), f(3), f(6));
             let ends = reformed.contains(&p).then_some(last_day_before);
             if seen.insert(p.clone()) {
-                units.entry(p.clone()).or_default().push(AdminUnit {
-                    code: p.clone(),
-                    name: f(1),
-                    level: Level::Province,
-                    kind: f(2),
-                    parent_code: None,
-                    valid_from: None,
-                    valid_until: None,
-                    successors: vec![],
-                    predecessors: vec![],
-                });
+                let province = AdminUnit::bare(&p, f(1), Level::Province, f(2), None);
+                units.entry(p.clone()).or_default().push(province);
             }
             if seen.insert(d.clone()) {
-                units.entry(d.clone()).or_default().push(AdminUnit {
-                    code: d.clone(),
-                    name: f(4),
-                    level: Level::District,
-                    kind: f(5),
-                    parent_code: Some(p.clone()),
-                    valid_from: None,
+                let district = AdminUnit {
                     valid_until: ends,
-                    successors: vec![],
-                    predecessors: vec![],
-                });
+                    ..AdminUnit::bare(&d, f(4), Level::District, f(5), Some(p.clone()))
+                };
+                units.entry(d.clone()).or_default().push(district);
             }
-            units.entry(c.clone()).or_default().push(AdminUnit {
-                code: c,
-                name: f(7),
-                level: Level::Commune,
-                kind: f(8),
-                parent_code: Some(d),
-                valid_from: None,
+            let commune = AdminUnit {
                 valid_until: ends,
-                successors: vec![],
-                predecessors: vec![],
-            });
+                ..AdminUnit::bare(&c, f(7), Level::Commune, f(8), Some(d))
+            };
+            units.entry(c).or_default().push(commune);
         }
 
         for r in rows(LANG_SON_2025_07) {
             let f = |i: usize| r.get(i).unwrap_or_default().to_owned();
             let code = f(1);
-            units.entry(code.clone()).or_default().push(AdminUnit {
-                code,
-                name: format!("{} {}", f(3), f(2)),
-                level: Level::Commune,
-                kind: f(3),
-                parent_code: Some(f(0)),
+            let name = format!("{} {}", f(3), f(2));
+            let commune = AdminUnit {
                 valid_from: Some(reform),
-                valid_until: None,
-                successors: vec![],
-                predecessors: vec![],
-            });
+                ..AdminUnit::bare(&code, name, Level::Commune, f(3), Some(f(0)))
+            };
+            units.entry(code).or_default().push(commune);
         }
 
         for r in rows(LANG_SON_SUCCESSION) {

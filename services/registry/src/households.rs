@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::Utc;
 use prost::Message;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use sustain_platform::{Caller, Role};
 use sustain_proto::registry::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{etag, household_from_proto, household_to_proto};
+use crate::convert::{etag, household_from_proto, household_to_proto, page_size, today};
 use crate::store::{self, HouseholdRecord, Selection, Vault};
 
 const READ: &[Role] = &[
@@ -32,8 +32,6 @@ const READ: &[Role] = &[
 const WRITE: &[Role] = &[Role::Enumerator, Role::Admin];
 const ARCHIVE: &[Role] = &[Role::Approver, Role::Admin];
 
-pub const DEFAULT_PAGE_SIZE: i32 = 50;
-pub const MAX_PAGE_SIZE: i32 = 500;
 const MAX_REASON_CHARS: usize = 500;
 const UPDATE_PATHS: &[&str] = &[
     "address",
@@ -47,12 +45,6 @@ const UPDATE_PATHS: &[&str] = &[
 pub struct HouseholdApi {
     pub db: DatabaseConnection,
     pub vault: Vault,
-}
-
-/// Today in Vietnam (UTC+7): registration dates and unit validity are local dates.
-pub fn today() -> NaiveDate {
-    let offset = FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!("valid offset"));
-    Utc::now().with_timezone(&offset).date_naive()
 }
 
 /// Now, to the microsecond: the finest both SQLite and PostgreSQL store, so a
@@ -287,12 +279,9 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let caller = Caller::from_request(&request)?;
         caller.require("list households", READ)?;
         let request = request.into_inner();
-        if request.page_size < 0 {
-            return Err(ServiceError::invalid("page_size", "must not be negative").into());
-        }
-        let page_size = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
+        let mut v = Violations::new();
+        let Some(page_size) = page_size(request.page_size, &mut v) else {
+            return Err(ServiceError::from(v).into());
         };
         let filter_key = B64.encode(request.filter.clone().unwrap_or_default().encode_to_vec());
         let after = if request.page_token.is_empty() {
@@ -329,8 +318,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             &self.vault,
         )
         .await?;
-        let next_page_token = if records.len() > page_size as usize {
-            records.truncate(page_size as usize);
+        let next_page_token = if records.len() > page_size {
+            records.truncate(page_size);
             let after = records.last().map(|r| r.id.clone()).unwrap_or_default();
             let token = PageToken {
                 after,
@@ -431,10 +420,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 .iter()
                 .map(|m| if known.contains(&m.id.as_str()) { m.id.clone() } else { new_id() })
                 .collect();
-            let mut record = HouseholdRecord::new(current.id.clone(), household, member_ids, now());
-            record.created_at = current.created_at;
-            record.registered_on = current.registered_on;
-            record.version = current.version + 1;
+            let record = current.revised(household, member_ids, now());
             self.save_change(&txn, &caller, &request.request_id, &record, current.version, "update")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, version = record.version, "household updated");
@@ -479,7 +465,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             let current = self.load_in_scope(&txn, &caller, request.id.trim()).await?;
             check_writable(&current, request.etag.trim(), "etag")?;
             let expected = current.version;
-            let record = store::archived(current, reason, now());
+            let record = current.archived(reason, now());
             self.save_change(&txn, &caller, &request.request_id, &record, expected, "archive")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, "household archived");

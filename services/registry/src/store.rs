@@ -93,6 +93,33 @@ impl HouseholdRecord {
         }
     }
 
+    /// The next version of this household with `household`'s contents; the
+    /// registration date and creation time stay those of the original.
+    pub fn revised(
+        &self,
+        household: Household,
+        member_ids: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> HouseholdRecord {
+        HouseholdRecord {
+            registered_on: self.registered_on,
+            created_at: self.created_at,
+            version: self.version + 1,
+            ..HouseholdRecord::new(self.id.clone(), household, member_ids, now)
+        }
+    }
+
+    /// The next version, archived: readable, but taking no further changes.
+    pub fn archived(self, reason: String, now: DateTime<Utc>) -> HouseholdRecord {
+        HouseholdRecord {
+            archived: true,
+            archive_reason: Some(reason),
+            version: self.version + 1,
+            updated_at: now,
+            ..self
+        }
+    }
+
     pub fn owner_unit(&self) -> &str {
         &self.location.commune_code
     }
@@ -431,17 +458,4 @@ pub async fn count(
         .count(conn)
         .await?;
     Ok(n as i64)
-}
-
-/// The record after archiving: one version on, refusing further changes.
-pub fn archived(
-    mut record: HouseholdRecord,
-    reason: String,
-    now: DateTime<Utc>,
-) -> HouseholdRecord {
-    record.archived = true;
-    record.archive_reason = Some(reason);
-    record.version += 1;
-    record.updated_at = now;
-    record
 }

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::NaiveDate;
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, AdminUnit, Level};
 use sustain_platform::Caller;
@@ -10,8 +11,7 @@ use sustain_platform::error::ServiceError;
 use sustain_proto::registry::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::convert::parse_date;
-use crate::households::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, today};
+use crate::convert::{page_size, parse_date, today};
 
 #[derive(Debug, Clone, Default)]
 pub struct AdminUnitApi;
@@ -34,7 +34,7 @@ fn unit_to_proto(u: &AdminUnit) -> pb::AdminUnit {
     }
 }
 
-fn date_or_today(raw: &str, field: &str, v: &mut Violations) -> Option<chrono::NaiveDate> {
+fn date_or_today(raw: &str, field: &str, v: &mut Violations) -> Option<NaiveDate> {
     if raw.trim().is_empty() {
         Some(today())
     } else {
@@ -48,6 +48,14 @@ fn known_code(code: &str, field: &str, v: &mut Violations) {
     }
 }
 
+/// A known unit code and a date (empty: today), or every violation of the two.
+fn code_at(code: &str, date: &str, date_field: &str) -> Result<NaiveDate, ServiceError> {
+    let mut v = Violations::new();
+    known_code(code, "code", &mut v);
+    let date = date_or_today(date, date_field, &mut v);
+    date.filter(|_| v.is_empty()).ok_or_else(|| v.into())
+}
+
 #[tonic::async_trait]
 impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
     async fn get_admin_unit(
@@ -56,12 +64,7 @@ impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
     ) -> Result<Response<pb::GetAdminUnitResponse>, Status> {
         Caller::from_request(&request)?;
         let r = request.into_inner();
-        let mut v = Violations::new();
-        known_code(&r.code, "code", &mut v);
-        let date = date_or_today(&r.as_of, "as_of", &mut v);
-        let Some(date) = date.filter(|_| v.is_empty()) else {
-            return Err(ServiceError::from(v).into());
-        };
+        let date = code_at(&r.code, &r.as_of, "as_of")?;
         let unit = admin::catalog()
             .get(&r.code, date)
             .ok_or_else(|| ServiceError::NotFound {
@@ -84,9 +87,7 @@ impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
             known_code(&r.parent_code, "parent_code", &mut v);
         }
         let date = date_or_today(&r.as_of, "as_of", &mut v);
-        if r.page_size < 0 {
-            v.add("page_size", "must not be negative");
-        }
+        let size = page_size(r.page_size, &mut v);
         let offset = if r.page_token.is_empty() {
             Some(0)
         } else {
@@ -100,16 +101,10 @@ impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
             }
             parsed
         };
-        let (Some(date), Some(offset)) = (date, offset) else {
+        let (Some(date), Some(offset), Some(size), true) = (date, offset, size, v.is_empty())
+        else {
             return Err(ServiceError::from(v).into());
         };
-        if !v.is_empty() {
-            return Err(ServiceError::from(v).into());
-        }
-        let size = match r.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        } as usize;
         let parent = (!r.parent_code.is_empty()).then_some(r.parent_code.as_str());
         let all = admin::catalog().children(parent, date);
         let units: Vec<_> = all
@@ -135,12 +130,7 @@ impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
     ) -> Result<Response<pb::ResolveSuccessorResponse>, Status> {
         Caller::from_request(&request)?;
         let r = request.into_inner();
-        let mut v = Violations::new();
-        known_code(&r.code, "code", &mut v);
-        let date = date_or_today(&r.at, "at", &mut v);
-        let Some(date) = date.filter(|_| v.is_empty()) else {
-            return Err(ServiceError::from(v).into());
-        };
+        let date = code_at(&r.code, &r.at, "at")?;
         let successors = admin::catalog().successors_at(&r.code, date);
         Ok(Response::new(pb::ResolveSuccessorResponse {
             split: successors.len() > 1,

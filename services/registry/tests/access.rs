@@ -34,12 +34,7 @@ async fn call(client: &mut Households, rpc: Rpc, target: &pb::Household) -> (Cod
         Rpc::Create => create(client, household("Lương Văn X", ""))
             .await
             .map(|_| None),
-        Rpc::Get => client
-            .get_household(pb::GetHouseholdRequest {
-                id: target.id.clone(),
-            })
-            .await
-            .map(|_| None),
+        Rpc::Get => get(client, &target.id).await.map(|_| None),
         Rpc::List => client
             .list_households(pb::ListHouseholdsRequest::default())
             .await
@@ -48,14 +43,7 @@ async fn call(client: &mut Households, rpc: Rpc, target: &pb::Household) -> (Cod
             .count_households(pb::CountHouseholdsRequest::default())
             .await
             .map(|r| Some(r.into_inner().count)),
-        Rpc::Update => client
-            .update_household(pb::UpdateHouseholdRequest {
-                household: Some(target.clone()),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["address.village".into()],
-                }),
-                request_id: String::new(),
-            })
+        Rpc::Update => update(client, target.clone(), &["address.village"], "")
             .await
             .map(|_| None),
         Rpc::Archive => client
@@ -70,10 +58,7 @@ async fn call(client: &mut Households, rpc: Rpc, target: &pb::Household) -> (Cod
     };
     match result {
         Ok(seen) => (Code::Ok, seen),
-        Err(status) => {
-            eprintln!("{rpc:?}: {status:?}");
-            (status.code(), None)
-        }
+        Err(status) => (status.code(), None),
     }
 }
 
@@ -138,15 +123,7 @@ async fn role_and_scope_matrix() {
                     after, before,
                     "{role:?}@{scope} {rpc:?}: refused call wrote nothing"
                 );
-                let still = admin
-                    .get_household(pb::GetHouseholdRequest {
-                        id: target.id.clone(),
-                    })
-                    .await
-                    .expect("target")
-                    .into_inner()
-                    .household
-                    .expect("h");
+                let still = get(&mut admin, &target.id).await.expect("target");
                 assert_eq!(
                     still.version, 1,
                     "{role:?}@{scope} {rpc:?}: target untouched"

@@ -32,15 +32,7 @@ async fn create_get_and_list_round_trip_with_derived_fields() {
     let id = uuid::Uuid::parse_str(&created.id).expect("uuid");
     assert_eq!(id.get_version_num(), 7, "ids are UUIDv7");
 
-    let got = admin
-        .get_household(pb::GetHouseholdRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .household
-        .expect("household");
+    let got = get(&mut admin, &created.id).await.expect("get");
     assert_eq!(got, created);
     assert_eq!(got.members[0].citizen_id, "020085001234");
 
@@ -318,19 +310,14 @@ async fn updates_need_a_fresh_etag_and_keep_member_ids() {
     let mut change = created.clone();
     change.address.as_mut().expect("address").village = "Bản Mới".into();
     change.members.pop();
-    let updated = admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(change.clone()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["address.village".into(), "members".into()],
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .household
-        .expect("household");
+    let updated = update(
+        &mut admin,
+        change.clone(),
+        &["address.village", "members"],
+        "",
+    )
+    .await
+    .expect("update");
     assert_eq!(updated.etag, "v2");
     assert_eq!(updated.address.as_ref().expect("a").village, "Bản Mới");
     assert_eq!(updated.members.len(), 2);
@@ -341,27 +328,13 @@ async fn updates_need_a_fresh_etag_and_keep_member_ids() {
     assert_eq!(updated.create_time, created.create_time);
 
     // The same (now stale) etag again is refused and changes nothing.
-    let err = admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(change),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["address.village".into()],
-            }),
-            request_id: String::new(),
-        })
+    let err = update(&mut admin, change, &["address.village"], "")
         .await
         .expect_err("stale");
     assert_eq!(err.code(), Code::Aborted);
     assert_eq!(reason(&err), "STALE_ETAG");
 
-    let err = admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(updated.clone()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["head_name".into()],
-            }),
-            request_id: String::new(),
-        })
+    let err = update(&mut admin, updated.clone(), &["head_name"], "")
         .await
         .expect_err("bad path");
     assert_eq!(violated_fields(&err), ["update_mask.paths[0]"]);
@@ -369,26 +342,11 @@ async fn updates_need_a_fresh_etag_and_keep_member_ids() {
     // An invalid value through the mask is a field violation and leaves v2 in place.
     let mut bad = updated.clone();
     bad.address.as_mut().expect("a").residence = 0;
-    let err = admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(bad),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["address.residence".into()],
-            }),
-            request_id: String::new(),
-        })
+    let err = update(&mut admin, bad, &["address.residence"], "")
         .await
         .expect_err("invalid");
     assert_eq!(violated_fields(&err), ["household.address.residence"]);
-    let now = admin
-        .get_household(pb::GetHouseholdRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .expect("get")
-        .into_inner()
-        .household
-        .expect("h");
+    let now = get(&mut admin, &created.id).await.expect("get");
     assert_eq!(now, updated);
 }
 
@@ -445,14 +403,7 @@ async fn archived_households_leave_lists_and_take_no_changes() {
     });
     assert_eq!(count(&mut admin, with_archived).await, 1);
 
-    let err = admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(archived),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["address.village".into()],
-            }),
-            request_id: String::new(),
-        })
+    let err = update(&mut admin, archived, &["address.village"], "")
         .await
         .expect_err("archived");
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -552,13 +503,7 @@ async fn viewers_see_citizen_ids_masked() {
         .await
         .expect("created");
     let mut viewer = server.households(Role::Viewer, &["181"]).await;
-    let seen = viewer
-        .get_household(pb::GetHouseholdRequest { id: created.id })
-        .await
-        .expect("get")
-        .into_inner()
-        .household
-        .expect("h");
+    let seen = get(&mut viewer, &created.id).await.expect("get");
     assert_eq!(seen.members[0].citizen_id, "020*******34");
 }
 
@@ -571,14 +516,7 @@ async fn personal_data_is_encrypted_at_rest_and_every_change_is_journaled() {
         .expect("created");
     let mut change = created.clone();
     change.address.as_mut().expect("a").village = "Bản Mới".into();
-    admin
-        .update_household(pb::UpdateHouseholdRequest {
-            household: Some(change),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["address.village".into()],
-            }),
-            request_id: "u-1".into(),
-        })
+    update(&mut admin, change, &["address.village"], "u-1")
         .await
         .expect("update");
 

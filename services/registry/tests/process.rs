@@ -91,12 +91,7 @@ async fn the_binary_serves_drains_and_never_logs_personal_data() {
     let mut bad = household("X", "020085001299");
     bad.members[0].birth_date = "1990-01-01".into();
     create(&mut client, bad).await.expect_err("mismatch");
-    client
-        .get_household(pb::GetHouseholdRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .expect("get");
+    get(&mut client, &created.id).await.expect("get");
     client
         .list_households(pb::ListHouseholdsRequest {
             filter: Some(pb::HouseholdFilter {

@@ -230,6 +230,32 @@ pub async fn create(
         .map(|r| r.into_inner().household.expect("household in response"))
 }
 
+pub async fn get(client: &mut Households, id: &str) -> Result<pb::Household, tonic::Status> {
+    client
+        .get_household(pb::GetHouseholdRequest { id: id.into() })
+        .await
+        .map(|r| r.into_inner().household.expect("household in response"))
+}
+
+/// Updates the fields named in `paths` from `h`, which carries the id and etag.
+pub async fn update(
+    client: &mut Households,
+    h: pb::Household,
+    paths: &[&str],
+    request_id: &str,
+) -> Result<pb::Household, tonic::Status> {
+    client
+        .update_household(pb::UpdateHouseholdRequest {
+            household: Some(h),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+            request_id: request_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().household.expect("household in response"))
+}
+
 /// Field paths of a status's BadRequest violations.
 pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
     use tonic_types::StatusExt;
