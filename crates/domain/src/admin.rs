@@ -320,6 +320,33 @@ impl Catalog {
         })
     }
 
+    /// The province every version of `code` lies in; `None` when the code is unknown
+    /// or its versions disagree. Provinces are stable through the 2025 reform, so
+    /// this is exact where [`Catalog::ancestors_or_self`] is deliberately loose.
+    pub fn province_of(&self, code: &str) -> Option<&str> {
+        let mut province: Option<&str> = None;
+        for unit in self.versions(code) {
+            let this = match unit.level {
+                Level::Province => unit.code.as_str(),
+                Level::District => unit.parent_code.as_deref()?,
+                Level::Commune => {
+                    let parent = unit.parent_code.as_deref()?;
+                    match Level::of_code(parent) {
+                        Some(Level::District) => {
+                            self.versions(parent).first()?.parent_code.as_deref()?
+                        }
+                        _ => parent,
+                    }
+                }
+            };
+            if province.is_some_and(|p| p != this) {
+                return None;
+            }
+            province = Some(this);
+        }
+        province
+    }
+
     /// A code and every code above it, across all versions and the succession: the
     /// old commune 05980 sits under district 178, province 20 and its successor 05977.
     pub fn ancestors_or_self(&self, code: &str) -> BTreeSet<String> {
@@ -472,6 +499,20 @@ mod tests {
         assert!(c.overlaps("06247", "181") == c.ancestors_or_self("06247").contains("181"));
         assert!(!c.overlaps("181", "182"));
         assert!(!c.overlaps("20", "01"));
+    }
+
+    #[test]
+    fn province_of_is_exact_across_versions() {
+        let c = catalog();
+        assert_eq!(
+            c.province_of("05977"),
+            Some("20"),
+            "old and new 05977 are both in Lạng Sơn"
+        );
+        assert_eq!(c.province_of("181"), Some("20"));
+        assert_eq!(c.province_of("20"), Some("20"));
+        assert_eq!(c.province_of("00001"), Some("01"));
+        assert_eq!(c.province_of("99999"), None);
     }
 
     #[test]

@@ -75,6 +75,18 @@ impl Scope {
         self.is_nationwide() || self.codes.iter().any(|c| location.is_within(c))
     }
 
+    /// True when everything under `code` is certainly inside the scope, so a filter
+    /// on `code` needs no scope condition beside it. Exact, never loose: the unit is
+    /// a scope code itself, or lies wholly in a scope province.
+    pub fn contains_unit(&self, code: &str) -> bool {
+        self.is_nationwide()
+            || self.codes.iter().any(|c| {
+                c == code
+                    || (admin::Level::of_code(c) == Some(admin::Level::Province)
+                        && admin::catalog().province_of(code) == Some(c.as_str()))
+            })
+    }
+
     /// True when a unit and the scope share any ground: the unit is inside the
     /// scope, or the scope is inside the unit (a district caller asking about the
     /// province sees its own part of it).
@@ -344,6 +356,11 @@ mod tests {
         assert!(Scope::nationwide().covers(&in_binh_gia));
         assert!(!Scope::new(vec!["182".into()]).covers(&in_binh_gia));
         assert!(Scope::new(vec!["181".into()]).overlaps_unit("20"));
+        assert!(Scope::new(vec!["20".into()]).contains_unit("06067"));
+        assert!(Scope::new(vec!["181".into()]).contains_unit("181"));
+        // New 05977 took in communes of districts 178 and 183: not inside 178.
+        assert!(!Scope::new(vec!["178".into()]).contains_unit("05977"));
+        assert!(!Scope::new(vec!["181".into()]).contains_unit("20"));
         assert!(!Scope::new(vec!["181".into()]).overlaps_unit("182"));
     }
 

@@ -25,7 +25,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
         }
-        options.max_connections(8).min_connections(1);
+        options.max_connections(4).min_connections(1);
         options.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -55,6 +55,16 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
             .then_some(SqliteTransactionMode::Immediate),
     };
     db.begin_with_options(options).await
+}
+
+/// Refreshes planner statistics where the database does not do it by itself:
+/// SQLite's recommended `PRAGMA optimize` on start-up (PostgreSQL's autovacuum
+/// analyzes on its own).
+pub async fn optimize(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        sea_orm::ConnectionTrait::execute_unprepared(db, "PRAGMA optimize=0x10002").await?;
+    }
+    Ok(())
 }
 
 /// True when `e` is a unique-constraint violation.

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -81,7 +81,13 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener)
+                // Without it, multi-packet responses (a page of households) wait on
+                // Nagle + delayed ACK: ~40 ms per call on loopback.
+                .with_nodelay(Some(true)),
+            drain,
+        );
     tokio::pin!(server);
     // In-flight calls get DRAIN_TIMEOUT to finish; a client that never lets go of
     // its connection cannot hold the process up past that.

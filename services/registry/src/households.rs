@@ -15,7 +15,7 @@ use sustain_domain::household::Household;
 use sustain_domain::text::fold;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
-use sustain_platform::{Caller, Role};
+use sustain_platform::{Caller, Role, Scope};
 use sustain_proto::registry::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -127,8 +127,15 @@ impl HouseholdApi {
         if !unit_code.is_empty() {
             caller.require_unit(&unit_code)?;
         }
+        // A unit wholly inside the scope makes the scope condition redundant, and
+        // leaving it in steers planners to the wide index.
+        let scope = if !unit_code.is_empty() && caller.scope.contains_unit(&unit_code) {
+            Scope::nationwide()
+        } else {
+            caller.scope.clone()
+        };
         Ok(Selection {
-            scope: caller.scope.clone(),
+            scope,
             unit_code: (!unit_code.is_empty()).then_some(unit_code),
             ethnic_minority: filter.ethnic_minority,
             name_folded: (!name.trim().is_empty()).then(|| name.trim().to_owned()),

@@ -40,6 +40,9 @@ pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseC
     Migrator::up(&db, None)
         .await
         .context("migrating the registry database")?;
+    sustain_platform::db::optimize(&db)
+        .await
+        .context("refreshing planner statistics")?;
     Ok(db)
 }
 

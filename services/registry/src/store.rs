@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Alias, Expr, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait,
+    FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sustain_domain::admin::{Level, Location};
 use sustain_domain::citizen_id::CitizenId;
@@ -321,17 +321,40 @@ pub async fn load(
     id: &str,
     vault: &Vault,
 ) -> Result<Option<HouseholdRecord>, ServiceError> {
-    let Some(h) = household::Entity::find_by_id(id.to_owned())
-        .one(conn)
-        .await?
-    else {
+    // One round trip: the household joined to its members, columns prefixed h_ / m_.
+    let mut query = Query::select();
+    for c in household::Column::iter() {
+        query.expr_as(
+            Expr::col((household::Entity, c)),
+            Alias::new(format!("h_{}", c.as_str())),
+        );
+    }
+    for c in member::Column::iter() {
+        query.expr_as(
+            Expr::col((member::Entity, c)),
+            Alias::new(format!("m_{}", c.as_str())),
+        );
+    }
+    query
+        .from(household::Entity)
+        .left_join(
+            member::Entity,
+            Expr::col((member::Entity, member::Column::HouseholdId))
+                .equals((household::Entity, household::Column::Id)),
+        )
+        .and_where(Expr::col((household::Entity, household::Column::Id)).eq(id))
+        .order_by((member::Entity, member::Column::Position), Order::Asc);
+    let rows = conn.query_all(&query).await?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let members = member::Entity::find()
-        .filter(member::Column::HouseholdId.eq(id.to_owned()))
-        .order_by_asc(member::Column::Position)
-        .all(conn)
-        .await?;
+    let h = household::Model::from_query_result(first, "h_")?;
+    let mut members = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<String>>("m_", "id")?.is_some() {
+            members.push(member::Model::from_query_result(row, "m_")?);
+        }
+    }
     record_from_rows(h, members, vault).map(Some)
 }
 
