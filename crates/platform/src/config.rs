@@ -53,6 +53,10 @@ pub struct Config {
     pub log_filter: String,
     /// Seconds to keep serving in-flight calls after NOT_SERVING on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Decoded records kept in memory for reads; 0 turns the cache off.
+    pub cache_entries: u64,
+    /// How often the cache follows the outbox for writes made by other instances.
+    pub cache_poll_ms: u64,
     pub auth: AuthConfig,
     pub crypto: CryptoConfig,
 }
@@ -122,6 +126,8 @@ impl Config {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             shutdown_grace_secs: 5,
+            cache_entries: 50_000,
+            cache_poll_ms: 250,
             auth: AuthConfig {
                 jwt_secret: None,
                 issuer: "sustain".into(),
@@ -180,6 +186,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "database_url",
                 problem: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if self.cache_poll_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "cache_poll_ms",
+                problem: "must be at least 1".into(),
             });
         }
         Ok(())

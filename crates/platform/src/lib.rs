@@ -6,6 +6,7 @@
 //! shutdown.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -22,6 +22,8 @@ pub struct ServiceSet {
     pub routes: Routes,
     /// Fully-qualified gRPC service names, reported by the health service.
     pub names: Vec<&'static str>,
+    /// Tasks that live as long as the server (cache followers); stopped with it.
+    pub background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,7 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let names = services.names.clone();
+    let routes = services.routes;
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let drain = async move {
         shutdown.await;
@@ -77,7 +80,7 @@ pub async fn serve(
                 .to_owned();
             tracing::info_span!("rpc", method = %request.uri().path(), request_id)
         })
-        .add_routes(services.routes)
+        .add_routes(routes)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -98,6 +101,9 @@ pub async fn serve(
     tokio::select! {
         result = &mut server => result?,
         () = deadline => tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "connections still open after the drain timeout; closing"),
+    }
+    for task in services.background {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -68,6 +68,21 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[i].as_secs_f64() * 1000.0
 }
 
+async fn get_rate(server: &TestServer, ids: &[String]) -> f64 {
+    let client = server.admin().await;
+    let ids = std::sync::Arc::new(ids.to_vec());
+    drive(CALLERS, GET_CALLS, move |i| {
+        let mut c = client.clone();
+        let id = ids[i % ids.len()].clone();
+        async move {
+            c.get_household(pb::GetHouseholdRequest { id })
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
 async fn throughput(backend: &str) {
     let server = TestServer::start().await;
     let mut admin = server.admin().await;
@@ -114,22 +129,28 @@ async fn throughput(backend: &str) {
         auth_only / echo
     );
 
-    let client = server.admin().await;
-    let ids = std::sync::Arc::new(ids);
-    let gets = drive(CALLERS, GET_CALLS, move |i| {
-        let mut c = client.clone();
-        let id = ids[i % ids.len()].clone();
-        async move {
-            c.get_household(pb::GetHouseholdRequest { id })
-                .await
-                .is_ok()
-        }
-    })
-    .await;
+    let gets = get_rate(&server, &ids).await;
     println!(
-        "| {backend} | GetHousehold, {CALLERS} callers | {gets:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
+        "| {backend} | GetHousehold, {CALLERS} callers, cached | {gets:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
         gets / echo
     );
+    let uncached_server = TestServer::start_without_cache().await;
+    let mut admin = uncached_server.admin().await;
+    let mut uncached_ids = Vec::new();
+    for i in 0..200 {
+        uncached_ids.push(
+            create(&mut admin, household(&format!("Hoàng Văn {i}"), ""))
+                .await
+                .expect("seed")
+                .id,
+        );
+    }
+    let uncached = get_rate(&uncached_server, &uncached_ids).await;
+    println!(
+        "| {backend} | GetHousehold, {CALLERS} callers, cache off | {uncached:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
+        uncached / echo
+    );
+    uncached_server.stop().await;
 
     let client = server.admin().await;
     let creates = drive(CREATE_CALLERS, CREATE_CALLS, move |i| {
@@ -205,7 +226,7 @@ fn synthetic(i: usize, communes: &[String], registered_on: chrono::NaiveDate) ->
 
 async fn queries(backend: &str, households: usize) {
     let server = TestServer::start().await;
-    let db = sustain_platform::db::connect(&server.db.url)
+    let db = sustain_platform::db::connect(&server.url)
         .await
         .expect("db");
     let vault = Vault {

@@ -8,11 +8,14 @@ use chrono::Utc;
 use prost::Message;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::fold;
+
+use sustain_platform::cache::RecordCache;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::{Caller, Role, Scope};
@@ -45,6 +48,8 @@ const UPDATE_PATHS: &[&str] = &[
 pub struct HouseholdApi {
     pub db: DatabaseConnection,
     pub vault: Vault,
+    /// Read path only: writes always load from the database inside their transaction.
+    pub cache: Arc<RecordCache<HouseholdRecord>>,
 }
 
 /// Now, to the microsecond: the finest both SQLite and PostgreSQL store, so a
@@ -171,6 +176,25 @@ impl HouseholdApi {
         Ok(())
     }
 
+    /// A household for reading: from the cache when it is current, else loaded and
+    /// offered to the cache. Scope is checked either way.
+    async fn read(&self, caller: &Caller, id: &str) -> Result<Arc<HouseholdRecord>, ServiceError> {
+        if let Some(record) = self.cache.get(id) {
+            caller.require_location(&record.location)?;
+            return Ok(record);
+        }
+        let record = Arc::new(self.load_in_scope(&self.db, caller, id).await?);
+        self.cache.offer(&record.id, Arc::clone(&record));
+        Ok(record)
+    }
+
+    /// Tells the cache a write committed.
+    fn written(&self, household: Option<&pb::Household>) {
+        if let Some(h) = household {
+            self.cache.stale(&h.id, h.version);
+        }
+    }
+
     async fn load_in_scope(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
@@ -262,6 +286,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             Ok((pb::CreateHouseholdResponse { household }, txn))
         })
         .await?;
+        self.written(answer.household.as_ref());
         Ok(Response::new(answer))
     }
 
@@ -272,7 +297,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let caller = Caller::from_request(&request)?;
         caller.require("read households", READ)?;
         let id = request.into_inner().id;
-        let record = self.load_in_scope(&self.db, &caller, id.trim()).await?;
+        let record = self.read(&caller, id.trim()).await?;
         tracing::info!(household_id = %record.id, caller = %caller.subject, "household read");
         Ok(Response::new(pb::GetHouseholdResponse {
             household: Some(household_to_proto(&record, caller.role == Role::Viewer)),
@@ -435,6 +460,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             Ok((pb::UpdateHouseholdResponse { household }, txn))
         })
         .await?;
+        self.written(answer.household.as_ref());
         Ok(Response::new(answer))
     }
 
@@ -480,6 +506,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             Ok((pb::ArchiveHouseholdResponse { household }, txn))
         })
         .await?;
+        self.written(answer.household.as_ref());
         Ok(Response::new(answer))
     }
 }

@@ -10,12 +10,14 @@ pub mod store;
 pub mod units;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use sustain_platform::auth::Authenticator;
+use sustain_platform::cache::RecordCache;
 use sustain_platform::config::{Config, Secrets};
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::serve::{self, ServiceSet};
@@ -62,7 +64,10 @@ pub fn services(
         cipher: FieldCipher::new(&secrets.field_key),
         hasher: LookupHasher::new(&secrets.lookup_key),
     };
-    let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault });
+    let cache = Arc::new(RecordCache::new("household", config.cache_entries));
+    let follower =
+        Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));
+    let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault, cache });
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
     let routes = Routes::new(InterceptedService::new(households, auth.interceptor()))
         .add_service(InterceptedService::new(units, auth.interceptor()));
@@ -72,6 +77,7 @@ pub fn services(
             "sustain.registry.v1.HouseholdService",
             "sustain.registry.v1.AdminUnitService",
         ],
+        background: vec![follower],
     })
 }
 

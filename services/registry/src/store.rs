@@ -125,6 +125,12 @@ impl HouseholdRecord {
     }
 }
 
+impl sustain_platform::cache::Versioned for HouseholdRecord {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 fn context(member_id: &str, field: &str) -> String {
     format!("member/{member_id}/{field}")
 }

@@ -179,7 +179,7 @@ async fn every_invalid_field_is_named_and_nothing_is_written() {
     );
 
     assert_eq!(count(&mut admin, None).await, 0, "nothing was written");
-    let db = Database::connect(&server.db.url).await.expect("db");
+    let db = Database::connect(&server.url).await.expect("db");
     for table in ["household", "member", "outbox", "audit_log"] {
         let row = db
             .query_one_raw(Statement::from_string(
@@ -520,7 +520,7 @@ async fn personal_data_is_encrypted_at_rest_and_every_change_is_journaled() {
         .await
         .expect("update");
 
-    let db = Database::connect(&server.db.url).await.expect("db");
+    let db = Database::connect(&server.url).await.expect("db");
     let backend = db.get_database_backend();
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -600,4 +600,64 @@ async fn personal_data_is_encrypted_at_rest_and_every_change_is_journaled() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn reads_follow_writes_made_by_another_instance() {
+    let a = TestServer::start().await;
+    let b = a.another_instance().await;
+    let mut on_a = a.admin().await;
+    let mut on_b = b.admin().await;
+    let created = create(&mut on_a, household("Nguyễn Văn A", ""))
+        .await
+        .expect("created");
+    // B reads (and caches) version 1.
+    assert_eq!(get(&mut on_b, &created.id).await.expect("b").version, 1);
+    assert_eq!(
+        get(&mut on_b, &created.id).await.expect("b again").version,
+        1
+    );
+
+    let mut change = created.clone();
+    change.address.as_mut().expect("a").village = "Bản Mới".into();
+    let updated = update(&mut on_a, change, &["address.village"], "")
+        .await
+        .expect("update on a");
+    assert_eq!(updated.version, 2);
+    assert_eq!(
+        get(&mut on_a, &created.id).await.expect("a").version,
+        2,
+        "an instance reads its own writes at once"
+    );
+
+    // B learns of A's write from the outbox within a few poll intervals (50 ms here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let seen = get(&mut on_b, &created.id).await.expect("b");
+        if seen.version == 2 {
+            assert_eq!(seen, updated);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instance B still serves version {}",
+            seen.version
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Writes never trust the cache: B updating with A's fresh etag works, a stale one does not.
+    let mut from_b = updated.clone();
+    from_b.address.as_mut().expect("a").village = "Bản Cũ".into();
+    assert_eq!(
+        update(&mut on_b, from_b.clone(), &["address.village"], "")
+            .await
+            .expect("b")
+            .version,
+        3
+    );
+    let err = update(&mut on_a, from_b, &["address.village"], "")
+        .await
+        .expect_err("stale on a");
+    assert_eq!(err.code(), Code::Aborted);
 }

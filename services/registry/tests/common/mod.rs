@@ -18,7 +18,9 @@ use tonic::transport::Channel;
 
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub db: TestDatabase,
+    /// The database URL; `db` owns it unless this server shares another's.
+    pub url: String,
+    db: Option<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -53,9 +55,28 @@ pub fn secrets() -> Secrets {
 impl TestServer {
     pub async fn start() -> TestServer {
         let db = TestDatabase::new().await.expect("test database");
+        let url = db.url.clone();
+        Self::start_on(url, Some(db), Config::defaults(0).cache_entries).await
+    }
+
+    /// A server that reads every household from the database.
+    pub async fn start_without_cache() -> TestServer {
+        let db = TestDatabase::new().await.expect("test database");
+        let url = db.url.clone();
+        Self::start_on(url, Some(db), 0).await
+    }
+
+    /// A second instance over this server's database, as in a horizontal deployment.
+    pub async fn another_instance(&self) -> TestServer {
+        Self::start_on(self.url.clone(), None, Config::defaults(0).cache_entries).await
+    }
+
+    async fn start_on(url: String, db: Option<TestDatabase>, cache_entries: u64) -> TestServer {
         let mut config = Config::defaults(0);
-        config.database_url = db.url.clone();
+        config.database_url = url.clone();
         config.shutdown_grace_secs = 0;
+        config.cache_poll_ms = 50;
+        config.cache_entries = cache_entries;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -69,6 +90,7 @@ impl TestServer {
         });
         let server = TestServer {
             addr,
+            url,
             db,
             stop: Some(stop),
             task: Some(task),

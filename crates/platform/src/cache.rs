@@ -1,0 +1,233 @@
+//! A bounded in-memory cache of decoded records for the read path, kept coherent
+//! by versions. Every slot remembers the highest version known for its record; a
+//! loaded record is kept only if it is at least that new, so a read that raced a
+//! write can never put the older state back. This instance's writes mark their
+//! record stale as they commit; a follower reads the outbox (which every
+//! mutation already writes) and does the same for writes made elsewhere — other
+//! instances on the same PostgreSQL database, or sync — within one poll interval.
+//!
+//! Entries also expire after [`TIME_TO_LIVE`], which bounds the damage of the one
+//! race versions cannot see: a stale mark evicted by capacity pressure while an
+//! older read is still in flight. Writes never read through the cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::ops::compute::Op;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::journal::outbox;
+
+/// Longest an entry is served from memory.
+pub const TIME_TO_LIVE: Duration = Duration::from_secs(60);
+/// Outbox rows the follower reads per poll.
+const FOLLOW_BATCH: u64 = 1_000;
+
+/// A record with a version that grows on every change.
+pub trait Versioned {
+    fn version(&self) -> i64;
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Live(Arc<T>),
+    /// Some version at least this new exists; anything older must not be cached.
+    Stale(i64),
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Live(r) => Slot::Live(Arc::clone(r)),
+            Slot::Stale(v) => Slot::Stale(*v),
+        }
+    }
+}
+
+impl<T: Versioned> Slot<T> {
+    fn version(&self) -> i64 {
+        match self {
+            Slot::Live(r) => r.version(),
+            Slot::Stale(v) => *v,
+        }
+    }
+}
+
+/// Cache of one record type (`record_type` as written to the outbox).
+pub struct RecordCache<T> {
+    record_type: &'static str,
+    slots: Option<moka::sync::Cache<String, Slot<T>>>,
+}
+
+impl<T> std::fmt::Debug for RecordCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCache")
+            .field("record_type", &self.record_type)
+            .field("enabled", &self.slots.is_some())
+            .finish()
+    }
+}
+
+impl<T: Versioned + Send + Sync + 'static> RecordCache<T> {
+    /// A cache of at most `capacity` records; 0 disables it.
+    pub fn new(record_type: &'static str, capacity: u64) -> RecordCache<T> {
+        let slots = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(TIME_TO_LIVE)
+                .build()
+        });
+        RecordCache { record_type, slots }
+    }
+
+    /// The cached record, if it is known to be current.
+    pub fn get(&self, id: &str) -> Option<Arc<T>> {
+        match self.slots.as_ref()?.get(id)? {
+            Slot::Live(record) => Some(record),
+            Slot::Stale(_) => None,
+        }
+    }
+
+    /// Keeps a record just read from the database, unless a newer version is known.
+    pub fn offer(&self, id: &str, record: Arc<T>) {
+        let Some(slots) = &self.slots else { return };
+        slots
+            .entry_by_ref(id)
+            .and_compute_with(|current| match current {
+                Some(slot) if slot.value().version() > record.version() => Op::Nop,
+                Some(slot)
+                    if matches!(slot.value(), Slot::Live(_))
+                        && slot.value().version() == record.version() =>
+                {
+                    Op::Nop
+                }
+                _ => Op::Put(Slot::Live(record)),
+            });
+    }
+
+    /// Records that version `version` of `id` exists (a write committed).
+    pub fn stale(&self, id: &str, version: i64) {
+        let Some(slots) = &self.slots else { return };
+        slots
+            .entry_by_ref(id)
+            .and_compute_with(|current| match current {
+                Some(slot) if slot.value().version() >= version => Op::Nop,
+                _ => Op::Put(Slot::Stale(version)),
+            });
+    }
+
+    /// Follows the outbox from its current head, marking every change stale; runs
+    /// until the task is dropped. Errors are logged and retried on the next tick.
+    pub fn follow(
+        self: Arc<Self>,
+        db: DatabaseConnection,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.slots.is_none() {
+                return;
+            }
+            let mut cursor = head(&db).await.unwrap_or(0);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match self.catch_up(&db, cursor).await {
+                    Ok(next) => cursor = next,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cache follower could not read the outbox")
+                    }
+                }
+            }
+        })
+    }
+
+    /// Applies the outbox after `cursor`; returns the new cursor.
+    pub async fn catch_up(
+        &self,
+        db: &DatabaseConnection,
+        mut cursor: i64,
+    ) -> Result<i64, sea_orm::DbErr> {
+        loop {
+            let rows: Vec<(i64, String, String, i64)> = outbox::Entity::find()
+                .select_only()
+                .columns([
+                    outbox::Column::Seq,
+                    outbox::Column::RecordType,
+                    outbox::Column::RecordId,
+                    outbox::Column::Version,
+                ])
+                .filter(outbox::Column::Seq.gt(cursor))
+                .order_by_asc(outbox::Column::Seq)
+                .limit(FOLLOW_BATCH)
+                .into_tuple()
+                .all(db)
+                .await?;
+            let full = rows.len() as u64 == FOLLOW_BATCH;
+            for (seq, record_type, id, version) in rows {
+                if record_type == self.record_type {
+                    self.stale(&id, version);
+                }
+                cursor = seq;
+            }
+            if !full {
+                return Ok(cursor);
+            }
+        }
+    }
+}
+
+async fn head(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
+    let last: Option<i64> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Seq)
+        .order_by_desc(outbox::Column::Seq)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(last.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Rec(i64);
+    impl Versioned for Rec {
+        fn version(&self) -> i64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn an_older_read_never_replaces_a_newer_write() {
+        let cache = RecordCache::<Rec>::new("r", 10);
+        cache.offer("a", Arc::new(Rec(1)));
+        assert_eq!(cache.get("a").as_deref(), Some(&Rec(1)));
+        cache.stale("a", 2);
+        assert_eq!(cache.get("a"), None, "stale after a write");
+        cache.offer("a", Arc::new(Rec(1)));
+        assert_eq!(
+            cache.get("a"),
+            None,
+            "a read that raced the write is refused"
+        );
+        cache.offer("a", Arc::new(Rec(2)));
+        assert_eq!(cache.get("a").as_deref(), Some(&Rec(2)));
+        cache.stale("a", 2);
+        assert_eq!(
+            cache.get("a").as_deref(),
+            Some(&Rec(2)),
+            "marking a known version changes nothing"
+        );
+    }
+
+    #[test]
+    fn capacity_zero_disables_the_cache() {
+        let cache = RecordCache::<Rec>::new("r", 0);
+        cache.offer("a", Arc::new(Rec(1)));
+        assert_eq!(cache.get("a"), None);
+    }
+}
