@@ -34,6 +34,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         });
     } else {
         options.max_connections(16).min_connections(1);
+        // sqlx prepares every statement; after five runs PostgreSQL may switch to
+        // a generic plan that cannot see a LIKE pattern or how selective a unit
+        // is, and walks a whole district (measured: name search 58 ms → see
+        // docs/benchmarks.md). Filters here vary too much for generic plans.
+        options.map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
     }
     Database::connect(options).await
 }

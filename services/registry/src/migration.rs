@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateHouseholds),
+            Box::new(NameTrigrams),
         ]
     }
 }
@@ -125,6 +126,44 @@ impl MigrationTrait for CreateHouseholds {
             .await?;
         m.drop_table(Table::drop().table("household").to_owned())
             .await?;
+        Ok(())
+    }
+}
+
+/// Name search is a `LIKE '%…%'` over `names_folded`, which no B-tree serves. On
+/// PostgreSQL a trigram index does (pg_trgm is a trusted extension, so the
+/// service's own role may create it); SQLite scans the unit's rows instead.
+#[derive(Debug)]
+struct NameTrigrams;
+
+impl MigrationName for NameTrigrams {
+    fn name(&self) -> &str {
+        "m20261129_000003_household_name_trigrams"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for NameTrigrams {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let db = m.get_connection();
+            db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                .await?;
+            db.execute_unprepared(
+                "CREATE INDEX household_names_trgm ON household USING gin (names_folded gin_trgm_ops)",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() == sea_orm::DbBackend::Postgres {
+            m.get_connection()
+                .execute_unprepared("DROP INDEX IF EXISTS household_names_trgm")
+                .await?;
+        }
         Ok(())
     }
 }
