@@ -68,6 +68,17 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[i].as_secs_f64() * 1000.0
 }
 
+/// 200 households to read back; returns their ids.
+async fn seed(server: &TestServer) -> Vec<String> {
+    let mut admin = server.admin().await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let created = create(&mut admin, household(&format!("Hoàng Văn {i}"), "")).await;
+        ids.push(created.expect("seed").id);
+    }
+    ids
+}
+
 async fn get_rate(server: &TestServer, ids: &[String]) -> f64 {
     let client = server.admin().await;
     let ids = std::sync::Arc::new(ids.to_vec());
@@ -85,16 +96,7 @@ async fn get_rate(server: &TestServer, ids: &[String]) -> f64 {
 
 async fn throughput(backend: &str) {
     let server = TestServer::start().await;
-    let mut admin = server.admin().await;
-    let mut ids = Vec::new();
-    for i in 0..200 {
-        ids.push(
-            create(&mut admin, household(&format!("Hoàng Văn {i}"), ""))
-                .await
-                .expect("seed")
-                .id,
-        );
-    }
+    let ids = seed(&server).await;
     let channel = server.channel().await;
 
     let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -135,16 +137,7 @@ async fn throughput(backend: &str) {
         gets / echo
     );
     let uncached_server = TestServer::start_without_cache().await;
-    let mut admin = uncached_server.admin().await;
-    let mut uncached_ids = Vec::new();
-    for i in 0..200 {
-        uncached_ids.push(
-            create(&mut admin, household(&format!("Hoàng Văn {i}"), ""))
-                .await
-                .expect("seed")
-                .id,
-        );
-    }
+    let uncached_ids = seed(&uncached_server).await;
     let uncached = get_rate(&uncached_server, &uncached_ids).await;
     println!(
         "| {backend} | GetHousehold, {CALLERS} callers, cache off | {uncached:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
