@@ -140,6 +140,7 @@ impl Mpi {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::poverty::Standards;

@@ -472,6 +472,7 @@ impl fmt::Display for Rate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
