@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "sustain/registry/v1/admin_units.proto",
         "sustain/registry/v1/households.proto",
+        "sustain/registry/v1/reviews.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 
