@@ -347,6 +347,23 @@ impl Catalog {
         province
     }
 
+    /// True when every version of `code` lies under `ancestor` by its parents alone
+    /// (never through the succession): the exact "wholly inside" a scope check needs.
+    pub fn lies_within(&self, code: &str, ancestor: &str) -> bool {
+        let versions = self.versions(code);
+        !versions.is_empty()
+            && versions.iter().all(|unit| {
+                let mut parent = unit.parent_code.clone();
+                while let Some(p) = parent {
+                    if p == ancestor {
+                        return true;
+                    }
+                    parent = self.versions(&p).first().and_then(|u| u.parent_code.clone());
+                }
+                false
+            })
+    }
+
     /// A code and every code above it, across all versions and the succession: the
     /// old commune 05980 sits under district 178, province 20 and its successor 05977.
     pub fn ancestors_or_self(&self, code: &str) -> BTreeSet<String> {

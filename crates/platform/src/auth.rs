@@ -77,14 +77,13 @@ impl Scope {
 
     /// True when everything under `code` is certainly inside the scope, so a filter
     /// on `code` needs no scope condition beside it. Exact, never loose: the unit is
-    /// a scope code itself, or lies wholly in a scope province.
+    /// a scope code itself, or every version of it lies under one by its parents.
     pub fn contains_unit(&self, code: &str) -> bool {
         self.is_nationwide()
-            || self.codes.iter().any(|c| {
-                c == code
-                    || (admin::Level::of_code(c) == Some(admin::Level::Province)
-                        && admin::catalog().province_of(code) == Some(c.as_str()))
-            })
+            || self
+                .codes
+                .iter()
+                .any(|c| c == code || admin::catalog().lies_within(code, c))
     }
 
     /// True when a unit and the scope share any ground: the unit is inside the

@@ -57,6 +57,8 @@ pub struct Config {
     pub cache_entries: u64,
     /// How often the cache follows the outbox for writes made by other instances.
     pub cache_poll_ms: u64,
+    /// A poverty-standards TOML file replacing the bundled one (registry).
+    pub standards_file: Option<PathBuf>,
     pub auth: AuthConfig,
     pub crypto: CryptoConfig,
 }
@@ -128,6 +130,7 @@ impl Config {
             shutdown_grace_secs: 5,
             cache_entries: 50_000,
             cache_poll_ms: 250,
+            standards_file: None,
             auth: AuthConfig {
                 jwt_secret: None,
                 issuer: "sustain".into(),

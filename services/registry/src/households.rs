@@ -157,15 +157,17 @@ impl HouseholdApi {
         caller: &Caller,
         request_id: &str,
         record: &HouseholdRecord,
-        expected: i64,
+        previous: &HouseholdRecord,
         action: &'static str,
     ) -> Result<(), ServiceError> {
-        if !store::update(conn, record, expected, &self.vault).await? {
+        if !store::update(conn, record, previous.version, &self.vault).await? {
             return Err(ServiceError::Aborted {
                 reason: "STALE_ETAG",
                 message: format!("household {} changed meanwhile; read it again", record.id),
             });
         }
+        // Reviews taken on the previous version read it back from here.
+        store::keep_version(conn, previous, &self.vault).await?;
         journal::record(
             conn,
             caller,
@@ -453,7 +455,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 .map(|m| if known.contains(&m.id.as_str()) { m.id.clone() } else { new_id() })
                 .collect();
             let record = current.revised(household, member_ids, now());
-            self.save_change(&txn, &caller, &request.request_id, &record, current.version, "update")
+            self.save_change(&txn, &caller, &request.request_id, &record, &current, "update")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, version = record.version, "household updated");
             let household = Some(household_to_proto(&record, false));
@@ -497,9 +499,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
             let current = self.load_in_scope(&txn, &caller, request.id.trim()).await?;
             check_writable(&current, request.etag.trim(), "etag")?;
-            let expected = current.version;
-            let record = current.archived(reason, now());
-            self.save_change(&txn, &caller, &request.request_id, &record, expected, "archive")
+            let record = current.clone().archived(reason, now());
+            self.save_change(&txn, &caller, &request.request_id, &record, &current, "archive")
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, "household archived");
             let household = Some(household_to_proto(&record, false));

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod households;
 pub mod migration;
 pub mod model;
+pub mod reviews;
 pub mod store;
 pub mod units;
 
@@ -23,6 +24,7 @@ use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::registry::v1::admin_unit_service_server::AdminUnitServiceServer;
 use sustain_proto::registry::v1::household_service_server::HouseholdServiceServer;
+use sustain_proto::registry::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -48,6 +50,19 @@ pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseC
     Ok(db)
 }
 
+/// The poverty standards in force: the configured file, else the bundled ones.
+pub fn load_standards(config: &Config) -> anyhow::Result<sustain_domain::poverty::Standards> {
+    match &config.standards_file {
+        None => Ok(sustain_domain::poverty::Standards::bundled().clone()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("standards_file {}", path.display()))?;
+            sustain_domain::poverty::Standards::parse(&text)
+                .with_context(|| format!("standards_file {}", path.display()))
+        }
+    }
+}
+
 /// The registry's gRPC services, wrapped in the bearer-token check.
 pub fn services(
     db: DatabaseConnection,
@@ -64,18 +79,26 @@ pub fn services(
         cipher: FieldCipher::new(&secrets.field_key),
         hasher: LookupHasher::new(&secrets.lookup_key),
     };
+    let standards = Arc::new(load_standards(config)?);
     let cache = Arc::new(RecordCache::new("household", config.cache_entries));
     let follower =
         Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));
+    let reviews = ReviewServiceServer::new(reviews::ReviewApi {
+        db: db.clone(),
+        vault: vault.clone(),
+        standards,
+    });
     let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault, cache });
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
     let routes = Routes::new(InterceptedService::new(households, auth.interceptor()))
-        .add_service(InterceptedService::new(units, auth.interceptor()));
+        .add_service(InterceptedService::new(units, auth.interceptor()))
+        .add_service(InterceptedService::new(reviews, auth.interceptor()));
     Ok(ServiceSet {
         routes,
         names: vec![
             "sustain.registry.v1.HouseholdService",
             "sustain.registry.v1.AdminUnitService",
+            "sustain.registry.v1.ReviewService",
         ],
         background: vec![follower],
     })

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateHouseholds),
             Box::new(NameTrigrams),
+            Box::new(CreateReviews),
         ]
     }
 }
@@ -163,6 +164,191 @@ impl MigrationTrait for NameTrigrams {
             m.get_connection()
                 .execute_unprepared("DROP INDEX IF EXISTS household_names_trgm")
                 .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reviews, the running tallies of certified reviews that summaries read, the
+/// sealed earlier versions of households for point-in-time reads, and the
+/// external keys of imported households.
+#[derive(Debug)]
+struct CreateReviews;
+
+impl MigrationName for CreateReviews {
+    fn name(&self) -> &str {
+        "m20261129_000004_create_reviews"
+    }
+}
+
+/// Columns that key a tally row; see `tally.rs`.
+pub(crate) const TALLY_KEY: &[&str] = &[
+    "year",
+    "standard_code",
+    "province_code",
+    "district_code",
+    "commune_code",
+    "current_commune_code",
+    "ethnic_minority",
+    "residence",
+    "class",
+    "transition",
+    "mpi_poor",
+];
+
+fn timestamp(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateReviews {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("review")
+                .col(ColumnDef::new("id").string().not_null().primary_key())
+                .col(ColumnDef::new("household_id").string().not_null())
+                .col(ColumnDef::new("year").integer().not_null())
+                .col(ColumnDef::new("revision").integer().not_null())
+                .col(ColumnDef::new("kind").string().not_null())
+                .col(ColumnDef::new("state").string().not_null())
+                .col(ColumnDef::new("standard_code").string().not_null())
+                .col(ColumnDef::new("province_code").string().not_null())
+                .col(ColumnDef::new("district_code").string().not_null())
+                .col(ColumnDef::new("commune_code").string().not_null())
+                .col(ColumnDef::new("current_commune_code").string().not_null())
+                .col(ColumnDef::new("residence").string().not_null())
+                .col(ColumnDef::new("ethnic_minority").boolean().not_null())
+                .col(ColumnDef::new("income").big_integer().null())
+                .col(ColumnDef::new("score_a").integer().null())
+                .col(ColumnDef::new("deprived_bits").integer().not_null())
+                .col(ColumnDef::new("deprivation_count").integer().not_null())
+                .col(ColumnDef::new("class").string().not_null())
+                .col(ColumnDef::new("transition").string().not_null())
+                .col(ColumnDef::new("mpi_poor").boolean().not_null())
+                .col(ColumnDef::new("household_version").big_integer().not_null())
+                .col(ColumnDef::new("reviewer").string().not_null())
+                .col(ColumnDef::new("reviewed_on").date().null())
+                .col(ColumnDef::new("meeting_date").date().null())
+                .col(ColumnDef::new("agreement_percent").integer().null())
+                .col(ColumnDef::new("approved_by").string().null())
+                .col(
+                    ColumnDef::new("approved_at")
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(ColumnDef::new("decision_number").string().null())
+                .col(ColumnDef::new("decision_date").date().null())
+                .col(ColumnDef::new("certified_by").string().null())
+                .col(
+                    ColumnDef::new("certified_at")
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(ColumnDef::new("supersedes").string().null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(timestamp("created_at"))
+                .col(timestamp("updated_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .from("review", "household_id")
+                        .to("household", "id"),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("review_household_year_revision")
+                .table("review")
+                .col("household_id")
+                .col("year")
+                .col("revision")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        // What a recount (and the plain GROUP BY it is measured against) reads.
+        m.create_index(
+            Index::create()
+                .name("review_year_state_province")
+                .table("review")
+                .col("year")
+                .col("state")
+                .col("province_code")
+                .to_owned(),
+        )
+        .await?;
+
+        let mut tally = Table::create();
+        tally.table("review_tally");
+        for column in TALLY_KEY {
+            let mut def = ColumnDef::new(*column);
+            match *column {
+                "year" => def.integer(),
+                "ethnic_minority" | "mpi_poor" => def.boolean(),
+                _ => def.string(),
+            };
+            tally.col(def.not_null());
+        }
+        tally.col(ColumnDef::new("households").big_integer().not_null());
+        for p in 0..sustain_domain::poverty::MAX_INDICATORS {
+            tally.col(ColumnDef::new(format!("d{p:02}")).big_integer().not_null());
+        }
+        let mut key = Index::create();
+        key.name("review_tally_key");
+        for column in TALLY_KEY {
+            key.col(*column);
+        }
+        tally.primary_key(&mut key);
+        m.create_table(tally.to_owned()).await?;
+        for column in ["province_code", "district_code", "current_commune_code"] {
+            m.create_index(
+                Index::create()
+                    .name(format!("review_tally_year_{column}"))
+                    .table("review_tally")
+                    .col("year")
+                    .col(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+
+        m.create_table(
+            Table::create()
+                .table("household_version")
+                .col(ColumnDef::new("household_id").string().not_null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(ColumnDef::new("sealed").blob().not_null())
+                .col(timestamp("recorded_at"))
+                .primary_key(Index::create().col("household_id").col("version"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("import_key")
+                .col(
+                    ColumnDef::new("external_key")
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new("household_id").string().not_null())
+                .col(timestamp("created_at"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["import_key", "household_version", "review_tally", "review"] {
+            m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

@@ -1,13 +1,15 @@
 //! The registry's tables. Citizen IDs, ethnicity and disability are stored only as
 //! ciphertext; `citizen_id_hash` (a keyed HMAC) enforces one person, one household.
 //! `names_folded` holds every member's folded name so a name search reads one table.
+//! Reviews carry the household's unit, residence and ethnic-minority flag as they
+//! were when reviewed, so figures for a year do not move when a household does.
 
 pub mod household {
     use sea_orm::entity::prelude::*;
-    use serde::Serialize;
+    use serde::{Deserialize, Serialize};
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
     #[sea_orm(table_name = "household")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -35,10 +37,10 @@ pub mod household {
 
 pub mod member {
     use sea_orm::entity::prelude::*;
-    use serde::Serialize;
+    use serde::{Deserialize, Serialize};
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
     #[sea_orm(table_name = "member")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -54,6 +56,91 @@ pub mod member {
         pub citizen_id_hash: Option<String>,
         pub disability_enc: String,
         pub health_insurance: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod review {
+    use sea_orm::entity::prelude::*;
+    use serde::Serialize;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+    #[sea_orm(table_name = "review")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub household_id: String,
+        pub year: i32,
+        pub revision: i32,
+        pub kind: String,
+        pub state: String,
+        pub standard_code: String,
+        pub province_code: String,
+        /// Empty for units that have no district (after the 2025 reform).
+        pub district_code: String,
+        pub commune_code: String,
+        pub current_commune_code: String,
+        pub residence: String,
+        pub ethnic_minority: bool,
+        pub income: Option<i64>,
+        pub score_a: Option<i32>,
+        pub deprived_bits: i32,
+        pub deprivation_count: i32,
+        pub class: String,
+        pub transition: String,
+        pub mpi_poor: bool,
+        pub household_version: i64,
+        pub reviewer: String,
+        pub reviewed_on: Option<Date>,
+        pub meeting_date: Option<Date>,
+        pub agreement_percent: Option<i32>,
+        pub approved_by: Option<String>,
+        pub approved_at: Option<ChronoDateTimeUtc>,
+        pub decision_number: Option<String>,
+        pub decision_date: Option<Date>,
+        pub certified_by: Option<String>,
+        pub certified_at: Option<ChronoDateTimeUtc>,
+        pub supersedes: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Earlier versions of households, sealed whole: the rows as they were.
+pub mod household_version {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "household_version")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub household_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i64,
+        pub sealed: Vec<u8>,
+        pub recorded_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod import_key {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "import_key")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub external_key: String,
+        pub household_id: String,
+        pub created_at: ChronoDateTimeUtc,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

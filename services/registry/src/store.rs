@@ -18,7 +18,7 @@ use sustain_platform::Scope;
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::error::ServiceError;
 
-use crate::model::{household, member};
+use crate::model::{household, household_version, member};
 
 /// Keys for the personal fields.
 #[derive(Debug, Clone)]
@@ -280,6 +280,61 @@ pub async fn insert(
     Ok(serde_json::json!({ "household": row, "members": members }))
 }
 
+/// Rows per multi-row INSERT, within both databases' bind-parameter limits.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Inserts many new households with multi-row INSERTs (bulk import); returns
+/// each one's journal state, in order.
+pub async fn insert_many(
+    conn: &impl ConnectionTrait,
+    records: &[HouseholdRecord],
+    vault: &Vault,
+) -> Result<Vec<serde_json::Value>, ServiceError> {
+    let mut states = Vec::with_capacity(records.len());
+    let mut households = Vec::with_capacity(records.len());
+    let mut members = Vec::with_capacity(records.len() * 4);
+    for record in records {
+        let row = household_row(record);
+        let rows = member_rows(record, vault);
+        states.push(serde_json::json!({ "household": row, "members": rows }));
+        households.push(household::ActiveModel::from(row));
+        members.extend(rows.into_iter().map(member::ActiveModel::from));
+    }
+    while !households.is_empty() {
+        let rest = households.split_off(households.len().min(ROWS_PER_INSERT));
+        household::Entity::insert_many(std::mem::replace(&mut households, rest))
+            .exec(conn)
+            .await?;
+    }
+    while !members.is_empty() {
+        let rest = members.split_off(members.len().min(ROWS_PER_INSERT));
+        member::Entity::insert_many(std::mem::replace(&mut members, rest))
+            .exec(conn)
+            .await?;
+    }
+    Ok(states)
+}
+
+/// The households holding members with any of these citizen-ID hashes.
+pub async fn holders_of(
+    conn: &impl ConnectionTrait,
+    hashes: Vec<String>,
+) -> Result<HashMap<String, String>, ServiceError> {
+    let mut found = HashMap::new();
+    for chunk in hashes.chunks(ROWS_PER_INSERT) {
+        for m in member::Entity::find()
+            .filter(member::Column::CitizenIdHash.is_in(chunk.to_vec()))
+            .all(conn)
+            .await?
+        {
+            if let Some(hash) = m.citizen_id_hash {
+                found.insert(hash, m.household_id);
+            }
+        }
+    }
+    Ok(found)
+}
+
 async fn insert_members(
     conn: &impl ConnectionTrait,
     rows: &[member::Model],
@@ -362,6 +417,64 @@ pub async fn load(
         }
     }
     record_from_rows(h, members, vault).map(Some)
+}
+
+/// Keeps `previous` (the version about to be replaced) for point-in-time reads,
+/// sealed whole: its rows as they were, personal fields encrypted inside as well.
+pub async fn keep_version(
+    conn: &impl ConnectionTrait,
+    previous: &HouseholdRecord,
+    vault: &Vault,
+) -> Result<(), ServiceError> {
+    let state = serde_json::to_vec(&journal_state(previous, vault))
+        .map_err(|e| ServiceError::Internal(format!("cannot serialise household: {e}")))?;
+    let context = version_context(&previous.id, previous.version);
+    household_version::Entity::insert(household_version::ActiveModel {
+        household_id: sea_orm::ActiveValue::Set(previous.id.clone()),
+        version: sea_orm::ActiveValue::Set(previous.version),
+        sealed: sea_orm::ActiveValue::Set(vault.cipher.seal(&state, &context)),
+        recorded_at: sea_orm::ActiveValue::Set(previous.updated_at),
+    })
+    .exec(conn)
+    .await?;
+    Ok(())
+}
+
+fn version_context(id: &str, version: i64) -> String {
+    format!("household_version:{id}:{version}")
+}
+
+/// The household as it was at `version`: the live row when it is still at that
+/// version, else the sealed copy kept when it changed.
+pub async fn load_version(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    version: i64,
+    vault: &Vault,
+) -> Result<Option<HouseholdRecord>, ServiceError> {
+    if let Some(current) = load(conn, id, vault).await?
+        && current.version == version
+    {
+        return Ok(Some(current));
+    }
+    let Some(kept) = household_version::Entity::find_by_id((id.to_owned(), version))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let plain = vault
+        .cipher
+        .open(&kept.sealed, &version_context(id, version))
+        .map_err(|e| ServiceError::Internal(format!("kept household version: {e}")))?;
+    #[derive(serde::Deserialize)]
+    struct Kept {
+        household: household::Model,
+        members: Vec<member::Model>,
+    }
+    let kept: Kept = serde_json::from_slice(&plain)
+        .map_err(|e| ServiceError::Internal(format!("kept household version: {e}")))?;
+    record_from_rows(kept.household, kept.members, vault).map(Some)
 }
 
 /// The household holding a member with this citizen-ID hash, other than `except`.

@@ -38,52 +38,82 @@ pub async fn record(
     request_id: &str,
     change: Change,
 ) -> Result<i64, ServiceError> {
-    let canonical = serde_json::to_vec(&change.state)
-        .map_err(|e| ServiceError::Internal(format!("cannot serialise state: {e}")))?;
-    let state_hash = hex::encode(Sha256::digest(&canonical));
-    let now = chrono::Utc::now();
+    record_many(conn, caller, request_id, vec![change]).await
+}
 
+/// Rows per multi-row INSERT: well inside SQLite's and PostgreSQL's bind limits.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Appends the audit entries and outbox changes of many changes made by one
+/// request (a bulk import), in order; returns the last outbox sequence.
+pub async fn record_many(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    changes: Vec<Change>,
+) -> Result<i64, ServiceError> {
+    let n = changes.len() as i64;
     // One counter row, locked by the UPDATE until commit: sequences are handed out in
     // commit order with no gaps, so a reader at cursor N never misses a later commit.
     let backend = conn.get_database_backend();
     let row = conn
-        .query_one_raw(Statement::from_string(
+        .query_one_raw(Statement::from_sql_and_values(
             backend,
-            "UPDATE outbox_head SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            match backend {
+                sea_orm::DbBackend::Postgres => {
+                    "UPDATE outbox_head SET seq = seq + $1 WHERE id = 1 RETURNING seq"
+                }
+                _ => "UPDATE outbox_head SET seq = seq + ? WHERE id = 1 RETURNING seq",
+            },
+            [n.into()],
         ))
         .await?
         .ok_or_else(|| ServiceError::Internal("outbox_head row is missing".into()))?;
-    let seq: i64 = row.try_get("", "seq")?;
-
-    outbox::ActiveModel {
-        seq: Set(seq),
-        recorded_at: Set(now),
-        record_type: Set(change.record_type.to_owned()),
-        record_id: Set(change.record_id.clone()),
-        owner_unit: Set(change.owner_unit.clone()),
-        version: Set(change.version),
-        action: Set(change.action.to_owned()),
-        state: Set(String::from_utf8_lossy(&canonical).into_owned()),
+    let last: i64 = row.try_get("", "seq")?;
+    let now = chrono::Utc::now();
+    let mut outbox_rows = Vec::with_capacity(changes.len());
+    let mut audit_rows = Vec::with_capacity(changes.len());
+    for (i, change) in changes.into_iter().enumerate() {
+        let canonical = serde_json::to_vec(&change.state)
+            .map_err(|e| ServiceError::Internal(format!("cannot serialise state: {e}")))?;
+        let state_hash = hex::encode(Sha256::digest(&canonical));
+        outbox_rows.push(outbox::ActiveModel {
+            seq: Set(last - n + 1 + i as i64),
+            recorded_at: Set(now),
+            record_type: Set(change.record_type.to_owned()),
+            record_id: Set(change.record_id.clone()),
+            owner_unit: Set(change.owner_unit.clone()),
+            version: Set(change.version),
+            action: Set(change.action.to_owned()),
+            state: Set(String::from_utf8_lossy(&canonical).into_owned()),
+        });
+        audit_rows.push(audit_log::ActiveModel {
+            recorded_at: Set(now),
+            actor: Set(caller.subject.clone()),
+            role: Set(caller.role.as_str().to_owned()),
+            action: Set(format!("{}.{}", change.record_type, change.action)),
+            record_type: Set(change.record_type.to_owned()),
+            record_id: Set(change.record_id),
+            owner_unit: Set(change.owner_unit),
+            version: Set(change.version),
+            state_hash: Set(state_hash),
+            request_id: Set(request_id.to_owned()),
+            ..Default::default()
+        });
     }
-    .insert(conn)
-    .await?;
-
-    audit_log::ActiveModel {
-        recorded_at: Set(now),
-        actor: Set(caller.subject.clone()),
-        role: Set(caller.role.as_str().to_owned()),
-        action: Set(format!("{}.{}", change.record_type, change.action)),
-        record_type: Set(change.record_type.to_owned()),
-        record_id: Set(change.record_id),
-        owner_unit: Set(change.owner_unit),
-        version: Set(change.version),
-        state_hash: Set(state_hash),
-        request_id: Set(request_id.to_owned()),
-        ..Default::default()
+    while !outbox_rows.is_empty() {
+        let rest = outbox_rows.split_off(outbox_rows.len().min(ROWS_PER_INSERT));
+        outbox::Entity::insert_many(std::mem::replace(&mut outbox_rows, rest))
+            .exec(conn)
+            .await?;
     }
-    .insert(conn)
-    .await?;
-    Ok(seq)
+    while !audit_rows.is_empty() {
+        let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
+        audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))
+            .exec(conn)
+            .await?;
+    }
+    Ok(last)
 }
 
 /// Identifies one mutation for idempotent retries: the caller, the method and the

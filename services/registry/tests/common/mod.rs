@@ -9,6 +9,7 @@ use sustain_platform::config::{Config, Secrets};
 use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::admin_unit_service_client::AdminUnitServiceClient;
 use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
+use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
@@ -43,6 +44,7 @@ impl Interceptor for Bearer {
 
 pub type Households = HouseholdServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Units = AdminUnitServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Reviews = ReviewServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub fn secrets() -> Secrets {
     Secrets {
@@ -140,6 +142,13 @@ impl TestServer {
 
     pub async fn admin(&self) -> Households {
         self.households(Role::Admin, &["*"]).await
+    }
+
+    pub async fn reviews(&self, role: Role, scope: &[&str]) -> Reviews {
+        ReviewServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(Some(token(role, scope))),
+        )
     }
 
     pub async fn units(&self, role: Role) -> Units {

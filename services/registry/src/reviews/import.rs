@@ -1,0 +1,534 @@
+//! Bulk import of households with their reviews. Each batch is checked row by
+//! row (a bad row is rejected with its field violations, the good rows go in),
+//! then written in one transaction with multi-row INSERTs, journal entries and
+//! tally changes, and only then acknowledged. Rows are keyed by the source's
+//! external key: a household already imported under its key is never written
+//! again (an import does not overwrite; UpdateHousehold does), and only review
+//! years it does not have yet are added, so re-sending a file changes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sustain_domain::Violations;
+use sustain_domain::admin::Location;
+use sustain_domain::household::Household;
+use sustain_domain::poverty::{self, Class, Standards};
+use sustain_platform::Caller;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change};
+use sustain_proto::registry::v1 as pb;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use super::convert::{Assessment, assess};
+use super::store::{self, CERTIFIED};
+use super::tally::TallyDelta;
+use super::{journal_change, new_review};
+use crate::convert::{household_from_proto, parse_date, today};
+use crate::model::{household, import_key, review};
+use crate::store::{self as households, HouseholdRecord, Vault};
+
+/// Most rows one request (one batch) may carry.
+pub const MAX_ROWS_PER_BATCH: usize = 2_000;
+const MAX_KEY_CHARS: usize = 128;
+const ROWS_PER_INSERT: usize = 500;
+
+/// One review of a row, checked.
+#[derive(Debug, Clone)]
+struct RowReview {
+    assessment: Assessment,
+    certified: Option<(String, NaiveDate)>,
+}
+
+/// One row that passed its checks.
+#[derive(Debug)]
+struct CheckedRow {
+    index: usize,
+    key: String,
+    household: Household,
+    reviews: Vec<RowReview>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Importer {
+    db: DatabaseConnection,
+    vault: Vault,
+    standards: Arc<Standards>,
+}
+
+fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
+    pb::ImportRowResult {
+        row_number: row.row_number,
+        external_key: row.external_key.clone(),
+        outcome: pb::ImportOutcome::Rejected as i32,
+        household_id: String::new(),
+        reviews_written: 0,
+        violations: v
+            .into_vec()
+            .into_iter()
+            .map(|f| pb::RowViolation {
+                field: f.field,
+                description: f.description,
+            })
+            .collect(),
+    }
+}
+
+impl Importer {
+    pub fn new(db: DatabaseConnection, vault: Vault, standards: Arc<Standards>) -> Importer {
+        Importer {
+            db,
+            vault,
+            standards,
+        }
+    }
+
+    /// Answers each request of the stream once its batch is committed. A failed
+    /// batch ends the stream with its error; the batches before it stay committed.
+    pub fn serve(
+        self,
+        caller: Caller,
+        mut inbound: Streaming<pb::ImportHouseholdsRequest>,
+    ) -> ReceiverStream<Result<pb::ImportHouseholdsResponse, Status>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut batches = 0u64;
+            loop {
+                let request = match inbound.message().await {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::warn!(%status, batches, "import stream broke off");
+                        break;
+                    }
+                };
+                let answer = self.import_batch(&caller, request.rows).await;
+                let failed = answer.is_err();
+                let sent = tx
+                    .send(
+                        answer
+                            .map(|results| pb::ImportHouseholdsResponse { results })
+                            .map_err(Status::from),
+                    )
+                    .await;
+                if failed || sent.is_err() {
+                    break;
+                }
+                batches += 1;
+            }
+            tracing::info!(batches, caller = %caller.subject, "import stream ended");
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// Checks and writes one batch; one result per row, in order.
+    pub async fn import_batch(
+        &self,
+        caller: &Caller,
+        rows: Vec<pb::ImportRow>,
+    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+        if rows.len() > MAX_ROWS_PER_BATCH {
+            return Err(ServiceError::invalid(
+                "rows",
+                format!("a batch holds at most {MAX_ROWS_PER_BATCH} rows; send more requests"),
+            ));
+        }
+        let today = today();
+        let mut results: Vec<Option<pb::ImportRowResult>> = vec![None; rows.len()];
+        let mut checked: Vec<CheckedRow> = Vec::with_capacity(rows.len());
+        let mut keys_seen = HashSet::new();
+        let mut ids_seen: HashMap<String, usize> = HashMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            match self.check(caller, row, today, &mut keys_seen, &mut ids_seen) {
+                Ok((household, reviews)) => checked.push(CheckedRow {
+                    index,
+                    key: row.external_key.trim().to_owned(),
+                    household,
+                    reviews,
+                }),
+                Err(v) => results[index] = Some(rejected(row, v)),
+            }
+        }
+
+        let txn = sustain_platform::db::begin_write(&self.db).await?;
+        let keys: Vec<String> = checked.iter().map(|c| c.key.clone()).collect();
+        let mut known: HashMap<String, String> = HashMap::new();
+        for chunk in keys.chunks(ROWS_PER_INSERT) {
+            for k in import_key::Entity::find()
+                .filter(import_key::Column::ExternalKey.is_in(chunk.to_vec()))
+                .all(&txn)
+                .await?
+            {
+                known.insert(k.external_key, k.household_id);
+            }
+        }
+        let hashes: Vec<String> = checked
+            .iter()
+            .filter(|c| !known.contains_key(&c.key))
+            .flat_map(|c| c.household.members.iter())
+            .filter_map(|m| m.citizen_id.as_ref())
+            .map(|id| self.vault.citizen_hash(id))
+            .collect();
+        let holders = households::holders_of(&txn, hashes).await?;
+
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let mut new_households: Vec<HouseholdRecord> = vec![];
+        let mut new_reviews: Vec<review::Model> = vec![];
+        let mut delta = TallyDelta::default();
+        let mut existing: Vec<(CheckedRow, String)> = vec![];
+        let mut key_rows = vec![];
+        for c in checked {
+            if let Some(id) = known.get(&c.key) {
+                existing.push((c, id.clone()));
+                continue;
+            }
+            let mut v = Violations::new();
+            for (i, m) in c.household.members.iter().enumerate() {
+                if let Some(other) = m
+                    .citizen_id
+                    .as_ref()
+                    .and_then(|id| holders.get(&self.vault.citizen_hash(id)))
+                {
+                    v.add(
+                        format!("household.members[{i}].citizen_id"),
+                        format!("is already registered to a member of household {other}"),
+                    );
+                }
+            }
+            if !v.is_empty() {
+                results[c.index] = Some(rejected(&rows[c.index], v));
+                continue;
+            }
+            let member_ids = c.household.members.iter().map(|_| new_id()).collect();
+            let record = HouseholdRecord::new(new_id(), c.household, member_ids, now);
+            let written = self.reviews_of_new(
+                &caller.subject,
+                &record,
+                &c.reviews,
+                now,
+                &mut new_reviews,
+                &mut delta,
+            );
+            results[c.index] = Some(accepted(&rows[c.index], &record.id, written, true));
+            key_rows.push(import_key::ActiveModel {
+                external_key: sea_orm::ActiveValue::Set(c.key),
+                household_id: sea_orm::ActiveValue::Set(record.id.clone()),
+                created_at: sea_orm::ActiveValue::Set(now),
+            });
+            new_households.push(record);
+        }
+
+        let mut changes: Vec<Change> = Vec::with_capacity(new_households.len() + new_reviews.len());
+        let states = households::insert_many(&txn, &new_households, &self.vault).await?;
+        for (record, state) in new_households.iter().zip(states) {
+            changes.push(Change {
+                record_type: "household",
+                record_id: record.id.clone(),
+                owner_unit: record.owner_unit().to_owned(),
+                version: record.version,
+                action: "import",
+                state,
+            });
+        }
+        while !key_rows.is_empty() {
+            let rest = key_rows.split_off(key_rows.len().min(ROWS_PER_INSERT));
+            import_key::Entity::insert_many(std::mem::replace(&mut key_rows, rest))
+                .exec(&txn)
+                .await?;
+        }
+
+        // Households imported before: add the review years they lack.
+        for (c, household_id) in existing {
+            let outcome = self
+                .add_reviews(&txn, caller, &household_id, &c, now, &mut delta)
+                .await;
+            results[c.index] = Some(match outcome {
+                Ok(written) => accepted(&rows[c.index], &household_id, written, false),
+                Err(v) => rejected(&rows[c.index], v),
+            });
+        }
+
+        for chunk in new_reviews.chunks(ROWS_PER_INSERT) {
+            review::Entity::insert_many(chunk.iter().cloned().map(review::ActiveModel::from))
+                .exec(&txn)
+                .await?;
+        }
+        changes.extend(new_reviews.iter().map(|r| journal_change(r, "import")));
+        delta.apply(&txn).await?;
+        journal::record_many(&txn, caller, "import", changes).await?;
+        txn.commit().await?;
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Checks one row without touching the database.
+    fn check(
+        &self,
+        caller: &Caller,
+        row: &pb::ImportRow,
+        today: NaiveDate,
+        keys_seen: &mut HashSet<String>,
+        ids_seen: &mut HashMap<String, usize>,
+    ) -> Result<(Household, Vec<RowReview>), Violations> {
+        let mut v = Violations::new();
+        let key = row.external_key.trim();
+        if key.is_empty() {
+            v.add("external_key", "is required");
+        } else if key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
+            v.add(
+                "external_key",
+                format!("must be at most {MAX_KEY_CHARS} printable characters"),
+            );
+        } else if !keys_seen.insert(key.to_owned()) {
+            v.add("external_key", "appears twice in this batch");
+        }
+        let household = match &row.household {
+            Some(h) => household_from_proto(h, "household", today, &mut v),
+            None => {
+                v.add("household", "is required");
+                None
+            }
+        };
+        if let Some(h) = &household {
+            if !caller.scope.covers(&h.address.location) {
+                v.add(
+                    "household.address.commune_code",
+                    "is outside the importer's administrative scope",
+                );
+            }
+            for (i, m) in h.members.iter().enumerate() {
+                if let Some(id) = &m.citizen_id
+                    && let Some(other) =
+                        ids_seen.insert(id.as_str().to_owned(), row.row_number as usize)
+                {
+                    v.add(
+                        format!("household.members[{i}].citizen_id"),
+                        format!("is also given in row {other} of this import"),
+                    );
+                }
+            }
+        }
+        let mut reviews = vec![];
+        let mut years = HashSet::new();
+        for (i, r) in row.reviews.iter().enumerate() {
+            let prefix = format!("reviews[{i}]");
+            let Some(input) = &r.review else {
+                v.add(format!("{prefix}.review"), "is required");
+                continue;
+            };
+            if !years.insert(input.year) {
+                v.add(
+                    format!("{prefix}.review.year"),
+                    "appears twice for this household",
+                );
+            }
+            let certified = match pb::ReviewState::try_from(r.state) {
+                Ok(pb::ReviewState::Draft) => None,
+                Ok(pb::ReviewState::Certified) => {
+                    let number = r.decision_number.trim();
+                    if number.is_empty() {
+                        v.add(
+                            format!("{prefix}.decision_number"),
+                            "is required for a certified review",
+                        );
+                    }
+                    let date = if r.decision_date.trim().is_empty() {
+                        v.add(
+                            format!("{prefix}.decision_date"),
+                            "is required for a certified review",
+                        );
+                        None
+                    } else {
+                        parse_date(&r.decision_date, &format!("{prefix}.decision_date"), &mut v)
+                    };
+                    date.map(|d| (number.to_owned(), d))
+                }
+                _ => {
+                    v.add(format!("{prefix}.state"), "must be DRAFT or CERTIFIED");
+                    None
+                }
+            };
+            let residence = household.as_ref().map(|h| h.address.residence);
+            if let Some(residence) = residence
+                && let Some(assessment) = assess(
+                    &self.standards,
+                    input,
+                    residence,
+                    today,
+                    &format!("{prefix}.review"),
+                    &mut v,
+                )
+            {
+                reviews.push(RowReview {
+                    assessment,
+                    certified,
+                });
+            }
+        }
+        match household {
+            Some(h) if v.is_empty() => Ok((h, reviews)),
+            _ => Err(v),
+        }
+    }
+
+    /// The reviews of a household imported now: transitions follow from its own
+    /// certified reviews, in year order.
+    fn reviews_of_new(
+        &self,
+        certifier: &str,
+        household: &HouseholdRecord,
+        reviews: &[RowReview],
+        now: DateTime<Utc>,
+        out: &mut Vec<review::Model>,
+        delta: &mut TallyDelta,
+    ) -> i32 {
+        let mut sorted: Vec<&RowReview> = reviews.iter().collect();
+        sorted.sort_by_key(|r| r.assessment.year);
+        let classes: Vec<Class> = sorted
+            .iter()
+            .filter(|r| r.certified.is_some())
+            .map(|r| r.assessment.class)
+            .collect();
+        let mut certified_transitions = poverty::transitions(&classes).into_iter();
+        let mut chain_so_far: Vec<Class> = vec![];
+        for r in sorted {
+            let transition = if r.certified.is_some() {
+                chain_so_far.push(r.assessment.class);
+                certified_transitions
+                    .next()
+                    .unwrap_or(poverty::Transition::FirstReview)
+            } else {
+                let mut chain = chain_so_far.clone();
+                chain.push(r.assessment.class);
+                poverty::transitions(&chain)
+                    .pop()
+                    .unwrap_or(poverty::Transition::FirstReview)
+            };
+            let mut model = new_review(household, &r.assessment, 1, transition.code(), None, now);
+            certify(&mut model, r, certifier, now);
+            if model.state == CERTIFIED {
+                delta.add(&model, 1);
+            }
+            out.push(model);
+        }
+        reviews.len() as i32
+    }
+
+    /// Adds the review years an already imported household lacks.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_reviews(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        household_id: &str,
+        row: &CheckedRow,
+        now: DateTime<Utc>,
+        delta: &mut TallyDelta,
+    ) -> Result<i32, Violations> {
+        let fail = |e: ServiceError| {
+            let mut v = Violations::new();
+            v.add(
+                "external_key",
+                format!("cannot add reviews to its household: {e}"),
+            );
+            v
+        };
+        let stored = household::Entity::find_by_id(household_id.to_owned())
+            .one(conn)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let Some(stored) = stored else {
+            return Err(fail(ServiceError::Internal("household is missing".into())));
+        };
+        let location = Location {
+            province_code: stored.province_code.clone(),
+            district_code: stored.district_code.clone(),
+            commune_code: stored.commune_code.clone(),
+            current_commune_code: stored.current_commune_code.clone(),
+        };
+        if !caller.scope.covers(&location) {
+            let mut v = Violations::new();
+            v.add(
+                "external_key",
+                "names a household outside the importer's administrative scope",
+            );
+            return Err(v);
+        }
+        let record = households::load(conn, household_id, &self.vault)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| fail(ServiceError::Internal("household is missing".into())))?;
+        let have: HashSet<i32> = store::of_household(conn, household_id, None)
+            .await
+            .map_err(fail)?
+            .iter()
+            .map(|r| r.year)
+            .collect();
+        let chain = store::certified_chain(conn, household_id)
+            .await
+            .map_err(fail)?;
+        let mut written = 0;
+        let mut entering = vec![];
+        for r in row
+            .reviews
+            .iter()
+            .filter(|r| !have.contains(&r.assessment.year))
+        {
+            let transition =
+                store::transition_against(&chain, r.assessment.year, r.assessment.class);
+            let mut model = new_review(&record, &r.assessment, 1, transition.code(), None, now);
+            certify(&mut model, r, &caller.subject, now);
+            if model.state == CERTIFIED {
+                entering.push(model.id.clone());
+            }
+            // Written now (not with the batch) so the chain below sees them.
+            store::insert(conn, &model).await.map_err(fail)?;
+            journal::record(conn, caller, "import", journal_change(&model, "import"))
+                .await
+                .map_err(fail)?;
+            written += 1;
+        }
+        if !entering.is_empty() {
+            store::rechain(conn, household_id, &entering, now, delta)
+                .await
+                .map_err(fail)?;
+        }
+        Ok(written)
+    }
+}
+
+fn certify(model: &mut review::Model, r: &RowReview, by: &str, now: DateTime<Utc>) {
+    if let Some((number, date)) = &r.certified {
+        model.state = CERTIFIED.to_owned();
+        model.decision_number = Some(number.clone());
+        model.decision_date = Some(*date);
+        model.certified_by = Some(by.to_owned());
+        model.certified_at = Some(now);
+    }
+}
+
+fn accepted(
+    row: &pb::ImportRow,
+    household_id: &str,
+    written: i32,
+    new_household: bool,
+) -> pb::ImportRowResult {
+    let outcome = if new_household || written > 0 {
+        pb::ImportOutcome::Accepted
+    } else {
+        pb::ImportOutcome::Unchanged
+    };
+    pb::ImportRowResult {
+        row_number: row.row_number,
+        external_key: row.external_key.clone(),
+        outcome: outcome as i32,
+        household_id: household_id.to_owned(),
+        reviews_written: written,
+        violations: vec![],
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

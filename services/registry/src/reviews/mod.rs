@@ -1,0 +1,705 @@
+//! The ReviewService adapter: the annual review of a household from draft through
+//! the village meeting's approval to the commune's certification, corrections as
+//! new revisions, history and point-in-time reads, the certified summaries, and
+//! the bulk import. Every mutation runs in one transaction with its journal
+//! entries and tally changes.
+
+pub mod convert;
+pub mod import;
+pub mod store;
+pub mod summary;
+pub mod tally;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sustain_domain::Violations;
+use sustain_domain::admin::{self, Location};
+use sustain_domain::poverty::Standards;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change, IdempotencyKey};
+use sustain_platform::{Caller, Role};
+use sustain_proto::registry::v1 as pb;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::{etag, household_to_proto, parse_date, today};
+use crate::model::review;
+use crate::store::{self as households, HouseholdRecord, Vault};
+use convert::{Assessment, assess, review_to_proto, standard_to_proto};
+use tally::TallyDelta;
+
+const READ: &[Role] = &[
+    Role::Viewer,
+    Role::Enumerator,
+    Role::Approver,
+    Role::Admin,
+    Role::Sync,
+];
+const RECORD: &[Role] = &[Role::Enumerator, Role::Admin];
+const DECIDE: &[Role] = &[Role::Approver, Role::Admin];
+/// Importing certified reviews is certifying them.
+pub const IMPORT: &[Role] = &[Role::Approver, Role::Admin];
+
+const MAX_DECISION_CHARS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct ReviewApi {
+    pub db: DatabaseConnection,
+    pub vault: Vault,
+    pub standards: Arc<Standards>,
+}
+
+fn now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Where a review was counted, for scope checks.
+fn location_of(r: &review::Model) -> Location {
+    Location {
+        province_code: r.province_code.clone(),
+        district_code: (!r.district_code.is_empty()).then(|| r.district_code.clone()),
+        commune_code: r.commune_code.clone(),
+        current_commune_code: r.current_commune_code.clone(),
+    }
+}
+
+/// A new review row of `household` from an assessment.
+pub fn new_review(
+    household: &HouseholdRecord,
+    a: &Assessment,
+    revision: i32,
+    transition: &str,
+    supersedes: Option<String>,
+    at: DateTime<Utc>,
+) -> review::Model {
+    let l = &household.location;
+    review::Model {
+        id: new_id(),
+        household_id: household.id.clone(),
+        year: a.year,
+        revision,
+        kind: a.kind.to_owned(),
+        state: store::DRAFT.to_owned(),
+        standard_code: a.standard_code.clone(),
+        province_code: l.province_code.clone(),
+        district_code: l.district_code.clone().unwrap_or_default(),
+        commune_code: l.commune_code.clone(),
+        current_commune_code: l.current_commune_code.clone(),
+        residence: household.residence.code().to_owned(),
+        ethnic_minority: household.ethnic_minority,
+        income: a.income,
+        score_a: a.score_a,
+        deprived_bits: i32::from(a.deprived.bits()),
+        deprivation_count: a.deprived.count() as i32,
+        class: a.class.code().to_owned(),
+        transition: transition.to_owned(),
+        mpi_poor: a.mpi_poor,
+        household_version: household.version,
+        reviewer: a.reviewer.clone(),
+        reviewed_on: a.reviewed_on,
+        meeting_date: None,
+        agreement_percent: None,
+        approved_by: None,
+        approved_at: None,
+        decision_number: None,
+        decision_date: None,
+        certified_by: None,
+        certified_at: None,
+        supersedes,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+pub fn journal_change(r: &review::Model, action: &'static str) -> Change {
+    Change {
+        record_type: "review",
+        record_id: r.id.clone(),
+        owner_unit: r.commune_code.clone(),
+        version: r.version,
+        action,
+        state: serde_json::to_value(r).unwrap_or_default(),
+    }
+}
+
+fn required_id(raw: &str, field: &str, v: &mut Violations) -> String {
+    let id = raw.trim();
+    if id.is_empty() {
+        v.add(field, "is required");
+    } else if uuid::Uuid::parse_str(id).is_err() {
+        v.add(field, "must be an id (UUID)");
+    }
+    id.to_owned()
+}
+
+fn required_etag(raw: &str, v: &mut Violations) -> String {
+    if raw.trim().is_empty() {
+        v.add("etag", "is required: send the etag you read");
+    }
+    raw.trim().to_owned()
+}
+
+fn check_etag(r: &review::Model, sent: &str) -> Result<(), ServiceError> {
+    if sent == etag(r.version) {
+        Ok(())
+    } else {
+        Err(ServiceError::Aborted {
+            reason: "STALE_ETAG",
+            message: format!(
+                "etag {sent:?} is stale: review {} is at {}; read it again",
+                r.id,
+                etag(r.version)
+            ),
+        })
+    }
+}
+
+fn wrong_state(r: &review::Model, wanted: &str, action: &str) -> ServiceError {
+    ServiceError::FailedPrecondition {
+        reason: "REVIEW_STATE",
+        message: format!(
+            "review {} is {}; only a {wanted} review can be {action}",
+            r.id, r.state
+        ),
+    }
+}
+
+fn decision_date(
+    raw: &str,
+    field: &str,
+    not_before: Option<NaiveDate>,
+    v: &mut Violations,
+) -> Option<NaiveDate> {
+    if raw.trim().is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    let d = parse_date(raw, field, v)?;
+    if d > today() {
+        v.add(field, "is in the future");
+    } else if let Some(earliest) = not_before
+        && d < earliest
+    {
+        v.add(field, format!("is before {earliest}"));
+    }
+    Some(d)
+}
+
+impl ReviewApi {
+    async fn household_in_scope(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<HouseholdRecord, ServiceError> {
+        let record = households::load(conn, id, &self.vault)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "household",
+                id: id.to_owned(),
+            })?;
+        caller.require_location(&record.location)?;
+        Ok(record)
+    }
+
+    async fn review_in_scope(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<review::Model, ServiceError> {
+        let r = store::find(conn, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "review",
+                id: id.to_owned(),
+            })?;
+        caller.require_location(&location_of(&r))?;
+        Ok(r)
+    }
+
+    fn to_proto(&self, r: &review::Model) -> pb::Review {
+        review_to_proto(r, self.standards.by_code(&r.standard_code))
+    }
+
+    /// Insert, mapping a lost race on (household, year, revision) to ALREADY_EXISTS.
+    async fn insert_review(
+        &self,
+        conn: &impl ConnectionTrait,
+        r: &review::Model,
+    ) -> Result<(), ServiceError> {
+        if store::insert(conn, r).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::AlreadyExists {
+                reason: "REVIEW_EXISTS",
+                message: format!(
+                    "household {} already has revision {} for {}; read it and revise it",
+                    r.household_id, r.revision, r.year
+                ),
+                metadata: vec![("household_id", r.household_id.clone())],
+            })
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::review_service_server::ReviewService for ReviewApi {
+    async fn record_review(
+        &self,
+        request: Request<pb::RecordReviewRequest>,
+    ) -> Result<Response<pb::RecordReviewResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("record reviews", RECORD)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "RecordReview", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let household_id = required_id(&request.household_id, "household_id", &mut v);
+        if request.review.is_none() {
+            v.add("review", "is required");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let input = request.review.clone().unwrap_or_default();
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let household = self.household_in_scope(&txn, &caller, &household_id).await?;
+            if household.archived {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "HOUSEHOLD_ARCHIVED",
+                    message: format!("household {household_id} is archived and is not reviewed"),
+                });
+            }
+            let mut v = Violations::new();
+            let Some(a) = assess(&self.standards, &input, household.residence, today(), "review", &mut v)
+            else {
+                return Err(v.into());
+            };
+            if let Some(existing) = store::of_household(&txn, &household_id, Some(a.year)).await?.first() {
+                return Err(ServiceError::AlreadyExists {
+                    reason: "REVIEW_EXISTS",
+                    message: format!(
+                        "household {household_id} already has a review for {} ({}); correct it with ReviseReview",
+                        a.year, existing.id
+                    ),
+                    metadata: vec![("review_id", existing.id.clone())],
+                });
+            }
+            let chain = store::certified_chain(&txn, &household_id).await?;
+            let transition = store::transition_against(&chain, a.year, a.class);
+            let r = new_review(&household, &a, 1, transition.code(), None, now());
+            self.insert_review(&txn, &r).await?;
+            journal::record(&txn, &caller, &request.request_id, journal_change(&r, "record")).await?;
+            tracing::info!(review_id = %r.id, household_id = %household_id, year = r.year, caller = %caller.subject, "review recorded");
+            Ok((pb::RecordReviewResponse { review: Some(self.to_proto(&r)) }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn revise_review(
+        &self,
+        request: Request<pb::ReviseReviewRequest>,
+    ) -> Result<Response<pb::ReviseReviewResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("revise reviews", RECORD)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "ReviseReview", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let review_id = required_id(&request.review_id, "review_id", &mut v);
+        let sent_etag = required_etag(&request.etag, &mut v);
+        if request.review.is_none() {
+            v.add("review", "is required");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let input = request.review.clone().unwrap_or_default();
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let old = self.review_in_scope(&txn, &caller, &review_id).await?;
+            check_etag(&old, &sent_etag)?;
+            let household = self.household_in_scope(&txn, &caller, &old.household_id).await?;
+            let latest = store::of_household(&txn, &old.household_id, Some(old.year)).await?;
+            if latest.first().is_some_and(|l| l.id != old.id) {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "REVISION_OUTDATED",
+                    message: format!("review {review_id} has a newer revision; revise that one"),
+                });
+            }
+            let mut v = Violations::new();
+            if input.year != old.year {
+                v.add("review.year", format!("a revision keeps its review's year, {}", old.year));
+            }
+            let assessed = assess(&self.standards, &input, household.residence, today(), "review", &mut v);
+            let Some(a) = assessed.filter(|_| v.is_empty()) else {
+                return Err(v.into());
+            };
+            let at = now();
+            // An open revision never counted: the correction replaces it at once. A
+            // certified one keeps counting until its correction is certified.
+            if old.state != store::CERTIFIED {
+                let superseded = review::Model {
+                    state: store::SUPERSEDED.to_owned(),
+                    version: old.version + 1,
+                    updated_at: at,
+                    ..old.clone()
+                };
+                store::update_guarded(&txn, &superseded, old.version).await?;
+                journal::record(&txn, &caller, &request.request_id, journal_change(&superseded, "supersede"))
+                    .await?;
+            }
+            let chain = store::certified_chain(&txn, &old.household_id).await?;
+            let transition = store::transition_against(&chain, a.year, a.class);
+            let r = new_review(&household, &a, old.revision + 1, transition.code(), Some(old.id.clone()), at);
+            self.insert_review(&txn, &r).await?;
+            journal::record(&txn, &caller, &request.request_id, journal_change(&r, "revise")).await?;
+            tracing::info!(review_id = %r.id, supersedes = %old.id, caller = %caller.subject, "review revised");
+            Ok((pb::ReviseReviewResponse { review: Some(self.to_proto(&r)) }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn approve_review(
+        &self,
+        request: Request<pb::ApproveReviewRequest>,
+    ) -> Result<Response<pb::ApproveReviewResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("approve reviews", DECIDE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "ApproveReview", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let review_id = required_id(&request.review_id, "review_id", &mut v);
+        let sent_etag = required_etag(&request.etag, &mut v);
+        let meeting_date = decision_date(&request.meeting_date, "meeting_date", None, &mut v);
+        if !(0..=100).contains(&request.agreement_percent) {
+            v.add("agreement_percent", "must be between 0 and 100");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let r = self.review_in_scope(&txn, &caller, &review_id).await?;
+            check_etag(&r, &sent_etag)?;
+            if r.state != store::DRAFT {
+                return Err(wrong_state(&r, store::DRAFT, "approved"));
+            }
+            if meeting_date.is_some_and(|d| d < NaiveDate::from_ymd_opt(r.year, 1, 1).unwrap_or(d)) {
+                return Err(ServiceError::invalid("meeting_date", format!("is before the review year {}", r.year)));
+            }
+            if request.agreement_percent < 50 {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "AGREEMENT_BELOW_HALF",
+                    message: format!(
+                        "the village meeting agreed {}% (< 50%): the review must be re-scored (ReviseReview)",
+                        request.agreement_percent
+                    ),
+                });
+            }
+            let at = now();
+            let next = review::Model {
+                state: store::APPROVED.to_owned(),
+                meeting_date,
+                agreement_percent: Some(request.agreement_percent),
+                approved_by: Some(caller.subject.clone()),
+                approved_at: Some(at),
+                version: r.version + 1,
+                updated_at: at,
+                ..r.clone()
+            };
+            store::update_guarded(&txn, &next, r.version).await?;
+            journal::record(&txn, &caller, &request.request_id, journal_change(&next, "approve")).await?;
+            tracing::info!(review_id = %next.id, caller = %caller.subject, "review approved");
+            Ok((pb::ApproveReviewResponse { review: Some(self.to_proto(&next)) }, txn))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn certify_review(
+        &self,
+        request: Request<pb::CertifyReviewRequest>,
+    ) -> Result<Response<pb::CertifyReviewResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("certify reviews", DECIDE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "CertifyReview", &request.request_id, &request)?;
+        let mut v = Violations::new();
+        let review_id = required_id(&request.review_id, "review_id", &mut v);
+        let sent_etag = required_etag(&request.etag, &mut v);
+        let number = request.decision_number.trim().to_owned();
+        if number.is_empty() {
+            v.add(
+                "decision_number",
+                "is required: the commune chair's decision",
+            );
+        } else if number.chars().count() > MAX_DECISION_CHARS
+            || number.chars().any(char::is_control)
+        {
+            v.add(
+                "decision_number",
+                format!("must be at most {MAX_DECISION_CHARS} printable characters"),
+            );
+        }
+        let decided = decision_date(&request.decision_date, "decision_date", None, &mut v);
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let r = self.review_in_scope(&txn, &caller, &review_id).await?;
+            check_etag(&r, &sent_etag)?;
+            if r.state != store::APPROVED {
+                return Err(wrong_state(&r, store::APPROVED, "certified"));
+            }
+            if let (Some(d), Some(m)) = (decided, r.meeting_date)
+                && d < m
+            {
+                return Err(ServiceError::invalid(
+                    "decision_date",
+                    format!("is before the village meeting of {m}"),
+                ));
+            }
+            let at = now();
+            let mut delta = TallyDelta::default();
+            let mut changed = vec![];
+            for other in store::of_household(&txn, &r.household_id, Some(r.year)).await? {
+                if other.state == store::CERTIFIED {
+                    delta.add(&other, -1);
+                    let superseded = review::Model {
+                        state: store::SUPERSEDED.to_owned(),
+                        version: other.version + 1,
+                        updated_at: at,
+                        ..other.clone()
+                    };
+                    store::update_guarded(&txn, &superseded, other.version).await?;
+                    changed.push((superseded, "supersede"));
+                }
+            }
+            let certified = review::Model {
+                state: store::CERTIFIED.to_owned(),
+                decision_number: Some(number.clone()),
+                decision_date: decided,
+                certified_by: Some(caller.subject.clone()),
+                certified_at: Some(at),
+                version: r.version + 1,
+                updated_at: at,
+                ..r.clone()
+            };
+            store::update_guarded(&txn, &certified, r.version).await?;
+            let rewritten = store::rechain(
+                &txn,
+                &r.household_id,
+                std::slice::from_ref(&r.id),
+                at,
+                &mut delta,
+            )
+            .await?;
+            let certified = rewritten
+                .iter()
+                .find(|x| x.id == r.id)
+                .cloned()
+                .unwrap_or(certified);
+            changed.push((certified.clone(), "certify"));
+            changed.extend(
+                rewritten
+                    .into_iter()
+                    .filter(|x| x.id != r.id)
+                    .map(|x| (x, "retransition")),
+            );
+            delta.apply(&txn).await?;
+            for (row, action) in &changed {
+                journal::record(
+                    &txn,
+                    &caller,
+                    &request.request_id,
+                    journal_change(row, action),
+                )
+                .await?;
+            }
+            tracing::info!(review_id = %certified.id, caller = %caller.subject, "review certified");
+            Ok((
+                pb::CertifyReviewResponse {
+                    review: Some(self.to_proto(&certified)),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_review(
+        &self,
+        request: Request<pb::GetReviewRequest>,
+    ) -> Result<Response<pb::GetReviewResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read reviews", READ)?;
+        let mut v = Violations::new();
+        let id = required_id(&request.get_ref().id, "id", &mut v);
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let r = self.review_in_scope(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetReviewResponse {
+            review: Some(self.to_proto(&r)),
+        }))
+    }
+
+    async fn list_reviews(
+        &self,
+        request: Request<pb::ListReviewsRequest>,
+    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read reviews", READ)?;
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        let id = required_id(&request.household_id, "household_id", &mut v);
+        if request.year < 0 {
+            v.add("year", "must not be negative");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        self.household_in_scope(&self.db, &caller, &id).await?;
+        let year = (request.year != 0).then_some(request.year);
+        let reviews = store::of_household(&self.db, &id, year).await?;
+        Ok(Response::new(pb::ListReviewsResponse {
+            reviews: reviews.iter().map(|r| self.to_proto(r)).collect(),
+        }))
+    }
+
+    async fn get_household_at_year(
+        &self,
+        request: Request<pb::GetHouseholdAtYearRequest>,
+    ) -> Result<Response<pb::GetHouseholdAtYearResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read households", READ)?;
+        let request = request.into_inner();
+        let mut v = Violations::new();
+        let id = required_id(&request.household_id, "household_id", &mut v);
+        if request.year <= 0 {
+            v.add("year", "is required");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        self.household_in_scope(&self.db, &caller, &id).await?;
+        let reviews = store::of_household(&self.db, &id, Some(request.year)).await?;
+        let review = reviews
+            .iter()
+            .find(|r| r.state == store::CERTIFIED)
+            .or(reviews.first())
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "review",
+                id: format!("{id} for {}", request.year),
+            })?;
+        let record = households::load_version(&self.db, &id, review.household_version, &self.vault)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "household {id} version {} is not kept",
+                    review.household_version
+                ))
+            })?;
+        tracing::info!(household_id = %id, year = request.year, caller = %caller.subject, "household read as of review");
+        Ok(Response::new(pb::GetHouseholdAtYearResponse {
+            household: Some(household_to_proto(&record, caller.role == Role::Viewer)),
+            review: Some(self.to_proto(review)),
+        }))
+    }
+
+    async fn get_poverty_summary(
+        &self,
+        request: Request<pb::GetPovertySummaryRequest>,
+    ) -> Result<Response<pb::GetPovertySummaryResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read poverty summaries", READ)?;
+        let request = request.into_inner();
+        let summary = poverty_summary(&self.db, &self.standards, &caller, &request).await?;
+        Ok(Response::new(pb::GetPovertySummaryResponse {
+            summary: Some(summary),
+        }))
+    }
+
+    async fn list_poverty_standards(
+        &self,
+        request: Request<pb::ListPovertyStandardsRequest>,
+    ) -> Result<Response<pb::ListPovertyStandardsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read poverty standards", READ)?;
+        Ok(Response::new(pb::ListPovertyStandardsResponse {
+            standards: self.standards.all().iter().map(standard_to_proto).collect(),
+        }))
+    }
+
+    type ImportHouseholdsStream = ReceiverStream<Result<pb::ImportHouseholdsResponse, Status>>;
+
+    async fn import_households(
+        &self,
+        request: Request<Streaming<pb::ImportHouseholdsRequest>>,
+    ) -> Result<Response<Self::ImportHouseholdsStream>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("import households", IMPORT)?;
+        let importer = import::Importer::new(
+            self.db.clone(),
+            self.vault.clone(),
+            Arc::clone(&self.standards),
+        );
+        let stream = importer.serve(caller, request.into_inner());
+        Ok(Response::new(stream))
+    }
+}
+
+/// The certified summary of a unit and year, checked against the caller's scope:
+/// the whole unit must be inside it (a partial figure labelled with the unit's
+/// name would mislead).
+pub async fn poverty_summary(
+    conn: &impl ConnectionTrait,
+    standards: &Standards,
+    caller: &Caller,
+    request: &pb::GetPovertySummaryRequest,
+) -> Result<pb::PovertySummary, ServiceError> {
+    let mut v = Violations::new();
+    let unit = request.unit_code.trim();
+    if unit.is_empty() {
+        v.add("unit_code", "is required");
+    } else if !admin::catalog().is_known(unit) {
+        v.add("unit_code", "is not a known administrative unit code");
+    }
+    let standard = standards.for_year(request.year);
+    if standard.is_none() {
+        let (first, last) = standards.years().unwrap_or((0, 0));
+        v.add(
+            "year",
+            format!(
+                "no poverty standard covers {}; standards cover {first}–{last}",
+                request.year
+            ),
+        );
+    }
+    if !v.is_empty() {
+        return Err(v.into());
+    }
+    if !caller.scope.contains_unit(unit) {
+        return Err(ServiceError::PermissionDenied {
+            reason: "OUT_OF_SCOPE",
+            message: format!("unit {unit} is not wholly inside the caller's administrative scope"),
+        });
+    }
+    let rows = tally::read(conn, unit, request.year).await?;
+    // Figures say which standard they were classified under.
+    let standard = rows
+        .first()
+        .and_then(|r| standards.by_code(&r.standard_code))
+        .or(standard)
+        .ok_or_else(|| ServiceError::Internal("no standard".into()))?;
+    tracing::info!(unit, year = request.year, caller = %caller.subject, "poverty summary read");
+    Ok(summary::build(standard, unit, request.year, &rows))
+}

@@ -1,0 +1,277 @@
+//! Running tallies of certified reviews, kept in the same transaction as the
+//! reviews they count, so a summary sums a few hundred tally rows instead of
+//! scanning every review. One tally row per combination of what a summary breaks
+//! figures down by; each holds the number of households and, per indicator, how
+//! many of them are deprived in it. [`recount`] computes the same rows from the
+//! reviews themselves: the plain `GROUP BY` the tallies are checked against.
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sustain_domain::admin::Level;
+use sustain_domain::poverty::MAX_INDICATORS;
+use sustain_platform::error::ServiceError;
+
+use crate::migration::TALLY_KEY;
+use crate::model::review;
+
+/// Where a review is counted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TallyKey {
+    year: i32,
+    standard_code: String,
+    province_code: String,
+    district_code: String,
+    commune_code: String,
+    current_commune_code: String,
+    ethnic_minority: bool,
+    residence: String,
+    class: String,
+    transition: String,
+    mpi_poor: bool,
+}
+
+impl TallyKey {
+    fn of(r: &review::Model) -> TallyKey {
+        TallyKey {
+            year: r.year,
+            standard_code: r.standard_code.clone(),
+            province_code: r.province_code.clone(),
+            district_code: r.district_code.clone(),
+            commune_code: r.commune_code.clone(),
+            current_commune_code: r.current_commune_code.clone(),
+            ethnic_minority: r.ethnic_minority,
+            residence: r.residence.clone(),
+            class: r.class.clone(),
+            transition: r.transition.clone(),
+            mpi_poor: r.mpi_poor,
+        }
+    }
+
+    fn values(&self) -> [Value; 11] {
+        [
+            self.year.into(),
+            self.standard_code.clone().into(),
+            self.province_code.clone().into(),
+            self.district_code.clone().into(),
+            self.commune_code.clone().into(),
+            self.current_commune_code.clone().into(),
+            self.ethnic_minority.into(),
+            self.residence.clone().into(),
+            self.class.clone().into(),
+            self.transition.clone().into(),
+            self.mpi_poor.into(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    households: i64,
+    deprived: [i64; MAX_INDICATORS],
+}
+
+/// Changes to the tallies, gathered while a transaction writes reviews and
+/// applied once at its end.
+#[derive(Debug, Default)]
+pub struct TallyDelta {
+    changes: HashMap<TallyKey, Counts>,
+}
+
+/// Rows per upsert statement: 28 parameters each stays well inside both
+/// SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 400;
+
+impl TallyDelta {
+    /// Counts `r` (`sign` 1) or stops counting it (`sign` -1).
+    pub fn add(&mut self, r: &review::Model, sign: i64) {
+        let counts = self.changes.entry(TallyKey::of(r)).or_default();
+        counts.households += sign;
+        let bits = r.deprived_bits as u32;
+        for (p, d) in counts.deprived.iter_mut().enumerate() {
+            if bits & (1 << p) != 0 {
+                *d += sign;
+            }
+        }
+    }
+
+    pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
+        let rows: Vec<(TallyKey, Counts)> = self
+            .changes
+            .into_iter()
+            .filter(|(_, c)| *c != Counts::default())
+            .collect();
+        let backend = conn.get_database_backend();
+        let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
+        let columns = TALLY_KEY
+            .iter()
+            .map(|c| (*c).to_owned())
+            .chain(std::iter::once("households".to_owned()))
+            .chain(deprived.iter().cloned())
+            .collect::<Vec<_>>();
+        let updates = std::iter::once("households")
+            .chain(deprived.iter().map(String::as_str))
+            .map(|c| format!("{c} = review_tally.{c} + excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * columns.len());
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for (key, counts) in chunk {
+                let start = values.len();
+                values.extend(key.values());
+                values.push(counts.households.into());
+                values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+                tuples.push(placeholders(backend, start, columns.len()));
+            }
+            let sql = format!(
+                "INSERT INTO review_tally ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {updates}",
+                columns.join(", "),
+                tuples.join(", "),
+                TALLY_KEY.join(", "),
+            );
+            conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn placeholders(backend: DbBackend, start: usize, n: usize) -> String {
+    let marks: Vec<String> = (start..start + n)
+        .map(|i| match backend {
+            DbBackend::Postgres => format!("${}", i + 1),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("({})", marks.join(", "))
+}
+
+/// One group of counted households, as a summary reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyRow {
+    pub standard_code: String,
+    /// The next-level unit the households belong to (for a commune: the
+    /// pre-reform commune).
+    pub child_unit: String,
+    pub ethnic_minority: bool,
+    pub residence: String,
+    pub class: String,
+    pub transition: String,
+    pub mpi_poor: bool,
+    pub households: i64,
+    pub deprived: [i64; MAX_INDICATORS],
+}
+
+/// The unit filter and the child grouping for a unit code.
+fn unit_sql(backend: DbBackend, unit_code: &str) -> Option<(String, &'static str)> {
+    let p = match backend {
+        DbBackend::Postgres => "$2",
+        _ => "?",
+    };
+    Some(match Level::of_code(unit_code)? {
+        Level::Province => (
+            format!("province_code = {p}"),
+            // Districts, or after the 2025 reform (no districts) the communes.
+            "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END",
+        ),
+        Level::District => (format!("district_code = {p}"), "commune_code"),
+        Level::Commune => {
+            let p2 = match backend {
+                DbBackend::Postgres => "$3",
+                _ => "?",
+            };
+            // Across the reform a new commune's figures come from its old communes.
+            (
+                format!("(commune_code = {p} OR current_commune_code = {p2})"),
+                "commune_code",
+            )
+        }
+    })
+}
+
+const GROUP: &str =
+    "standard_code, child_unit, ethnic_minority, residence, class, transition, mpi_poor";
+
+async fn grouped(
+    conn: &impl ConnectionTrait,
+    unit_code: &str,
+    year: i32,
+    from_tally: bool,
+) -> Result<Vec<TallyRow>, ServiceError> {
+    let backend = conn.get_database_backend();
+    let Some((filter, child)) = unit_sql(backend, unit_code) else {
+        return Ok(vec![]);
+    };
+    let first = match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sums: Vec<String> = (0..MAX_INDICATORS)
+        .map(|p| {
+            if from_tally {
+                format!("CAST(SUM(d{p:02}) AS BIGINT) AS d{p:02}")
+            } else {
+                format!(
+                    "CAST(SUM(CASE WHEN (deprived_bits & {}) <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS d{p:02}",
+                    1 << p
+                )
+            }
+        })
+        .collect();
+    let (table, households, certified) = if from_tally {
+        ("review_tally", "SUM(households)", "")
+    } else {
+        ("review", "COUNT(*)", " AND state = 'certified'")
+    };
+    let sql = format!(
+        "SELECT standard_code, {child} AS child_unit, ethnic_minority, residence, class, transition, mpi_poor, \
+         CAST({households} AS BIGINT) AS households, {} FROM {table} WHERE year = {first} AND {filter}{certified} \
+         GROUP BY {GROUP} HAVING {households} <> 0",
+        sums.join(", ")
+    );
+    let mut values: Vec<Value> = vec![year.into(), unit_code.into()];
+    if Level::of_code(unit_code) == Some(Level::Commune) {
+        values.push(unit_code.into());
+    }
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let mut deprived = [0i64; MAX_INDICATORS];
+            for (p, d) in deprived.iter_mut().enumerate() {
+                *d = row.try_get("", &format!("d{p:02}"))?;
+            }
+            Ok(TallyRow {
+                standard_code: row.try_get("", "standard_code")?,
+                child_unit: row.try_get("", "child_unit")?,
+                ethnic_minority: row.try_get("", "ethnic_minority")?,
+                residence: row.try_get("", "residence")?,
+                class: row.try_get("", "class")?,
+                transition: row.try_get("", "transition")?,
+                mpi_poor: row.try_get("", "mpi_poor")?,
+                households: row.try_get("", "households")?,
+                deprived,
+            })
+        })
+        .collect()
+}
+
+/// The certified figures for everything under `unit_code` in `year`, from the tallies.
+pub async fn read(
+    conn: &impl ConnectionTrait,
+    unit_code: &str,
+    year: i32,
+) -> Result<Vec<TallyRow>, ServiceError> {
+    grouped(conn, unit_code, year, true).await
+}
+
+/// The same figures counted from the reviews: the plain GROUP BY.
+pub async fn recount(
+    conn: &impl ConnectionTrait,
+    unit_code: &str,
+    year: i32,
+) -> Result<Vec<TallyRow>, ServiceError> {
+    grouped(conn, unit_code, year, false).await
+}

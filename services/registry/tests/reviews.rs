@@ -1,0 +1,627 @@
+//! The annual review over real servers: record → approve → certify → summary,
+//! transitions over four years, corrections as revisions, point-in-time reads,
+//! validation that writes nothing, scope on summaries, and tallies that equal a
+//! recount from the reviews.
+
+mod common;
+
+use common::*;
+use sustain_platform::Role;
+use sustain_proto::registry::v1 as pb;
+use tonic::Code;
+
+const POOR3: &[&str] = &["latrine", "domestic_water", "telecom_use"];
+
+fn input(year: i32, income: i64, deprived: &[&str]) -> pb::ReviewInput {
+    pb::ReviewInput {
+        year,
+        kind: pb::ReviewKind::Periodic as i32,
+        deprived_indicators: deprived.iter().map(|d| (*d).to_owned()).collect(),
+        income_per_person_month: Some(income),
+        score_a: None,
+        score_b: None,
+        reviewer: "Lý Văn Sáu".into(),
+        reviewed_on: format!("{year}-10-15"),
+    }
+}
+
+async fn record(
+    reviews: &mut Reviews,
+    household_id: &str,
+    review: pb::ReviewInput,
+) -> Result<pb::Review, tonic::Status> {
+    reviews
+        .record_review(pb::RecordReviewRequest {
+            household_id: household_id.into(),
+            review: Some(review),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().review.expect("review"))
+}
+
+async fn approve(
+    reviews: &mut Reviews,
+    r: &pb::Review,
+    percent: i32,
+) -> Result<pb::Review, tonic::Status> {
+    let year = r.input.as_ref().expect("input").year;
+    reviews
+        .approve_review(pb::ApproveReviewRequest {
+            review_id: r.id.clone(),
+            etag: r.etag.clone(),
+            meeting_date: format!("{year}-11-20"),
+            agreement_percent: percent,
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().review.expect("review"))
+}
+
+async fn certify(reviews: &mut Reviews, r: &pb::Review) -> Result<pb::Review, tonic::Status> {
+    let year = r.input.as_ref().expect("input").year;
+    reviews
+        .certify_review(pb::CertifyReviewRequest {
+            review_id: r.id.clone(),
+            etag: r.etag.clone(),
+            decision_number: format!("{year}/QĐ-UBND"),
+            decision_date: format!("{year}-12-10"),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().review.expect("review"))
+}
+
+/// Records, approves and certifies; the certified review.
+async fn certified(
+    reviews: &mut Reviews,
+    household_id: &str,
+    review: pb::ReviewInput,
+) -> pb::Review {
+    let r = record(reviews, household_id, review).await.expect("record");
+    let r = approve(reviews, &r, 80).await.expect("approve");
+    certify(reviews, &r).await.expect("certify")
+}
+
+async fn summary(
+    reviews: &mut Reviews,
+    unit: &str,
+    year: i32,
+) -> Result<pb::PovertySummary, tonic::Status> {
+    reviews
+        .get_poverty_summary(pb::GetPovertySummaryRequest {
+            unit_code: unit.into(),
+            year,
+        })
+        .await
+        .map(|r| r.into_inner().summary.expect("summary"))
+}
+
+fn transition(r: &pb::Review) -> pb::Transition {
+    pb::Transition::try_from(r.transition).expect("transition")
+}
+
+fn class(r: &pb::Review) -> pb::PovertyClass {
+    pb::PovertyClass::try_from(r.poverty_class).expect("class")
+}
+
+fn transition_count(s: &pb::PovertySummary, t: pb::Transition) -> i64 {
+    s.transitions
+        .iter()
+        .find(|f| f.transition == t as i32)
+        .map(|f| f.households)
+        .unwrap_or(-1)
+}
+
+/// Creates `n` households in a commune; their ids.
+async fn households(server: &TestServer, commune: &str, n: usize) -> Vec<String> {
+    let mut client = server.admin().await;
+    let mut ids = vec![];
+    for i in 0..n {
+        let h = household_in(commune, "2020-01-15", &format!("Hoàng Văn {i}"), "");
+        ids.push(create(&mut client, h).await.expect("create").id);
+    }
+    ids
+}
+
+async fn assert_tallies_equal_recount(server: &TestServer, units: &[&str], years: &[i32]) {
+    let db = sustain_platform::db::connect(&server.url)
+        .await
+        .expect("db");
+    for unit in units {
+        for year in years {
+            let mut tallied = sustain_registry::reviews::tally::read(&db, unit, *year)
+                .await
+                .expect("tally");
+            let mut counted = sustain_registry::reviews::tally::recount(&db, unit, *year)
+                .await
+                .expect("recount");
+            let key = |r: &sustain_registry::reviews::tally::TallyRow| {
+                format!(
+                    "{}|{}|{}|{}|{}|{}",
+                    r.child_unit, r.ethnic_minority, r.residence, r.class, r.transition, r.mpi_poor
+                )
+            };
+            tallied.sort_by_key(key);
+            counted.sort_by_key(key);
+            assert_eq!(
+                tallied, counted,
+                "tallies of {unit} in {year} differ from a recount"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn record_approve_certify_then_summary() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 4).await;
+    let mut enumerator = server.reviews(Role::Enumerator, &["181"]).await;
+    let mut approver = server.reviews(Role::Approver, &["181"]).await;
+
+    // Poor: under the line with 3 deprivations; near-poor: exactly at the line with 2.
+    let poor = record(&mut enumerator, &ids[0], input(2022, 1_200_000, POOR3))
+        .await
+        .expect("record");
+    assert_eq!(class(&poor), pb::PovertyClass::Poor);
+    assert_eq!(poor.state, pb::ReviewState::Draft as i32);
+    assert_eq!(transition(&poor), pb::Transition::FirstReview);
+    assert_eq!(poor.standard_code, "decree-07-2021");
+    assert_eq!((poor.deprivation_count, poor.score_b), (3, 30));
+    assert!(poor.mpi_poor);
+
+    // A draft does not count.
+    let s = summary(&mut approver, "06067", 2022)
+        .await
+        .expect("summary");
+    assert_eq!(s.households_reviewed, 0);
+
+    // Enumerators cannot approve or certify; approvers cannot record.
+    let denied = approve(&mut enumerator, &poor, 80)
+        .await
+        .expect_err("enumerator approves");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = record(&mut approver, &ids[1], input(2022, 1_500_000, &[]))
+        .await
+        .expect_err("approver records");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // A draft cannot be certified before the village meeting.
+    let early = certify(&mut approver, &poor)
+        .await
+        .expect_err("certify a draft");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&early), "REVIEW_STATE");
+    // Less than half the meeting agreeing sends it back.
+    let low = approve(&mut approver, &poor, 49)
+        .await
+        .expect_err("49% agreement");
+    assert_eq!(low.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&low), "AGREEMENT_BELOW_HALF");
+
+    let poor = approve(&mut approver, &poor, 50)
+        .await
+        .expect("approve at 50%");
+    assert_eq!(poor.state, pb::ReviewState::Approved as i32);
+    let poor = certify(&mut approver, &poor).await.expect("certify");
+    assert_eq!(poor.state, pb::ReviewState::Certified as i32);
+    assert_eq!(
+        poor.certification
+            .as_ref()
+            .expect("certification")
+            .decision_number,
+        "2022/QĐ-UBND"
+    );
+
+    let near = record(
+        &mut enumerator,
+        &ids[1],
+        input(2022, 1_500_000, &["latrine", "telecom_use"]),
+    )
+    .await
+    .expect("record");
+    assert_eq!(class(&near), pb::PovertyClass::NearPoor);
+    let near = approve(&mut approver, &near, 70).await.expect("approve");
+    certify(&mut approver, &near).await.expect("certify");
+    // One đồng above the line: average living standard, whatever the deprivations.
+    let mut admin = server.reviews(Role::Admin, &["20"]).await;
+    let avg = certified(&mut admin, &ids[2], input(2022, 1_500_001, POOR3)).await;
+    assert_eq!(class(&avg), pb::PovertyClass::AverageLiving);
+    let rich = certified(&mut admin, &ids[3], input(2022, 5_000_000, &[])).await;
+    assert_eq!(class(&rich), pb::PovertyClass::NotPoor);
+
+    for unit in ["06067", "181", "20"] {
+        let s = summary(&mut admin, unit, 2022).await.expect("summary");
+        assert_eq!(s.households_reviewed, 4, "{unit}");
+        let p = s.poor.as_ref().expect("poor");
+        assert_eq!(
+            (p.count, p.total, p.percent.as_str()),
+            (1, 4, "25"),
+            "{unit}"
+        );
+        let n = s.near_poor.as_ref().expect("near poor");
+        assert_eq!((n.count, n.percent.as_str()), (1, "25"));
+        assert_eq!(
+            s.standard.as_ref().expect("standard").code,
+            "decree-07-2021"
+        );
+        let latrine = s
+            .deprivations
+            .iter()
+            .find(|d| d.indicator_code == "latrine")
+            .expect("latrine");
+        // Deprived among all reviewed (poor, near-poor, average) vs among poor and near-poor.
+        assert_eq!(
+            (latrine.households, latrine.poor, latrine.near_poor),
+            (3, 1, 1)
+        );
+        let among = latrine.poor_or_near_poor.as_ref().expect("share");
+        assert_eq!(
+            (among.count, among.total, among.percent.as_str()),
+            (2, 2, "100")
+        );
+        // Two of four are MPI-poor (≥ 3 of 12): the poor one and the average one.
+        let mpi = s.mpi.as_ref().expect("mpi");
+        assert_eq!((mpi.households, mpi.mpi_poor), (4, 2));
+        assert!((mpi.headcount - 0.5).abs() < 1e-12);
+        assert!((mpi.m0 - 0.5 * 3.0 / 12.0).abs() < 1e-12);
+        assert_eq!(transition_count(&s, pb::Transition::FirstReview), 4);
+        // All four are Tày/Nùng households.
+        assert_eq!(s.ethnic_minority_households, 4);
+    }
+    // The province summary decomposes by district, the district's by commune.
+    let province = summary(&mut admin, "20", 2022).await.expect("summary");
+    let units: Vec<&str> = province
+        .mpi
+        .as_ref()
+        .expect("mpi")
+        .subgroups
+        .iter()
+        .filter(|g| g.kind == "unit")
+        .map(|g| g.key.as_str())
+        .collect();
+    assert_eq!(units, ["181"]);
+    assert_tallies_equal_recount(&server, &["06067", "181", "20"], &[2022]).await;
+}
+
+#[tokio::test]
+async fn transitions_over_four_years() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 3).await;
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    // Household 0: poor → near-poor → not poor → poor again.
+    let chain0 = [
+        (2021, 1_000_000, POOR3, pb::Transition::FirstReview),
+        (
+            2022,
+            1_400_000,
+            &["latrine"][..],
+            pb::Transition::EscapedPoverty,
+        ),
+        (2023, 3_000_000, &[][..], pb::Transition::EscapedNearPoverty),
+        (2024, 900_000, POOR3, pb::Transition::RePoor),
+    ];
+    // Household 1: not poor → near-poor → poor → poor.
+    let chain1 = [
+        (2021, 2_500_000, &[][..], pb::Transition::FirstReview),
+        (2022, 1_200_000, &[][..], pb::Transition::NewlyNearPoor),
+        (2023, 1_100_000, POOR3, pb::Transition::NewlyPoor),
+        (2024, 1_100_000, POOR3, pb::Transition::RemainedPoor),
+    ];
+    // Household 2: near-poor → near-poor → above the line.
+    let chain2 = [
+        (2021, 1_300_000, &[][..], pb::Transition::FirstReview),
+        (2022, 1_300_000, &[][..], pb::Transition::RemainedNearPoor),
+        (2023, 2_000_000, &[][..], pb::Transition::EscapedNearPoverty),
+    ];
+    for (id, chain) in [
+        (&ids[0], &chain0[..]),
+        (&ids[1], &chain1[..]),
+        (&ids[2], &chain2[..]),
+    ] {
+        for (year, income, deprived, expected) in chain {
+            let r = certified(&mut admin, id, input(*year, *income, deprived)).await;
+            assert_eq!(transition(&r), *expected, "{year}");
+        }
+    }
+    let s2024 = summary(&mut admin, "181", 2024).await.expect("summary");
+    assert_eq!(transition_count(&s2024, pb::Transition::RePoor), 1);
+    assert_eq!(transition_count(&s2024, pb::Transition::RemainedPoor), 1);
+    assert_eq!(s2024.households_reviewed, 2);
+    let s2023 = summary(&mut admin, "181", 2023).await.expect("summary");
+    assert_eq!(transition_count(&s2023, pb::Transition::NewlyPoor), 1);
+    assert_eq!(
+        transition_count(&s2023, pb::Transition::EscapedNearPoverty),
+        2
+    );
+    assert_eq!(transition_count(&s2023, pb::Transition::RemainedNotPoor), 0);
+
+    // Reviewing a year out of order re-derives the later ones: household 2 gets a
+    // certified 2024 review, then a correction of 2021 to poor turns its 2022
+    // "remained near-poor" into "escaped poverty".
+    let history = admin
+        .list_reviews(pb::ListReviewsRequest {
+            household_id: ids[2].clone(),
+            year: 2021,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .reviews;
+    let first = &history[0];
+    let revised = admin
+        .revise_review(pb::ReviseReviewRequest {
+            review_id: first.id.clone(),
+            etag: first.etag.clone(),
+            review: Some(input(2021, 1_300_000, POOR3)),
+            request_id: String::new(),
+        })
+        .await
+        .expect("revise")
+        .into_inner()
+        .review
+        .expect("review");
+    assert_eq!(revised.revision, 2);
+    assert_eq!(revised.supersedes_review_id, first.id);
+    // Until the correction is certified the first revision still counts.
+    let s2021 = summary(&mut admin, "06067", 2021).await.expect("summary");
+    assert_eq!(s2021.poor.as_ref().expect("poor").count, 1);
+    let revised = approve(&mut admin, &revised, 90).await.expect("approve");
+    certify(&mut admin, &revised).await.expect("certify");
+    let s2021 = summary(&mut admin, "06067", 2021).await.expect("summary");
+    assert_eq!(s2021.poor.as_ref().expect("poor").count, 2);
+    assert_eq!(s2021.near_poor.as_ref().expect("near").count, 0);
+    assert_eq!(s2021.households_reviewed, 3);
+    let s2022 = summary(&mut admin, "06067", 2022).await.expect("summary");
+    assert_eq!(transition_count(&s2022, pb::Transition::EscapedPoverty), 2);
+    assert_eq!(
+        transition_count(&s2022, pb::Transition::RemainedNearPoor),
+        0
+    );
+
+    // Both revisions stay readable; the old one is superseded.
+    let history = admin
+        .list_reviews(pb::ListReviewsRequest {
+            household_id: ids[2].clone(),
+            year: 2021,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .reviews;
+    let states: Vec<(i32, i32)> = history.iter().map(|r| (r.revision, r.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (2, pb::ReviewState::Certified as i32),
+            (1, pb::ReviewState::Superseded as i32)
+        ]
+    );
+    assert_tallies_equal_recount(&server, &["06067", "181", "20"], &[2021, 2022, 2023, 2024]).await;
+}
+
+#[tokio::test]
+async fn a_household_as_it_stood_when_reviewed() {
+    let server = TestServer::start().await;
+    let mut households_client = server.admin().await;
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    let h = create(
+        &mut households_client,
+        household_in("06067", "2020-01-15", "Hoàng Văn Đức", "020085001234"),
+    )
+    .await
+    .expect("create");
+    certified(&mut admin, &h.id, input(2022, 1_000_000, POOR3)).await;
+
+    // The household changes afterwards: a new member, a new village.
+    let mut changed = h.clone();
+    changed.members.push(member(
+        "Hoàng Thị Lan",
+        pb::Relation::Child,
+        "2019-02-01",
+        pb::Sex::Female,
+        "02",
+        "",
+    ));
+    changed.address.as_mut().expect("address").village = "Bản Mới".into();
+    let changed = update(
+        &mut households_client,
+        changed,
+        &["members", "address.village"],
+        "",
+    )
+    .await
+    .expect("update");
+    assert_eq!(changed.members.len(), 4);
+    certified(&mut admin, &h.id, input(2023, 1_000_000, POOR3)).await;
+
+    let at = |year| {
+        let mut admin = admin.clone();
+        let id = h.id.clone();
+        async move {
+            admin
+                .get_household_at_year(pb::GetHouseholdAtYearRequest {
+                    household_id: id,
+                    year,
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let then = at(2022).await.expect("2022");
+    let then_household = then.household.expect("household");
+    assert_eq!(then_household.members.len(), 3);
+    assert_eq!(
+        then_household.address.as_ref().expect("address").village,
+        "Bản Nà Lại"
+    );
+    assert_eq!(then_household.version, 1);
+    // Personal fields of the kept version decrypt like the live ones.
+    assert_eq!(then_household.members[0].citizen_id, "020085001234");
+    assert_eq!(
+        then.review.expect("review").input.expect("input").year,
+        2022
+    );
+    let now = at(2023).await.expect("2023").household.expect("household");
+    assert_eq!((now.members.len(), now.version), (4, 2));
+    assert_eq!(
+        at(2021).await.expect_err("no review").code(),
+        Code::NotFound
+    );
+    // Viewers see the kept version's CCCDs masked, like the live ones.
+    let mut viewer = server.reviews(Role::Viewer, &["20"]).await;
+    let masked = viewer
+        .get_household_at_year(pb::GetHouseholdAtYearRequest {
+            household_id: h.id.clone(),
+            year: 2022,
+        })
+        .await
+        .expect("viewer")
+        .into_inner()
+        .household
+        .expect("household");
+    assert_ne!(masked.members[0].citizen_id, "020085001234");
+}
+
+#[tokio::test]
+async fn invalid_reviews_name_every_field_and_write_nothing() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 1).await;
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    let mut bad = input(2019, 1_000_000, &["latrine", "latrine", "swimming_pool"]);
+    bad.kind = 0;
+    bad.reviewer = " ".into();
+    let status = record(&mut admin, &ids[0], bad).await.expect_err("bad");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields = violated_fields(&status);
+    // 2019 has no standard, so its indicators cannot be checked; the rest can.
+    for f in ["review.year", "review.kind", "review.reviewer"] {
+        assert!(
+            fields.contains(&f.to_owned()),
+            "{f} missing from {fields:?}"
+        );
+    }
+
+    let mut bad = input(2022, 1_000_000, &["latrine", "latrine", "swimming_pool"]);
+    bad.score_a = Some(100);
+    bad.score_b = Some(40);
+    bad.reviewed_on = "2099-01-01".into();
+    let status = record(&mut admin, &ids[0], bad).await.expect_err("bad");
+    let fields = violated_fields(&status);
+    for f in [
+        "review.deprived_indicators[1]",
+        "review.deprived_indicators[2]",
+        "review.score_a",
+        "review.reviewed_on",
+    ] {
+        assert!(
+            fields.contains(&f.to_owned()),
+            "{f} missing from {fields:?}"
+        );
+    }
+    let mut future = input(2030, 1_000_000, &[]);
+    future.reviewed_on = String::new();
+    let status = record(&mut admin, &ids[0], future)
+        .await
+        .expect_err("future year");
+    assert_eq!(violated_fields(&status), ["review.year"]);
+    let mut mismatch = input(2022, 1_000_000, POOR3);
+    mismatch.score_b = Some(20);
+    let status = record(&mut admin, &ids[0], mismatch)
+        .await
+        .expect_err("score B");
+    assert_eq!(violated_fields(&status), ["review.score_b"]);
+
+    let reviews = admin
+        .list_reviews(pb::ListReviewsRequest {
+            household_id: ids[0].clone(),
+            year: 0,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .reviews;
+    assert!(
+        reviews.is_empty(),
+        "a refused review was written: {reviews:?}"
+    );
+
+    // Score A where income is not measured: at the rural bound with 3 deprivations.
+    let mut scored = input(2022, 0, POOR3);
+    scored.income_per_person_month = None;
+    scored.score_a = Some(140);
+    scored.score_b = Some(30);
+    let r = record(&mut admin, &ids[0], scored).await.expect("score A");
+    assert_eq!(class(&r), pb::PovertyClass::Poor);
+    // A second review of the same year is refused: correct the first instead.
+    let twice = record(&mut admin, &ids[0], input(2022, 1_000_000, &[]))
+        .await
+        .expect_err("twice");
+    assert_eq!(twice.code(), Code::AlreadyExists);
+    // A stale etag is refused.
+    let approved = approve(&mut admin, &r, 60).await.expect("approve");
+    let stale = certify(&mut admin, &r).await.expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted);
+    certify(&mut admin, &approved)
+        .await
+        .expect("certify with the fresh etag");
+}
+
+#[tokio::test]
+async fn summaries_keep_to_the_callers_scope() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 1).await;
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    certified(&mut admin, &ids[0], input(2022, 1_000_000, POOR3)).await;
+
+    let mut district = server.reviews(Role::Viewer, &["181"]).await;
+    assert_eq!(
+        summary(&mut district, "181", 2022)
+            .await
+            .expect("own district")
+            .households_reviewed,
+        1
+    );
+    assert_eq!(
+        summary(&mut district, "06067", 2022)
+            .await
+            .expect("own commune")
+            .households_reviewed,
+        1
+    );
+    // The province is wider than the district: no partial province figure.
+    let wider = summary(&mut district, "20", 2022)
+        .await
+        .expect_err("province");
+    assert_eq!(wider.code(), Code::PermissionDenied);
+    let mut other = server.reviews(Role::Viewer, &["178"]).await;
+    assert_eq!(
+        summary(&mut other, "181", 2022)
+            .await
+            .expect_err("other district")
+            .code(),
+        Code::PermissionDenied
+    );
+    // Nor its reviews or history.
+    let denied = other
+        .list_reviews(pb::ListReviewsRequest {
+            household_id: ids[0].clone(),
+            year: 0,
+        })
+        .await
+        .expect_err("other district's history");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let bad = summary(&mut admin, "99999", 2015)
+        .await
+        .expect_err("bad request");
+    assert_eq!(violated_fields(&bad), ["unit_code", "year"]);
+    // The standards are readable by every role.
+    let standards = district
+        .list_poverty_standards(pb::ListPovertyStandardsRequest {})
+        .await
+        .expect("standards")
+        .into_inner()
+        .standards;
+    assert_eq!(standards.len(), 2);
+    assert_eq!(standards[0].indicators.len(), 12);
+    assert!(standards[1].provisional);
+}
