@@ -90,8 +90,10 @@ impl Household {
 }
 
 /// Rules across members; `prefix` is the request path of the member list, such as
-/// `household.members`. Field-level parsing has already happened.
-pub fn check_members(members: &[Member], registered_on: NaiveDate, prefix: &str) -> Violations {
+/// `household.members`. Field-level parsing has already happened. Children born
+/// after the household was registered are members like any other; only a birth
+/// after `today` is refused.
+pub fn check_members(members: &[Member], today: NaiveDate, prefix: &str) -> Violations {
     let mut v = Violations::new();
     if members.is_empty() {
         v.add(prefix, "a household needs at least one member, its head");
@@ -112,11 +114,8 @@ pub fn check_members(members: &[Member], registered_on: NaiveDate, prefix: &str)
     }
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, m) in members.iter().enumerate() {
-        if m.birth_date > registered_on {
-            v.add(
-                format!("{prefix}[{i}].birth_date"),
-                format!("is after the registration date {registered_on}"),
-            );
+        if m.birth_date > today {
+            v.add(format!("{prefix}[{i}].birth_date"), "is in the future");
         }
         if let Some(id) = &m.citizen_id {
             if let Some(first) = ids.insert(id.as_str(), i) {
@@ -191,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn birth_after_registration_is_refused() {
+    fn birth_in_the_future_is_refused() {
         let mut m = member(Relation::Head, "01", None);
         m.birth_date = d(2025, 1, 1);
         let v = check_members(&[m], d(2024, 1, 1), "m");

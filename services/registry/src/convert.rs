@@ -242,8 +242,8 @@ pub fn household_from_proto(
         .map(|(i, m)| member_from_proto(m, &format!("{members_path}[{i}]"), v))
         .collect();
     let members: Option<Vec<Member>> = members.into_iter().collect();
-    if let (Some(members), Some(date)) = (&members, registered_on) {
-        v.extend(household::check_members(members, date, &members_path));
+    if let Some(members) = &members {
+        v.extend(household::check_members(members, today, &members_path));
     }
     if v.iter().count() > before {
         return None;
