@@ -358,7 +358,10 @@ impl Catalog {
                     if p == ancestor {
                         return true;
                     }
-                    parent = self.versions(&p).first().and_then(|u| u.parent_code.clone());
+                    parent = self
+                        .versions(&p)
+                        .first()
+                        .and_then(|u| u.parent_code.clone());
                 }
                 false
             })

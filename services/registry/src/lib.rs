@@ -3,7 +3,11 @@
 //! one-command suite start exactly what production starts.
 
 pub mod convert;
+pub mod demo;
+pub mod demo_cli;
 pub mod households;
+pub mod import_client;
+pub mod import_file;
 pub mod migration;
 pub mod model;
 pub mod reviews;

@@ -44,14 +44,38 @@ pub async fn record(
 /// Rows per multi-row INSERT: well inside SQLite's and PostgreSQL's bind limits.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Appends the audit entries and outbox changes of many changes made by one
-/// request (a bulk import), in order; returns the last outbox sequence.
+/// How many audit entries a group of changes gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// One per change.
+    EachChange,
+    /// One for the whole group (a bulk import batch): it names the outbox range
+    /// holding the changes and hashes their states together, so every record is
+    /// still attributable to the caller without an audit row per record.
+    OnePerBatch,
+}
+
+/// Appends the outbox changes of many changes made by one request, in order,
+/// with their audit entries; returns the last outbox sequence.
 pub async fn record_many(
     conn: &impl ConnectionTrait,
     caller: &Caller,
     request_id: &str,
     changes: Vec<Change>,
 ) -> Result<i64, ServiceError> {
+    record_group(conn, caller, request_id, changes, Audit::EachChange).await
+}
+
+pub async fn record_group(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    changes: Vec<Change>,
+    audit: Audit,
+) -> Result<i64, ServiceError> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
     let n = changes.len() as i64;
     // One counter row, locked by the UPDATE until commit: sequences are handed out in
     // commit order with no gaps, so a reader at cursor N never misses a later commit.
@@ -71,14 +95,19 @@ pub async fn record_many(
         .ok_or_else(|| ServiceError::Internal("outbox_head row is missing".into()))?;
     let last: i64 = row.try_get("", "seq")?;
     let now = chrono::Utc::now();
+    let first = last - n + 1;
     let mut outbox_rows = Vec::with_capacity(changes.len());
     let mut audit_rows = Vec::with_capacity(changes.len());
+    let mut batch_hash = Sha256::new();
+    let batch_action = format!("{}.{}", changes[0].record_type, changes[0].action);
     for (i, change) in changes.into_iter().enumerate() {
         let canonical = serde_json::to_vec(&change.state)
             .map_err(|e| ServiceError::Internal(format!("cannot serialise state: {e}")))?;
-        let state_hash = hex::encode(Sha256::digest(&canonical));
+        let digest = Sha256::digest(&canonical);
+        batch_hash.update(digest);
+        let state_hash = hex::encode(digest);
         outbox_rows.push(outbox::ActiveModel {
-            seq: Set(last - n + 1 + i as i64),
+            seq: Set(first + i as i64),
             recorded_at: Set(now),
             record_type: Set(change.record_type.to_owned()),
             record_id: Set(change.record_id.clone()),
@@ -87,6 +116,9 @@ pub async fn record_many(
             action: Set(change.action.to_owned()),
             state: Set(String::from_utf8_lossy(&canonical).into_owned()),
         });
+        if audit == Audit::OnePerBatch {
+            continue;
+        }
         audit_rows.push(audit_log::ActiveModel {
             recorded_at: Set(now),
             actor: Set(caller.subject.clone()),
@@ -97,6 +129,21 @@ pub async fn record_many(
             owner_unit: Set(change.owner_unit),
             version: Set(change.version),
             state_hash: Set(state_hash),
+            request_id: Set(request_id.to_owned()),
+            ..Default::default()
+        });
+    }
+    if audit == Audit::OnePerBatch {
+        audit_rows.push(audit_log::ActiveModel {
+            recorded_at: Set(now),
+            actor: Set(caller.subject.clone()),
+            role: Set(caller.role.as_str().to_owned()),
+            action: Set(batch_action),
+            record_type: Set("outbox".to_owned()),
+            record_id: Set(format!("{first}-{last}")),
+            owner_unit: Set(String::new()),
+            version: Set(n),
+            state_hash: Set(hex::encode(batch_hash.finalize())),
             request_id: Set(request_id.to_owned()),
             ..Default::default()
         });
