@@ -1,0 +1,464 @@
+//! Bulk import over the real stream: good and bad rows, a re-sent import, a stream
+//! cut half-way and resumed, scope, adding a later year, and the CLI importing an
+//! XLSX file with broken rows.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use sustain_platform::Role;
+use sustain_proto::registry::v1 as pb;
+use sustain_registry::demo::Demo;
+use sustain_registry::import_client::{ImportOptions, import};
+use sustain_registry::import_file::{COLUMNS, CsvWriter};
+use sustain_testkit::token;
+use tonic::Code;
+
+fn review(year: i32, income: i64, deprived: &[&str]) -> pb::ImportedReview {
+    pb::ImportedReview {
+        review: Some(pb::ReviewInput {
+            year,
+            kind: pb::ReviewKind::Periodic as i32,
+            deprived_indicators: deprived.iter().map(|d| (*d).to_owned()).collect(),
+            income_per_person_month: Some(income),
+            reviewer: "Lý Văn Sáu".into(),
+            ..Default::default()
+        }),
+        state: pb::ReviewState::Certified as i32,
+        decision_number: format!("{year}/QĐ-UBND"),
+        decision_date: format!("{year}-12-10"),
+    }
+}
+
+fn row(
+    n: i64,
+    key: &str,
+    commune: &str,
+    citizen_id: &str,
+    reviews: Vec<pb::ImportedReview>,
+) -> pb::ImportRow {
+    pb::ImportRow {
+        row_number: n,
+        external_key: key.into(),
+        household: Some(household_in(
+            commune,
+            "2015-03-01",
+            &format!("Nông Văn {n}"),
+            citizen_id,
+        )),
+        reviews,
+    }
+}
+
+const POOR3: &[&str] = &["latrine", "domestic_water", "telecom_use"];
+
+/// Sends each batch as one request; the responses, in order.
+async fn send(
+    client: &mut Reviews,
+    batches: Vec<Vec<pb::ImportRow>>,
+) -> Result<Vec<pb::ImportHouseholdsResponse>, tonic::Status> {
+    let requests = batches
+        .into_iter()
+        .map(|rows| pb::ImportHouseholdsRequest { rows });
+    let mut stream = client
+        .import_households(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut out = vec![];
+    while let Some(r) = stream.message().await? {
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn outcomes(responses: &[pb::ImportHouseholdsResponse]) -> Vec<pb::ImportOutcome> {
+    responses
+        .iter()
+        .flat_map(|r| &r.results)
+        .map(|r| pb::ImportOutcome::try_from(r.outcome).expect("outcome"))
+        .collect()
+}
+
+async fn province_summary(server: &TestServer, year: i32) -> pb::PovertySummary {
+    server
+        .reviews(Role::Viewer, &["20"])
+        .await
+        .get_poverty_summary(pb::GetPovertySummaryRequest {
+            unit_code: "20".into(),
+            year,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary")
+}
+
+#[tokio::test]
+async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
+    let server = TestServer::start().await;
+    let mut admin = server.reviews(Role::Admin, &["20"]).await;
+    let mut bad_review = review(2021, 1_000_000, &["latrine", "jacuzzi"]);
+    bad_review.decision_number = String::new();
+    let batch = vec![
+        row(
+            2,
+            "A-1",
+            "06067",
+            "020085001234",
+            vec![review(2021, 1_000_000, POOR3), review(2022, 1_400_000, &[])],
+        ),
+        row(3, "A-2", "99999", "", vec![review(2021, 1_000_000, POOR3)]),
+        row(4, "A-3", "06067", "", vec![bad_review]),
+        // The same CCCD as row 2: one person, one household.
+        row(5, "A-4", "06067", "020085001234", vec![]),
+        row(6, "A-5", "06070", "", vec![review(2021, 3_000_000, &[])]),
+    ];
+    let responses = send(&mut admin, vec![batch.clone()]).await.expect("import");
+    use pb::ImportOutcome::*;
+    assert_eq!(
+        outcomes(&responses),
+        [Accepted, Rejected, Rejected, Rejected, Accepted]
+    );
+    let results = &responses[0].results;
+    assert_eq!(results[0].reviews_written, 2);
+    assert_eq!(results[1].row_number, 3);
+    let fields = |i: usize| -> Vec<String> {
+        results[i]
+            .violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect()
+    };
+    assert_eq!(fields(1), ["household.address.commune_code"]);
+    assert!(
+        fields(2).contains(&"reviews[0].review.deprived_indicators[1]".to_owned()),
+        "{:?}",
+        fields(2)
+    );
+    assert!(
+        fields(2).contains(&"reviews[0].decision_number".to_owned()),
+        "{:?}",
+        fields(2)
+    );
+    assert!(
+        fields(3).contains(&"household.members[0].citizen_id".to_owned()),
+        "{:?}",
+        fields(3)
+    );
+
+    let s2021 = province_summary(&server, 2021).await;
+    assert_eq!(s2021.households_reviewed, 2);
+    assert_eq!(s2021.poor.as_ref().expect("poor").count, 1);
+    let s2022 = province_summary(&server, 2022).await;
+    let escaped = s2022
+        .transitions
+        .iter()
+        .find(|t| t.transition == pb::Transition::EscapedPoverty as i32)
+        .expect("t");
+    assert_eq!(escaped.households, 1);
+
+    // The same file again: nothing new.
+    let again = send(&mut admin, vec![batch]).await.expect("re-import");
+    assert_eq!(
+        outcomes(&again),
+        [Unchanged, Rejected, Rejected, Rejected, Unchanged]
+    );
+    assert_eq!(again[0].results[0].household_id, results[0].household_id);
+    assert_eq!(province_summary(&server, 2021).await, s2021);
+    assert_eq!(count(&mut server.admin().await, unit_filter("20")).await, 2);
+
+    // A later file brings 2023 for A-1: only that year is added, its transition
+    // follows from the imported years.
+    let later = vec![row(
+        2,
+        "A-1",
+        "06067",
+        "020085001234",
+        vec![review(2023, 900_000, POOR3)],
+    )];
+    let added = send(&mut admin, vec![later]).await.expect("later year");
+    assert_eq!(outcomes(&added), [Accepted]);
+    assert_eq!(added[0].results[0].reviews_written, 1);
+    let s2023 = province_summary(&server, 2023).await;
+    let re_poor = s2023
+        .transitions
+        .iter()
+        .find(|t| t.transition == pb::Transition::RePoor as i32)
+        .expect("t");
+    assert_eq!(re_poor.households, 1);
+}
+
+#[tokio::test]
+async fn import_needs_the_role_and_keeps_to_the_scope() {
+    let server = TestServer::start().await;
+    let mut enumerator = server.reviews(Role::Enumerator, &["20"]).await;
+    let denied = send(
+        &mut enumerator,
+        vec![vec![row(2, "B-1", "06067", "", vec![])]],
+    )
+    .await
+    .expect_err("enumerator");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // An approver of Lạng Sơn city (178) cannot import Bình Gia's (181) households.
+    let mut city = server.reviews(Role::Approver, &["178"]).await;
+    let responses = send(
+        &mut city,
+        vec![vec![
+            row(2, "B-2", "06067", "", vec![]),
+            row(3, "B-3", "05971", "", vec![]),
+        ]],
+    )
+    .await
+    .expect("import");
+    use pb::ImportOutcome::*;
+    assert_eq!(outcomes(&responses), [Rejected, Accepted]);
+    assert_eq!(
+        responses[0].results[0].violations[0].field,
+        "household.address.commune_code"
+    );
+
+    // Nor add years to a household of 181 that an admin imported.
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    send(&mut admin, vec![vec![row(2, "B-4", "06067", "", vec![])]])
+        .await
+        .expect("admin");
+    let sneaky = send(
+        &mut city,
+        vec![vec![row(2, "B-4", "05971", "", vec![review(2021, 1, &[])])]],
+    )
+    .await
+    .expect("import");
+    assert_eq!(outcomes(&sneaky), [Rejected]);
+    assert_eq!(sneaky[0].results[0].violations[0].field, "external_key");
+
+    // Too many rows in one request ends the stream with INVALID_ARGUMENT.
+    let many: Vec<pb::ImportRow> = (0..2_001)
+        .map(|i| row(i, &format!("C-{i}"), "05971", "", vec![]))
+        .collect();
+    let too_big = send(&mut admin, vec![many])
+        .await
+        .expect_err("too many rows");
+    assert_eq!(too_big.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&too_big), ["rows"]);
+}
+
+#[tokio::test]
+async fn a_stream_cut_half_way_resumes_without_loss_or_duplicates() {
+    let server = TestServer::start().await;
+    let rows: Vec<pb::ImportRow> = (0..60)
+        .map(|i| {
+            row(
+                i + 2,
+                &format!("D-{i}"),
+                "06067",
+                "",
+                vec![review(2021, 1_000_000 + i, POOR3)],
+            )
+        })
+        .collect();
+    let batches: Vec<Vec<pb::ImportRow>> = rows.chunks(20).map(<[_]>::to_vec).collect();
+
+    // First attempt: batch 1 is acknowledged, batch 2 is sent, then the
+    // connection drops before its answer.
+    {
+        let mut client = server.reviews(Role::Admin, &["20"]).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut stream = client
+            .import_households(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("start")
+            .into_inner();
+        tx.send(pb::ImportHouseholdsRequest {
+            rows: batches[0].clone(),
+        })
+        .await
+        .expect("send 1");
+        let ack = stream.message().await.expect("ack").expect("ack");
+        assert_eq!(ack.results.len(), 20);
+        tx.send(pb::ImportHouseholdsRequest {
+            rows: batches[1].clone(),
+        })
+        .await
+        .expect("send 2");
+        drop(stream);
+        drop(client);
+    }
+    let after_cut = count(&mut server.admin().await, unit_filter("20")).await;
+    assert!(
+        (20..=40).contains(&after_cut),
+        "acknowledged rows must survive: {after_cut}"
+    );
+
+    // Resume: send the whole file again.
+    let mut client = server.reviews(Role::Admin, &["20"]).await;
+    let responses = send(&mut client, batches).await.expect("resume");
+    let outcomes = outcomes(&responses);
+    assert!(
+        outcomes[..20]
+            .iter()
+            .all(|o| *o == pb::ImportOutcome::Unchanged)
+    );
+    assert!(
+        outcomes[40..]
+            .iter()
+            .all(|o| *o == pb::ImportOutcome::Accepted)
+    );
+    assert_eq!(
+        count(&mut server.admin().await, unit_filter("20")).await,
+        60
+    );
+    let s = province_summary(&server, 2021).await;
+    assert_eq!(
+        (s.households_reviewed, s.poor.expect("poor").count),
+        (60, 60)
+    );
+}
+
+/// Breaks household `index` of the sheet in one way; the reason must mention `expect`.
+fn break_row(lines: &mut [Vec<String>], kind: usize) -> &'static str {
+    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).expect("column");
+    let review_line = lines
+        .iter()
+        .position(|l| l[col("row_type")] == "review")
+        .expect("a review line");
+    match kind {
+        0 => {
+            lines
+                .iter_mut()
+                .for_each(|l| l[col("commune_code")] = "99999".into());
+            "commune_code"
+        }
+        1 => {
+            lines[0][col("birth_date")] = "2031-02-30".into();
+            "birth_date"
+        }
+        2 => {
+            lines[0][col("citizen_id")] = "12345".into();
+            "citizen_id"
+        }
+        3 => {
+            lines[review_line][col("deprived_indicators")] = "latrine swimming_pool".into();
+            "deprived_indicators"
+        }
+        4 => {
+            lines[review_line][col("income_per_person_month")] = "nhiều".into();
+            "income_per_person_month"
+        }
+        5 => {
+            lines[review_line][col("year")] = "2019".into();
+            "year"
+        }
+        6 => {
+            lines[0][col("relation")] = "child".into();
+            "members"
+        }
+        7 => {
+            lines[0][col("sex")] = "?".into();
+            "sex"
+        }
+        8 => {
+            lines[review_line][col("decision_date")] = "10/12/2021".into();
+            "decision_date"
+        }
+        _ => {
+            lines[0][col("full_name")] = String::new();
+            "full_name"
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cli_imports_an_xlsx_of_a_thousand_households_with_ten_broken() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ho-ngheo.xlsx");
+
+    let mut demo = Demo::new(7, 1_000).expect("demo");
+    let total = demo.households();
+    assert!(total >= 1_000);
+    let broken: BTreeSet<usize> = (0..10).map(|k| 37 + k * 97).collect();
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (c, name) in COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *name).expect("header");
+    }
+    let mut line = 1u32;
+    let mut expected_columns = vec![];
+    for i in 0..1_000 {
+        let mut lines = CsvWriter::<Vec<u8>>::lines(&demo.row(i));
+        if broken.contains(&i) {
+            expected_columns.push(break_row(&mut lines, expected_columns.len()));
+        }
+        for cells in lines {
+            for (c, value) in cells.iter().enumerate() {
+                // Numbers as numbers, the way a spreadsheet holds them.
+                match value.parse::<i64>() {
+                    Ok(n) if COLUMNS[c] == "income_per_person_month" || COLUMNS[c] == "year" => {
+                        sheet.write_number(line, c as u16, n as f64).expect("cell");
+                    }
+                    _ => {
+                        sheet.write_string(line, c as u16, value).expect("cell");
+                    }
+                }
+            }
+            line += 1;
+        }
+    }
+    workbook.save(&path).expect("save");
+
+    let token = token(Role::Admin, &["20"]);
+    let rejected_file = dir.path().join("rejected.csv");
+    let address = format!("http://{}", server.addr);
+    let options = || ImportOptions {
+        file: &path,
+        server: &address,
+        token: &token,
+        rejected_file: rejected_file.clone(),
+        batch_size: 128,
+        progress: false,
+    };
+    let report = import(options()).await.expect("import");
+    assert_eq!(
+        (report.households, report.accepted, report.rejected),
+        (1_000, 990, 10),
+        "{report:?}"
+    );
+
+    let mut reader = csv::Reader::from_path(&rejected_file).expect("rejected file");
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    let keys: BTreeSet<String> = records.iter().map(|r| r[1].to_owned()).collect();
+    assert_eq!(keys.len(), 10, "{records:?}");
+    let expected_keys: BTreeSet<String> = broken.iter().map(|i| format!("demo-7-{i:06}")).collect();
+    assert_eq!(keys, expected_keys);
+    for column in &expected_columns {
+        assert!(
+            records
+                .iter()
+                .any(|r| &r[2] == *column || r[3].contains(column)),
+            "no rejection names {column}: {records:?}"
+        );
+    }
+    assert!(
+        records
+            .iter()
+            .all(|r| !r[4].is_empty() && r[0].parse::<u32>().is_ok())
+    );
+    assert_eq!(
+        count(&mut server.admin().await, unit_filter("20")).await,
+        990
+    );
+
+    // Again: everything already there, the same ten refused.
+    let again = import(options()).await.expect("again");
+    assert_eq!(
+        (again.accepted, again.unchanged, again.rejected),
+        (0, 990, 10)
+    );
+    assert_eq!(
+        count(&mut server.admin().await, unit_filter("20")).await,
+        990
+    );
+}
