@@ -134,7 +134,7 @@ pub mod import_key {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "import_key")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -297,21 +297,11 @@ pub async fn insert_many(
         let row = household_row(record);
         let rows = member_rows(record, vault);
         states.push(serde_json::json!({ "household": row, "members": rows }));
-        households.push(household::ActiveModel::from(row));
-        members.extend(rows.into_iter().map(member::ActiveModel::from));
+        households.push(row);
+        members.extend(rows);
     }
-    while !households.is_empty() {
-        let rest = households.split_off(households.len().min(ROWS_PER_INSERT));
-        household::Entity::insert_many(std::mem::replace(&mut households, rest))
-            .exec(conn)
-            .await?;
-    }
-    while !members.is_empty() {
-        let rest = members.split_off(members.len().min(ROWS_PER_INSERT));
-        member::Entity::insert_many(std::mem::replace(&mut members, rest))
-            .exec(conn)
-            .await?;
-    }
+    sustain_platform::db::insert_rows::<household::Entity>(conn, households, &[]).await?;
+    sustain_platform::db::insert_rows::<member::Entity>(conn, members, &[]).await?;
     Ok(states)
 }
 
@@ -321,9 +311,14 @@ pub async fn holders_of(
     hashes: Vec<String>,
 ) -> Result<HashMap<String, String>, ServiceError> {
     let mut found = HashMap::new();
+    let backend = conn.get_database_backend();
     for chunk in hashes.chunks(ROWS_PER_INSERT) {
         for m in member::Entity::find()
-            .filter(member::Column::CitizenIdHash.is_in(chunk.to_vec()))
+            .filter(sustain_platform::db::in_json_list(
+                backend,
+                "citizen_id_hash",
+                chunk,
+            )?)
             .all(conn)
             .await?
         {

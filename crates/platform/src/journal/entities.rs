@@ -28,7 +28,7 @@ pub mod outbox {
     use sea_orm::entity::prelude::*;
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "outbox")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

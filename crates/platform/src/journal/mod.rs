@@ -106,15 +106,15 @@ pub async fn record_group(
         let digest = Sha256::digest(&canonical);
         batch_hash.update(digest);
         let state_hash = hex::encode(digest);
-        outbox_rows.push(outbox::ActiveModel {
-            seq: Set(first + i as i64),
-            recorded_at: Set(now),
-            record_type: Set(change.record_type.to_owned()),
-            record_id: Set(change.record_id.clone()),
-            owner_unit: Set(change.owner_unit.clone()),
-            version: Set(change.version),
-            action: Set(change.action.to_owned()),
-            state: Set(String::from_utf8_lossy(&canonical).into_owned()),
+        outbox_rows.push(outbox::Model {
+            seq: first + i as i64,
+            recorded_at: now,
+            record_type: change.record_type.to_owned(),
+            record_id: change.record_id.clone(),
+            owner_unit: change.owner_unit.clone(),
+            version: change.version,
+            action: change.action.to_owned(),
+            state: String::from_utf8_lossy(&canonical).into_owned(),
         });
         if audit == Audit::OnePerBatch {
             continue;
@@ -148,12 +148,7 @@ pub async fn record_group(
             ..Default::default()
         });
     }
-    while !outbox_rows.is_empty() {
-        let rest = outbox_rows.split_off(outbox_rows.len().min(ROWS_PER_INSERT));
-        outbox::Entity::insert_many(std::mem::replace(&mut outbox_rows, rest))
-            .exec(conn)
-            .await?;
-    }
+    db::insert_rows::<outbox::Entity>(conn, outbox_rows, &[]).await?;
     while !audit_rows.is_empty() {
         let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
         audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))

@@ -10,14 +10,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use sustain_domain::Violations;
 use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
+use sustain_platform::db::{in_json_list, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -155,11 +154,12 @@ impl Importer {
         }
 
         let txn = sustain_platform::db::begin_write(&self.db).await?;
+        let backend = txn.get_database_backend();
         let keys: Vec<String> = checked.iter().map(|c| c.key.clone()).collect();
         let mut known: HashMap<String, String> = HashMap::new();
         for chunk in keys.chunks(ROWS_PER_INSERT) {
             for k in import_key::Entity::find()
-                .filter(import_key::Column::ExternalKey.is_in(chunk.to_vec()))
+                .filter(in_json_list(backend, "external_key", chunk)?)
                 .all(&txn)
                 .await?
             {
@@ -214,10 +214,10 @@ impl Importer {
                 &mut delta,
             );
             results[c.index] = Some(accepted(&rows[c.index], &record.id, written, true));
-            key_rows.push(import_key::ActiveModel {
-                external_key: sea_orm::ActiveValue::Set(c.key),
-                household_id: sea_orm::ActiveValue::Set(record.id.clone()),
-                created_at: sea_orm::ActiveValue::Set(now),
+            key_rows.push(import_key::Model {
+                external_key: c.key,
+                household_id: record.id.clone(),
+                created_at: now,
             });
             new_households.push(record);
         }
@@ -234,12 +234,7 @@ impl Importer {
                 state,
             });
         }
-        while !key_rows.is_empty() {
-            let rest = key_rows.split_off(key_rows.len().min(ROWS_PER_INSERT));
-            import_key::Entity::insert_many(std::mem::replace(&mut key_rows, rest))
-                .exec(&txn)
-                .await?;
-        }
+        insert_rows::<import_key::Entity>(&txn, key_rows, &[]).await?;
 
         // Households imported before: add the review years they lack. Their
         // places and review years are read for the whole batch at once, so a
@@ -249,7 +244,7 @@ impl Importer {
         let mut years: HashMap<String, HashSet<i32>> = HashMap::new();
         for chunk in existing_ids.chunks(ROWS_PER_INSERT) {
             for h in household::Entity::find()
-                .filter(household::Column::Id.is_in(chunk.to_vec()))
+                .filter(in_json_list(backend, "id", chunk)?)
                 .all(&txn)
                 .await?
             {
@@ -267,7 +262,7 @@ impl Importer {
                 .select_only()
                 .column(review::Column::HouseholdId)
                 .column(review::Column::Year)
-                .filter(review::Column::HouseholdId.is_in(chunk.to_vec()))
+                .filter(in_json_list(backend, "household_id", chunk)?)
                 .into_tuple()
                 .all(&txn)
                 .await?;
@@ -302,12 +297,8 @@ impl Importer {
             });
         }
 
-        for chunk in new_reviews.chunks(ROWS_PER_INSERT) {
-            review::Entity::insert_many(chunk.iter().cloned().map(review::ActiveModel::from))
-                .exec(&txn)
-                .await?;
-        }
         changes.extend(new_reviews.iter().map(|r| journal_change(r, "import")));
+        insert_rows::<review::Entity>(&txn, new_reviews, &[]).await?;
         delta.apply(&txn).await?;
         journal::record_group(&txn, caller, "import", changes, journal::Audit::OnePerBatch).await?;
         txn.commit().await?;
