@@ -125,7 +125,7 @@ where
         _ => {
             let mut rows = rows;
             while !rows.is_empty() {
-                let rest = rows.split_off(rows.len().min(SQLITE_ROWS_PER_INSERT));
+                let rest = rows.split_off(chunk_size(rows.len(), SQLITE_ROWS_PER_INSERT));
                 let chunk = std::mem::replace(&mut rows, rest);
                 let models = chunk.into_iter().map(|m| {
                     let mut active = m.into_active_model();
@@ -141,6 +141,19 @@ where
         }
     }
     Ok(())
+}
+
+/// How many of `remaining` rows the next multi-row statement takes: `max`, else
+/// the largest power of two that fits. Every distinct row count is a distinct
+/// statement in the driver's per-connection statement cache, and a 500-row
+/// INSERT is a large prepared program; powers of two keep the number of
+/// distinct statements (and so the cache's memory) small and fixed.
+pub fn chunk_size(remaining: usize, max: usize) -> usize {
+    if remaining >= max {
+        max
+    } else {
+        1 << (usize::BITS - 1 - remaining.max(1).leading_zeros())
+    }
 }
 
 /// A condition `column IN (the given values)` with the values as one JSON
@@ -159,4 +172,26 @@ pub fn in_json_list(
         _ => format!("{column} IN (SELECT value FROM json_each(?))"),
     };
     Ok(sea_orm::sea_query::Expr::cust_with_values(sql, [json]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_size;
+
+    #[test]
+    fn chunks_are_the_maximum_or_powers_of_two() {
+        assert_eq!(chunk_size(1200, 500), 500);
+        assert_eq!(chunk_size(200, 500), 128);
+        assert_eq!(chunk_size(72, 500), 64);
+        assert_eq!(chunk_size(1, 500), 1);
+        let mut left = 3_871;
+        let mut sizes = std::collections::BTreeSet::new();
+        while left > 0 {
+            let n = chunk_size(left, 500);
+            assert!(n <= left);
+            sizes.insert(n);
+            left -= n;
+        }
+        assert!(sizes.iter().all(|n| *n == 500 || n.is_power_of_two()));
+    }
 }

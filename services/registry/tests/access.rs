@@ -306,3 +306,278 @@ async fn unit_catalog_answers_across_the_reform() {
         .expect_err("district gone");
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ReviewRpc {
+    Record,
+    Revise,
+    Approve,
+    Certify,
+    Get,
+    List,
+    AtYear,
+    Summary,
+    Standards,
+    Import,
+}
+
+const REVIEW_RPCS: [ReviewRpc; 10] = [
+    ReviewRpc::Record,
+    ReviewRpc::Revise,
+    ReviewRpc::Approve,
+    ReviewRpc::Certify,
+    ReviewRpc::Get,
+    ReviewRpc::List,
+    ReviewRpc::AtYear,
+    ReviewRpc::Summary,
+    ReviewRpc::Standards,
+    ReviewRpc::Import,
+];
+
+fn review_input(year: i32) -> pb::ReviewInput {
+    pb::ReviewInput {
+        year,
+        kind: pb::ReviewKind::Periodic as i32,
+        deprived_indicators: vec!["latrine".into()],
+        income_per_person_month: Some(1_000_000),
+        reviewer: "Lý Văn Sáu".into(),
+        ..Default::default()
+    }
+}
+
+/// A household of Bình Gia (181) with a review of 2022 in `state`.
+async fn reviewed(server: &TestServer, state: pb::ReviewState) -> (pb::Household, pb::Review) {
+    let h = create(&mut server.admin().await, household("Mục Tiêu", ""))
+        .await
+        .expect("household");
+    let mut admin = server.reviews(Role::Admin, &["*"]).await;
+    let mut r = admin
+        .record_review(pb::RecordReviewRequest {
+            household_id: h.id.clone(),
+            review: Some(review_input(2022)),
+            request_id: String::new(),
+        })
+        .await
+        .expect("record")
+        .into_inner()
+        .review
+        .expect("review");
+    if state != pb::ReviewState::Draft {
+        r = admin
+            .approve_review(pb::ApproveReviewRequest {
+                review_id: r.id,
+                etag: r.etag,
+                meeting_date: "2022-11-20".into(),
+                agreement_percent: 90,
+                request_id: String::new(),
+            })
+            .await
+            .expect("approve")
+            .into_inner()
+            .review
+            .expect("review");
+    }
+    if state == pb::ReviewState::Certified {
+        r = admin
+            .certify_review(pb::CertifyReviewRequest {
+                review_id: r.id,
+                etag: r.etag,
+                decision_number: "12/QĐ-UBND".into(),
+                decision_date: "2022-12-10".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("certify")
+            .into_inner()
+            .review
+            .expect("review");
+    }
+    (h, r)
+}
+
+async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) -> Code {
+    use pb::ReviewState as S;
+    let result: Result<(), tonic::Status> = match rpc {
+        ReviewRpc::Record => {
+            let h = create(&mut server.admin().await, household("Mục Tiêu", ""))
+                .await
+                .expect("household");
+            client
+                .record_review(pb::RecordReviewRequest {
+                    household_id: h.id,
+                    review: Some(review_input(2022)),
+                    request_id: String::new(),
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::Revise => {
+            let (_, r) = reviewed(server, S::Draft).await;
+            client
+                .revise_review(pb::ReviseReviewRequest {
+                    review_id: r.id,
+                    etag: r.etag,
+                    review: Some(review_input(2022)),
+                    request_id: String::new(),
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::Approve => {
+            let (_, r) = reviewed(server, S::Draft).await;
+            client
+                .approve_review(pb::ApproveReviewRequest {
+                    review_id: r.id,
+                    etag: r.etag,
+                    meeting_date: "2022-11-20".into(),
+                    agreement_percent: 75,
+                    request_id: String::new(),
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::Certify => {
+            let (_, r) = reviewed(server, S::Approved).await;
+            client
+                .certify_review(pb::CertifyReviewRequest {
+                    review_id: r.id,
+                    etag: r.etag,
+                    decision_number: "12/QĐ-UBND".into(),
+                    decision_date: "2022-12-10".into(),
+                    request_id: String::new(),
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::Get => {
+            let (_, r) = reviewed(server, S::Certified).await;
+            client
+                .get_review(pb::GetReviewRequest { id: r.id })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::List => {
+            let (h, _) = reviewed(server, S::Certified).await;
+            client
+                .list_reviews(pb::ListReviewsRequest {
+                    household_id: h.id,
+                    year: 0,
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::AtYear => {
+            let (h, _) = reviewed(server, S::Certified).await;
+            client
+                .get_household_at_year(pb::GetHouseholdAtYearRequest {
+                    household_id: h.id,
+                    year: 2022,
+                })
+                .await
+                .map(drop)
+        }
+        ReviewRpc::Summary => client
+            .get_poverty_summary(pb::GetPovertySummaryRequest {
+                unit_code: "181".into(),
+                year: 2022,
+            })
+            .await
+            .map(drop),
+        ReviewRpc::Standards => client
+            .list_poverty_standards(pb::ListPovertyStandardsRequest {})
+            .await
+            .map(drop),
+        ReviewRpc::Import => {
+            let row = pb::ImportRow {
+                row_number: 2,
+                external_key: uuid::Uuid::now_v7().to_string(),
+                household: Some(household("Nhập Khẩu", "")),
+                reviews: vec![],
+            };
+            let requests = tokio_stream::iter([pb::ImportHouseholdsRequest { rows: vec![row] }]);
+            match client.import_households(requests).await {
+                Err(status) => Err(status),
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    let answer = stream.message().await;
+                    match answer {
+                        Err(status) => Err(status),
+                        Ok(answer) => {
+                            let result = answer.expect("a result").results[0].clone();
+                            if result.outcome == pb::ImportOutcome::Accepted as i32 {
+                                Ok(())
+                            } else {
+                                // Refused for scope: the row names the commune.
+                                assert_eq!(
+                                    result.violations[0].field,
+                                    "household.address.commune_code"
+                                );
+                                Err(tonic::Status::permission_denied("row outside scope"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    result.err().map(|s| s.code()).unwrap_or(Code::Ok)
+}
+
+#[tokio::test]
+async fn review_role_and_scope_matrix() {
+    use Code::{Ok as OK, PermissionDenied as DENIED};
+    let server = TestServer::start().await;
+    // Order: record, revise, approve, certify, get, list, at-year, summary(181), standards, import.
+    let matrix: &[(Role, &str, [Code; 10])] = &[
+        (Role::Admin, "181", [OK; 10]),
+        (
+            Role::Enumerator,
+            "181",
+            [OK, OK, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+        ),
+        (
+            Role::Approver,
+            "181",
+            [DENIED, DENIED, OK, OK, OK, OK, OK, OK, OK, OK],
+        ),
+        // A commune's approver: its households, but not the district's summary.
+        (
+            Role::Approver,
+            "06067",
+            [DENIED, DENIED, OK, OK, OK, OK, OK, DENIED, OK, OK],
+        ),
+        (
+            Role::Viewer,
+            "181",
+            [DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+        ),
+        (
+            Role::Sync,
+            "20",
+            [DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+        ),
+        (Role::Finance, "20", [DENIED; 10]),
+        // Another district: nothing of Bình Gia's, on any path.
+        (
+            Role::Admin,
+            "182",
+            [
+                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
+            ],
+        ),
+        (
+            Role::Viewer,
+            "05977",
+            [
+                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
+            ],
+        ),
+    ];
+    for (role, scope, expected) in matrix {
+        let mut client = server.reviews(*role, &[scope]).await;
+        for (rpc, want) in REVIEW_RPCS.iter().zip(expected) {
+            let code = call_review(&server, &mut client, *rpc).await;
+            assert_eq!(code, *want, "{role:?}@{scope} {rpc:?}");
+        }
+    }
+}

@@ -114,7 +114,13 @@ impl TallyDelta {
             .map(|c| format!("{c} = review_tally.{c} + excluded.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(sustain_platform::db::chunk_size(
+                rest.len(),
+                ROWS_PER_STATEMENT,
+            ));
+            rest = tail;
             let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * columns.len());
             let mut tuples = Vec::with_capacity(chunk.len());
             for (key, counts) in chunk {
