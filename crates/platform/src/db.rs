@@ -80,14 +80,11 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
-/// Rows per multi-row INSERT on SQLite, well inside its bind-parameter limit.
-const SQLITE_ROWS_PER_INSERT: usize = 500;
-
 /// Inserts many rows of entity `E` at once (bulk import). On PostgreSQL the rows
 /// travel as one JSON parameter expanded by `json_populate_recordset`: one
 /// parameter instead of one per value, which both the driver and the server
-/// handle an order of magnitude faster for thousands of rows (measured in
-/// docs/benchmarks.md). On SQLite, multi-row INSERTs. `skip` names columns the
+/// handle far faster for thousands of rows than a multi-row VALUES list (measured
+/// in docs/benchmarks.md). On SQLite, multi-row INSERTs. `skip` names columns the
 /// database fills itself (an auto-increment id).
 pub async fn insert_rows<E>(
     conn: &impl sea_orm::ConnectionTrait,
@@ -123,6 +120,8 @@ where
             .await?;
         }
         _ => {
+            // SQLite binds values cheaply; a JSON parameter expanded with
+            // json_each/json_extract measured slower here (one parse per column).
             let mut rows = rows;
             while !rows.is_empty() {
                 let rest = rows.split_off(chunk_size(rows.len(), SQLITE_ROWS_PER_INSERT));
@@ -142,6 +141,9 @@ where
     }
     Ok(())
 }
+
+/// Rows per multi-row INSERT on SQLite, well inside its bind-parameter limit.
+const SQLITE_ROWS_PER_INSERT: usize = 500;
 
 /// How many of `remaining` rows the next multi-row statement takes: `max`, else
 /// the largest power of two that fits. Every distinct row count is a distinct

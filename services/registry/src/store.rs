@@ -258,11 +258,18 @@ fn record_from_rows(
 
 /// The stored state as it goes to the journal: rows as written, personal fields
 /// still encrypted.
-pub fn journal_state(record: &HouseholdRecord, vault: &Vault) -> serde_json::Value {
-    serde_json::json!({
-        "household": household_row(record),
-        "members": member_rows(record, vault),
-    })
+pub fn journal_state(record: &HouseholdRecord, vault: &Vault) -> String {
+    state_of(&household_row(record), &member_rows(record, vault))
+}
+
+#[derive(serde::Serialize)]
+struct State<'a> {
+    household: &'a household::Model,
+    members: &'a [member::Model],
+}
+
+fn state_of(household: &household::Model, members: &[member::Model]) -> String {
+    sustain_platform::journal::state_json(&State { household, members })
 }
 
 /// Inserts a new household and its members; returns the journal state.
@@ -270,14 +277,14 @@ pub async fn insert(
     conn: &impl ConnectionTrait,
     record: &HouseholdRecord,
     vault: &Vault,
-) -> Result<serde_json::Value, ServiceError> {
+) -> Result<String, ServiceError> {
     let row = household_row(record);
     let members = member_rows(record, vault);
     household::Entity::insert(household::ActiveModel::from(row.clone()))
         .exec(conn)
         .await?;
     insert_members(conn, &members).await?;
-    Ok(serde_json::json!({ "household": row, "members": members }))
+    Ok(state_of(&row, &members))
 }
 
 /// Rows per multi-row INSERT, within both databases' bind-parameter limits.
@@ -289,14 +296,14 @@ pub async fn insert_many(
     conn: &impl ConnectionTrait,
     records: &[HouseholdRecord],
     vault: &Vault,
-) -> Result<Vec<serde_json::Value>, ServiceError> {
+) -> Result<Vec<String>, ServiceError> {
     let mut states = Vec::with_capacity(records.len());
     let mut households = Vec::with_capacity(records.len());
     let mut members = Vec::with_capacity(records.len() * 4);
     for record in records {
         let row = household_row(record);
         let rows = member_rows(record, vault);
-        states.push(serde_json::json!({ "household": row, "members": rows }));
+        states.push(state_of(&row, &rows));
         households.push(row);
         members.extend(rows);
     }
@@ -421,8 +428,7 @@ pub async fn keep_version(
     previous: &HouseholdRecord,
     vault: &Vault,
 ) -> Result<(), ServiceError> {
-    let state = serde_json::to_vec(&journal_state(previous, vault))
-        .map_err(|e| ServiceError::Internal(format!("cannot serialise household: {e}")))?;
+    let state = journal_state(previous, vault).into_bytes();
     let context = version_context(&previous.id, previous.version);
     household_version::Entity::insert(household_version::ActiveModel {
         household_id: sea_orm::ActiveValue::Set(previous.id.clone()),

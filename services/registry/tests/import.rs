@@ -148,6 +148,20 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
         fields(3)
     );
 
+    // An imported household reads back like a created one, and takes updates.
+    let mut households = server.admin().await;
+    let imported = get(&mut households, &results[0].household_id).await.expect("get imported");
+    assert_eq!(imported.members.len(), 3);
+    assert_eq!(imported.members[0].citizen_id, "020085001234");
+    assert!(imported.ethnic_minority);
+    assert_eq!(imported.registered_on, "2015-03-01");
+    assert!(imported.create_time.is_some());
+    let mut moved = imported.clone();
+    moved.address.as_mut().expect("address").village = "Bản Mới".into();
+    let updated = update(&mut households, moved, &["address.village"], "").await.expect("update imported");
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.create_time, imported.create_time);
+
     let s2021 = province_summary(&server, 2021).await;
     assert_eq!(s2021.households_reviewed, 2);
     assert_eq!(s2021.poor.as_ref().expect("poor").count, 1);

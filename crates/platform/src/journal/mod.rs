@@ -27,8 +27,16 @@ pub struct Change {
     pub version: i64,
     /// e.g. `create`, `update`, `archive`.
     pub action: &'static str,
-    /// The record's new state as stored (sensitive fields still encrypted).
-    pub state: serde_json::Value,
+    /// The record's new state as stored (sensitive fields still encrypted), as
+    /// JSON text: see [`state_json`].
+    pub state: String,
+}
+
+/// A record's state as the journal keeps it: its JSON serialisation, fields in
+/// declaration order (deterministic, so the audit hash of a state is stable).
+pub fn state_json(state: &impl serde::Serialize) -> String {
+    // Rows of plain fields always serialise; "null" keeps the journal writable.
+    serde_json::to_string(state).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Appends the audit entry and the outbox change; returns the outbox sequence.
@@ -101,9 +109,7 @@ pub async fn record_group(
     let mut batch_hash = Sha256::new();
     let batch_action = format!("{}.{}", changes[0].record_type, changes[0].action);
     for (i, change) in changes.into_iter().enumerate() {
-        let canonical = serde_json::to_vec(&change.state)
-            .map_err(|e| ServiceError::Internal(format!("cannot serialise state: {e}")))?;
-        let digest = Sha256::digest(&canonical);
+        let digest = Sha256::digest(change.state.as_bytes());
         batch_hash.update(digest);
         let state_hash = hex::encode(digest);
         outbox_rows.push(outbox::Model {
@@ -114,7 +120,7 @@ pub async fn record_group(
             owner_unit: change.owner_unit.clone(),
             version: change.version,
             action: change.action.to_owned(),
-            state: String::from_utf8_lossy(&canonical).into_owned(),
+            state: change.state,
         });
         if audit == Audit::OnePerBatch {
             continue;

@@ -125,7 +125,7 @@ pub fn journal_change(r: &review::Model, action: &'static str) -> Change {
         owner_unit: r.commune_code.clone(),
         version: r.version,
         action,
-        state: serde_json::to_value(r).unwrap_or_default(),
+        state: journal::state_json(r),
     }
 }
 
