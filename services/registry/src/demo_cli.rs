@@ -67,7 +67,7 @@ pub async fn run(
         role: Role::Admin,
         scope: Scope::nationwide(),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<pb::ImportRow>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<pb::ImportRow>>(2);
     let generator = tokio::task::spawn_blocking(move || {
         let mut start = 0;
         while start < total {
@@ -80,9 +80,11 @@ pub async fn run(
         }
     });
     let (mut accepted, mut unchanged, mut rejected) = (0u64, 0u64, 0u64);
-    while let Some(rows) = rx.recv().await {
-        let n = rows.len() as u64;
-        for r in importer.import_batch(&caller, rows).await? {
+    let mut answers = importer.pipeline(caller.clone(), rx);
+    while let Some(answer) = answers.recv().await {
+        let results = answer?;
+        let n = results.len() as u64;
+        for r in results {
             match pb::ImportOutcome::try_from(r.outcome) {
                 Ok(pb::ImportOutcome::Accepted) => accepted += 1,
                 Ok(pb::ImportOutcome::Unchanged) => unchanged += 1,

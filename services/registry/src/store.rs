@@ -290,26 +290,27 @@ pub async fn insert(
 /// Rows per multi-row INSERT, within both databases' bind-parameter limits.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Inserts many new households with multi-row INSERTs (bulk import); returns
-/// each one's journal state, in order.
-pub async fn insert_many(
-    conn: &impl ConnectionTrait,
-    records: &[HouseholdRecord],
+/// The rows a new household is stored as, personal fields encrypted, and its
+/// journal state.
+pub fn stored_rows(
+    record: &HouseholdRecord,
     vault: &Vault,
-) -> Result<Vec<String>, ServiceError> {
-    let mut states = Vec::with_capacity(records.len());
-    let mut households = Vec::with_capacity(records.len());
-    let mut members = Vec::with_capacity(records.len() * 4);
-    for record in records {
-        let row = household_row(record);
-        let rows = member_rows(record, vault);
-        states.push(state_of(&row, &rows));
-        households.push(row);
-        members.extend(rows);
-    }
+) -> (household::Model, Vec<member::Model>, String) {
+    let row = household_row(record);
+    let members = member_rows(record, vault);
+    let state = state_of(&row, &members);
+    (row, members, state)
+}
+
+/// Inserts rows made by [`stored_rows`] in bulk.
+pub async fn insert_stored(
+    conn: &impl ConnectionTrait,
+    households: Vec<household::Model>,
+    members: Vec<member::Model>,
+) -> Result<(), ServiceError> {
     sustain_platform::db::insert_rows::<household::Entity>(conn, households, &[]).await?;
     sustain_platform::db::insert_rows::<member::Entity>(conn, members, &[]).await?;
-    Ok(states)
+    Ok(())
 }
 
 /// The households holding members with any of these citizen-ID hashes.

@@ -150,7 +150,9 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
 
     // An imported household reads back like a created one, and takes updates.
     let mut households = server.admin().await;
-    let imported = get(&mut households, &results[0].household_id).await.expect("get imported");
+    let imported = get(&mut households, &results[0].household_id)
+        .await
+        .expect("get imported");
     assert_eq!(imported.members.len(), 3);
     assert_eq!(imported.members[0].citizen_id, "020085001234");
     assert!(imported.ethnic_minority);
@@ -158,7 +160,9 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
     assert!(imported.create_time.is_some());
     let mut moved = imported.clone();
     moved.address.as_mut().expect("address").village = "Bản Mới".into();
-    let updated = update(&mut households, moved, &["address.village"], "").await.expect("update imported");
+    let updated = update(&mut households, moved, &["address.village"], "")
+        .await
+        .expect("update imported");
     assert_eq!(updated.version, 2);
     assert_eq!(updated.create_time, imported.create_time);
 

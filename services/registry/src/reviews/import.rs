@@ -28,7 +28,7 @@ use super::store::{self, CERTIFIED};
 use super::tally::TallyDelta;
 use super::{journal_change, new_review};
 use crate::convert::{household_from_proto, parse_date, today};
-use crate::model::{household, import_key, review};
+use crate::model::{household, import_key, member, review};
 use crate::store::{self as households, HouseholdRecord, Vault};
 
 /// Most rows one request (one batch) may carry.
@@ -48,7 +48,6 @@ struct RowReview {
 struct CheckedRow {
     index: usize,
     key: String,
-    household: Household,
     reviews: Vec<RowReview>,
 }
 
@@ -93,35 +92,84 @@ impl Importer {
         caller: Caller,
         mut inbound: Streaming<pb::ImportHouseholdsRequest>,
     ) -> ReceiverStream<Result<pb::ImportHouseholdsResponse, Status>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
+        let subject = caller.subject.clone();
         tokio::spawn(async move {
-            let mut batches = 0u64;
             loop {
-                let request = match inbound.message().await {
-                    Ok(Some(request)) => request,
+                match inbound.message().await {
+                    Ok(Some(request)) => {
+                        if batch_tx.send(request.rows).await.is_err() {
+                            break;
+                        }
+                    }
                     Ok(None) => break,
                     Err(status) => {
-                        tracing::warn!(%status, batches, "import stream broke off");
+                        tracing::warn!(%status, caller = %subject, "import stream broke off");
                         break;
                     }
-                };
-                let answer = self.import_batch(&caller, request.rows).await;
+                }
+            }
+        });
+        let mut answers = self.pipeline(caller, batch_rx);
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            while let Some(answer) = answers.recv().await {
                 let failed = answer.is_err();
-                let sent = tx
-                    .send(
-                        answer
-                            .map(|results| pb::ImportHouseholdsResponse { results })
-                            .map_err(Status::from),
-                    )
-                    .await;
-                if failed || sent.is_err() {
+                let response = answer
+                    .map(|results| pb::ImportHouseholdsResponse { results })
+                    .map_err(Status::from);
+                if tx.send(response).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// Imports batches as they arrive, one answer per batch in order. Checking,
+    /// encrypting and serialising a batch (CPU) overlaps with writing the previous
+    /// one (database): the two stages run on their own tasks, one batch apart.
+    pub fn pipeline(
+        self,
+        caller: Caller,
+        mut batches: tokio::sync::mpsc::Receiver<Vec<pb::ImportRow>>,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<pb::ImportRowResult>, ServiceError>> {
+        let (prepared_tx, mut prepared_rx) =
+            tokio::sync::mpsc::channel::<Result<Prepared, ServiceError>>(1);
+        let (answer_tx, answer_rx) = tokio::sync::mpsc::channel(1);
+        let preparer = self.clone();
+        let preparing_caller = caller.clone();
+        tokio::spawn(async move {
+            while let Some(rows) = batches.recv().await {
+                let this = preparer.clone();
+                let caller = preparing_caller.clone();
+                let prepared = tokio::task::spawn_blocking(move || this.prepare(&caller, rows))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ServiceError::Internal(format!("preparing a batch: {e}")))
+                    });
+                let failed = prepared.is_err();
+                if prepared_tx.send(prepared).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut batches = 0u64;
+            while let Some(prepared) = prepared_rx.recv().await {
+                let answer = match prepared {
+                    Ok(prepared) => self.write(&caller, prepared).await,
+                    Err(e) => Err(e),
+                };
+                let failed = answer.is_err();
+                if answer_tx.send(answer).await.is_err() || failed {
                     break;
                 }
                 batches += 1;
             }
-            tracing::info!(batches, caller = %caller.subject, "import stream ended");
+            tracing::info!(batches, caller = %caller.subject, "import ended");
         });
-        ReceiverStream::new(rx)
+        answer_rx
     }
 
     /// Checks and writes one batch; one result per row, in order.
@@ -130,6 +178,14 @@ impl Importer {
         caller: &Caller,
         rows: Vec<pb::ImportRow>,
     ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+        let prepared = self.prepare(caller, rows)?;
+        self.write(caller, prepared).await
+    }
+
+    /// Everything about a batch that needs no database: each row checked, and
+    /// for each good one the rows it becomes if its key turns out to be new
+    /// (encrypted, serialised), so the write only decides and inserts.
+    fn prepare(&self, caller: &Caller, rows: Vec<pb::ImportRow>) -> Result<Prepared, ServiceError> {
         if rows.len() > MAX_ROWS_PER_BATCH {
             return Err(ServiceError::invalid(
                 "rows",
@@ -137,25 +193,70 @@ impl Importer {
             ));
         }
         let today = today();
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let mut results: Vec<Option<pb::ImportRowResult>> = vec![None; rows.len()];
-        let mut checked: Vec<CheckedRow> = Vec::with_capacity(rows.len());
+        let mut prepared = Vec::with_capacity(rows.len());
         let mut keys_seen = HashSet::new();
         let mut ids_seen: HashMap<String, usize> = HashMap::new();
         for (index, row) in rows.iter().enumerate() {
             match self.check(caller, row, today, &mut keys_seen, &mut ids_seen) {
-                Ok((household, reviews)) => checked.push(CheckedRow {
-                    index,
-                    key: row.external_key.trim().to_owned(),
-                    household,
-                    reviews,
-                }),
+                Ok((household, reviews)) => {
+                    let hashes = household
+                        .members
+                        .iter()
+                        .map(|m| m.citizen_id.as_ref().map(|id| self.vault.citizen_hash(id)))
+                        .collect();
+                    let member_ids = household.members.iter().map(|_| new_id()).collect();
+                    let record = HouseholdRecord::new(new_id(), household, member_ids, now);
+                    let (household_row, member_rows, state) =
+                        households::stored_rows(&record, &self.vault);
+                    let new_reviews = reviews_of_new(&caller.subject, &record, &reviews, now)
+                        .into_iter()
+                        .map(|r| {
+                            let change = journal_change(&r, "import");
+                            (r, change)
+                        })
+                        .collect();
+                    prepared.push(PreparedRow {
+                        checked: CheckedRow {
+                            index,
+                            key: row.external_key.trim().to_owned(),
+                            reviews,
+                        },
+                        hashes,
+                        record,
+                        household_row,
+                        member_rows,
+                        state,
+                        new_reviews,
+                    });
+                }
                 Err(v) => results[index] = Some(rejected(row, v)),
             }
         }
+        Ok(Prepared {
+            rows,
+            results,
+            prepared,
+            now,
+        })
+    }
 
+    /// Writes a prepared batch in one transaction; one result per row, in order.
+    async fn write(
+        &self,
+        caller: &Caller,
+        batch: Prepared,
+    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+        let Prepared {
+            rows,
+            mut results,
+            prepared,
+            now,
+        } = batch;
         let txn = sustain_platform::db::begin_write(&self.db).await?;
         let backend = txn.get_database_backend();
-        let keys: Vec<String> = checked.iter().map(|c| c.key.clone()).collect();
+        let keys: Vec<String> = prepared.iter().map(|p| p.checked.key.clone()).collect();
         let mut known: HashMap<String, String> = HashMap::new();
         for chunk in keys.chunks(ROWS_PER_INSERT) {
             for k in import_key::Entity::find()
@@ -166,33 +267,30 @@ impl Importer {
                 known.insert(k.external_key, k.household_id);
             }
         }
-        let hashes: Vec<String> = checked
+        let hashes: Vec<String> = prepared
             .iter()
-            .filter(|c| !known.contains_key(&c.key))
-            .flat_map(|c| c.household.members.iter())
-            .filter_map(|m| m.citizen_id.as_ref())
-            .map(|id| self.vault.citizen_hash(id))
+            .filter(|p| !known.contains_key(&p.checked.key))
+            .flat_map(|p| p.hashes.iter().flatten().cloned())
             .collect();
         let holders = households::holders_of(&txn, hashes).await?;
 
-        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
-        let mut new_households: Vec<HouseholdRecord> = vec![];
-        let mut new_reviews: Vec<review::Model> = vec![];
+        let mut household_rows = vec![];
+        let mut member_rows = vec![];
+        let mut review_rows: Vec<review::Model> = vec![];
+        let mut changes: Vec<Change> = vec![];
+        let mut review_changes: Vec<Change> = vec![];
         let mut delta = TallyDelta::default();
         let mut existing: Vec<(CheckedRow, String)> = vec![];
         let mut key_rows = vec![];
-        for c in checked {
-            if let Some(id) = known.get(&c.key) {
-                existing.push((c, id.clone()));
+        for p in prepared {
+            let index = p.checked.index;
+            if let Some(id) = known.get(&p.checked.key) {
+                existing.push((p.checked, id.clone()));
                 continue;
             }
             let mut v = Violations::new();
-            for (i, m) in c.household.members.iter().enumerate() {
-                if let Some(other) = m
-                    .citizen_id
-                    .as_ref()
-                    .and_then(|id| holders.get(&self.vault.citizen_hash(id)))
-                {
+            for (i, hash) in p.hashes.iter().enumerate() {
+                if let Some(other) = hash.as_ref().and_then(|h| holders.get(h)) {
                     v.add(
                         format!("household.members[{i}].citizen_id"),
                         format!("is already registered to a member of household {other}"),
@@ -200,41 +298,42 @@ impl Importer {
                 }
             }
             if !v.is_empty() {
-                results[c.index] = Some(rejected(&rows[c.index], v));
+                results[index] = Some(rejected(&rows[index], v));
                 continue;
             }
-            let member_ids = c.household.members.iter().map(|_| new_id()).collect();
-            let record = HouseholdRecord::new(new_id(), c.household, member_ids, now);
-            let written = self.reviews_of_new(
-                &caller.subject,
-                &record,
-                &c.reviews,
-                now,
-                &mut new_reviews,
-                &mut delta,
-            );
-            results[c.index] = Some(accepted(&rows[c.index], &record.id, written, true));
+            results[index] = Some(accepted(
+                &rows[index],
+                &p.record.id,
+                p.new_reviews.len() as i32,
+                true,
+            ));
             key_rows.push(import_key::Model {
-                external_key: c.key,
-                household_id: record.id.clone(),
+                external_key: p.checked.key,
+                household_id: p.record.id.clone(),
                 created_at: now,
             });
-            new_households.push(record);
-        }
-
-        let mut changes: Vec<Change> = Vec::with_capacity(new_households.len() + new_reviews.len());
-        let states = households::insert_many(&txn, &new_households, &self.vault).await?;
-        for (record, state) in new_households.iter().zip(states) {
             changes.push(Change {
                 record_type: "household",
-                record_id: record.id.clone(),
-                owner_unit: record.owner_unit().to_owned(),
-                version: record.version,
+                record_id: p.record.id.clone(),
+                owner_unit: p.record.owner_unit().to_owned(),
+                version: p.record.version,
                 action: "import",
-                state,
+                state: p.state,
             });
+            household_rows.push(p.household_row);
+            member_rows.extend(p.member_rows);
+            for (r, change) in p.new_reviews {
+                if r.state == CERTIFIED {
+                    delta.add(&r, 1);
+                }
+                review_changes.push(change);
+                review_rows.push(r);
+            }
         }
+        households::insert_stored(&txn, household_rows, member_rows).await?;
         insert_rows::<import_key::Entity>(&txn, key_rows, &[]).await?;
+        insert_rows::<review::Entity>(&txn, review_rows, &[]).await?;
+        changes.extend(review_changes);
 
         // Households imported before: add the review years they lack. Their
         // places and review years are read for the whole batch at once, so a
@@ -297,8 +396,6 @@ impl Importer {
             });
         }
 
-        changes.extend(new_reviews.iter().map(|r| journal_change(r, "import")));
-        insert_rows::<review::Entity>(&txn, new_reviews, &[]).await?;
         delta.apply(&txn).await?;
         journal::record_group(&txn, caller, "import", changes, journal::Audit::OnePerBatch).await?;
         txn.commit().await?;
@@ -415,49 +512,6 @@ impl Importer {
         }
     }
 
-    /// The reviews of a household imported now: transitions follow from its own
-    /// certified reviews, in year order.
-    fn reviews_of_new(
-        &self,
-        certifier: &str,
-        household: &HouseholdRecord,
-        reviews: &[RowReview],
-        now: DateTime<Utc>,
-        out: &mut Vec<review::Model>,
-        delta: &mut TallyDelta,
-    ) -> i32 {
-        let mut sorted: Vec<&RowReview> = reviews.iter().collect();
-        sorted.sort_by_key(|r| r.assessment.year);
-        let classes: Vec<Class> = sorted
-            .iter()
-            .filter(|r| r.certified.is_some())
-            .map(|r| r.assessment.class)
-            .collect();
-        let mut certified_transitions = poverty::transitions(&classes).into_iter();
-        let mut chain_so_far: Vec<Class> = vec![];
-        for r in sorted {
-            let transition = if r.certified.is_some() {
-                chain_so_far.push(r.assessment.class);
-                certified_transitions
-                    .next()
-                    .unwrap_or(poverty::Transition::FirstReview)
-            } else {
-                let mut chain = chain_so_far.clone();
-                chain.push(r.assessment.class);
-                poverty::transitions(&chain)
-                    .pop()
-                    .unwrap_or(poverty::Transition::FirstReview)
-            };
-            let mut model = new_review(household, &r.assessment, 1, transition.code(), None, now);
-            certify(&mut model, r, certifier, now);
-            if model.state == CERTIFIED {
-                delta.add(&model, 1);
-            }
-            out.push(model);
-        }
-        reviews.len() as i32
-    }
-
     /// Adds the review years an already imported household lacks.
     #[allow(clippy::too_many_arguments)]
     async fn add_reviews(
@@ -548,4 +602,63 @@ fn accepted(
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// The reviews of a household imported now: transitions follow from its own
+/// certified reviews, in year order.
+fn reviews_of_new(
+    certifier: &str,
+    household: &HouseholdRecord,
+    reviews: &[RowReview],
+    now: DateTime<Utc>,
+) -> Vec<review::Model> {
+    let mut sorted: Vec<&RowReview> = reviews.iter().collect();
+    sorted.sort_by_key(|r| r.assessment.year);
+    let classes: Vec<Class> = sorted
+        .iter()
+        .filter(|r| r.certified.is_some())
+        .map(|r| r.assessment.class)
+        .collect();
+    let mut certified_transitions = poverty::transitions(&classes).into_iter();
+    let mut chain_so_far: Vec<Class> = vec![];
+    let mut out = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        let transition = if r.certified.is_some() {
+            chain_so_far.push(r.assessment.class);
+            certified_transitions
+                .next()
+                .unwrap_or(poverty::Transition::FirstReview)
+        } else {
+            let mut chain = chain_so_far.clone();
+            chain.push(r.assessment.class);
+            poverty::transitions(&chain)
+                .pop()
+                .unwrap_or(poverty::Transition::FirstReview)
+        };
+        let mut model = new_review(household, &r.assessment, 1, transition.code(), None, now);
+        certify(&mut model, r, certifier, now);
+        out.push(model);
+    }
+    out
+}
+
+/// One good row of a batch, with what it becomes if its key is new.
+#[derive(Debug)]
+struct PreparedRow {
+    checked: CheckedRow,
+    hashes: Vec<Option<String>>,
+    record: HouseholdRecord,
+    household_row: household::Model,
+    member_rows: Vec<member::Model>,
+    state: String,
+    new_reviews: Vec<(review::Model, Change)>,
+}
+
+/// A checked batch, ready to write.
+#[derive(Debug)]
+pub struct Prepared {
+    rows: Vec<pb::ImportRow>,
+    results: Vec<Option<pb::ImportRowResult>>,
+    prepared: Vec<PreparedRow>,
+    now: DateTime<Utc>,
 }
