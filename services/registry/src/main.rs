@@ -70,8 +70,9 @@ enum Command {
         args: ServeArgs,
         #[arg(long, default_value_t = sustain_registry::demo::DEFAULT_SEED)]
         seed: u64,
-        /// Households in 2021; the figures scale with it.
-        #[arg(long, default_value_t = sustain_registry::demo::LANG_SON[0].households)]
+        /// Households in 2021 (1 to 5,000,000); the figures scale with it.
+        #[arg(long, default_value_t = sustain_registry::demo::LANG_SON[0].households,
+              value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
         households: u64,
         /// Write the dataset as an import CSV here instead of loading it.
         #[arg(long)]

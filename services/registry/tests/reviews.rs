@@ -97,6 +97,18 @@ async fn summary(
         .map(|r| r.into_inner().summary.expect("summary"))
 }
 
+async fn history(reviews: &mut Reviews, household_id: &str, year: i32) -> Vec<pb::Review> {
+    reviews
+        .list_reviews(pb::ListReviewsRequest {
+            household_id: household_id.into(),
+            year,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .reviews
+}
+
 fn transition(r: &pb::Review) -> pb::Transition {
     pb::Transition::try_from(r.transition).expect("transition")
 }
@@ -335,18 +347,9 @@ async fn transitions_over_four_years() {
     );
     assert_eq!(transition_count(&s2023, pb::Transition::RemainedNotPoor), 0);
 
-    // Reviewing a year out of order re-derives the later ones: household 2 gets a
-    // certified 2024 review, then a correction of 2021 to poor turns its 2022
-    // "remained near-poor" into "escaped poverty".
-    let history = admin
-        .list_reviews(pb::ListReviewsRequest {
-            household_id: ids[2].clone(),
-            year: 2021,
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .reviews;
+    // Correcting an earlier year re-derives the later ones: household 2's 2021
+    // corrected to poor turns its 2022 "remained near-poor" into "escaped poverty".
+    let history = history(&mut admin, &ids[2], 2021).await;
     let first = &history[0];
     let revised = admin
         .revise_review(pb::ReviseReviewRequest {
@@ -379,15 +382,7 @@ async fn transitions_over_four_years() {
     );
 
     // Both revisions stay readable; the old one is superseded.
-    let history = admin
-        .list_reviews(pb::ListReviewsRequest {
-            household_id: ids[2].clone(),
-            year: 2021,
-        })
-        .await
-        .expect("list")
-        .into_inner()
-        .reviews;
+    let history = history(&mut admin, &ids[2], 2021).await;
     let states: Vec<(i32, i32)> = history.iter().map(|r| (r.revision, r.state)).collect();
     assert_eq!(
         states,
