@@ -349,8 +349,8 @@ async fn transitions_over_four_years() {
 
     // Correcting an earlier year re-derives the later ones: household 2's 2021
     // corrected to poor turns its 2022 "remained near-poor" into "escaped poverty".
-    let history = history(&mut admin, &ids[2], 2021).await;
-    let first = &history[0];
+    let before = history(&mut admin, &ids[2], 2021).await;
+    let first = &before[0];
     let revised = admin
         .revise_review(pb::ReviseReviewRequest {
             review_id: first.id.clone(),
@@ -382,8 +382,8 @@ async fn transitions_over_four_years() {
     );
 
     // Both revisions stay readable; the old one is superseded.
-    let history = history(&mut admin, &ids[2], 2021).await;
-    let states: Vec<(i32, i32)> = history.iter().map(|r| (r.revision, r.state)).collect();
+    let after = history(&mut admin, &ids[2], 2021).await;
+    let states: Vec<(i32, i32)> = after.iter().map(|r| (r.revision, r.state)).collect();
     assert_eq!(
         states,
         [
