@@ -114,6 +114,45 @@ impl TallyDelta {
             .map(|c| format!("{c} = review_tally.{c} + excluded.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        if backend == DbBackend::Postgres && !rows.is_empty() {
+            // One JSON parameter, as for the other bulk writes.
+            let objects: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(key, counts)| {
+                    let mut o = serde_json::Map::new();
+                    o.insert("year".into(), key.year.into());
+                    o.insert("standard_code".into(), key.standard_code.clone().into());
+                    o.insert("province_code".into(), key.province_code.clone().into());
+                    o.insert("district_code".into(), key.district_code.clone().into());
+                    o.insert("commune_code".into(), key.commune_code.clone().into());
+                    o.insert(
+                        "current_commune_code".into(),
+                        key.current_commune_code.clone().into(),
+                    );
+                    o.insert("ethnic_minority".into(), key.ethnic_minority.into());
+                    o.insert("residence".into(), key.residence.clone().into());
+                    o.insert("class".into(), key.class.clone().into());
+                    o.insert("transition".into(), key.transition.clone().into());
+                    o.insert("mpi_poor".into(), key.mpi_poor.into());
+                    o.insert("households".into(), counts.households.into());
+                    for (name, d) in deprived.iter().zip(counts.deprived) {
+                        o.insert(name.clone(), d.into());
+                    }
+                    serde_json::Value::Object(o)
+                })
+                .collect();
+            let json = serde_json::to_string(&objects)
+                .map_err(|e| ServiceError::Internal(format!("tally rows: {e}")))?;
+            let list = columns.join(", ");
+            let sql = format!(
+                "INSERT INTO review_tally ({list}) SELECT {list} FROM json_populate_recordset(NULL::review_tally, $1::json) \
+                 ON CONFLICT ({}) DO UPDATE SET {updates}",
+                TALLY_KEY.join(", "),
+            );
+            conn.execute_raw(Statement::from_sql_and_values(backend, sql, [json.into()]))
+                .await?;
+            return Ok(());
+        }
         let mut rest = rows.as_slice();
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(sustain_platform::db::chunk_size(
