@@ -148,6 +148,45 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
         fields(3)
     );
 
+    // The batch is audited once, naming its outbox range; the hash over the
+    // stored states proves they were stored byte for byte as hashed.
+    {
+        use sea_orm::ConnectionTrait;
+        use sha2::{Digest, Sha256};
+        let db = sustain_platform::db::connect(&server.url)
+            .await
+            .expect("db");
+        let audits = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT record_id, state_hash FROM audit_log WHERE action = 'household.import'",
+            ))
+            .await
+            .expect("audit");
+        assert_eq!(audits.len(), 1);
+        let range: String = audits[0].try_get("", "record_id").expect("range");
+        let hash: String = audits[0].try_get("", "state_hash").expect("hash");
+        let (first, last) = range.split_once('-').expect("first-last");
+        let states = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT record_id, state FROM outbox WHERE seq BETWEEN {first} AND {last} ORDER BY seq"),
+            ))
+            .await
+            .expect("outbox");
+        // Two households and their three reviews.
+        assert_eq!(states.len(), 5);
+        let mut batch = Sha256::new();
+        for row in &states {
+            let state: String = row.try_get("", "state").expect("state");
+            batch.update(Sha256::digest(state.as_bytes()));
+            assert!(!state.contains("020085001234"), "a CCCD in the outbox");
+        }
+        assert_eq!(hex::encode(batch.finalize()), hash);
+        let first_id: String = states[0].try_get("", "record_id").expect("id");
+        assert_eq!(first_id, results[0].household_id);
+    }
+
     // An imported household reads back like a created one, and takes updates.
     let mut households = server.admin().await;
     let imported = get(&mut households, &results[0].household_id)
