@@ -399,6 +399,23 @@ pub fn transitions(chain: &[Class]) -> Vec<Transition> {
     out
 }
 
+/// The transition of a review of `class` after the household's earlier classes,
+/// oldest first: the last step of [`transitions`] over the whole chain.
+pub fn transition_after(earlier: &[Class], class: Class) -> Transition {
+    let mut chain = earlier.to_vec();
+    chain.push(class);
+    transitions(&chain).pop().unwrap_or(Transition::FirstReview)
+}
+
+/// Share of the village meeting that must agree for a review to stand; below it
+/// the household is re-scored (Circular 07/2021: at least 50%).
+pub const MEETING_AGREEMENT_PERCENT: i32 = 50;
+
+/// Whether the village meeting's agreement approves a review.
+pub fn meeting_approves(agreement_percent: i32) -> bool {
+    agreement_percent >= MEETING_AGREEMENT_PERCENT
+}
+
 macro_rules! codes {
     ($ty:ty { $($variant:ident => $code:literal),+ $(,)? }) => {
         impl $ty {
@@ -605,6 +622,12 @@ mod tests {
     }
 
     #[test]
+    fn the_village_meeting_needs_half() {
+        assert!(meeting_approves(50));
+        assert!(!meeting_approves(49));
+    }
+
+    #[test]
     fn rates_render_like_the_province() {
         assert_eq!(Rate::new(23_510, 192_750).to_string(), "12.2");
         assert_eq!(Rate::new(23_250, 192_750).to_string(), "12.06");
@@ -682,6 +705,7 @@ mod tests {
             let ts = transitions(&chain);
             prop_assert_eq!(ts.len(), chain.len());
             for (i, t) in ts.iter().enumerate() {
+                prop_assert_eq!(*t, transition_after(&chain[..i], chain[i]));
                 prop_assert_eq!(*t == Transition::FirstReview, i == 0);
                 if *t == Transition::RePoor {
                     prop_assert!(chain[..i - 1].contains(&Class::Poor));

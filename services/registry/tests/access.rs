@@ -364,13 +364,7 @@ async fn reviewed(server: &TestServer, state: pb::ReviewState) -> (pb::Household
         .expect("review");
     if state != pb::ReviewState::Draft {
         r = admin
-            .approve_review(pb::ApproveReviewRequest {
-                review_id: r.id,
-                etag: r.etag,
-                meeting_date: "2022-11-20".into(),
-                agreement_percent: 90,
-                request_id: String::new(),
-            })
+            .approve_review(approval(&r, 90))
             .await
             .expect("approve")
             .into_inner()
@@ -379,13 +373,7 @@ async fn reviewed(server: &TestServer, state: pb::ReviewState) -> (pb::Household
     }
     if state == pb::ReviewState::Certified {
         r = admin
-            .certify_review(pb::CertifyReviewRequest {
-                review_id: r.id,
-                etag: r.etag,
-                decision_number: "12/QĐ-UBND".into(),
-                decision_date: "2022-12-10".into(),
-                request_id: String::new(),
-            })
+            .certify_review(certification(&r))
             .await
             .expect("certify")
             .into_inner()
@@ -425,29 +413,11 @@ async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) 
         }
         ReviewRpc::Approve => {
             let (_, r) = reviewed(server, S::Draft).await;
-            client
-                .approve_review(pb::ApproveReviewRequest {
-                    review_id: r.id,
-                    etag: r.etag,
-                    meeting_date: "2022-11-20".into(),
-                    agreement_percent: 75,
-                    request_id: String::new(),
-                })
-                .await
-                .map(drop)
+            client.approve_review(approval(&r, 75)).await.map(drop)
         }
         ReviewRpc::Certify => {
             let (_, r) = reviewed(server, S::Approved).await;
-            client
-                .certify_review(pb::CertifyReviewRequest {
-                    review_id: r.id,
-                    etag: r.etag,
-                    decision_number: "12/QĐ-UBND".into(),
-                    decision_date: "2022-12-10".into(),
-                    request_id: String::new(),
-                })
-                .await
-                .map(drop)
+            client.certify_review(certification(&r)).await.map(drop)
         }
         ReviewRpc::Get => {
             let (_, r) = reviewed(server, S::Certified).await;

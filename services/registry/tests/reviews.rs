@@ -45,29 +45,15 @@ async fn approve(
     r: &pb::Review,
     percent: i32,
 ) -> Result<pb::Review, tonic::Status> {
-    let year = r.input.as_ref().expect("input").year;
     reviews
-        .approve_review(pb::ApproveReviewRequest {
-            review_id: r.id.clone(),
-            etag: r.etag.clone(),
-            meeting_date: format!("{year}-11-20"),
-            agreement_percent: percent,
-            request_id: String::new(),
-        })
+        .approve_review(approval(r, percent))
         .await
         .map(|r| r.into_inner().review.expect("review"))
 }
 
 async fn certify(reviews: &mut Reviews, r: &pb::Review) -> Result<pb::Review, tonic::Status> {
-    let year = r.input.as_ref().expect("input").year;
     reviews
-        .certify_review(pb::CertifyReviewRequest {
-            review_id: r.id.clone(),
-            etag: r.etag.clone(),
-            decision_number: format!("{year}/QĐ-UBND"),
-            decision_date: format!("{year}-12-10"),
-            request_id: String::new(),
-        })
+        .certify_review(certification(r))
         .await
         .map(|r| r.into_inner().review.expect("review"))
 }

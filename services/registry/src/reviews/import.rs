@@ -614,27 +614,15 @@ fn reviews_of_new(
 ) -> Vec<review::Model> {
     let mut sorted: Vec<&RowReview> = reviews.iter().collect();
     sorted.sort_by_key(|r| r.assessment.year);
-    let classes: Vec<Class> = sorted
-        .iter()
-        .filter(|r| r.certified.is_some())
-        .map(|r| r.assessment.class)
-        .collect();
-    let mut certified_transitions = poverty::transitions(&classes).into_iter();
-    let mut chain_so_far: Vec<Class> = vec![];
+    // Drafts are placed after the certified reviews before them, which is what
+    // they would follow once certified.
+    let mut certified_so_far: Vec<Class> = vec![];
     let mut out = Vec::with_capacity(sorted.len());
     for r in sorted {
-        let transition = if r.certified.is_some() {
-            chain_so_far.push(r.assessment.class);
-            certified_transitions
-                .next()
-                .unwrap_or(poverty::Transition::FirstReview)
-        } else {
-            let mut chain = chain_so_far.clone();
-            chain.push(r.assessment.class);
-            poverty::transitions(&chain)
-                .pop()
-                .unwrap_or(poverty::Transition::FirstReview)
-        };
+        let transition = poverty::transition_after(&certified_so_far, r.assessment.class);
+        if r.certified.is_some() {
+            certified_so_far.push(r.assessment.class);
+        }
         let mut model = new_review(household, &r.assessment, 1, transition.code(), None, now);
         certify(&mut model, r, certifier, now);
         out.push(model);

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, Location};
-use sustain_domain::poverty::Standards;
+use sustain_domain::poverty::{self, Standards};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::{Caller, Role};
@@ -394,12 +394,13 @@ impl pb::review_service_server::ReviewService for ReviewApi {
             if meeting_date.is_some_and(|d| d < NaiveDate::from_ymd_opt(r.year, 1, 1).unwrap_or(d)) {
                 return Err(ServiceError::invalid("meeting_date", format!("is before the review year {}", r.year)));
             }
-            if request.agreement_percent < 50 {
+            if !poverty::meeting_approves(request.agreement_percent) {
                 return Err(ServiceError::FailedPrecondition {
                     reason: "AGREEMENT_BELOW_HALF",
                     message: format!(
-                        "the village meeting agreed {}% (< 50%): the review must be re-scored (ReviseReview)",
-                        request.agreement_percent
+                        "the village meeting agreed {}% (< {}%): the review must be re-scored (ReviseReview)",
+                        request.agreement_percent,
+                        poverty::MEETING_AGREEMENT_PERCENT
                     ),
                 });
             }

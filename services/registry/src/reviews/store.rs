@@ -58,15 +58,12 @@ pub async fn certified_chain(
 /// The transition a review of `year` with `class` has against the certified
 /// reviews of earlier years in `chain`.
 pub fn transition_against(chain: &[review::Model], year: i32, class: Class) -> poverty::Transition {
-    let mut classes: Vec<Class> = chain
+    let earlier: Vec<Class> = chain
         .iter()
         .filter(|r| r.year < year)
         .filter_map(|r| Class::from_code(&r.class))
         .collect();
-    classes.push(class);
-    poverty::transitions(&classes)
-        .pop()
-        .unwrap_or(poverty::Transition::FirstReview)
+    poverty::transition_after(&earlier, class)
 }
 
 /// Inserts a review; `false` when its (household, year, revision) is taken.

@@ -15,8 +15,8 @@ use sustain_platform::error::ServiceError;
 use crate::migration::TALLY_KEY;
 use crate::model::review;
 
-/// Where a review is counted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where a review is counted. Field names are the `TALLY_KEY` columns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 struct TallyKey {
     year: i32,
     standard_code: String,
@@ -119,28 +119,18 @@ impl TallyDelta {
             let objects: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|(key, counts)| {
-                    let mut o = serde_json::Map::new();
-                    o.insert("year".into(), key.year.into());
-                    o.insert("standard_code".into(), key.standard_code.clone().into());
-                    o.insert("province_code".into(), key.province_code.clone().into());
-                    o.insert("district_code".into(), key.district_code.clone().into());
-                    o.insert("commune_code".into(), key.commune_code.clone().into());
-                    o.insert(
-                        "current_commune_code".into(),
-                        key.current_commune_code.clone().into(),
-                    );
-                    o.insert("ethnic_minority".into(), key.ethnic_minority.into());
-                    o.insert("residence".into(), key.residence.clone().into());
-                    o.insert("class".into(), key.class.clone().into());
-                    o.insert("transition".into(), key.transition.clone().into());
-                    o.insert("mpi_poor".into(), key.mpi_poor.into());
+                    let serde_json::Value::Object(mut o) = serde_json::to_value(key)
+                        .map_err(|e| ServiceError::Internal(format!("tally key: {e}")))?
+                    else {
+                        return Err(ServiceError::Internal("tally key is not an object".into()));
+                    };
                     o.insert("households".into(), counts.households.into());
                     for (name, d) in deprived.iter().zip(counts.deprived) {
                         o.insert(name.clone(), d.into());
                     }
-                    serde_json::Value::Object(o)
+                    Ok(serde_json::Value::Object(o))
                 })
-                .collect();
+                .collect::<Result<_, ServiceError>>()?;
             let json = serde_json::to_string(&objects)
                 .map_err(|e| ServiceError::Internal(format!("tally rows: {e}")))?;
             let list = columns.join(", ");

@@ -321,3 +321,27 @@ pub async fn count(client: &mut Households, filter: Option<pb::HouseholdFilter>)
         .into_inner()
         .count
 }
+
+/// The village meeting's approval of `r`, held in November of its year.
+pub fn approval(r: &pb::Review, agreement_percent: i32) -> pb::ApproveReviewRequest {
+    let year = r.input.as_ref().map(|i| i.year).unwrap_or_default();
+    pb::ApproveReviewRequest {
+        review_id: r.id.clone(),
+        etag: r.etag.clone(),
+        meeting_date: format!("{year}-11-20"),
+        agreement_percent,
+        request_id: String::new(),
+    }
+}
+
+/// The commune's decision certifying `r`, in December of its year.
+pub fn certification(r: &pb::Review) -> pb::CertifyReviewRequest {
+    let year = r.input.as_ref().map(|i| i.year).unwrap_or_default();
+    pb::CertifyReviewRequest {
+        review_id: r.id.clone(),
+        etag: r.etag.clone(),
+        decision_number: format!("{year}/QĐ-UBND"),
+        decision_date: format!("{year}-12-10"),
+        request_id: String::new(),
+    }
+}
