@@ -1,7 +1,8 @@
 //! The rules of Sustain as plain functions over plain data: which administrative
 //! units exist and when, what a valid citizen ID is, who counts as an ethnic
 //! minority, what makes a household record valid, and how Vietnamese names fold
-//! for search; when a household is poor under which standard, and the MPI.
+//! for search; when a household is poor under which standard, and the MPI; how
+//! the programme is structured and what counts as a model's success.
 //! Nothing here knows about gRPC, databases or the clock.
 
 pub mod admin;
@@ -10,6 +11,7 @@ pub mod ethnicity;
 pub mod household;
 pub mod mpi;
 pub mod poverty;
+pub mod programme;
 pub mod text;
 pub mod violation;
 

@@ -407,6 +407,63 @@ pub fn transition_after(earlier: &[Class], class: Class) -> Transition {
     transitions(&chain).pop().unwrap_or(Transition::FirstReview)
 }
 
+/// Where a household stands when a programme takes it in, read from its
+/// certified reviews: the class of the latest review up to the year, and whether
+/// it left poverty or near-poverty recently. Support for households that have
+/// just escaped runs 36 months (Decree 27/2022, Decision 90/QĐ-TTg), so
+/// "recently" is an escape certified in one of the last three review years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Standing {
+    Poor,
+    NearPoor,
+    RecentlyEscaped,
+    /// Above the near-poor line with no recent escape, or never reviewed.
+    Other,
+}
+
+/// Review years an escape counts as recent: the escape year and the two after.
+pub const RECENT_ESCAPE_YEARS: i32 = 3;
+
+/// One certified review as [`standing_at`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertifiedReview {
+    pub year: i32,
+    pub class: Class,
+    pub transition: Transition,
+}
+
+/// A household's standing in `year` and the review year it was read from
+/// (`None`: no certified review up to that year). `chain` in any order.
+pub fn standing_at(chain: &[CertifiedReview], year: i32) -> (Standing, Option<i32>) {
+    let Some(latest) = chain
+        .iter()
+        .filter(|r| r.year <= year)
+        .max_by_key(|r| r.year)
+    else {
+        return (Standing::Other, None);
+    };
+    let standing = match latest.class {
+        Class::Poor => Standing::Poor,
+        Class::NearPoor => Standing::NearPoor,
+        Class::AverageLiving | Class::NotPoor => {
+            let escaped = chain.iter().any(|r| {
+                r.year <= year
+                    && year - r.year < RECENT_ESCAPE_YEARS
+                    && matches!(
+                        r.transition,
+                        Transition::EscapedPoverty | Transition::EscapedNearPoverty
+                    )
+            });
+            if escaped {
+                Standing::RecentlyEscaped
+            } else {
+                Standing::Other
+            }
+        }
+    };
+    (standing, Some(latest.year))
+}
+
 /// Share of the village meeting that must agree for a review to stand; below it
 /// the household is re-scored (Circular 07/2021: at least 50%).
 pub const MEETING_AGREEMENT_PERCENT: i32 = 50;
@@ -437,6 +494,13 @@ codes!(Class {
     NotPoor => "not_poor",
 });
 
+codes!(Standing {
+    Poor => "poor",
+    NearPoor => "near_poor",
+    RecentlyEscaped => "recently_escaped",
+    Other => "other",
+});
+
 codes!(Transition {
     FirstReview => "first_review",
     NewlyPoor => "newly_poor",
@@ -465,20 +529,30 @@ impl Rate {
         }
     }
 
-    /// Hundredths of a percent, rounded half up; 0 for an empty denominator.
+    /// Hundredths of a percent, rounded half away from zero (half up for the
+    /// shares, symmetric for changes that can fall); 0 for an empty denominator.
     pub fn basis_points(self) -> i64 {
         if self.denominator <= 0 {
             return 0;
         }
-        let scaled = i128::from(self.numerator) * 10_000;
+        let scaled = i128::from(self.numerator).abs() * 10_000;
         let den = i128::from(self.denominator);
-        ((scaled * 2 + den) / (den * 2)) as i64
+        let magnitude = ((scaled * 2 + den) / (den * 2)) as i64;
+        if self.numerator < 0 {
+            -magnitude
+        } else {
+            magnitude
+        }
     }
 }
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bp = self.basis_points();
+        if bp < 0 {
+            f.write_str("-")?;
+        }
+        let bp = bp.abs();
         let (whole, frac) = (bp / 100, bp % 100);
         match frac {
             0 => write!(f, "{whole}"),
@@ -627,6 +701,56 @@ mod tests {
         assert!(!meeting_approves(49));
     }
 
+    fn certified(year: i32, class: Class, transition: Transition) -> CertifiedReview {
+        CertifiedReview {
+            year,
+            class,
+            transition,
+        }
+    }
+
+    #[test]
+    fn standing_reads_the_latest_certified_review_and_recent_escapes() {
+        use Class::*;
+        use Transition::*;
+        let chain = [
+            certified(2022, Poor, FirstReview),
+            certified(2023, NotPoor, EscapedPoverty),
+            certified(2024, NotPoor, RemainedNotPoor),
+            certified(2026, NotPoor, RemainedNotPoor),
+        ];
+        assert_eq!(standing_at(&chain, 2021), (Standing::Other, None));
+        assert_eq!(standing_at(&chain, 2022), (Standing::Poor, Some(2022)));
+        assert_eq!(
+            standing_at(&chain, 2023),
+            (Standing::RecentlyEscaped, Some(2023))
+        );
+        // The escape year and the two after; a missing 2025 review reads 2024.
+        assert_eq!(
+            standing_at(&chain, 2025),
+            (Standing::RecentlyEscaped, Some(2024))
+        );
+        assert_eq!(standing_at(&chain, 2026), (Standing::Other, Some(2026)));
+        // Escaping poverty into near-poverty leaves the household near-poor.
+        let to_near = [
+            certified(2022, Poor, FirstReview),
+            certified(2023, NearPoor, EscapedPoverty),
+        ];
+        assert_eq!(
+            standing_at(&to_near, 2023),
+            (Standing::NearPoor, Some(2023))
+        );
+        let from_near = [
+            certified(2022, NearPoor, FirstReview),
+            certified(2023, AverageLiving, EscapedNearPoverty),
+        ];
+        assert_eq!(
+            standing_at(&from_near, 2024),
+            (Standing::RecentlyEscaped, Some(2023))
+        );
+        assert_eq!(standing_at(&[], 2024), (Standing::Other, None));
+    }
+
     #[test]
     fn rates_render_like_the_province() {
         assert_eq!(Rate::new(23_510, 192_750).to_string(), "12.2");
@@ -638,6 +762,10 @@ mod tests {
         assert_eq!(Rate::new(1, 800).to_string(), "0.13");
         assert_eq!(Rate::new(0, 0).to_string(), "0");
         assert_eq!(Rate::new(5, 5).to_string(), "100");
+        // Changes can fall: rounded away from zero, signed.
+        assert_eq!(Rate::new(-1, 3).to_string(), "-33.33");
+        assert_eq!(Rate::new(-1, 800).to_string(), "-0.13");
+        assert_eq!(Rate::new(-3, 10).to_string(), "-30");
     }
 
     #[test]

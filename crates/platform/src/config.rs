@@ -59,8 +59,21 @@ pub struct Config {
     pub cache_poll_ms: u64,
     /// A poverty-standards TOML file replacing the bundled one (registry).
     pub standards_file: Option<PathBuf>,
+    /// Where the registry answers, for services that ask it (programs).
+    pub registry: UpstreamConfig,
     pub auth: AuthConfig,
     pub crypto: CryptoConfig,
+}
+
+/// Another Sustain service this one calls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port` (or `https://`).
+    pub url: String,
+    /// Deadline of each call, connecting included; past it the caller gets
+    /// UNAVAILABLE and nothing is written.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -131,6 +144,10 @@ impl Config {
             cache_entries: 50_000,
             cache_poll_ms: 250,
             standards_file: None,
+            registry: UpstreamConfig {
+                url: "http://127.0.0.1:50051".into(),
+                timeout_ms: 3000,
+            },
             auth: AuthConfig {
                 jwt_secret: None,
                 issuer: "sustain".into(),
@@ -189,6 +206,23 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "database_url",
                 problem: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
+            || tonic::transport::Endpoint::from_shared(self.registry.url.clone()).is_err()
+        {
+            return Err(ConfigError::Invalid {
+                field: "registry.url",
+                problem: format!(
+                    "{:?} is not an http:// or https:// address",
+                    self.registry.url
+                ),
+            });
+        }
+        if self.registry.timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "registry.timeout_ms",
+                problem: "must be at least 1".into(),
             });
         }
         if self.cache_poll_ms == 0 {

@@ -5,6 +5,7 @@
 //! feed and idempotent retries, and a server with health, reflection and graceful
 //! shutdown.
 
+pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod journal;
+pub mod placement;
 pub mod serve;
 pub mod telemetry;
 

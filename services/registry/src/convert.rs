@@ -1,7 +1,7 @@
 //! Between the wire and the domain: parses protobuf households into domain values,
 //! naming every bad field by its request path, and renders stored records back.
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, LocateError};
 use sustain_domain::citizen_id::CitizenId;
@@ -16,37 +16,9 @@ use crate::store::HouseholdRecord;
 /// Longest village name accepted.
 pub const MAX_VILLAGE_CHARS: usize = 200;
 
-/// Today in Vietnam (UTC+7): registration dates and unit validity are local dates.
-pub fn today() -> NaiveDate {
-    let offset = FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!("valid offset"));
-    Utc::now().with_timezone(&offset).date_naive()
-}
-
-/// Page size when a list request gives none, and the most one page holds.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 500;
-
-/// AIP-158: 0 means the default, larger values are capped, negative is an error.
-pub fn page_size(raw: i32, v: &mut Violations) -> Option<usize> {
-    match usize::try_from(raw) {
-        Err(_) => {
-            v.add("page_size", "must not be negative");
-            None
-        }
-        Ok(0) => Some(DEFAULT_PAGE_SIZE),
-        Ok(n) => Some(n.min(MAX_PAGE_SIZE)),
-    }
-}
-
-pub fn parse_date(raw: &str, field: &str, v: &mut Violations) -> Option<NaiveDate> {
-    match NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d") {
-        Ok(d) => Some(d),
-        Err(_) => {
-            v.add(field, "must be a date written YYYY-MM-DD");
-            None
-        }
-    }
-}
+pub use sustain_platform::api::{
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, etag, page_size, parse_date, timestamp, today,
+};
 
 fn text(raw: &str, field: &str, max: usize, v: &mut Violations) -> Option<String> {
     let trimmed = raw.trim();
@@ -253,17 +225,6 @@ pub fn household_from_proto(
         registered_on: registered_on?,
         members: members?,
     })
-}
-
-pub fn etag(version: i64) -> String {
-    format!("v{version}")
-}
-
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
 }
 
 /// Renders a stored household; viewers see citizen IDs masked.

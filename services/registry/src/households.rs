@@ -2,12 +2,8 @@
 //! values, lets the store persist them and the journal record them, all in one
 //! transaction per mutation.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chrono::Utc;
 use prost::Message;
 use sea_orm::DatabaseConnection;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use sustain_domain::Violations;
 use sustain_domain::admin;
@@ -15,6 +11,7 @@ use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::fold;
 
+use sustain_platform::api::{new_id, next_page_token, now, page_after};
 use sustain_platform::cache::RecordCache;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -50,22 +47,6 @@ pub struct HouseholdApi {
     pub vault: Vault,
     /// Read path only: writes always load from the database inside their transaction.
     pub cache: Arc<RecordCache<HouseholdRecord>>,
-}
-
-/// Now, to the microsecond: the finest both SQLite and PostgreSQL store, so a
-/// response and a later read of the same record agree.
-fn now() -> chrono::DateTime<Utc> {
-    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-#[derive(Serialize, Deserialize)]
-struct PageToken {
-    after: String,
-    filter: String,
 }
 
 impl HouseholdApi {
@@ -317,32 +298,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let Some(page_size) = page_size(request.page_size, &mut v) else {
             return Err(ServiceError::from(v).into());
         };
-        let filter_key = B64.encode(request.filter.clone().unwrap_or_default().encode_to_vec());
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let token: Option<PageToken> = B64
-                .decode(&request.page_token)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            match token {
-                Some(t) if t.filter == filter_key => Some(t.after),
-                Some(_) => {
-                    return Err(ServiceError::invalid(
-                        "page_token",
-                        "was issued for a different filter; start again without a page_token",
-                    )
-                    .into());
-                }
-                None => {
-                    return Err(ServiceError::invalid(
-                        "page_token",
-                        "is not a token this service issued",
-                    )
-                    .into());
-                }
-            }
-        };
+        let filter_key = request.filter.clone().unwrap_or_default().encode_to_vec();
+        let after = page_after(&request.page_token, &filter_key)?;
         let selection = self.selection(&caller, request.filter.as_ref())?;
         let mut records = store::list(
             &self.db,
@@ -354,12 +311,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         .await?;
         let next_page_token = if records.len() > page_size {
             records.truncate(page_size);
-            let after = records.last().map(|r| r.id.clone()).unwrap_or_default();
-            let token = PageToken {
-                after,
-                filter: filter_key,
-            };
-            B64.encode(serde_json::to_vec(&token).unwrap_or_default())
+            next_page_token(records.last().map_or("", |r| r.id.as_str()), &filter_key)
         } else {
             String::new()
         };

@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod import;
+pub mod standing;
 pub mod store;
 pub mod summary;
 pub mod tally;
@@ -17,6 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, Location};
 use sustain_domain::poverty::{self, Standards};
+use sustain_platform::api::{new_id, now, required_id};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::{Caller, Role};
@@ -49,14 +51,6 @@ pub struct ReviewApi {
     pub db: DatabaseConnection,
     pub vault: Vault,
     pub standards: Arc<Standards>,
-}
-
-fn now() -> DateTime<Utc> {
-    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// Where a review was counted, for scope checks.
@@ -127,16 +121,6 @@ pub fn journal_change(r: &review::Model, action: &'static str) -> Change {
         action,
         state: journal::state_json(r),
     }
-}
-
-fn required_id(raw: &str, field: &str, v: &mut Violations) -> String {
-    let id = raw.trim();
-    if id.is_empty() {
-        v.add(field, "is required");
-    } else if uuid::Uuid::parse_str(id).is_err() {
-        v.add(field, "must be an id (UUID)");
-    }
-    id.to_owned()
 }
 
 fn required_etag(raw: &str, v: &mut Violations) -> String {
@@ -638,6 +622,25 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         Ok(Response::new(pb::ListPovertyStandardsResponse {
             standards: self.standards.all().iter().map(standard_to_proto).collect(),
         }))
+    }
+
+    async fn batch_get_standings(
+        &self,
+        request: Request<pb::BatchGetStandingsRequest>,
+    ) -> Result<Response<pb::BatchGetStandingsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read households", READ)?;
+        let request = request.into_inner();
+        let ids = standing::validate(&request)?;
+        let standings = standing::standings(
+            &self.db,
+            &caller,
+            request.year,
+            &ids,
+            request.include_members,
+        )
+        .await?;
+        Ok(Response::new(pb::BatchGetStandingsResponse { standings }))
     }
 
     type ImportHouseholdsStream = ReceiverStream<Result<pb::ImportHouseholdsResponse, Status>>;

@@ -1,0 +1,165 @@
+//! The request conventions every service shares (AIP-154/158): dates in
+//! Vietnam's calendar, page sizes and opaque page tokens bound to their filter,
+//! etags, timestamps, ids.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sustain_domain::Violations;
+
+use crate::error::ServiceError;
+
+/// Today in Vietnam (UTC+7): registration dates and unit validity are local dates.
+pub fn today() -> NaiveDate {
+    let offset = FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| unreachable!("valid offset"));
+    Utc::now().with_timezone(&offset).date_naive()
+}
+
+/// Now, to the microsecond: the finest both SQLite and PostgreSQL store, so a
+/// response and a later read of the same record agree.
+pub fn now() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
+}
+
+/// A new record id: UUIDv7, so ids sort by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Page size when a list request gives none, and the most one page holds.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// AIP-158: 0 means the default, larger values are capped, negative is an error.
+pub fn page_size(raw: i32, v: &mut Violations) -> Option<usize> {
+    match usize::try_from(raw) {
+        Err(_) => {
+            v.add("page_size", "must not be negative");
+            None
+        }
+        Ok(0) => Some(DEFAULT_PAGE_SIZE),
+        Ok(n) => Some(n.min(MAX_PAGE_SIZE)),
+    }
+}
+
+pub fn parse_date(raw: &str, field: &str, v: &mut Violations) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            v.add(field, "must be a date written YYYY-MM-DD");
+            None
+        }
+    }
+}
+
+/// A date that may be left empty.
+pub fn optional_date(raw: &str, field: &str, v: &mut Violations) -> Option<NaiveDate> {
+    if raw.trim().is_empty() {
+        None
+    } else {
+        parse_date(raw, field, v)
+    }
+}
+
+/// A required id (UUID), trimmed.
+pub fn required_id(raw: &str, field: &str, v: &mut Violations) -> String {
+    let id = raw.trim();
+    if id.is_empty() {
+        v.add(field, "is required");
+    } else if uuid::Uuid::parse_str(id).is_err() {
+        v.add(field, "must be an id (UUID)");
+    }
+    id.to_owned()
+}
+
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PageToken {
+    after: String,
+    filter: String,
+}
+
+/// Where a list resumes: `None` for the first page. A token is bound to the
+/// filter it was issued for (`filter` is the encoded filter message).
+pub fn page_after(token: &str, filter: &[u8]) -> Result<Option<String>, ServiceError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let parsed: Option<PageToken> = B64
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match parsed {
+        Some(t) if t.filter == B64.encode(filter) => Ok(Some(t.after)),
+        Some(_) => Err(ServiceError::invalid(
+            "page_token",
+            "was issued for a different filter; start again without a page_token",
+        )),
+        None => Err(ServiceError::invalid(
+            "page_token",
+            "is not a token this service issued",
+        )),
+    }
+}
+
+/// The token for the page after the one ending at `last`.
+pub fn next_page_token(last: &str, filter: &[u8]) -> String {
+    let token = PageToken {
+        after: last.to_owned(),
+        filter: B64.encode(filter),
+    };
+    B64.encode(serde_json::to_vec(&token).unwrap_or_default())
+}
+
+/// Trims and checks a free-text field; `None` (and a violation) when it is
+/// required and empty or longer than `max` characters.
+pub fn text(raw: &str, field: &str, max: usize, required: bool, v: &mut Violations) -> String {
+    let trimmed = raw.trim();
+    if required && trimmed.is_empty() {
+        v.add(field, "is required");
+    } else if trimmed.chars().count() > max {
+        v.add(field, format!("must be at most {max} characters"));
+    } else if trimmed.chars().any(char::is_control) {
+        v.add(field, "must not contain control characters");
+    }
+    trimmed.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_are_bound_to_their_filter() {
+        let token = next_page_token("abc", b"filter-1");
+        assert_eq!(
+            page_after(&token, b"filter-1").unwrap(),
+            Some("abc".to_owned())
+        );
+        assert!(page_after(&token, b"filter-2").is_err());
+        assert!(page_after("garbage!", b"filter-1").is_err());
+        assert_eq!(page_after("", b"x").unwrap(), None);
+    }
+
+    #[test]
+    fn text_fields_are_checked() {
+        let mut v = Violations::new();
+        assert_eq!(text("  a  ", "name", 5, true, &mut v), "a");
+        text("", "name", 5, true, &mut v);
+        text("toolong", "title", 5, false, &mut v);
+        text("", "note", 5, false, &mut v);
+        let fields: Vec<_> = v.iter().map(|f| f.field.clone()).collect();
+        assert_eq!(fields, ["name", "title"]);
+    }
+}
