@@ -9,6 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sustain/registry/v1/admin_units.proto",
         "sustain/registry/v1/households.proto",
         "sustain/registry/v1/reviews.proto",
+        "sustain/programs/v1/common.proto",
+        "sustain/programs/v1/catalog.proto",
+        "sustain/programs/v1/livelihood.proto",
+        "sustain/programs/v1/summary.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

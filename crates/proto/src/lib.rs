@@ -11,3 +11,9 @@ pub mod registry {
         tonic::include_proto!("sustain.registry.v1");
     }
 }
+
+pub mod programs {
+    pub mod v1 {
+        tonic::include_proto!("sustain.programs.v1");
+    }
+}

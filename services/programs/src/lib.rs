@@ -1,0 +1,129 @@
+//! The programme tracking service: the programme structure of Decision
+//! 90/QĐ-TTg, livelihood and production models with the households enrolled in
+//! them (their class read from the registry), and the programme summaries.
+//! `run` is everything `sustain-programs serve` does.
+
+pub mod catalog;
+pub mod convert;
+pub mod livelihood;
+pub mod migration;
+pub mod model;
+pub mod registry;
+pub mod store;
+pub mod summary;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use sustain_platform::Role;
+use sustain_platform::auth::Authenticator;
+use sustain_platform::config::{Config, Secrets};
+use sustain_platform::crypto::FieldCipher;
+use sustain_platform::serve::{self, ServiceSet};
+use sustain_proto::programs::v1::catalog_service_server::CatalogServiceServer;
+use sustain_proto::programs::v1::livelihood_service_server::LivelihoodServiceServer;
+use sustain_proto::programs::v1::programme_summary_service_server::ProgrammeSummaryServiceServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+pub use migration::Migrator;
+
+/// Default port of the programmes service.
+pub const DEFAULT_PORT: u16 = 50052;
+/// Name of the service in configuration and file names.
+pub const SERVICE: &str = "programs";
+
+/// Who reads programme records and figures.
+pub const READ: &[Role] = &[
+    Role::Viewer,
+    Role::Enumerator,
+    Role::Approver,
+    Role::Finance,
+    Role::Admin,
+    Role::Sync,
+];
+/// Who records models, enrolments and outcomes.
+pub const WRITE: &[Role] = &[Role::Enumerator, Role::Admin];
+/// Who withdraws records.
+pub const ARCHIVE: &[Role] = &[Role::Approver, Role::Admin];
+/// Who adds to the programme structure.
+pub const WRITE_CATALOG: &[Role] = &[Role::Admin];
+
+/// Connects, brings the schema up to date and seeds the programme structure.
+pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = sustain_platform::db::connect(database_url)
+        .await
+        .context("cannot open the programmes database")?;
+    Migrator::up(&db, None)
+        .await
+        .context("migrating the programmes database")?;
+    catalog::seed(&db)
+        .await
+        .context("seeding the programme structure")?;
+    sustain_platform::db::optimize(&db)
+        .await
+        .context("refreshing planner statistics")?;
+    Ok(db)
+}
+
+/// The service's gRPC services, wrapped in the bearer-token check.
+pub fn services(
+    db: DatabaseConnection,
+    secrets: &Secrets,
+    config: &Config,
+) -> anyhow::Result<ServiceSet> {
+    let auth = Authenticator::new(
+        &secrets.jwt_secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .context("auth.jwt_secret")?;
+    let cipher = FieldCipher::new(&secrets.field_key);
+    let registry = registry::Registry::new(&config.registry).context("registry.url")?;
+    let catalog = CatalogServiceServer::new(catalog::CatalogApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+    });
+    let livelihood = LivelihoodServiceServer::new(livelihood::LivelihoodApi {
+        db: db.clone(),
+        cipher,
+        registry,
+    });
+    let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi { db });
+    let routes = Routes::new(InterceptedService::new(catalog, auth.interceptor()))
+        .add_service(InterceptedService::new(livelihood, auth.interceptor()))
+        .add_service(InterceptedService::new(summary, auth.interceptor()));
+    Ok(ServiceSet {
+        routes,
+        names: vec![
+            "sustain.programs.v1.CatalogService",
+            "sustain.programs.v1.LivelihoodService",
+            "sustain.programs.v1.ProgrammeSummaryService",
+        ],
+        background: vec![],
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = connect_and_migrate(&config.database_url).await?;
+    let services = services(db, secrets, config)?;
+    tracing::info!(address = %listener.local_addr()?, registry = %config.registry.url, "programs serving");
+    serve::serve(
+        listener,
+        services,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,936 @@
+//! The LivelihoodService adapter: models of Projects 2 and 3 and the households
+//! enrolled in them. An enrolment's class is read from the registry's certified
+//! reviews in the same call that checks the household exists in the caller's
+//! scope; the registry is asked before any transaction opens, so a registry
+//! that does not answer leaves nothing written.
+
+pub mod convert;
+pub mod store;
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::Datelike;
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sustain_domain::Violations;
+use sustain_domain::admin;
+use sustain_domain::programme::MODEL_PROJECTS;
+use sustain_platform::Caller;
+use sustain_platform::api::{
+    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+};
+use sustain_platform::crypto::FieldCipher;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change, IdempotencyKey};
+use sustain_platform::placement::{self, Placement};
+use sustain_proto::programs::v1 as pb;
+use sustain_proto::registry::v1 as registry_pb;
+use tonic::{Request, Response, Status};
+
+use crate::catalog::{self, check_code};
+use crate::convert::{
+    ACTIVE, ARCHIVED, MAX_REASON_CHARS, archived, check, class_from_proto, mask_paths, stale,
+};
+use crate::model::{enrolment, livelihood_model};
+use crate::registry::{Credentials, Registry};
+use crate::store::{live, page, project_within, save_guarded};
+use crate::{ARCHIVE, READ, WRITE};
+use convert::{
+    ENROLMENT_PATHS, MODEL_PATHS, apply_model_fields, commune_codes, enrolment_to_proto,
+    model_fields, model_to_proto, outcome_fields, type_code,
+};
+
+/// Most households one BatchCreateEnrolments call may enrol.
+pub const MAX_ENROLMENTS_PER_CALL: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct LivelihoodApi {
+    pub db: DatabaseConnection,
+    pub cipher: FieldCipher,
+    pub registry: Registry,
+}
+
+fn model_change(row: &livelihood_model::Model, action: &'static str) -> Change {
+    Change {
+        record_type: "livelihood_model",
+        record_id: row.id.clone(),
+        owner_unit: row.unit_code.clone(),
+        version: row.version,
+        action,
+        state: journal::state_json(row),
+    }
+}
+
+fn enrolment_change(row: &enrolment::Model, action: &'static str) -> Change {
+    Change {
+        record_type: "enrolment",
+        record_id: row.id.clone(),
+        owner_unit: row
+            .commune_code
+            .clone()
+            .unwrap_or_else(|| row.province_code.clone()),
+        version: row.version,
+        action,
+        state: journal::state_json(row),
+    }
+}
+
+fn model_placement(row: &livelihood_model::Model) -> Placement {
+    Placement {
+        unit_code: row.unit_code.clone(),
+        province_code: row.province_code.clone(),
+        district_code: row.district_code.clone(),
+        commune_code: row.commune_code.clone(),
+        current_commune_code: row.current_commune_code.clone(),
+    }
+}
+
+fn enrolment_placement(row: &enrolment::Model) -> Placement {
+    Placement {
+        unit_code: row
+            .commune_code
+            .clone()
+            .unwrap_or_else(|| row.province_code.clone()),
+        province_code: row.province_code.clone(),
+        district_code: row.district_code.clone(),
+        commune_code: row.commune_code.clone(),
+        current_commune_code: row.current_commune_code.clone(),
+    }
+}
+
+/// Models a caller may see: those whose unit overlaps the scope, so a commune
+/// officer sees the district's models its households enrol in.
+fn models_visible(caller: &Caller) -> Option<Condition> {
+    let inside = placement::in_scope(&caller.scope)?;
+    let above: Vec<String> = caller
+        .scope
+        .codes()
+        .iter()
+        .flat_map(|c| admin::catalog().ancestors_or_self(c))
+        .collect();
+    Some(
+        Condition::any()
+            .add(inside)
+            .add(livelihood_model::Column::UnitCode.is_in(above)),
+    )
+}
+
+fn not_found(resource: &'static str, id: &str) -> ServiceError {
+    ServiceError::NotFound {
+        resource,
+        id: id.to_owned(),
+    }
+}
+
+fn etag_of(meta: Option<&pb::RecordMeta>, field: &str, v: &mut Violations) -> String {
+    let etag = meta.map(|m| m.etag.trim().to_owned()).unwrap_or_default();
+    if etag.is_empty() {
+        v.add(field, "is required: send the etag you read");
+    }
+    etag
+}
+
+impl LivelihoodApi {
+    /// The catalog item a model hangs under; it must lie under Project 2 or 3.
+    async fn model_project(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        code: &str,
+    ) -> Result<String, ServiceError> {
+        let item = catalog::find(conn, code).await?;
+        let Some(item) = item.filter(|i| i.state == ACTIVE) else {
+            return Err(ServiceError::invalid(
+                "model.project_code",
+                "is not an active item of the programme catalog",
+            ));
+        };
+        if !item.seeded && !caller.scope.overlaps_unit(&item.owner_unit) {
+            return Err(ServiceError::invalid(
+                "model.project_code",
+                "is not an active item of the programme catalog",
+            ));
+        }
+        match item.project_code {
+            Some(p) if MODEL_PROJECTS.contains(&p.as_str()) => Ok(p),
+            _ => Err(ServiceError::invalid(
+                "model.project_code",
+                "must lie under Project 2 (NTP-SPR.2) or Project 3 (NTP-SPR.3)",
+            )),
+        }
+    }
+
+    async fn visible_model(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<livelihood_model::Model, ServiceError> {
+        let row = store::model(conn, id)
+            .await?
+            .ok_or_else(|| not_found("model", id))?;
+        caller.require_unit(&row.unit_code)?;
+        Ok(row)
+    }
+
+    /// A model for a change: the caller's scope must hold its unit.
+    async fn model_for_change(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+        etag: &str,
+    ) -> Result<livelihood_model::Model, ServiceError> {
+        let row = store::model(conn, id)
+            .await?
+            .ok_or_else(|| not_found("model", id))?;
+        caller.require_placement(&model_placement(&row))?;
+        if row.state == ARCHIVED {
+            return Err(archived("model", id));
+        }
+        if etag != sustain_platform::api::etag(row.version) {
+            return Err(stale("model", id));
+        }
+        Ok(row)
+    }
+
+    async fn enrolment_in_scope(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<enrolment::Model, ServiceError> {
+        let row = store::enrolment(conn, id)
+            .await?
+            .ok_or_else(|| not_found("enrolment", id))?;
+        caller.require_placement(&enrolment_placement(&row))?;
+        Ok(row)
+    }
+
+    async fn enrolment_for_change(
+        &self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+        id: &str,
+        etag: &str,
+    ) -> Result<enrolment::Model, ServiceError> {
+        let row = self.enrolment_in_scope(conn, caller, id).await?;
+        if row.state == ARCHIVED {
+            return Err(archived("enrolment", id));
+        }
+        if etag != sustain_platform::api::etag(row.version) {
+            return Err(stale("enrolment", id));
+        }
+        Ok(row)
+    }
+
+    async fn one_model(
+        &self,
+        row: livelihood_model::Model,
+    ) -> Result<pb::LivelihoodModel, ServiceError> {
+        let counts = store::enrolled_counts(&self.db, std::slice::from_ref(&row.id)).await?;
+        Ok(model_to_proto(
+            &row,
+            counts.get(&row.id).copied().unwrap_or(0),
+        ))
+    }
+}
+
+/// Checks the enrolments asked for; each household once, dated inside the model.
+fn new_enrolments(
+    request: &pb::BatchCreateEnrolmentsRequest,
+    today: chrono::NaiveDate,
+    v: &mut Violations,
+) -> Vec<(String, chrono::NaiveDate)> {
+    if request.enrolments.is_empty() {
+        v.add("enrolments", "is required");
+    } else if request.enrolments.len() > MAX_ENROLMENTS_PER_CALL {
+        v.add(
+            "enrolments",
+            format!("at most {MAX_ENROLMENTS_PER_CALL} per call"),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(request.enrolments.len());
+    for (i, e) in request.enrolments.iter().enumerate() {
+        let field = format!("enrolments[{i}].household_id");
+        let id = required_id(&e.household_id, &field, v);
+        if !id.is_empty() && !seen.insert(id.clone()) {
+            v.add(field, "is listed twice");
+        }
+        let date_field = format!("enrolments[{i}].enrolled_on");
+        let on = optional_date(&e.enrolled_on, &date_field, v).unwrap_or(today);
+        if on > today {
+            v.add(date_field, "must not be in the future");
+        }
+        out.push((id, on));
+    }
+    out
+}
+
+/// True when the household lives where the model works.
+fn lives_in_model_area(
+    s: &registry_pb::HouseholdStanding,
+    model: &livelihood_model::Model,
+) -> bool {
+    let communes = commune_codes(model);
+    if communes.is_empty() {
+        let u = &model.unit_code;
+        &s.province_code == u
+            || &s.district_code == u
+            || &s.commune_code == u
+            || &s.current_commune_code == u
+    } else {
+        communes
+            .iter()
+            .any(|c| c == &s.commune_code || c == &s.current_commune_code)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
+    async fn create_model(
+        &self,
+        request: Request<pb::CreateModelRequest>,
+    ) -> Result<Response<pb::CreateModelResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("create models", WRITE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "CreateModel", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        let m = request.model.unwrap_or_default();
+        let mut v = Violations::new();
+        let fields = model_fields(&m, "model", today(), &mut v);
+        if !m.project_code.trim().is_empty() {
+            check_code(&m.project_code, "model.project_code", &mut v);
+        }
+        check(v)?;
+        let Some(fields) = fields else {
+            return Err(ServiceError::Internal("checked fields missing".into()).into());
+        };
+        caller.require_placement(&fields.placement)?;
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let root = self
+                .model_project(&txn, &caller, &fields.project_code)
+                .await?;
+            let at = now();
+            let mut row = livelihood_model::Model {
+                id: new_id(),
+                project_code: String::new(),
+                project_root: String::new(),
+                name: String::new(),
+                model_type: String::new(),
+                unit_code: String::new(),
+                province_code: String::new(),
+                district_code: None,
+                commune_code: None,
+                current_commune_code: None,
+                commune_codes: String::new(),
+                start_date: fields.start_date,
+                end_date: None,
+                start_year: 0,
+                end_year: 0,
+                budget_vnd: 0,
+                jobs_created: 0,
+                state: ACTIVE.to_owned(),
+                archive_reason: None,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            };
+            apply_model_fields(&mut row, fields, root);
+            livelihood_model::Entity::insert(row.clone().into_active_model())
+                .exec_without_returning(&txn)
+                .await?;
+            journal::record(&txn, &caller, &request_id, model_change(&row, "create")).await?;
+            Ok((
+                pb::CreateModelResponse {
+                    model: Some(model_to_proto(&row, 0)),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::GetModelResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read models", READ)?;
+        let mut v = Violations::new();
+        let id = required_id(&request.get_ref().id, "id", &mut v);
+        check(v)?;
+        let row = self.visible_model(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetModelResponse {
+            model: Some(self.one_model(row).await?),
+        }))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read models", READ)?;
+        let request = request.into_inner();
+        let filter = request.filter.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let size = page_size(request.page_size, &mut v).unwrap_or_default();
+        let unit = filter.unit_code.trim();
+        if !unit.is_empty() && !admin::catalog().is_known(unit) {
+            v.add(
+                "filter.unit_code",
+                "is not a known administrative unit code",
+            );
+        }
+        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
+            v.add("filter.year", "must be between 2000 and 2100");
+        }
+        let project = (!filter.project_code.trim().is_empty())
+            .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
+        let model_type = pb::ModelType::try_from(filter.r#type)
+            .ok()
+            .and_then(type_code);
+        if filter.r#type != 0 && model_type.is_none() {
+            v.add("filter.type", "is not a model type");
+        }
+        check(v)?;
+        if !unit.is_empty() {
+            caller.require_unit(unit)?;
+        }
+        let filter_key = prost::Message::encode_to_vec(&filter);
+        let after = page_after(&request.page_token, &filter_key)?;
+        let mut condition = live(filter.include_archived);
+        if let Some(c) = models_visible(&caller) {
+            condition = condition.add(c);
+        }
+        if !unit.is_empty() {
+            condition = condition.add(placement::under_unit(unit));
+        }
+        if filter.year != 0 {
+            condition = condition
+                .add(livelihood_model::Column::StartYear.lte(filter.year))
+                .add(livelihood_model::Column::EndYear.gte(filter.year));
+        }
+        if let Some(p) = &project {
+            condition = condition.add(project_within("project_code", p));
+        }
+        if let Some(t) = model_type {
+            condition = condition.add(livelihood_model::Column::ModelType.eq(t));
+        }
+        let mut rows = page::<livelihood_model::Entity>(
+            &self.db,
+            condition,
+            "id",
+            after.as_deref(),
+            size as u64 + 1,
+        )
+        .await?;
+        let next = if rows.len() > size {
+            rows.truncate(size);
+            next_page_token(rows.last().map_or("", |r| r.id.as_str()), &filter_key)
+        } else {
+            String::new()
+        };
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let counts = store::enrolled_counts(&self.db, &ids).await?;
+        Ok(Response::new(pb::ListModelsResponse {
+            models: rows
+                .iter()
+                .map(|r| model_to_proto(r, counts.get(&r.id).copied().unwrap_or(0)))
+                .collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn update_model(
+        &self,
+        request: Request<pb::UpdateModelRequest>,
+    ) -> Result<Response<pb::UpdateModelResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("change models", WRITE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "UpdateModel", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        let paths = mask_paths(request.update_mask.as_ref(), MODEL_PATHS)?;
+        let sent = request.model.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&sent.id, "model.id", &mut v);
+        let etag = etag_of(sent.meta.as_ref(), "model.meta.etag", &mut v);
+        check(v)?;
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let stored = self.model_for_change(&txn, &caller, &id, &etag).await?;
+            // The stored model with the masked fields replaced, checked whole.
+            let mut merged = model_to_proto(&stored, 0);
+            for path in &paths {
+                match *path {
+                    "name" => merged.name = sent.name.clone(),
+                    "type" => merged.r#type = sent.r#type,
+                    "commune_codes" => merged.commune_codes = sent.commune_codes.clone(),
+                    "start_date" => merged.start_date = sent.start_date.clone(),
+                    "end_date" => merged.end_date = sent.end_date.clone(),
+                    "budget_vnd" => merged.budget_vnd = sent.budget_vnd,
+                    "jobs_created" => merged.jobs_created = sent.jobs_created,
+                    _ => {}
+                }
+            }
+            let mut v = Violations::new();
+            let fields = model_fields(&merged, "model", today(), &mut v);
+            check(v)?;
+            let Some(fields) = fields else {
+                return Err(ServiceError::Internal("checked fields missing".into()));
+            };
+            let expected = stored.version;
+            let root = stored.project_root.clone();
+            let mut row = stored;
+            apply_model_fields(&mut row, fields, root);
+            row.version = expected + 1;
+            row.updated_at = now();
+            if !save_guarded::<livelihood_model::Entity>(&txn, row.clone(), "id", &id, expected)
+                .await?
+            {
+                return Err(stale("model", &id));
+            }
+            journal::record(&txn, &caller, &request_id, model_change(&row, "update")).await?;
+            let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
+            Ok((
+                pb::UpdateModelResponse {
+                    model: Some(model_to_proto(
+                        &row,
+                        counts.get(&row.id).copied().unwrap_or(0),
+                    )),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn archive_model(
+        &self,
+        request: Request<pb::ArchiveModelRequest>,
+    ) -> Result<Response<pb::ArchiveModelResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("archive models", ARCHIVE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "ArchiveModel", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        let mut v = Violations::new();
+        let id = required_id(&request.id, "id", &mut v);
+        if request.etag.trim().is_empty() {
+            v.add("etag", "is required: send the etag you read");
+        }
+        let reason = text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
+        check(v)?;
+        let etag = request.etag.trim().to_owned();
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let stored = self.model_for_change(&txn, &caller, &id, &etag).await?;
+            let expected = stored.version;
+            let row = livelihood_model::Model {
+                state: ARCHIVED.to_owned(),
+                archive_reason: Some(reason),
+                version: expected + 1,
+                updated_at: now(),
+                ..stored
+            };
+            if !save_guarded::<livelihood_model::Entity>(&txn, row.clone(), "id", &id, expected)
+                .await?
+            {
+                return Err(stale("model", &id));
+            }
+            journal::record(&txn, &caller, &request_id, model_change(&row, "archive")).await?;
+            let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
+            Ok((
+                pb::ArchiveModelResponse {
+                    model: Some(model_to_proto(
+                        &row,
+                        counts.get(&row.id).copied().unwrap_or(0),
+                    )),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn batch_create_enrolments(
+        &self,
+        request: Request<pb::BatchCreateEnrolmentsRequest>,
+    ) -> Result<Response<pb::BatchCreateEnrolmentsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("enrol households", WRITE)?;
+        let credentials: Credentials = request
+            .metadata()
+            .get("authorization")
+            .cloned()
+            .ok_or_else(|| ServiceError::Unauthenticated("no credentials were presented".into()))?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(
+            &caller,
+            "BatchCreateEnrolments",
+            &request.request_id,
+            &request,
+        )?;
+        let request_id = request.request_id.clone();
+        let today = today();
+        let mut v = Violations::new();
+        let model_id = required_id(&request.model_id, "model_id", &mut v);
+        let asked = new_enrolments(&request, today, &mut v);
+        check(v)?;
+        // A retry of a committed batch answers from the journal without asking
+        // the registry again.
+        if let Some(key) = &key
+            && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
+        {
+            return Ok(Response::new(previous));
+        }
+        let model = self.visible_model(&self.db, &caller, &model_id).await?;
+        if model.state == ARCHIVED {
+            return Err(archived("model", &model_id).into());
+        }
+        let mut v = Violations::new();
+        for (i, (_, on)) in asked.iter().enumerate() {
+            if *on < model.start_date || model.end_date.is_some_and(|end| *on > end) {
+                v.add(
+                    format!("enrolments[{i}].enrolled_on"),
+                    format!(
+                        "lies outside the model's period ({} to {})",
+                        model.start_date,
+                        model.end_date.map_or("open".to_owned(), |d| d.to_string())
+                    ),
+                );
+            }
+        }
+        check(v)?;
+
+        let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for (id, on) in &asked {
+            by_year.entry(on.year()).or_default().push(id.clone());
+        }
+        let mut standings = std::collections::HashMap::new();
+        for (year, ids) in &by_year {
+            for s in self
+                .registry
+                .standings(&credentials, *year, ids, false)
+                .await?
+            {
+                standings.insert(s.household_id.clone(), s);
+            }
+        }
+        let mut v = Violations::new();
+        let mut outside = vec![];
+        for (i, (id, _)) in asked.iter().enumerate() {
+            let field = format!("enrolments[{i}].household_id");
+            let Some(s) = standings.get(id) else {
+                return Err(ServiceError::Internal(format!("no standing for {id}")).into());
+            };
+            match registry_pb::StandingLookup::try_from(s.lookup) {
+                Ok(registry_pb::StandingLookup::Found) => {
+                    if !lives_in_model_area(s, &model) {
+                        v.add(
+                            field,
+                            format!(
+                                "the household lives in commune {}, where the model does not work",
+                                s.commune_code
+                            ),
+                        );
+                    }
+                }
+                Ok(registry_pb::StandingLookup::OutOfScope) => outside.push(field),
+                Ok(registry_pb::StandingLookup::Archived) => {
+                    v.add(field, "the household is archived in the registry");
+                }
+                _ => v.add(field, "no such household in the registry"),
+            }
+        }
+        if !outside.is_empty() {
+            return Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "{} lie outside the caller's administrative scope",
+                    outside.join(", ")
+                ),
+            }
+            .into());
+        }
+        check(v)?;
+
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let ids: Vec<String> = asked.iter().map(|(id, _)| id.clone()).collect();
+            let taken = store::already_enrolled(&txn, &model.id, &ids).await?;
+            if !taken.is_empty() {
+                return Err(ServiceError::AlreadyExists {
+                    reason: "ALREADY_ENROLLED",
+                    message: format!(
+                        "{} household(s) are already enrolled in model {}: {}",
+                        taken.len(),
+                        model.id,
+                        taken.join(", ")
+                    ),
+                    metadata: vec![("model_id", model.id.clone())],
+                });
+            }
+            let at = now();
+            let rows: Vec<enrolment::Model> = asked
+                .iter()
+                .filter_map(|(id, on)| {
+                    let s = standings.get(id)?;
+                    let class = registry_pb::Standing::try_from(s.standing)
+                        .ok()
+                        .map_or("other", standing_code);
+                    Some(enrolment::Model {
+                        id: new_id(),
+                        model_id: model.id.clone(),
+                        project_code: model.project_code.clone(),
+                        household_id: id.clone(),
+                        enrolled_on: *on,
+                        year: on.year(),
+                        class: class.to_owned(),
+                        review_year: s.review_year,
+                        province_code: s.province_code.clone(),
+                        district_code: (!s.district_code.is_empty())
+                            .then(|| s.district_code.clone()),
+                        commune_code: Some(s.commune_code.clone()),
+                        current_commune_code: Some(s.current_commune_code.clone()),
+                        ethnic_minority: s.ethnic_minority,
+                        income_before_vnd: None,
+                        income_after_vnd: None,
+                        yearly_profit_vnd: None,
+                        measured_on: None,
+                        state: ACTIVE.to_owned(),
+                        archive_reason: None,
+                        version: 1,
+                        created_at: at,
+                        updated_at: at,
+                    })
+                })
+                .collect();
+            let changes = rows.iter().map(|r| enrolment_change(r, "create")).collect();
+            let protos = rows.iter().map(enrolment_to_proto).collect();
+            match sustain_platform::db::insert_rows::<enrolment::Entity>(&txn, rows, &[]).await {
+                Ok(()) => {}
+                Err(e) if sustain_platform::db::is_unique_violation(&e) => {
+                    return Err(ServiceError::AlreadyExists {
+                        reason: "ALREADY_ENROLLED",
+                        message: format!(
+                            "a household of this batch was enrolled in model {} meanwhile",
+                            model.id
+                        ),
+                        metadata: vec![("model_id", model.id.clone())],
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+            journal::record_many(&txn, &caller, &request_id, changes).await?;
+            Ok((
+                pb::BatchCreateEnrolmentsResponse { enrolments: protos },
+                txn,
+            ))
+        })
+        .await?;
+        tracing::info!(count = answer.enrolments.len(), "households enrolled");
+        Ok(Response::new(answer))
+    }
+
+    async fn get_enrolment(
+        &self,
+        request: Request<pb::GetEnrolmentRequest>,
+    ) -> Result<Response<pb::GetEnrolmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read enrolments", READ)?;
+        let mut v = Violations::new();
+        let id = required_id(&request.get_ref().id, "id", &mut v);
+        check(v)?;
+        let row = self.enrolment_in_scope(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetEnrolmentResponse {
+            enrolment: Some(enrolment_to_proto(&row)),
+        }))
+    }
+
+    async fn list_enrolments(
+        &self,
+        request: Request<pb::ListEnrolmentsRequest>,
+    ) -> Result<Response<pb::ListEnrolmentsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read enrolments", READ)?;
+        let request = request.into_inner();
+        let filter = request.filter.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let size = page_size(request.page_size, &mut v).unwrap_or_default();
+        let unit = filter.unit_code.trim();
+        if !unit.is_empty() && !admin::catalog().is_known(unit) {
+            v.add(
+                "filter.unit_code",
+                "is not a known administrative unit code",
+            );
+        }
+        let model_id = (!filter.model_id.trim().is_empty())
+            .then(|| required_id(&filter.model_id, "filter.model_id", &mut v));
+        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
+            v.add("filter.year", "must be between 2000 and 2100");
+        }
+        let project = (!filter.project_code.trim().is_empty())
+            .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
+        let class = pb::EnrolmentClass::try_from(filter.class_at_enrolment)
+            .ok()
+            .and_then(class_from_proto);
+        if filter.class_at_enrolment != 0 && class.is_none() {
+            v.add("filter.class_at_enrolment", "is not a class");
+        }
+        check(v)?;
+        if !unit.is_empty() {
+            caller.require_unit(unit)?;
+        }
+        let filter_key = prost::Message::encode_to_vec(&filter);
+        let after = page_after(&request.page_token, &filter_key)?;
+        let mut condition = live(filter.include_archived).add(placement::selection(
+            &caller.scope,
+            (!unit.is_empty()).then_some(unit),
+        ));
+        if let Some(m) = &model_id {
+            condition = condition.add(enrolment::Column::ModelId.eq(m.as_str()));
+        }
+        if filter.year != 0 {
+            condition = condition.add(enrolment::Column::Year.eq(filter.year));
+        }
+        if let Some(p) = &project {
+            condition = condition.add(project_within("project_code", p));
+        }
+        if let Some(c) = class {
+            condition = condition.add(enrolment::Column::Class.eq(c.code()));
+        }
+        let mut rows =
+            page::<enrolment::Entity>(&self.db, condition, "id", after.as_deref(), size as u64 + 1)
+                .await?;
+        let next = if rows.len() > size {
+            rows.truncate(size);
+            next_page_token(rows.last().map_or("", |r| r.id.as_str()), &filter_key)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListEnrolmentsResponse {
+            enrolments: rows.iter().map(enrolment_to_proto).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn update_enrolment(
+        &self,
+        request: Request<pb::UpdateEnrolmentRequest>,
+    ) -> Result<Response<pb::UpdateEnrolmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("record outcomes", WRITE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "UpdateEnrolment", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        mask_paths(request.update_mask.as_ref(), ENROLMENT_PATHS)?;
+        let sent = request.enrolment.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&sent.id, "enrolment.id", &mut v);
+        let etag = etag_of(sent.meta.as_ref(), "enrolment.meta.etag", &mut v);
+        check(v)?;
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let stored = self.enrolment_for_change(&txn, &caller, &id, &etag).await?;
+            let expected = stored.version;
+            let mut row = stored;
+            match &sent.outcome {
+                // The mask names the outcome and none is sent: it is cleared.
+                None => {
+                    row.income_before_vnd = None;
+                    row.income_after_vnd = None;
+                    row.yearly_profit_vnd = None;
+                    row.measured_on = None;
+                }
+                Some(o) => {
+                    let mut v = Violations::new();
+                    let checked = outcome_fields(o, row.enrolled_on, today(), &mut v);
+                    check(v)?;
+                    let Some((outcome, measured_on)) = checked else {
+                        return Err(ServiceError::Internal("checked fields missing".into()));
+                    };
+                    row.income_before_vnd = Some(outcome.income_before);
+                    row.income_after_vnd = Some(outcome.income_after);
+                    row.yearly_profit_vnd = Some(outcome.yearly_profit);
+                    row.measured_on = Some(measured_on);
+                }
+            }
+            row.version = expected + 1;
+            row.updated_at = now();
+            if !save_guarded::<enrolment::Entity>(&txn, row.clone(), "id", &id, expected).await? {
+                return Err(stale("enrolment", &id));
+            }
+            journal::record(&txn, &caller, &request_id, enrolment_change(&row, "update")).await?;
+            Ok((
+                pb::UpdateEnrolmentResponse {
+                    enrolment: Some(enrolment_to_proto(&row)),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn archive_enrolment(
+        &self,
+        request: Request<pb::ArchiveEnrolmentRequest>,
+    ) -> Result<Response<pb::ArchiveEnrolmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("archive enrolments", ARCHIVE)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "ArchiveEnrolment", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        let mut v = Violations::new();
+        let id = required_id(&request.id, "id", &mut v);
+        if request.etag.trim().is_empty() {
+            v.add("etag", "is required: send the etag you read");
+        }
+        let reason = text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
+        check(v)?;
+        let etag = request.etag.trim().to_owned();
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let stored = self.enrolment_for_change(&txn, &caller, &id, &etag).await?;
+            let expected = stored.version;
+            let row = enrolment::Model {
+                state: ARCHIVED.to_owned(),
+                archive_reason: Some(reason),
+                version: expected + 1,
+                updated_at: now(),
+                ..stored
+            };
+            if !save_guarded::<enrolment::Entity>(&txn, row.clone(), "id", &id, expected).await? {
+                return Err(stale("enrolment", &id));
+            }
+            journal::record(
+                &txn,
+                &caller,
+                &request_id,
+                enrolment_change(&row, "archive"),
+            )
+            .await?;
+            Ok((
+                pb::ArchiveEnrolmentResponse {
+                    enrolment: Some(enrolment_to_proto(&row)),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+}
+
+fn standing_code(s: registry_pb::Standing) -> &'static str {
+    use sustain_domain::poverty::Standing;
+    match s {
+        registry_pb::Standing::Poor => Standing::Poor.code(),
+        registry_pb::Standing::NearPoor => Standing::NearPoor.code(),
+        registry_pb::Standing::RecentlyEscaped => Standing::RecentlyEscaped.code(),
+        registry_pb::Standing::Other | registry_pb::Standing::Unspecified => Standing::Other.code(),
+    }
+}

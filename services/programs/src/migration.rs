@@ -1,0 +1,149 @@
+//! Schema of the programmes database, journal first.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(sustain_platform::journal::migration::CreateJournal),
+            Box::new(CreateLivelihood),
+        ]
+    }
+}
+
+fn timestamps(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
+    t.col(ColumnDef::new("state").string().not_null())
+        .col(ColumnDef::new("archive_reason").string().null())
+        .col(ColumnDef::new("version").big_integer().not_null())
+        .col(
+            ColumnDef::new("created_at")
+                .timestamp_with_time_zone()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new("updated_at")
+                .timestamp_with_time_zone()
+                .not_null(),
+        )
+}
+
+fn placement(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
+    t.col(ColumnDef::new("province_code").string().not_null())
+        .col(ColumnDef::new("district_code").string().null())
+        .col(ColumnDef::new("commune_code").string().null())
+        .col(ColumnDef::new("current_commune_code").string().null())
+}
+
+/// Lists filter by one unit column and page by id.
+async fn placement_indexes(m: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    for column in [
+        "province_code",
+        "district_code",
+        "commune_code",
+        "current_commune_code",
+    ] {
+        m.create_index(
+            Index::create()
+                .name(format!("{table}_{column}_id"))
+                .table(table.to_owned())
+                .col(column)
+                .col("id")
+                .to_owned(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct CreateLivelihood;
+
+impl MigrationName for CreateLivelihood {
+    fn name(&self) -> &str {
+        "m20261129_000010_create_livelihood"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateLivelihood {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            timestamps(
+                Table::create()
+                    .table("programme_item")
+                    .col(ColumnDef::new("code").string().not_null().primary_key())
+                    .col(ColumnDef::new("parent_code").string().null())
+                    .col(ColumnDef::new("level").string().not_null())
+                    .col(ColumnDef::new("name").string().not_null())
+                    .col(ColumnDef::new("owner_unit").string().not_null())
+                    .col(ColumnDef::new("seeded").boolean().not_null())
+                    .col(ColumnDef::new("project_code").string().null()),
+            )
+            .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("livelihood_model")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("project_root").string().not_null())
+                    .col(ColumnDef::new("name").string().not_null())
+                    .col(ColumnDef::new("model_type").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("commune_codes").text().not_null())
+            .col(ColumnDef::new("start_date").date().not_null())
+            .col(ColumnDef::new("end_date").date().null())
+            .col(ColumnDef::new("start_year").integer().not_null())
+            .col(ColumnDef::new("end_year").integer().not_null())
+            .col(ColumnDef::new("budget_vnd").big_integer().not_null())
+            .col(ColumnDef::new("jobs_created").integer().not_null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "livelihood_model").await?;
+
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("enrolment")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("model_id").string().not_null())
+                    .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("household_id").string().not_null())
+                    .col(ColumnDef::new("enrolled_on").date().not_null())
+                    .col(ColumnDef::new("year").integer().not_null())
+                    .col(ColumnDef::new("class").string().not_null())
+                    .col(ColumnDef::new("review_year").integer().not_null()),
+            ))
+            .col(ColumnDef::new("ethnic_minority").boolean().not_null())
+            .col(ColumnDef::new("income_before_vnd").big_integer().null())
+            .col(ColumnDef::new("income_after_vnd").big_integer().null())
+            .col(ColumnDef::new("yearly_profit_vnd").big_integer().null())
+            .col(ColumnDef::new("measured_on").date().null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "enrolment").await?;
+        // One enrolment of a household per model, archived or not.
+        m.create_index(
+            Index::create()
+                .name("enrolment_model_household")
+                .table("enrolment")
+                .col("model_id")
+                .col("household_id")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
