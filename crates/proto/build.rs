@@ -12,6 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sustain/programs/v1/common.proto",
         "sustain/programs/v1/catalog.proto",
         "sustain/programs/v1/livelihood.proto",
+        "sustain/programs/v1/training.proto",
+        "sustain/programs/v1/outreach.proto",
+        "sustain/programs/v1/support.proto",
         "sustain/programs/v1/summary.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -7,9 +7,11 @@
 
 pub mod admin;
 pub mod citizen_id;
+pub mod country;
 pub mod ethnicity;
 pub mod household;
 pub mod mpi;
+pub mod nutrition;
 pub mod poverty;
 pub mod programme;
 pub mod text;

@@ -8,9 +8,13 @@ pub mod convert;
 pub mod livelihood;
 pub mod migration;
 pub mod model;
+pub mod outreach;
+pub mod records;
 pub mod registry;
 pub mod store;
 pub mod summary;
+pub mod support;
+pub mod training;
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,8 +28,12 @@ use sustain_platform::config::{Config, Secrets};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::programs::v1::catalog_service_server::CatalogServiceServer;
+use sustain_proto::programs::v1::communication_service_server::CommunicationServiceServer;
+use sustain_proto::programs::v1::inspection_service_server::InspectionServiceServer;
 use sustain_proto::programs::v1::livelihood_service_server::LivelihoodServiceServer;
 use sustain_proto::programs::v1::programme_summary_service_server::ProgrammeSummaryServiceServer;
+use sustain_proto::programs::v1::support_service_server::SupportServiceServer;
+use sustain_proto::programs::v1::training_service_server::TrainingServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -90,19 +98,45 @@ pub fn services(
     });
     let livelihood = LivelihoodServiceServer::new(livelihood::LivelihoodApi {
         db: db.clone(),
-        cipher,
-        registry,
+        cipher: cipher.clone(),
+        registry: registry.clone(),
     });
-    let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi { db });
+    let training = TrainingServiceServer::new(training::TrainingApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+        registry: registry.clone(),
+    });
+    let support = SupportServiceServer::new(support::SupportApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+        registry: registry.clone(),
+    });
+    let communication = CommunicationServiceServer::new(outreach::CommunicationApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+    });
+    let inspections = InspectionServiceServer::new(outreach::InspectionApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+    });
+    let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi { db, registry });
     let routes = Routes::new(InterceptedService::new(catalog, auth.interceptor()))
         .add_service(InterceptedService::new(livelihood, auth.interceptor()))
-        .add_service(InterceptedService::new(summary, auth.interceptor()));
+        .add_service(InterceptedService::new(summary, auth.interceptor()))
+        .add_service(InterceptedService::new(training, auth.interceptor()))
+        .add_service(InterceptedService::new(support, auth.interceptor()))
+        .add_service(InterceptedService::new(communication, auth.interceptor()))
+        .add_service(InterceptedService::new(inspections, auth.interceptor()));
     Ok(ServiceSet {
         routes,
         names: vec![
             "sustain.programs.v1.CatalogService",
             "sustain.programs.v1.LivelihoodService",
             "sustain.programs.v1.ProgrammeSummaryService",
+            "sustain.programs.v1.TrainingService",
+            "sustain.programs.v1.SupportService",
+            "sustain.programs.v1.CommunicationService",
+            "sustain.programs.v1.InspectionService",
         ],
         background: vec![],
     })

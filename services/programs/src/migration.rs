@@ -11,6 +11,9 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateLivelihood),
+            Box::new(CreateTraining),
+            Box::new(CreateOutreach),
+            Box::new(CreateSupport),
         ]
     }
 }
@@ -141,6 +144,179 @@ impl MigrationTrait for CreateLivelihood {
                 .col("model_id")
                 .col("household_id")
                 .unique()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct CreateTraining;
+
+impl MigrationName for CreateTraining {
+    fn name(&self) -> &str {
+        "m20261129_000011_create_training"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateTraining {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("course")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("kind").string().not_null())
+                    .col(ColumnDef::new("name").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("start_date").date().not_null())
+            .col(ColumnDef::new("end_date").date().null())
+            .col(ColumnDef::new("start_year").integer().not_null())
+            .col(ColumnDef::new("official_participants").integer().not_null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "course").await?;
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("trainee")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("course_id").string().not_null())
+                    .col(ColumnDef::new("course_kind").string().not_null())
+                    .col(ColumnDef::new("year").integer().not_null())
+                    .col(ColumnDef::new("household_id").string().not_null())
+                    .col(ColumnDef::new("member_id").string().not_null())
+                    .col(ColumnDef::new("class").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("completed").boolean().not_null())
+            .col(ColumnDef::new("employment").string().not_null())
+            .col(ColumnDef::new("destination_country").string().null())
+            .col(ColumnDef::new("employed_on").date().null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "trainee").await?;
+        // A member attends a course once.
+        m.create_index(
+            Index::create()
+                .name("trainee_course_member")
+                .table("trainee")
+                .col("course_id")
+                .col("member_id")
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct CreateOutreach;
+
+impl MigrationName for CreateOutreach {
+    fn name(&self) -> &str {
+        "m20261129_000012_create_outreach"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateOutreach {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("communication_activity")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("kind").string().not_null())
+                    .col(ColumnDef::new("title").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("held_on").date().not_null())
+            .col(ColumnDef::new("year").integer().not_null())
+            .col(ColumnDef::new("count").big_integer().not_null())
+            .col(ColumnDef::new("participants").big_integer().not_null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "communication_activity").await?;
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("inspection")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("inspecting_body").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("held_on").date().not_null())
+            .col(ColumnDef::new("year").integer().not_null())
+            .col(ColumnDef::new("findings").text().not_null())
+            .col(ColumnDef::new("follow_ups").text().not_null())
+            .col(ColumnDef::new("open_follow_ups").integer().not_null())
+            .col(ColumnDef::new("next_due_on").date().null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "inspection").await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct CreateSupport;
+
+impl MigrationName for CreateSupport {
+    fn name(&self) -> &str {
+        "m20261129_000013_create_support"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateSupport {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            timestamps(placement(
+                Table::create()
+                    .table("support")
+                    .col(ColumnDef::new("id").string().not_null().primary_key())
+                    .col(ColumnDef::new("household_id").string().not_null())
+                    .col(ColumnDef::new("member_id").string().null())
+                    .col(ColumnDef::new("project_code").string().null())
+                    .col(ColumnDef::new("kind").string().not_null())
+                    .col(ColumnDef::new("provided_on").date().not_null())
+                    .col(ColumnDef::new("year").integer().not_null())
+                    .col(ColumnDef::new("class").string().not_null())
+                    .col(ColumnDef::new("unit_code").string().not_null()),
+            ))
+            .col(ColumnDef::new("details_enc").text().not_null())
+            .col(ColumnDef::new("amount_vnd").big_integer().not_null())
+            .col(ColumnDef::new("work").string().null())
+            .col(ColumnDef::new("completed_on").date().null())
+            .col(ColumnDef::new("age_months").integer().null())
+            .col(ColumnDef::new("underweight").string().null())
+            .col(ColumnDef::new("stunted").string().null())
+            .col(ColumnDef::new("birth_date").date().null())
+            .col(ColumnDef::new("sex").string().null())
+            .to_owned(),
+        )
+        .await?;
+        placement_indexes(m, "support").await?;
+        m.create_index(
+            Index::create()
+                .name("support_household")
+                .table("support")
+                .col("household_id")
                 .to_owned(),
         )
         .await?;

@@ -108,3 +108,189 @@ pub mod enrolment {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod course {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "course")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_code: String,
+        pub kind: String,
+        pub name: String,
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub start_date: Date,
+        pub end_date: Option<Date>,
+        pub start_year: i32,
+        pub official_participants: i32,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod trainee {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "trainee")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub course_id: String,
+        /// The course's kind and start year, for filters and summaries.
+        pub course_kind: String,
+        pub year: i32,
+        pub household_id: String,
+        pub member_id: String,
+        pub class: String,
+        /// The household's commune.
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub completed: bool,
+        pub employment: String,
+        pub destination_country: Option<String>,
+        pub employed_on: Option<Date>,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod communication_activity {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "communication_activity")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_code: String,
+        pub kind: String,
+        pub title: String,
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub held_on: Date,
+        pub year: i32,
+        pub count: i64,
+        pub participants: i64,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod inspection {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "inspection")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_code: String,
+        pub inspecting_body: String,
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub held_on: Date,
+        pub year: i32,
+        #[sea_orm(column_type = "Text")]
+        pub findings: String,
+        /// JSON array of follow-ups (action, due_on, closed_on).
+        #[sea_orm(column_type = "Text")]
+        pub follow_ups: String,
+        pub open_follow_ups: i32,
+        /// Earliest due date among the open follow-ups: overdue when past.
+        pub next_due_on: Option<Date>,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod support {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// `details` holds the kind's own fields as JSON, encrypted (a child's
+    /// measurements are health data); the columns the summaries count stay
+    /// in plain columns beside it.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "support")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub household_id: String,
+        pub member_id: Option<String>,
+        pub project_code: Option<String>,
+        pub kind: String,
+        pub provided_on: Date,
+        pub year: i32,
+        pub class: String,
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub details_enc: String,
+        pub amount_vnd: i64,
+        /// Housing: build or renovate.
+        pub work: Option<String>,
+        pub completed_on: Option<Date>,
+        /// Nutrition: age at the check and the derived deficits.
+        pub age_months: Option<i32>,
+        pub underweight: Option<String>,
+        pub stunted: Option<String>,
+        /// Nutrition: the child's birth date and sex as the registry had them,
+        /// so a corrected check is re-derived without asking again.
+        pub birth_date: Option<Date>,
+        pub sex: Option<String>,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

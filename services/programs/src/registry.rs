@@ -8,6 +8,7 @@ use std::time::Duration;
 use sustain_platform::config::UpstreamConfig;
 use sustain_platform::error::ServiceError;
 use sustain_proto::registry::v1 as pb;
+use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -19,6 +20,7 @@ pub const STANDINGS_PER_CALL: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct Registry {
     client: ReviewServiceClient<Channel>,
+    households: HouseholdServiceClient<Channel>,
 }
 
 /// The caller's `authorization` metadata, to pass on.
@@ -33,8 +35,10 @@ impl Registry {
             .connect_timeout(timeout)
             .timeout(timeout)
             .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
         Ok(Registry {
-            client: ReviewServiceClient::new(endpoint.connect_lazy()),
+            client: ReviewServiceClient::new(channel.clone()),
+            households: HouseholdServiceClient::new(channel),
         })
     }
 
@@ -76,6 +80,37 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Members of the households under `unit` born within the dates given.
+    pub async fn count_members(
+        &self,
+        credentials: &Credentials,
+        unit: &str,
+        born_from: chrono::NaiveDate,
+        born_to: chrono::NaiveDate,
+    ) -> Result<i64, ServiceError> {
+        let mut request = Request::new(pb::CountMembersRequest {
+            filter: Some(pb::HouseholdFilter {
+                unit_code: unit.to_owned(),
+                ..Default::default()
+            }),
+            born_from: born_from.to_string(),
+            born_to: born_to.to_string(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", credentials.clone());
+        Ok(self
+            .households
+            .clone()
+            .count_members(request)
+            .await
+            .map_err(registry_error)?
+            .into_inner()
+            .count)
+    }
+}
+
 /// The registry's refusal as this service's own: its view of the caller's
 /// credentials and scope stands; anything about reaching it is UNAVAILABLE.
 fn registry_error(status: tonic::Status) -> ServiceError {
@@ -103,4 +138,99 @@ fn registry_error(status: tonic::Status) -> ServiceError {
             status.code()
         )),
     }
+}
+
+/// A household a request names: its id, the year its standing is read for, and
+/// the request field that named it (for errors).
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub household_id: String,
+    pub year: i32,
+    pub field: String,
+}
+
+impl Registry {
+    /// Standings of every household named, by id; PERMISSION_DENIED naming the
+    /// fields of those outside the caller's scope, INVALID_ARGUMENT naming
+    /// those the registry does not have or has archived.
+    pub async fn checked(
+        &self,
+        credentials: &Credentials,
+        named: &[Named],
+        include_members: bool,
+    ) -> Result<std::collections::HashMap<String, pb::HouseholdStanding>, ServiceError> {
+        let mut by_year: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
+        for n in named {
+            let ids = by_year.entry(n.year).or_default();
+            if !ids.contains(&n.household_id) {
+                ids.push(n.household_id.clone());
+            }
+        }
+        let mut found = std::collections::HashMap::new();
+        for (year, ids) in &by_year {
+            for s in self
+                .standings(credentials, *year, ids, include_members)
+                .await?
+            {
+                found.insert(s.household_id.clone(), s);
+            }
+        }
+        let mut outside = vec![];
+        let mut v = sustain_domain::Violations::new();
+        for n in named {
+            match found
+                .get(&n.household_id)
+                .and_then(|s| pb::StandingLookup::try_from(s.lookup).ok())
+            {
+                Some(pb::StandingLookup::Found) => {}
+                Some(pb::StandingLookup::OutOfScope) => outside.push(n.field.clone()),
+                Some(pb::StandingLookup::Archived) => {
+                    v.add(&n.field, "the household is archived in the registry");
+                }
+                _ => v.add(&n.field, "no such household in the registry"),
+            }
+        }
+        if !outside.is_empty() {
+            return Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "{} lie outside the caller's administrative scope",
+                    outside.join(", ")
+                ),
+            });
+        }
+        crate::convert::check(v)?;
+        Ok(found)
+    }
+}
+
+/// The class code an enrolment keeps for a registry standing.
+pub fn standing_code(s: i32) -> &'static str {
+    use sustain_domain::poverty::Standing;
+    match pb::Standing::try_from(s) {
+        Ok(pb::Standing::Poor) => Standing::Poor.code(),
+        Ok(pb::Standing::NearPoor) => Standing::NearPoor.code(),
+        Ok(pb::Standing::RecentlyEscaped) => Standing::RecentlyEscaped.code(),
+        _ => Standing::Other.code(),
+    }
+}
+
+/// Where a registry standing places its household.
+pub fn placement_of(s: &pb::HouseholdStanding) -> sustain_platform::placement::Placement {
+    sustain_platform::placement::Placement {
+        unit_code: s.commune_code.clone(),
+        province_code: s.province_code.clone(),
+        district_code: (!s.district_code.is_empty()).then(|| s.district_code.clone()),
+        commune_code: Some(s.commune_code.clone()),
+        current_commune_code: Some(s.current_commune_code.clone()),
+    }
+}
+
+/// The caller's `authorization` metadata, to pass on to the registry.
+pub fn credentials_of<T>(request: &tonic::Request<T>) -> Result<Credentials, ServiceError> {
+    request
+        .metadata()
+        .get("authorization")
+        .cloned()
+        .ok_or_else(|| ServiceError::Unauthenticated("no credentials were presented".into()))
 }

@@ -1,10 +1,11 @@
 //! The programme summary of a unit over a period, counted by the database from
 //! the records themselves (no running totals to drift): a few grouped queries.
 
+use chrono::NaiveDate;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect,
+    QuerySelect, QueryTrait,
 };
 use sustain_domain::Violations;
 use sustain_domain::admin;
@@ -13,6 +14,7 @@ use sustain_domain::programme::{
     INCOME_RISE_TARGET_PERCENT, PRODUCTION_PROJECT, PROFIT_TARGET_VND,
 };
 use sustain_platform::Caller;
+use sustain_platform::api::today;
 use sustain_platform::error::ServiceError;
 use sustain_platform::placement::under_unit;
 use sustain_proto::programs::v1 as pb;
@@ -21,7 +23,12 @@ use tonic::{Request, Response, Status};
 use crate::READ;
 use crate::convert::{ACTIVE, check, class_to_proto};
 use crate::livelihood::convert::type_from_code;
-use crate::model::{enrolment, livelihood_model};
+use crate::model::{
+    communication_activity as activity, course, enrolment, inspection, livelihood_model, support,
+    trainee,
+};
+use crate::registry::{Registry, credentials_of};
+use crate::training::kind_from_code;
 
 /// Longest period one summary covers.
 pub const MAX_YEARS: i32 = 20;
@@ -33,6 +40,7 @@ const PPM: i64 = 1_000_000;
 #[derive(Debug, Clone)]
 pub struct SummaryApi {
     pub db: DatabaseConnection,
+    pub registry: Registry,
 }
 
 /// The period and unit asked for, checked against the caller's scope: the
@@ -210,6 +218,292 @@ pub async fn model_figures(
     Ok(figures)
 }
 
+/// Courses starting in the period under the unit, and their trainees.
+pub async fn training_figures(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<pb::TrainingFigures, ServiceError> {
+    let courses: Vec<(String, bool, i64, i64)> = course::Entity::find()
+        .select_only()
+        .column(course::Column::Kind)
+        .column_as(
+            Expr::cust(format!("CASE WHEN project_code = '{PRODUCTION_PROJECT}' OR project_code LIKE '{PRODUCTION_PROJECT}.%' THEN 1 ELSE 0 END = 1")),
+            "p3",
+        )
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(sum("official_participants"), "officials")
+        .filter(under_unit(unit))
+        .filter(course::Column::State.eq(ACTIVE))
+        .filter(course::Column::StartYear.between(from, to))
+        .group_by(course::Column::Kind)
+        .group_by(Expr::cust("2"))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut f = pb::TrainingFigures::default();
+    let mut by_kind: std::collections::BTreeMap<i32, (i64, i64)> = Default::default();
+    for (kind, p3, n, officials) in courses {
+        f.courses += n;
+        f.official_participants += officials;
+        if p3 {
+            f.project3_courses += n;
+        }
+        by_kind.entry(kind_from_code(&kind) as i32).or_default().0 += n;
+    }
+    // Trainees of those courses: joined by the course's placement, not the
+    // trainee's home, so a district course counts everyone it trained.
+    let in_courses = course::Entity::find()
+        .select_only()
+        .column(course::Column::Id)
+        .filter(under_unit(unit))
+        .filter(course::Column::State.eq(ACTIVE))
+        .filter(course::Column::StartYear.between(from, to))
+        .as_query()
+        .to_owned();
+    let trainees: Vec<(String, String, Option<String>, i64, i64)> = trainee::Entity::find()
+        .select_only()
+        .column(trainee::Column::CourseKind)
+        .column(trainee::Column::Employment)
+        .column(trainee::Column::DestinationCountry)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(sum("CASE WHEN completed THEN 1 ELSE 0 END"), "done")
+        .filter(trainee::Column::State.eq(ACTIVE))
+        .filter(trainee::Column::CourseId.in_subquery(in_courses))
+        .group_by(trainee::Column::CourseKind)
+        .group_by(trainee::Column::Employment)
+        .group_by(trainee::Column::DestinationCountry)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut abroad: std::collections::BTreeMap<String, i64> = Default::default();
+    for (kind, employment, country, n, done) in trainees {
+        f.trainees += n;
+        f.completed += done;
+        by_kind.entry(kind_from_code(&kind) as i32).or_default().1 += n;
+        match employment.as_str() {
+            "new_job" => f.new_jobs += n,
+            "work_abroad" => {
+                f.working_abroad += n;
+                *abroad.entry(country.unwrap_or_default()).or_default() += n;
+            }
+            _ => {}
+        }
+    }
+    f.completion_percent = if f.trainees == 0 {
+        String::new()
+    } else {
+        Rate::new(f.completed, f.trainees).to_string()
+    };
+    f.by_kind = by_kind
+        .into_iter()
+        .map(|(kind, (courses, trainees))| pb::CourseKindCount {
+            kind,
+            courses,
+            trainees,
+        })
+        .collect();
+    f.abroad_by_country = abroad
+        .into_iter()
+        .map(|(country, workers)| pb::CountryCount { country, workers })
+        .collect();
+    Ok(f)
+}
+
+/// One kind (and housing work) of support's figures.
+#[derive(Debug, FromQueryResult)]
+struct SupportRow {
+    kind: String,
+    work: Option<String>,
+    n: i64,
+    amount: i64,
+    completed: i64,
+    underweight: i64,
+    stunted: i64,
+}
+
+/// Support given in the period to households under the unit; the under-five
+/// denominator is the caller's to fill in.
+pub async fn support_figures(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<pb::SupportFigures, ServiceError> {
+    let rows: Vec<SupportRow> = support::Entity::find()
+        .select_only()
+        .column(support::Column::Kind)
+        .column(support::Column::Work)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(sum("amount_vnd"), "amount")
+        .column_as(
+            sum("CASE WHEN completed_on IS NULL THEN 0 ELSE 1 END"),
+            "completed",
+        )
+        .column_as(
+            sum("CASE WHEN underweight IN ('moderate', 'severe') THEN 1 ELSE 0 END"),
+            "underweight",
+        )
+        .column_as(
+            sum("CASE WHEN stunted IN ('moderate', 'severe') THEN 1 ELSE 0 END"),
+            "stunted",
+        )
+        .filter(under_unit(unit))
+        .filter(support::Column::State.eq(ACTIVE))
+        .filter(support::Column::Year.between(from, to))
+        .group_by(support::Column::Kind)
+        .group_by(support::Column::Work)
+        .into_model::<SupportRow>()
+        .all(conn)
+        .await?;
+    let mut f = pb::SupportFigures::default();
+    for SupportRow {
+        kind,
+        work,
+        n,
+        amount,
+        completed,
+        underweight,
+        stunted,
+    } in rows
+    {
+        match (kind.as_str(), work.as_deref()) {
+            ("health_insurance", _) => f.insurance_cards += n,
+            ("housing", w) => {
+                if w == Some("build") {
+                    f.houses_built += n;
+                } else {
+                    f.houses_renovated += n;
+                }
+                f.houses_completed += completed;
+                f.housing_vnd += amount;
+            }
+            ("nutrition", _) => {
+                f.nutrition_checks += n;
+                f.underweight += underweight;
+                f.stunted += stunted;
+            }
+            ("education", _) => f.education_supports += n,
+            ("legal_aid", _) => f.legal_aid += n,
+            ("electricity", _) => f.electricity_supports += n,
+            _ => {}
+        }
+    }
+    let measured: Option<i64> = support::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(DISTINCT member_id)"), "n")
+        .filter(under_unit(unit))
+        .filter(support::Column::State.eq(ACTIVE))
+        .filter(support::Column::Kind.eq("nutrition"))
+        .filter(support::Column::Year.eq(to))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    f.children_measured = measured.unwrap_or(0);
+    Ok(f)
+}
+
+pub async fn communication_figures(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<pb::CommunicationFigures, ServiceError> {
+    let rows: Vec<(String, i64, i64, i64)> = activity::Entity::find()
+        .select_only()
+        .column(activity::Column::Kind)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(sum("count"), "items")
+        .column_as(sum("participants"), "people")
+        .filter(under_unit(unit))
+        .filter(activity::Column::State.eq(ACTIVE))
+        .filter(activity::Column::Year.between(from, to))
+        .group_by(activity::Column::Kind)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut f = pb::CommunicationFigures::default();
+    for (kind, n, items, people) in rows {
+        f.activities += n;
+        match kind.as_str() {
+            "article" => f.articles += items,
+            "leaflet" => f.leaflets += items,
+            "dialogue" => f.dialogue_participants += people,
+            "training" => f.training_participants += people,
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+pub async fn inspection_figures(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+    today: NaiveDate,
+) -> Result<pb::InspectionFigures, ServiceError> {
+    let row: Option<(i64, i64, i64)> = inspection::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(
+            sum("CASE WHEN open_follow_ups > 0 THEN 1 ELSE 0 END"),
+            "open",
+        )
+        .column_as(
+            // `today` is our own date, written as an ISO literal both databases
+            // compare with a date column.
+            sum(&format!(
+                "CASE WHEN next_due_on < '{today}' THEN 1 ELSE 0 END"
+            )),
+            "overdue",
+        )
+        .filter(under_unit(unit))
+        .filter(inspection::Column::State.eq(ACTIVE))
+        .filter(inspection::Column::Year.between(from, to))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let (inspections, with_open_follow_ups, with_overdue_follow_ups) = row.unwrap_or_default();
+    Ok(pb::InspectionFigures {
+        inspections,
+        with_open_follow_ups,
+        with_overdue_follow_ups,
+    })
+}
+
+/// The last day of the period, or today while the period runs.
+pub fn period_end(to: i32, today: NaiveDate) -> NaiveDate {
+    NaiveDate::from_ymd_opt(to, 12, 31).map_or(today, |end| end.min(today))
+}
+
+/// Children under five on `on`: born after the same day five years before.
+pub fn under_five_births(on: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let five_years = on.checked_sub_months(chrono::Months::new(60)).unwrap_or(on);
+    (five_years.succ_opt().unwrap_or(five_years), on)
+}
+
+/// Everything the summary reports, from this service's own records.
+pub async fn local_summary(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+    today: NaiveDate,
+) -> Result<pb::ProgrammeSummary, ServiceError> {
+    Ok(pb::ProgrammeSummary {
+        unit_code: unit.to_owned(),
+        from_year: from,
+        to_year: to,
+        models: Some(model_figures(conn, unit, from, to).await?),
+        training: Some(training_figures(conn, unit, from, to).await?),
+        support: Some(support_figures(conn, unit, from, to).await?),
+        communication: Some(communication_figures(conn, unit, from, to).await?),
+        inspections: Some(inspection_figures(conn, unit, from, to, today).await?),
+    })
+}
+
 #[tonic::async_trait]
 impl pb::programme_summary_service_server::ProgrammeSummaryService for SummaryApi {
     async fn get_programme_summary(
@@ -218,15 +512,28 @@ impl pb::programme_summary_service_server::ProgrammeSummaryService for SummaryAp
     ) -> Result<Response<pb::GetProgrammeSummaryResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("read programme summaries", READ)?;
+        let credentials = credentials_of(&request)?;
         let (unit, from, to) = checked_request(&caller, request.get_ref())?;
-        let models = model_figures(&self.db, &unit, from, to).await?;
+        let today = today();
+        let (born_from, born_to) = under_five_births(period_end(to, today));
+        // The registry's count runs while the local figures are read.
+        let (local, under_five) = tokio::join!(
+            local_summary(&self.db, &unit, from, to, today),
+            self.registry
+                .count_members(&credentials, &unit, born_from, born_to)
+        );
+        let mut summary = local?;
+        let under_five = under_five?;
+        if let Some(s) = summary.support.as_mut() {
+            s.children_under_five = under_five;
+            s.nutrition_coverage_percent = if under_five == 0 {
+                String::new()
+            } else {
+                Rate::new(s.children_measured, under_five).to_string()
+            };
+        }
         Ok(Response::new(pb::GetProgrammeSummaryResponse {
-            summary: Some(pb::ProgrammeSummary {
-                unit_code: unit,
-                from_year: from,
-                to_year: to,
-                models: Some(models),
-            }),
+            summary: Some(summary),
         }))
     }
 }

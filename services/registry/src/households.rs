@@ -337,6 +337,29 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         Ok(Response::new(pb::CountHouseholdsResponse { count }))
     }
 
+    async fn count_members(
+        &self,
+        request: Request<pb::CountMembersRequest>,
+    ) -> Result<Response<pb::CountMembersResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("count household members", READ)?;
+        let request = request.get_ref();
+        let mut v = Violations::new();
+        let from = sustain_platform::api::optional_date(&request.born_from, "born_from", &mut v);
+        let to = sustain_platform::api::optional_date(&request.born_to, "born_to", &mut v);
+        if let (Some(f), Some(t)) = (from, to)
+            && t < f
+        {
+            v.add("born_to", "is before born_from");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let selection = self.selection(&caller, request.filter.as_ref())?;
+        let count = store::count_members(&self.db, &selection, (from, to)).await?;
+        Ok(Response::new(pb::CountMembersResponse { count }))
+    }
+
     async fn update_household(
         &self,
         request: Request<pb::UpdateHouseholdRequest>,

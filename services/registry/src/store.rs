@@ -593,6 +593,30 @@ pub async fn list(
         .collect()
 }
 
+/// Members of the selected households born within `born` (inclusive bounds).
+pub async fn count_members(
+    conn: &impl ConnectionTrait,
+    selection: &Selection,
+    born: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+) -> Result<i64, ServiceError> {
+    let mut query = member::Entity::find().filter(
+        member::Column::HouseholdId.in_subquery(
+            Query::select()
+                .column(household::Column::Id)
+                .from(household::Entity)
+                .cond_where(condition(selection))
+                .to_owned(),
+        ),
+    );
+    if let Some(from) = born.0 {
+        query = query.filter(member::Column::BirthDate.gte(from));
+    }
+    if let Some(to) = born.1 {
+        query = query.filter(member::Column::BirthDate.lte(to));
+    }
+    Ok(query.count(conn).await? as i64)
+}
+
 pub async fn count(
     conn: &impl ConnectionTrait,
     selection: &Selection,

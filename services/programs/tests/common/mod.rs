@@ -426,3 +426,52 @@ pub fn reason(status: &tonic::Status) -> String {
         .map(|i| i.reason.clone())
         .unwrap_or_default()
 }
+
+/// The ids of a household's members, head first, from the registry.
+pub async fn members_of(suite: &Suite, household_id: &str) -> Vec<String> {
+    let mut client = sustain_proto::registry::v1::household_service_client::HouseholdServiceClient::with_interceptor(
+        suite.registry().channel().await,
+        Bearer(token(Role::Admin, &["*"])),
+    );
+    client
+        .get_household(reg::GetHouseholdRequest {
+            id: household_id.into(),
+        })
+        .await
+        .expect("household")
+        .into_inner()
+        .household
+        .expect("household")
+        .members
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
+
+pub async fn programme_summary(
+    suite: &Suite,
+    unit: &str,
+    scope: &[&str],
+    from: i32,
+    to: i32,
+) -> Result<pb::ProgrammeSummary, tonic::Status> {
+    suite
+        .summary(Role::Viewer, scope)
+        .await
+        .get_programme_summary(pb::GetProgrammeSummaryRequest {
+            unit_code: unit.into(),
+            from_year: from,
+            to_year: to,
+        })
+        .await
+        .map(|r| r.into_inner().summary.expect("summary"))
+}
+
+pub fn client<C>(
+    make: impl FnOnce(InterceptedService<Channel, Bearer>) -> C,
+    channel: Channel,
+    role: Role,
+    scope: &[&str],
+) -> C {
+    make(InterceptedService::new(channel, Bearer(token(role, scope))))
+}

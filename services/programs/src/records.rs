@@ -1,0 +1,243 @@
+//! What every programme record has in common, and the handler steps they share:
+//! the record is placed at a unit, is read only within the caller's scope,
+//! changes only at the etag the caller read, is archived rather than deleted,
+//! and every change is journalled in the same transaction.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter};
+use serde::Serialize;
+use sustain_platform::Caller;
+use sustain_platform::api::{etag, next_page_token, now, page_after};
+use sustain_platform::crypto::FieldCipher;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change, IdempotencyKey};
+use sustain_platform::placement::Placement;
+
+use crate::convert::{MAX_REASON_CHARS, archived, check, stale};
+use crate::store::{page, save_guarded};
+
+/// A row of a programme table with the standard columns: `id`, `unit_code`
+/// and the placement columns, `state`, `archive_reason`, `version`,
+/// `updated_at`.
+pub trait Record: Clone + Serialize + Send + Sync + Sized + 'static {
+    type Entity: EntityTrait<Model = Self>;
+    /// The resource's name in messages and the journal.
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn version(&self) -> i64;
+    fn is_archived(&self) -> bool;
+    fn placement(&self) -> Placement;
+    /// The next version of the row, changed at `at`.
+    fn bump(&mut self, at: DateTime<Utc>);
+    fn archive(&mut self, reason: String);
+}
+
+/// Implements [`Record`] for an entity module with the standard columns.
+macro_rules! record {
+    ($module:ident, $kind:literal) => {
+        impl $crate::records::Record for $crate::model::$module::Model {
+            type Entity = $crate::model::$module::Entity;
+            const KIND: &'static str = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn is_archived(&self) -> bool {
+                self.state == $crate::convert::ARCHIVED
+            }
+            fn placement(&self) -> sustain_platform::placement::Placement {
+                sustain_platform::placement::Placement {
+                    unit_code: self.unit_code.clone(),
+                    province_code: self.province_code.clone(),
+                    district_code: self.district_code.clone(),
+                    commune_code: self.commune_code.clone(),
+                    current_commune_code: self.current_commune_code.clone(),
+                }
+            }
+            fn bump(&mut self, at: chrono::DateTime<chrono::Utc>) {
+                self.version += 1;
+                self.updated_at = at;
+            }
+            fn archive(&mut self, reason: String) {
+                self.state = $crate::convert::ARCHIVED.to_owned();
+                self.archive_reason = Some(reason);
+            }
+        }
+    };
+}
+pub(crate) use record;
+
+fn id_is(id: &str) -> Condition {
+    Condition::all().add(Expr::col(Alias::new("id")).eq(id))
+}
+
+pub async fn load<R: Record>(
+    conn: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<R>, ServiceError> {
+    Ok(R::Entity::find().filter(id_is(id)).one(conn).await?)
+}
+
+fn not_found<R: Record>(id: &str) -> ServiceError {
+    ServiceError::NotFound {
+        resource: R::KIND,
+        id: id.to_owned(),
+    }
+}
+
+/// A record the caller may read: NOT_FOUND, or PERMISSION_DENIED outside scope.
+pub async fn readable<R: Record>(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> Result<R, ServiceError> {
+    let row = load::<R>(conn, id)
+        .await?
+        .ok_or_else(|| not_found::<R>(id))?;
+    caller.require_placement(&row.placement())?;
+    Ok(row)
+}
+
+/// A record the caller may change now: in scope, not archived, at `etag`.
+pub async fn changeable<R: Record>(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+    sent_etag: &str,
+) -> Result<R, ServiceError> {
+    let row = readable::<R>(conn, caller, id).await?;
+    if row.is_archived() {
+        return Err(archived(R::KIND, id));
+    }
+    if sent_etag != etag(row.version()) {
+        return Err(stale(R::KIND, id));
+    }
+    Ok(row)
+}
+
+pub fn change<R: Record>(row: &R, action: &'static str) -> Change {
+    Change {
+        record_type: R::KIND,
+        record_id: row.id().to_owned(),
+        owner_unit: row.placement().unit_code,
+        version: row.version(),
+        action,
+        state: journal::state_json(row),
+    }
+}
+
+pub async fn insert<R>(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    row: &R,
+) -> Result<(), ServiceError>
+where
+    R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
+{
+    R::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    journal::record(conn, caller, request_id, change(row, "create")).await?;
+    Ok(())
+}
+
+/// Writes `row` (already bumped) over version `expected` and journals it.
+pub async fn save<R>(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    row: &R,
+    expected: i64,
+    action: &'static str,
+) -> Result<(), ServiceError>
+where
+    R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
+    <R::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelTrait<Entity = R::Entity>,
+{
+    if !save_guarded::<R::Entity>(conn, row.clone(), "id", row.id(), expected).await? {
+        return Err(stale(R::KIND, row.id()));
+    }
+    journal::record(conn, caller, request_id, change(row, action)).await?;
+    Ok(())
+}
+
+/// What an archive request names, checked.
+#[derive(Debug, Clone)]
+pub struct ArchiveOrder {
+    pub id: String,
+    pub etag: String,
+    pub reason: String,
+    pub request_id: String,
+}
+
+impl ArchiveOrder {
+    pub fn checked(
+        id: &str,
+        etag: &str,
+        reason: &str,
+        request_id: &str,
+    ) -> Result<ArchiveOrder, ServiceError> {
+        let mut v = sustain_domain::Violations::new();
+        let id = sustain_platform::api::required_id(id, "id", &mut v);
+        if etag.trim().is_empty() {
+            v.add("etag", "is required: send the etag you read");
+        }
+        let reason = sustain_platform::api::text(reason, "reason", MAX_REASON_CHARS, true, &mut v);
+        check(v)?;
+        Ok(ArchiveOrder {
+            id,
+            etag: etag.trim().to_owned(),
+            reason,
+            request_id: request_id.to_owned(),
+        })
+    }
+}
+
+/// Archives a record exactly once per request id; `to_proto` renders the answer.
+pub async fn archive<R, T>(
+    db: &DatabaseConnection,
+    cipher: &FieldCipher,
+    caller: &Caller,
+    key: Option<IdempotencyKey>,
+    order: ArchiveOrder,
+    to_proto: impl FnOnce(&R) -> T + Send,
+) -> Result<T, ServiceError>
+where
+    R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
+    <R::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelTrait<Entity = R::Entity>,
+    T: prost::Message + Default,
+{
+    journal::run_once(db, cipher, key, |txn| async move {
+        let mut row = changeable::<R>(&txn, caller, &order.id, &order.etag).await?;
+        let expected = row.version();
+        row.archive(order.reason);
+        row.bump(now());
+        save(&txn, caller, &order.request_id, &row, expected, "archive").await?;
+        Ok((to_proto(&row), txn))
+    })
+    .await
+}
+
+/// One page of rows matching `condition` and the token for the next.
+pub async fn list_page<R: Record>(
+    conn: &impl ConnectionTrait,
+    condition: Condition,
+    token: &str,
+    filter_key: &[u8],
+    size: usize,
+) -> Result<(Vec<R>, String), ServiceError> {
+    let after = page_after(token, filter_key)?;
+    let mut rows =
+        page::<R::Entity>(conn, condition, "id", after.as_deref(), size as u64 + 1).await?;
+    let next = if rows.len() > size {
+        rows.truncate(size);
+        next_page_token(rows.last().map_or("", |r| r.id()), filter_key)
+    } else {
+        String::new()
+    };
+    Ok((rows, next))
+}
