@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod demo;
 pub mod livelihood;
 pub mod migration;
 pub mod model;

@@ -121,6 +121,7 @@ impl MigrationTrait for CreateLivelihood {
                     .col(ColumnDef::new("id").string().not_null().primary_key())
                     .col(ColumnDef::new("model_id").string().not_null())
                     .col(ColumnDef::new("project_code").string().not_null())
+                    .col(ColumnDef::new("project_root").string().not_null())
                     .col(ColumnDef::new("household_id").string().not_null())
                     .col(ColumnDef::new("enrolled_on").date().not_null())
                     .col(ColumnDef::new("year").integer().not_null())

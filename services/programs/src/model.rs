@@ -85,6 +85,8 @@ pub mod enrolment {
         pub id: String,
         pub model_id: String,
         pub project_code: String,
+        /// The model's Project (NTP-SPR.2 or NTP-SPR.3).
+        pub project_root: String,
         pub household_id: String,
         pub enrolled_on: Date,
         pub year: i32,

@@ -7,6 +7,8 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, QueryTrait,
 };
+use std::collections::BTreeMap;
+
 use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::poverty::{Rate, Standing};
@@ -88,9 +90,10 @@ fn sum(expr: &str) -> Expr {
     Expr::cust(format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)"))
 }
 
-/// One class's enrolment figures.
+/// One Project's and class's enrolment figures.
 #[derive(Debug, FromQueryResult)]
 struct ClassRow {
+    project_root: String,
     class: String,
     enrolments: i64,
     households: i64,
@@ -101,7 +104,33 @@ struct ClassRow {
     profit: i64,
 }
 
-/// The models' and enrolments' figures.
+/// One Project's figures while they are added up: the figures, models by
+/// type, households by class.
+type ProjectTally = (
+    pb::ProjectModelFigures,
+    BTreeMap<i32, i64>,
+    Vec<(Option<Standing>, String, i64)>,
+);
+
+fn type_counts(counts: BTreeMap<i32, i64>) -> Vec<pb::ModelTypeCount> {
+    counts
+        .into_iter()
+        .map(|(r#type, models)| pb::ModelTypeCount { r#type, models })
+        .collect()
+}
+
+fn class_counts(mut counts: Vec<(Option<Standing>, String, i64)>) -> Vec<pb::ClassCount> {
+    counts.sort_by_key(|(standing, _, _)| *standing);
+    counts
+        .into_iter()
+        .map(|(_, class, households)| pb::ClassCount {
+            class_at_enrolment: class_to_proto(&class) as i32,
+            households,
+        })
+        .collect()
+}
+
+/// The models' and enrolments' figures, in total and Project by Project.
 pub async fn model_figures(
     conn: &impl ConnectionTrait,
     unit: &str,
@@ -125,7 +154,8 @@ pub async fn model_figures(
         .all(conn)
         .await?;
     let mut figures = pb::ModelFigures::default();
-    let mut by_type: std::collections::BTreeMap<i32, i64> = Default::default();
+    let mut by_type: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut projects: BTreeMap<String, ProjectTally> = BTreeMap::new();
     for (model_type, root, n, budget, jobs) in models {
         figures.models += n;
         figures.budget_vnd += budget;
@@ -133,14 +163,15 @@ pub async fn model_figures(
         if root == PRODUCTION_PROJECT {
             figures.project3_models += n;
         }
-        *by_type
-            .entry(type_from_code(&model_type) as i32)
-            .or_default() += n;
+        let t = type_from_code(&model_type) as i32;
+        *by_type.entry(t).or_default() += n;
+        let p = projects.entry(root.clone()).or_default();
+        p.0.models += n;
+        p.0.budget_vnd += budget;
+        p.0.jobs_created += jobs;
+        *p.1.entry(t).or_default() += n;
     }
-    figures.by_type = by_type
-        .into_iter()
-        .map(|(r#type, models)| pb::ModelTypeCount { r#type, models })
-        .collect();
+    figures.by_type = type_counts(by_type);
 
     let enrolled = || {
         Condition::all()
@@ -151,6 +182,7 @@ pub async fn model_figures(
     let (low, high) = PROFIT_TARGET_VND;
     let rows: Vec<ClassRow> = enrolment::Entity::find()
         .select_only()
+        .column(enrolment::Column::ProjectRoot)
         .column(enrolment::Column::Class)
         .column_as(Expr::cust("COUNT(*)"), "enrolments")
         .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "households")
@@ -178,13 +210,13 @@ pub async fn model_figures(
             "profit",
         )
         .filter(enrolled())
+        .group_by(enrolment::Column::ProjectRoot)
         .group_by(enrolment::Column::Class)
         .into_model::<ClassRow>()
         .all(conn)
         .await?;
     let mut with_base = 0;
     let mut change_ppm = 0;
-    let mut by_class = vec![];
     for r in rows {
         figures.enrolments += r.enrolments;
         figures.outcomes_measured += r.measured;
@@ -192,29 +224,61 @@ pub async fn model_figures(
         figures.profit_in_target += r.profit;
         with_base += r.with_base;
         change_ppm += r.change_ppm;
-        by_class.push((Standing::from_code(&r.class), r.class, r.households));
+        let p = projects.entry(r.project_root.clone()).or_default();
+        p.0.enrolments += r.enrolments;
+        p.2.push((Standing::from_code(&r.class), r.class, r.households));
     }
-    by_class.sort_by_key(|(standing, _, _)| *standing);
-    figures.households_by_class = by_class
-        .into_iter()
-        .map(|(_, class, households)| pb::ClassCount {
-            class_at_enrolment: class_to_proto(&class) as i32,
-            households,
-        })
-        .collect();
     figures.average_income_change_percent = if with_base == 0 {
         String::new()
     } else {
         Rate::new(change_ppm, with_base * PPM).to_string()
     };
-    let distinct: Option<i64> = enrolment::Entity::find()
+    // Distinct households per class across Projects: a household enrolled in
+    // a Project 2 model and a Project 3 project counts once overall.
+    let distinct: Vec<(String, i64)> = enrolment::Entity::find()
+        .select_only()
+        .column(enrolment::Column::Class)
+        .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
+        .filter(enrolled())
+        .group_by(enrolment::Column::Class)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    figures.households_by_class = class_counts(
+        distinct
+            .iter()
+            .map(|(class, n)| (Standing::from_code(class), class.clone(), *n))
+            .collect(),
+    );
+    let total: Option<i64> = enrolment::Entity::find()
         .select_only()
         .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
         .filter(enrolled())
         .into_tuple()
         .one(conn)
         .await?;
-    figures.enrolled_households = distinct.unwrap_or(0);
+    figures.enrolled_households = total.unwrap_or(0);
+    let per_project: Vec<(String, i64)> = enrolment::Entity::find()
+        .select_only()
+        .column(enrolment::Column::ProjectRoot)
+        .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
+        .filter(enrolled())
+        .group_by(enrolment::Column::ProjectRoot)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (root, n) in per_project {
+        projects.entry(root).or_default().0.enrolled_households = n;
+    }
+    figures.projects = projects
+        .into_iter()
+        .map(|(code, (mut p, types, classes))| {
+            p.project_code = code;
+            p.by_type = type_counts(types);
+            p.households_by_class = class_counts(classes);
+            p
+        })
+        .collect();
     Ok(figures)
 }
 

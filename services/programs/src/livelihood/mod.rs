@@ -687,6 +687,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                         id: new_id(),
                         model_id: model.id.clone(),
                         project_code: model.project_code.clone(),
+                        project_root: model.project_root.clone(),
                         household_id: id.clone(),
                         enrolled_on: *on,
                         year: on.year(),
