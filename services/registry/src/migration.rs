@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateHouseholds),
             Box::new(NameTrigrams),
             Box::new(CreateReviews),
+            Box::new(MemberBirthDates),
         ]
     }
 }
@@ -351,5 +352,42 @@ impl MigrationTrait for CreateReviews {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
+    }
+}
+
+/// Counting members born in a window (the under-five children a programme
+/// summary divides by) reads the birth dates of a window, not every member.
+#[derive(Debug)]
+struct MemberBirthDates;
+
+impl MigrationName for MemberBirthDates {
+    fn name(&self) -> &str {
+        "m20261129_000005_member_birth_dates"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for MemberBirthDates {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_index(
+            Index::create()
+                .name("member_birth_date_household")
+                .table("member")
+                .col("birth_date")
+                .col("household_id")
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("member_birth_date_household")
+                .table("member")
+                .to_owned(),
+        )
+        .await
     }
 }

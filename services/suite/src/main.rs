@@ -1,0 +1,115 @@
+//! `sustain up`: every service of the suite in one process, each on its own
+//! port and database, configured as each would be alone (`--config`, the
+//! `SUSTAIN_*` environment and the flags apply to all of them). The services
+//! call each other over their gRPC ports exactly as separate deployments do.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::{Role, telemetry};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Parser)]
+#[command(name = "sustain", version, about = "The Sustain suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the registry and the programmes service until SIGINT/SIGTERM.
+    Up {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The registry's address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        registry: SocketAddr,
+        /// The programmes service's address.
+        #[arg(long, default_value = "127.0.0.1:50052")]
+        programs: SocketAddr,
+    },
+}
+
+/// A service's configuration: the shared layers, its own address and database.
+fn config_for(
+    service: &str,
+    port: u16,
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> anyhow::Result<Config> {
+    let mut args = args.clone();
+    args.listen = Some(listen);
+    // One database URL cannot serve two services; each takes its default file.
+    args.database_url = None;
+    Ok(Config::load(service, port, &args)?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Up {
+        args,
+        registry,
+        programs,
+    } = Cli::parse().command;
+    let registry_config = config_for(
+        sustain_registry::SERVICE,
+        sustain_registry::DEFAULT_PORT,
+        &args,
+        registry,
+    )?;
+    let mut programs_config = config_for(
+        sustain_programs::SERVICE,
+        sustain_programs::DEFAULT_PORT,
+        &args,
+        programs,
+    )?;
+    programs_config.registry.url = format!("http://{registry}");
+    anyhow::ensure!(
+        registry_config.database_url != programs_config.database_url,
+        "the registry and the programmes service need databases of their own; unset SUSTAIN_DATABASE_URL (each then takes a SQLite file under data_dir) or run the services separately"
+    );
+    telemetry::init(registry_config.log_format, &registry_config.log_filter);
+    let secrets = registry_config.secrets()?;
+    let registry_listener = TcpListener::bind(registry)
+        .await
+        .with_context(|| format!("cannot listen on {registry}"))?;
+    let programs_listener = TcpListener::bind(programs)
+        .await
+        .with_context(|| format!("cannot listen on {programs}"))?;
+    if registry_config.dev {
+        let token = TokenIssuer::new(
+            &secrets.jwt_secret,
+            &registry_config.auth.issuer,
+            &registry_config.auth.audience,
+        )?
+        .issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
+        println!("sustain (development mode): registry on {registry}, programs on {programs}");
+        println!("admin token (12 h, whole country):\n{token}");
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let signal = async move {
+        sustain_platform::serve::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::spawn(signal);
+    let (r, p) = tokio::join!(
+        sustain_registry::run(
+            &registry_config,
+            &secrets,
+            registry_listener,
+            stopped(stop.clone())
+        ),
+        sustain_programs::run(&programs_config, &secrets, programs_listener, stopped(stop)),
+    );
+    r.context("registry")?;
+    p.context("programs")?;
+    Ok(())
+}
