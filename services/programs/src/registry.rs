@@ -152,12 +152,14 @@ pub struct Named {
 impl Registry {
     /// Standings of every household named, by id; PERMISSION_DENIED naming the
     /// fields of those outside the caller's scope, INVALID_ARGUMENT naming
-    /// those the registry does not have or has archived.
+    /// those the registry does not have or has archived, and those a found
+    /// household fails `also` for (its reason).
     pub async fn checked(
         &self,
         credentials: &Credentials,
         named: &[Named],
         include_members: bool,
+        also: impl Fn(&pb::HouseholdStanding) -> Option<String>,
     ) -> Result<std::collections::HashMap<String, pb::HouseholdStanding>, ServiceError> {
         let mut by_year: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
         for n in named {
@@ -178,11 +180,13 @@ impl Registry {
         let mut outside = vec![];
         let mut v = sustain_domain::Violations::new();
         for n in named {
-            match found
-                .get(&n.household_id)
-                .and_then(|s| pb::StandingLookup::try_from(s.lookup).ok())
-            {
-                Some(pb::StandingLookup::Found) => {}
+            let standing = found.get(&n.household_id);
+            match standing.and_then(|s| pb::StandingLookup::try_from(s.lookup).ok()) {
+                Some(pb::StandingLookup::Found) => {
+                    if let Some(reason) = standing.and_then(&also) {
+                        v.add(&n.field, reason);
+                    }
+                }
                 Some(pb::StandingLookup::OutOfScope) => outside.push(n.field.clone()),
                 Some(pb::StandingLookup::Archived) => {
                     v.add(&n.field, "the household is archived in the registry");

@@ -463,7 +463,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         }];
         let standings = self
             .registry
-            .checked(&credentials, &named, member_id.is_some())
+            .checked(&credentials, &named, member_id.is_some(), |_| None)
             .await?;
         let Some(standing) = standings.get(&household_id) else {
             return Err(

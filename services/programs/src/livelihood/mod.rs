@@ -7,7 +7,7 @@
 pub mod convert;
 pub mod store;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::Datelike;
 use sea_orm::sea_query::Condition;
@@ -17,23 +17,22 @@ use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, today,
 };
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
-use sustain_platform::journal::{self, Change, IdempotencyKey};
+use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{self, Placement};
 use sustain_proto::programs::v1 as pb;
 use sustain_proto::registry::v1 as registry_pb;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{self, check_code};
-use crate::convert::{
-    ACTIVE, ARCHIVED, MAX_REASON_CHARS, archived, check, class_from_proto, mask_paths, stale,
-};
+use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto, mask_paths};
 use crate::model::{enrolment, livelihood_model};
-use crate::registry::{Credentials, Registry};
-use crate::store::{live, page, project_within, save_guarded};
+use crate::records::{self, ArchiveOrder, Record, record};
+use crate::registry::{Credentials, Named, Registry};
+use crate::store::{live, page, project_within};
 use crate::{ARCHIVE, READ, WRITE};
 use convert::{
     ENROLMENT_PATHS, MODEL_PATHS, apply_model_fields, commune_codes, enrolment_to_proto,
@@ -50,51 +49,40 @@ pub struct LivelihoodApi {
     pub registry: Registry,
 }
 
-fn model_change(row: &livelihood_model::Model, action: &'static str) -> Change {
-    Change {
-        record_type: "livelihood_model",
-        record_id: row.id.clone(),
-        owner_unit: row.unit_code.clone(),
-        version: row.version,
-        action,
-        state: journal::state_json(row),
-    }
-}
+record!(livelihood_model, "livelihood_model");
 
-fn enrolment_change(row: &enrolment::Model, action: &'static str) -> Change {
-    Change {
-        record_type: "enrolment",
-        record_id: row.id.clone(),
-        owner_unit: row
-            .commune_code
-            .clone()
-            .unwrap_or_else(|| row.province_code.clone()),
-        version: row.version,
-        action,
-        state: journal::state_json(row),
+/// Enrolments sit at the household's commune, as the registry placed it.
+impl Record for enrolment::Model {
+    type Entity = enrolment::Entity;
+    const KIND: &'static str = "enrolment";
+    fn id(&self) -> &str {
+        &self.id
     }
-}
-
-fn model_placement(row: &livelihood_model::Model) -> Placement {
-    Placement {
-        unit_code: row.unit_code.clone(),
-        province_code: row.province_code.clone(),
-        district_code: row.district_code.clone(),
-        commune_code: row.commune_code.clone(),
-        current_commune_code: row.current_commune_code.clone(),
+    fn version(&self) -> i64 {
+        self.version
     }
-}
-
-fn enrolment_placement(row: &enrolment::Model) -> Placement {
-    Placement {
-        unit_code: row
-            .commune_code
-            .clone()
-            .unwrap_or_else(|| row.province_code.clone()),
-        province_code: row.province_code.clone(),
-        district_code: row.district_code.clone(),
-        commune_code: row.commune_code.clone(),
-        current_commune_code: row.current_commune_code.clone(),
+    fn is_archived(&self) -> bool {
+        self.state == ARCHIVED
+    }
+    fn placement(&self) -> Placement {
+        Placement {
+            unit_code: self
+                .commune_code
+                .clone()
+                .unwrap_or_else(|| self.province_code.clone()),
+            province_code: self.province_code.clone(),
+            district_code: self.district_code.clone(),
+            commune_code: self.commune_code.clone(),
+            current_commune_code: self.current_commune_code.clone(),
+        }
+    }
+    fn bump(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.version += 1;
+        self.updated_at = at;
+    }
+    fn archive(&mut self, reason: String) {
+        self.state = ARCHIVED.to_owned();
+        self.archive_reason = Some(reason);
     }
 }
 
@@ -170,57 +158,6 @@ impl LivelihoodApi {
             .await?
             .ok_or_else(|| not_found("model", id))?;
         caller.require_unit(&row.unit_code)?;
-        Ok(row)
-    }
-
-    /// A model for a change: the caller's scope must hold its unit.
-    async fn model_for_change(
-        &self,
-        conn: &impl ConnectionTrait,
-        caller: &Caller,
-        id: &str,
-        etag: &str,
-    ) -> Result<livelihood_model::Model, ServiceError> {
-        let row = store::model(conn, id)
-            .await?
-            .ok_or_else(|| not_found("model", id))?;
-        caller.require_placement(&model_placement(&row))?;
-        if row.state == ARCHIVED {
-            return Err(archived("model", id));
-        }
-        if etag != sustain_platform::api::etag(row.version) {
-            return Err(stale("model", id));
-        }
-        Ok(row)
-    }
-
-    async fn enrolment_in_scope(
-        &self,
-        conn: &impl ConnectionTrait,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<enrolment::Model, ServiceError> {
-        let row = store::enrolment(conn, id)
-            .await?
-            .ok_or_else(|| not_found("enrolment", id))?;
-        caller.require_placement(&enrolment_placement(&row))?;
-        Ok(row)
-    }
-
-    async fn enrolment_for_change(
-        &self,
-        conn: &impl ConnectionTrait,
-        caller: &Caller,
-        id: &str,
-        etag: &str,
-    ) -> Result<enrolment::Model, ServiceError> {
-        let row = self.enrolment_in_scope(conn, caller, id).await?;
-        if row.state == ARCHIVED {
-            return Err(archived("enrolment", id));
-        }
-        if etag != sustain_platform::api::etag(row.version) {
-            return Err(stale("enrolment", id));
-        }
         Ok(row)
     }
 
@@ -342,7 +279,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             livelihood_model::Entity::insert(row.clone().into_active_model())
                 .exec_without_returning(&txn)
                 .await?;
-            journal::record(&txn, &caller, &request_id, model_change(&row, "create")).await?;
+            journal::record(&txn, &caller, &request_id, records::change(&row, "create")).await?;
             Ok((
                 pb::CreateModelResponse {
                     model: Some(model_to_proto(&row, 0)),
@@ -462,7 +399,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let etag = etag_of(sent.meta.as_ref(), "model.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored = self.model_for_change(&txn, &caller, &id, &etag).await?;
+            let stored =
+                records::changeable::<livelihood_model::Model>(&txn, &caller, &id, &etag).await?;
             // The stored model with the masked fields replaced, checked whole.
             let mut merged = model_to_proto(&stored, 0);
             for path in &paths {
@@ -489,12 +427,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             apply_model_fields(&mut row, fields, root);
             row.version = expected + 1;
             row.updated_at = now();
-            if !save_guarded::<livelihood_model::Entity>(&txn, row.clone(), "id", &id, expected)
-                .await?
-            {
-                return Err(stale("model", &id));
-            }
-            journal::record(&txn, &caller, &request_id, model_change(&row, "update")).await?;
+            records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
             let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
             Ok((
                 pb::UpdateModelResponse {
@@ -518,31 +451,24 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         caller.require("archive models", ARCHIVE)?;
         let request = request.into_inner();
         let key = IdempotencyKey::new(&caller, "ArchiveModel", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let mut v = Violations::new();
-        let id = required_id(&request.id, "id", &mut v);
-        if request.etag.trim().is_empty() {
-            v.add("etag", "is required: send the etag you read");
-        }
-        let reason = text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
-        check(v)?;
-        let etag = request.etag.trim().to_owned();
+        let order = ArchiveOrder::checked(
+            &request.id,
+            &request.etag,
+            &request.reason,
+            &request.request_id,
+        )?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored = self.model_for_change(&txn, &caller, &id, &etag).await?;
-            let expected = stored.version;
-            let row = livelihood_model::Model {
-                state: ARCHIVED.to_owned(),
-                archive_reason: Some(reason),
-                version: expected + 1,
-                updated_at: now(),
-                ..stored
-            };
-            if !save_guarded::<livelihood_model::Entity>(&txn, row.clone(), "id", &id, expected)
-                .await?
-            {
-                return Err(stale("model", &id));
-            }
-            journal::record(&txn, &caller, &request_id, model_change(&row, "archive")).await?;
+            let mut row = records::changeable::<livelihood_model::Model>(
+                &txn,
+                &caller,
+                &order.id,
+                &order.etag,
+            )
+            .await?;
+            let expected = row.version;
+            row.archive(order.reason);
+            row.bump(now());
+            records::save(&txn, &caller, &order.request_id, &row, expected, "archive").await?;
             let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
             Ok((
                 pb::ArchiveModelResponse {
@@ -608,57 +534,26 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         }
         check(v)?;
 
-        let mut by_year: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-        for (id, on) in &asked {
-            by_year.entry(on.year()).or_default().push(id.clone());
-        }
-        let mut standings = std::collections::HashMap::new();
-        for (year, ids) in &by_year {
-            for s in self
-                .registry
-                .standings(&credentials, *year, ids, false)
-                .await?
-            {
-                standings.insert(s.household_id.clone(), s);
-            }
-        }
-        let mut v = Violations::new();
-        let mut outside = vec![];
-        for (i, (id, _)) in asked.iter().enumerate() {
-            let field = format!("enrolments[{i}].household_id");
-            let Some(s) = standings.get(id) else {
-                return Err(ServiceError::Internal(format!("no standing for {id}")).into());
-            };
-            match registry_pb::StandingLookup::try_from(s.lookup) {
-                Ok(registry_pb::StandingLookup::Found) => {
-                    if !lives_in_model_area(s, &model) {
-                        v.add(
-                            field,
-                            format!(
-                                "the household lives in commune {}, where the model does not work",
-                                s.commune_code
-                            ),
-                        );
-                    }
-                }
-                Ok(registry_pb::StandingLookup::OutOfScope) => outside.push(field),
-                Ok(registry_pb::StandingLookup::Archived) => {
-                    v.add(field, "the household is archived in the registry");
-                }
-                _ => v.add(field, "no such household in the registry"),
-            }
-        }
-        if !outside.is_empty() {
-            return Err(ServiceError::PermissionDenied {
-                reason: "OUT_OF_SCOPE",
-                message: format!(
-                    "{} lie outside the caller's administrative scope",
-                    outside.join(", ")
-                ),
-            }
-            .into());
-        }
-        check(v)?;
+        let named: Vec<Named> = asked
+            .iter()
+            .enumerate()
+            .map(|(i, (id, on))| Named {
+                household_id: id.clone(),
+                year: on.year(),
+                field: format!("enrolments[{i}].household_id"),
+            })
+            .collect();
+        let standings = self
+            .registry
+            .checked(&credentials, &named, false, |s| {
+                (!lives_in_model_area(s, &model)).then(|| {
+                    format!(
+                        "the household lives in commune {}, where the model does not work",
+                        s.commune_code
+                    )
+                })
+            })
+            .await?;
 
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let ids: Vec<String> = asked.iter().map(|(id, _)| id.clone()).collect();
@@ -680,9 +575,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                 .iter()
                 .filter_map(|(id, on)| {
                     let s = standings.get(id)?;
-                    let class = registry_pb::Standing::try_from(s.standing)
-                        .ok()
-                        .map_or("other", standing_code);
+                    let class = crate::registry::standing_code(s.standing);
                     Some(enrolment::Model {
                         id: new_id(),
                         model_id: model.id.clone(),
@@ -711,7 +604,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                     })
                 })
                 .collect();
-            let changes = rows.iter().map(|r| enrolment_change(r, "create")).collect();
+            let changes = rows.iter().map(|r| records::change(r, "create")).collect();
             let protos = rows.iter().map(enrolment_to_proto).collect();
             match sustain_platform::db::insert_rows::<enrolment::Entity>(&txn, rows, &[]).await {
                 Ok(()) => {}
@@ -747,7 +640,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let mut v = Violations::new();
         let id = required_id(&request.get_ref().id, "id", &mut v);
         check(v)?;
-        let row = self.enrolment_in_scope(&self.db, &caller, &id).await?;
+        let row = records::readable::<enrolment::Model>(&self.db, &caller, &id).await?;
         Ok(Response::new(pb::GetEnrolmentResponse {
             enrolment: Some(enrolment_to_proto(&row)),
         }))
@@ -836,7 +729,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let etag = etag_of(sent.meta.as_ref(), "enrolment.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored = self.enrolment_for_change(&txn, &caller, &id, &etag).await?;
+            let stored = records::changeable::<enrolment::Model>(&txn, &caller, &id, &etag).await?;
             let expected = stored.version;
             let mut row = stored;
             match &sent.outcome {
@@ -862,10 +755,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             }
             row.version = expected + 1;
             row.updated_at = now();
-            if !save_guarded::<enrolment::Entity>(&txn, row.clone(), "id", &id, expected).await? {
-                return Err(stale("enrolment", &id));
-            }
-            journal::record(&txn, &caller, &request_id, enrolment_change(&row, "update")).await?;
+            records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
             Ok((
                 pb::UpdateEnrolmentResponse {
                     enrolment: Some(enrolment_to_proto(&row)),
@@ -885,53 +775,23 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         caller.require("archive enrolments", ARCHIVE)?;
         let request = request.into_inner();
         let key = IdempotencyKey::new(&caller, "ArchiveEnrolment", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let mut v = Violations::new();
-        let id = required_id(&request.id, "id", &mut v);
-        if request.etag.trim().is_empty() {
-            v.add("etag", "is required: send the etag you read");
-        }
-        let reason = text(&request.reason, "reason", MAX_REASON_CHARS, true, &mut v);
-        check(v)?;
-        let etag = request.etag.trim().to_owned();
-        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored = self.enrolment_for_change(&txn, &caller, &id, &etag).await?;
-            let expected = stored.version;
-            let row = enrolment::Model {
-                state: ARCHIVED.to_owned(),
-                archive_reason: Some(reason),
-                version: expected + 1,
-                updated_at: now(),
-                ..stored
-            };
-            if !save_guarded::<enrolment::Entity>(&txn, row.clone(), "id", &id, expected).await? {
-                return Err(stale("enrolment", &id));
-            }
-            journal::record(
-                &txn,
-                &caller,
-                &request_id,
-                enrolment_change(&row, "archive"),
-            )
-            .await?;
-            Ok((
-                pb::ArchiveEnrolmentResponse {
-                    enrolment: Some(enrolment_to_proto(&row)),
-                },
-                txn,
-            ))
-        })
+        let order = ArchiveOrder::checked(
+            &request.id,
+            &request.etag,
+            &request.reason,
+            &request.request_id,
+        )?;
+        let answer = records::archive::<enrolment::Model, _>(
+            &self.db,
+            &self.cipher,
+            &caller,
+            key,
+            order,
+            |row| pb::ArchiveEnrolmentResponse {
+                enrolment: Some(enrolment_to_proto(row)),
+            },
+        )
         .await?;
         Ok(Response::new(answer))
-    }
-}
-
-fn standing_code(s: registry_pb::Standing) -> &'static str {
-    use sustain_domain::poverty::Standing;
-    match s {
-        registry_pb::Standing::Poor => Standing::Poor.code(),
-        registry_pb::Standing::NearPoor => Standing::NearPoor.code(),
-        registry_pb::Standing::RecentlyEscaped => Standing::RecentlyEscaped.code(),
-        registry_pb::Standing::Other | registry_pb::Standing::Unspecified => Standing::Other.code(),
     }
 }
