@@ -407,10 +407,7 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
         let paths = mask_paths(request.update_mask.as_ref(), ITEM_PATHS)?;
         let mut v = Violations::new();
         let code = check_code(&item.code, "item.code", &mut v);
-        let etag = item.meta.clone().unwrap_or_default().etag;
-        if etag.is_empty() {
-            v.add("item.meta.etag", "is required: send the etag you read");
-        }
+        let etag = crate::records::sent_etag(item.meta.as_ref(), "item.meta.etag", &mut v);
         let name = paths
             .contains(&"name")
             .then(|| text(&item.name, "item.name", MAX_NAME_CHARS, true, &mut v));

@@ -6,11 +6,8 @@ use chrono::{Datelike, NaiveDate};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_platform::Caller;
-use sustain_platform::api::{
-    new_id, now, optional_date, page_size, parse_date, required_id, text, today,
-};
+use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -220,21 +217,6 @@ pub struct CommunicationApi {
     pub cipher: FieldCipher,
 }
 
-/// Checks a list filter's common fields; the unit, if any, in scope.
-fn common_filter(unit: &str, year: i32, page: i32, v: &mut Violations) -> usize {
-    let size = page_size(page, v).unwrap_or_default();
-    if !unit.is_empty() && !admin::catalog().is_known(unit) {
-        v.add(
-            "filter.unit_code",
-            "is not a known administrative unit code",
-        );
-    }
-    if year != 0 && !(2000..=2100).contains(&year) {
-        v.add("filter.year", "must be between 2000 and 2100");
-    }
-    size
-}
-
 #[tonic::async_trait]
 impl pb::communication_service_server::CommunicationService for CommunicationApi {
     async fn create_activity(
@@ -314,7 +296,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         let filter = request.filter.clone().unwrap_or_default();
         let unit = filter.unit_code.trim();
         let mut v = Violations::new();
-        let size = common_filter(unit, filter.year, request.page_size, &mut v);
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let kind = pb::ActivityKind::try_from(filter.kind)
@@ -368,10 +350,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         let sent = request.activity.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "activity.id", &mut v);
-        let etag = sent.meta.clone().unwrap_or_default().etag;
-        if etag.trim().is_empty() {
-            v.add("activity.meta.etag", "is required: send the etag you read");
-        }
+        let etag = records::sent_etag(sent.meta.as_ref(), "activity.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
@@ -668,7 +647,7 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         let filter = request.filter.clone().unwrap_or_default();
         let unit = filter.unit_code.trim();
         let mut v = Violations::new();
-        let size = common_filter(unit, filter.year, request.page_size, &mut v);
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         check(v)?;
         if !unit.is_empty() {
             caller.require_unit(unit)?;
@@ -711,13 +690,7 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         let sent = request.inspection.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "inspection.id", &mut v);
-        let etag = sent.meta.clone().unwrap_or_default().etag;
-        if etag.trim().is_empty() {
-            v.add(
-                "inspection.meta.etag",
-                "is required: send the etag you read",
-            );
-        }
+        let etag = records::sent_etag(sent.meta.as_ref(), "inspection.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =

@@ -241,3 +241,37 @@ pub async fn list_page<R: Record>(
     };
     Ok((rows, next))
 }
+
+/// The etag an update sent, trimmed; a violation at `field` when it is missing.
+pub fn sent_etag(
+    meta: Option<&sustain_proto::programs::v1::RecordMeta>,
+    field: &str,
+    v: &mut sustain_domain::Violations,
+) -> String {
+    let etag = meta.map(|m| m.etag.trim().to_owned()).unwrap_or_default();
+    if etag.is_empty() {
+        v.add(field, "is required: send the etag you read");
+    }
+    etag
+}
+
+/// Checks what every list filter has: the page size (returned), a unit code
+/// and a year (0 for any).
+pub fn list_filter(
+    unit: &str,
+    year: i32,
+    page_size: i32,
+    v: &mut sustain_domain::Violations,
+) -> usize {
+    let size = sustain_platform::api::page_size(page_size, v).unwrap_or_default();
+    if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(unit) {
+        v.add(
+            "filter.unit_code",
+            "is not a known administrative unit code",
+        );
+    }
+    if year != 0 && !(2000..=2100).contains(&year) {
+        v.add("filter.year", "must be between 2000 and 2100");
+    }
+    size
+}

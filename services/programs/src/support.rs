@@ -8,13 +8,10 @@ use chrono::{Datelike, NaiveDate};
 use sea_orm::{ColumnTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_domain::household::Sex;
 use sustain_domain::nutrition;
 use sustain_platform::Caller;
-use sustain_platform::api::{
-    new_id, now, optional_date, page_size, parse_date, required_id, text, today,
-};
+use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -590,17 +587,8 @@ impl pb::support_service_server::SupportService for SupportApi {
         let request = request.into_inner();
         let filter = request.filter.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let size = page_size(request.page_size, &mut v).unwrap_or_default();
         let unit = filter.unit_code.trim();
-        if !unit.is_empty() && !admin::catalog().is_known(unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let kind = pb::SupportKind::try_from(filter.kind)
             .ok()
             .and_then(kind_code);
@@ -657,10 +645,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         let sent = request.support.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "support.id", &mut v);
-        let etag = sent.meta.clone().unwrap_or_default().etag;
-        if etag.trim().is_empty() {
-            v.add("support.meta.etag", "is required: send the etag you read");
-        }
+        let etag = records::sent_etag(sent.meta.as_ref(), "support.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored = records::changeable::<support::Model>(&txn, &caller, &id, etag.trim()).await?;

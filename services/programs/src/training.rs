@@ -10,11 +10,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
 };
 use sustain_domain::Violations;
-use sustain_domain::{admin, country};
+use sustain_domain::country;
 use sustain_platform::Caller;
-use sustain_platform::api::{
-    new_id, now, optional_date, page_size, parse_date, required_id, text, today,
-};
+use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::db::in_json_list;
 use sustain_platform::error::ServiceError;
@@ -390,17 +388,8 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         let request = request.into_inner();
         let filter = request.filter.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let size = page_size(request.page_size, &mut v).unwrap_or_default();
         let unit = filter.unit_code.trim();
-        if !unit.is_empty() && !admin::catalog().is_known(unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let kind = pb::CourseKind::try_from(filter.kind)
@@ -459,10 +448,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         let sent = request.course.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "course.id", &mut v);
-        let etag = sent.meta.clone().unwrap_or_default().etag;
-        if etag.trim().is_empty() {
-            v.add("course.meta.etag", "is required: send the etag you read");
-        }
+        let etag = records::sent_etag(sent.meta.as_ref(), "course.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
@@ -711,19 +697,10 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         let request = request.into_inner();
         let filter = request.filter.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let size = page_size(request.page_size, &mut v).unwrap_or_default();
         let unit = filter.unit_code.trim();
-        if !unit.is_empty() && !admin::catalog().is_known(unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let course_id = (!filter.course_id.trim().is_empty())
             .then(|| required_id(&filter.course_id, "filter.course_id", &mut v));
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
         let employment = pb::EmploymentKind::try_from(filter.employment)
             .ok()
             .and_then(employment_code);
@@ -775,10 +752,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         let sent = request.trainee.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "trainee.id", &mut v);
-        let etag = sent.meta.clone().unwrap_or_default().etag;
-        if etag.trim().is_empty() {
-            v.add("trainee.meta.etag", "is required: send the etag you read");
-        }
+        let etag = records::sent_etag(sent.meta.as_ref(), "trainee.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =

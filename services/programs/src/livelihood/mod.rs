@@ -17,7 +17,7 @@ use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, today,
+    new_id, next_page_token, now, optional_date, page_after, required_id, today,
 };
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
@@ -108,14 +108,6 @@ fn not_found(resource: &'static str, id: &str) -> ServiceError {
         resource,
         id: id.to_owned(),
     }
-}
-
-fn etag_of(meta: Option<&pb::RecordMeta>, field: &str, v: &mut Violations) -> String {
-    let etag = meta.map(|m| m.etag.trim().to_owned()).unwrap_or_default();
-    if etag.is_empty() {
-        v.add(field, "is required: send the etag you read");
-    }
-    etag
 }
 
 impl LivelihoodApi {
@@ -315,17 +307,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let request = request.into_inner();
         let filter = request.filter.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let size = page_size(request.page_size, &mut v).unwrap_or_default();
         let unit = filter.unit_code.trim();
-        if !unit.is_empty() && !admin::catalog().is_known(unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let model_type = pb::ModelType::try_from(filter.r#type)
@@ -396,7 +379,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let sent = request.model.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "model.id", &mut v);
-        let etag = etag_of(sent.meta.as_ref(), "model.meta.etag", &mut v);
+        let etag = records::sent_etag(sent.meta.as_ref(), "model.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
@@ -655,19 +638,10 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let request = request.into_inner();
         let filter = request.filter.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let size = page_size(request.page_size, &mut v).unwrap_or_default();
         let unit = filter.unit_code.trim();
-        if !unit.is_empty() && !admin::catalog().is_known(unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
+        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let model_id = (!filter.model_id.trim().is_empty())
             .then(|| required_id(&filter.model_id, "filter.model_id", &mut v));
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let class = pb::EnrolmentClass::try_from(filter.class_at_enrolment)
@@ -726,7 +700,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let sent = request.enrolment.clone().unwrap_or_default();
         let mut v = Violations::new();
         let id = required_id(&sent.id, "enrolment.id", &mut v);
-        let etag = etag_of(sent.meta.as_ref(), "enrolment.meta.etag", &mut v);
+        let etag = records::sent_etag(sent.meta.as_ref(), "enrolment.meta.etag", &mut v);
         check(v)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored = records::changeable::<enrolment::Model>(&txn, &caller, &id, &etag).await?;
