@@ -24,9 +24,15 @@ fail() { echo "smoke: $*" >&2; exit 1; }
 
 household='{"household":{"registered_on":"2023-04-01","address":{"commune_code":"06067","village":"Bản Nà Lại","residence":"RESIDENCE_RURAL"},"members":[{"full_name":"Nguyễn Văn A","birth_date":"1985-03-02","sex":"SEX_MALE","ethnicity_code":"02","relation":"RELATION_HEAD","citizen_id":"020085001234","health_insurance":"HEALTH_INSURANCE_INSURED"}]}}'
 
-buf curl --protocol grpc --http2-prior-knowledge "http://$addr" --list-services | grep -q sustain.registry.v1.HouseholdService || fail "reflection v1"
-# grpcurl (reflection v1alpha) once failed here in CI right after buf curl had
-# answered, with its output lost; it gets three tries and its output is kept.
+# The token is printed once the port is bound, before migrations finish and
+# serving starts: wait until reflection answers (it did not always at once).
+for _ in $(seq 1 50); do
+  services=$(buf curl --protocol grpc --http2-prior-knowledge "http://$addr" --list-services 2>&1) && break
+  sleep 0.2
+done
+printf '%s' "$services" | grep -q sustain.registry.v1.HouseholdService || fail "reflection v1: $services"
+# grpcurl (reflection v1alpha) once failed here in CI; it gets three tries and
+# its output is kept.
 for try in 1 2 3; do
   listed_v1alpha=$(grpcurl -plaintext -max-time 20 "$addr" list 2>&1) && break
   sleep 1
