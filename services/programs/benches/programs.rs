@@ -10,7 +10,9 @@
 //! 2. The province's programme summary over 5,000 models and those 50,000
 //!    enrolments: GetProgrammeSummary p50/p99 through the client, beside the
 //!    same figures read in-process without the registry's under-five count,
-//!    and a bare `SELECT COUNT(*) FROM enrolment`.
+//!    the models-and-enrolments part from the tallies beside the same recounted
+//!    from the enrolments (checked equal first), and a bare
+//!    `SELECT COUNT(*) FROM enrolment`.
 //!
 //! SQLite always; PostgreSQL too when SUSTAIN_TEST_DATABASE_URL is set.
 
@@ -190,6 +192,20 @@ async fn run(backend: &str) -> anyhow::Result<()> {
     }
     let db = sustain_platform::db::connect(&programs_db.url).await?;
     let today = sustain_platform::api::today();
+    // The tallies must equal a recount before their speed means anything.
+    let tallied = sustain_programs::summary::model_figures(&db, "20", 2021, 2024).await?;
+    let recounted = sustain_programs::summary::recount_model_figures(&db, "20", 2021, 2024).await?;
+    anyhow::ensure!(tallied == recounted, "tallies differ from a recount");
+    let mut from_tallies = vec![];
+    let mut recount = vec![];
+    for _ in 0..SUMMARY_CALLS / 5 {
+        let t = Instant::now();
+        sustain_programs::summary::model_figures(&db, "20", 2021, 2024).await?;
+        from_tallies.push(t.elapsed());
+        let t = Instant::now();
+        sustain_programs::summary::recount_model_figures(&db, "20", 2021, 2024).await?;
+        recount.push(t.elapsed());
+    }
     let mut local = vec![];
     let mut bare = vec![];
     for _ in 0..SUMMARY_CALLS {
@@ -278,6 +294,15 @@ async fn run(backend: &str) -> anyhow::Result<()> {
     println!(
         "  the same figures in-process, no registry        p50 {:>6.2} ms",
         percentile(&mut local, 0.5)
+    );
+    let (tallies_p50, recount_p50) = (
+        percentile(&mut from_tallies, 0.5),
+        percentile(&mut recount, 0.5),
+    );
+    println!("  models and enrolments from the tallies          p50 {tallies_p50:>6.2} ms");
+    println!(
+        "  the same recounted from the enrolments          p50 {recount_p50:>6.2} ms   ({:.0}× slower)",
+        recount_p50 / tallies_p50
     );
     println!(
         "  registry CountMembers (under-five, province)    p50 {:>6.2} ms",

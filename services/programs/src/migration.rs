@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateTraining),
             Box::new(CreateOutreach),
             Box::new(CreateSupport),
+            Box::new(CreateEnrolmentTallies),
         ]
     }
 }
@@ -341,6 +342,119 @@ impl MigrationTrait for CreateSupport {
                 .to_owned(),
         )
         .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct CreateEnrolmentTallies;
+
+impl MigrationName for CreateEnrolmentTallies {
+    fn name(&self) -> &str {
+        "m20261129_000014_create_enrolment_tallies"
+    }
+}
+
+/// Unit columns of a tally key: never NULL ("" for a missing level), so
+/// they can be part of the primary key.
+fn tally_place(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
+    t.col(ColumnDef::new("province_code").string().not_null())
+        .col(ColumnDef::new("district_code").string().not_null())
+        .col(ColumnDef::new("commune_code").string().not_null())
+        .col(ColumnDef::new("current_commune_code").string().not_null())
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateEnrolmentTallies {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let place = [
+            "province_code",
+            "district_code",
+            "commune_code",
+            "current_commune_code",
+        ];
+        let mut sums = Table::create();
+        sums.table("enrolment_tally");
+        tally_place(&mut sums)
+            .col(ColumnDef::new("project_root").string().not_null())
+            .col(ColumnDef::new("class").string().not_null())
+            .col(ColumnDef::new("year").integer().not_null());
+        for count in [
+            "enrolments",
+            "measured",
+            "with_base",
+            "change_ppm",
+            "income_up",
+            "profit_in_target",
+        ] {
+            sums.col(ColumnDef::new(count).big_integer().not_null());
+        }
+        let mut key = Index::create();
+        key.name("enrolment_tally_key");
+        for c in place.iter().chain(&["project_root", "class", "year"]) {
+            key.col(*c);
+        }
+        sums.primary_key(&mut key);
+        m.create_table(sums.to_owned()).await?;
+
+        let mut reach = Table::create();
+        reach.table("enrolment_reach");
+        tally_place(&mut reach)
+            .col(ColumnDef::new("project_root").string().not_null())
+            .col(ColumnDef::new("class").string().not_null())
+            .col(ColumnDef::new("years_mask").big_integer().not_null())
+            .col(ColumnDef::new("households").big_integer().not_null());
+        let mut key = Index::create();
+        key.name("enrolment_reach_key");
+        for c in place.iter().chain(&["project_root", "class", "years_mask"]) {
+            key.col(*c);
+        }
+        reach.primary_key(&mut key);
+        m.create_table(reach.to_owned()).await?;
+
+        let mut households = Table::create();
+        households
+            .table("enrolment_reach_household")
+            .col(ColumnDef::new("household_id").string().not_null());
+        tally_place(&mut households)
+            .col(ColumnDef::new("project_root").string().not_null())
+            .col(ColumnDef::new("class").string().not_null())
+            .col(ColumnDef::new("years_mask").big_integer().not_null());
+        let mut key = Index::create();
+        key.name("enrolment_reach_household_key");
+        for c in ["household_id"]
+            .iter()
+            .chain(&place)
+            .chain(&["project_root", "class"])
+        {
+            key.col(*c);
+        }
+        households.primary_key(&mut key);
+        m.create_table(households.to_owned()).await?;
+
+        // The reach is recomputed from a household's enrolments.
+        m.create_index(
+            Index::create()
+                .name("enrolment_household")
+                .table("enrolment")
+                .col("household_id")
+                .col("state")
+                .to_owned(),
+        )
+        .await?;
+        // The summary no longer reads the enrolments; this index only slowed
+        // their writes.
+        m.drop_index(
+            Index::drop()
+                .name("enrolment_summary")
+                .table("enrolment")
+                .to_owned(),
+        )
+        .await?;
+        crate::livelihood::tally::rebuild(m.get_connection())
+            .await
+            .map_err(|e| DbErr::Custom(format!("building the enrolment tallies: {e}")))?;
         Ok(())
     }
 }

@@ -296,3 +296,102 @@ pub mod support {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Running sums of enrolments by placement, Project, class and year, kept in
+/// the transaction that writes the enrolments (`livelihood::tally`). Unit
+/// columns hold "" where the enrolment has none.
+pub mod enrolment_tally {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "enrolment_tally")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub province_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub district_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub current_commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub project_root: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub class: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub year: i32,
+        pub enrolments: i64,
+        pub measured: i64,
+        pub with_base: i64,
+        pub change_ppm: i64,
+        pub income_up: i64,
+        pub profit_in_target: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The years (bit `year − 2000`) in which a household had an active
+/// enrolment, per placement, Project and class; "" in `project_root` or
+/// `class` means any. Read only to know what a change moves in
+/// [`enrolment_reach`].
+pub mod enrolment_reach_household {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "enrolment_reach_household")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub household_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub province_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub district_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub current_commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub project_root: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub class: String,
+        pub years_mask: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// How many households share one placement, Project, class and set of
+/// enrolment years: a period's distinct households are the sum over the
+/// masks that meet it, with no DISTINCT over the enrolments.
+pub mod enrolment_reach {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "enrolment_reach")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub province_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub district_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub current_commune_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub project_root: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub class: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub years_mask: i64,
+        pub households: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

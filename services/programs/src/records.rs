@@ -212,14 +212,29 @@ where
     T: prost::Message + Default,
 {
     journal::run_once(db, cipher, key, |txn| async move {
-        let mut row = changeable::<R>(&txn, caller, &order.id, &order.etag).await?;
-        let expected = row.version();
-        row.archive(order.reason);
-        row.bump(now());
-        save(&txn, caller, &order.request_id, &row, expected, "archive").await?;
+        let row = archive_row::<R>(&txn, caller, order).await?;
         Ok((to_proto(&row), txn))
     })
     .await
+}
+
+/// Archives the record `order` names inside a transaction the caller runs,
+/// and returns it as archived.
+pub async fn archive_row<R>(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    order: ArchiveOrder,
+) -> Result<R, ServiceError>
+where
+    R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
+    <R::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelTrait<Entity = R::Entity>,
+{
+    let mut row = changeable::<R>(conn, caller, &order.id, &order.etag).await?;
+    let expected = row.version();
+    row.archive(order.reason);
+    row.bump(now());
+    save(conn, caller, &order.request_id, &row, expected, "archive").await?;
+    Ok(row)
 }
 
 /// One page of rows matching `condition` and the token for the next.

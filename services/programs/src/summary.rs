@@ -1,5 +1,6 @@
-//! The programme summary of a unit over a period, counted by the database from
-//! the records themselves (no running totals to drift): a few grouped queries.
+//! The programme summary of a unit over a period: a few grouped queries over
+//! the records, and for the enrolments over their running tallies
+//! (`livelihood::tally`), which [`recount_model_figures`] checks.
 
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Condition, Expr};
@@ -25,19 +26,16 @@ use tonic::{Request, Response, Status};
 use crate::READ;
 use crate::convert::{ACTIVE, check, class_to_proto};
 use crate::livelihood::convert::type_from_code;
+use crate::livelihood::tally::{PPM, Sums, period_mask};
 use crate::model::{
-    communication_activity as activity, course, enrolment, inspection, livelihood_model, support,
-    trainee,
+    communication_activity as activity, course, enrolment, enrolment_reach, enrolment_tally,
+    inspection, livelihood_model, support, trainee,
 };
 use crate::registry::{Registry, credentials_of};
 use crate::training::kind_from_code;
 
 /// Longest period one summary covers.
 pub const MAX_YEARS: i32 = 20;
-
-/// Income changes are summed in millionths: exact enough for two decimals of a
-/// percentage, and integer arithmetic on both databases.
-const PPM: i64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct SummaryApi {
@@ -90,7 +88,7 @@ fn sum(expr: &str) -> Expr {
     Expr::cust(format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)"))
 }
 
-/// One Project's and class's enrolment figures.
+/// One Project's and class's enrolment sums, counted from the enrolments.
 #[derive(Debug, FromQueryResult)]
 struct ClassRow {
     project_root: String,
@@ -102,6 +100,28 @@ struct ClassRow {
     change_ppm: i64,
     up: i64,
     profit: i64,
+}
+
+/// One Project's and class's sums, read from the tallies.
+#[derive(Debug, FromQueryResult)]
+struct TallyRow {
+    project_root: String,
+    class: String,
+    enrolments: i64,
+    measured: i64,
+    with_base: i64,
+    change_ppm: i64,
+    income_up: i64,
+    profit_in_target: i64,
+}
+
+/// The enrolments of a unit and period, however they were counted: sums per
+/// Project and class, and distinct households per Project and class with ""
+/// standing for any (so `("", "")` is every household enrolled).
+#[derive(Debug, Default)]
+struct EnrolmentCounts {
+    sums: Vec<(String, String, Sums)>,
+    households: Vec<(String, String, i64)>,
 }
 
 /// One Project's figures while they are added up: the figures, models by
@@ -130,14 +150,43 @@ fn class_counts(mut counts: Vec<(Option<Standing>, String, i64)>) -> Vec<pb::Cla
         .collect()
 }
 
-/// The models' and enrolments' figures, in total and Project by Project.
+/// The models' and enrolments' figures, in total and Project by Project,
+/// read from the running tallies (`livelihood::tally`).
 pub async fn model_figures(
     conn: &impl ConnectionTrait,
     unit: &str,
     from: i32,
     to: i32,
 ) -> Result<pb::ModelFigures, ServiceError> {
-    let models: Vec<(String, String, i64, i64, i64)> = livelihood_model::Entity::find()
+    let (models, counts) = tokio::try_join!(
+        models_running(conn, unit, from, to),
+        tallied_enrolments(conn, unit, from, to)
+    )?;
+    Ok(assemble(models, counts))
+}
+
+/// The same figures counted from the enrolments themselves: what the tallies
+/// are checked against, and the baseline the benchmark times them beside.
+pub async fn recount_model_figures(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<pb::ModelFigures, ServiceError> {
+    let models = models_running(conn, unit, from, to).await?;
+    let counts = recounted_enrolments(conn, unit, from, to).await?;
+    Ok(assemble(models, counts))
+}
+
+/// Models under the unit running at some time in the period, by type and
+/// Project: (type, Project, models, budget, jobs).
+async fn models_running(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<Vec<(String, String, i64, i64, i64)>, ServiceError> {
+    Ok(livelihood_model::Entity::find()
         .select_only()
         .column(livelihood_model::Column::ModelType)
         .column(livelihood_model::Column::ProjectRoot)
@@ -152,27 +201,75 @@ pub async fn model_figures(
         .group_by(livelihood_model::Column::ProjectRoot)
         .into_tuple()
         .all(conn)
-        .await?;
-    let mut figures = pb::ModelFigures::default();
-    let mut by_type: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut projects: BTreeMap<String, ProjectTally> = BTreeMap::new();
-    for (model_type, root, n, budget, jobs) in models {
-        figures.models += n;
-        figures.budget_vnd += budget;
-        figures.jobs_created += jobs;
-        if root == PRODUCTION_PROJECT {
-            figures.project3_models += n;
-        }
-        let t = type_from_code(&model_type) as i32;
-        *by_type.entry(t).or_default() += n;
-        let p = projects.entry(root.clone()).or_default();
-        p.0.models += n;
-        p.0.budget_vnd += budget;
-        p.0.jobs_created += jobs;
-        *p.1.entry(t).or_default() += n;
-    }
-    figures.by_type = type_counts(by_type);
+        .await?)
+}
 
+async fn tallied_enrolments(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<EnrolmentCounts, ServiceError> {
+    let rows: Vec<TallyRow> = enrolment_tally::Entity::find()
+        .select_only()
+        .column(enrolment_tally::Column::ProjectRoot)
+        .column(enrolment_tally::Column::Class)
+        .column_as(sum("enrolments"), "enrolments")
+        .column_as(sum("measured"), "measured")
+        .column_as(sum("with_base"), "with_base")
+        .column_as(sum("change_ppm"), "change_ppm")
+        .column_as(sum("income_up"), "income_up")
+        .column_as(sum("profit_in_target"), "profit_in_target")
+        .filter(under_unit(unit))
+        .filter(enrolment_tally::Column::Year.between(from, to))
+        .group_by(enrolment_tally::Column::ProjectRoot)
+        .group_by(enrolment_tally::Column::Class)
+        .into_model::<TallyRow>()
+        .all(conn)
+        .await?;
+    let households: Vec<(String, String, i64)> = enrolment_reach::Entity::find()
+        .select_only()
+        .column(enrolment_reach::Column::ProjectRoot)
+        .column(enrolment_reach::Column::Class)
+        .column_as(sum("households"), "n")
+        .filter(under_unit(unit))
+        .filter(Expr::cust(format!(
+            "(years_mask & {}) <> 0",
+            period_mask(from, to)
+        )))
+        .group_by(enrolment_reach::Column::ProjectRoot)
+        .group_by(enrolment_reach::Column::Class)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(EnrolmentCounts {
+        // A group whose enrolments were all archived holds zeros: the
+        // recount has no such group.
+        sums: rows
+            .into_iter()
+            .filter(|r| r.enrolments != 0)
+            .map(|r| {
+                let sums = Sums {
+                    enrolments: r.enrolments,
+                    measured: r.measured,
+                    with_base: r.with_base,
+                    change_ppm: r.change_ppm,
+                    income_up: r.income_up,
+                    profit_in_target: r.profit_in_target,
+                };
+                (r.project_root, r.class, sums)
+            })
+            .collect(),
+        households: households.into_iter().filter(|(.., n)| *n != 0).collect(),
+    })
+}
+
+async fn recounted_enrolments(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<EnrolmentCounts, ServiceError> {
     let enrolled = || {
         Condition::all()
             .add(under_unit(unit))
@@ -215,27 +312,24 @@ pub async fn model_figures(
         .into_model::<ClassRow>()
         .all(conn)
         .await?;
-    let mut with_base = 0;
-    let mut change_ppm = 0;
+    let mut counts = EnrolmentCounts::default();
     for r in rows {
-        figures.enrolments += r.enrolments;
-        figures.outcomes_measured += r.measured;
-        figures.income_up_30_percent += r.up;
-        figures.profit_in_target += r.profit;
-        with_base += r.with_base;
-        change_ppm += r.change_ppm;
-        let p = projects.entry(r.project_root.clone()).or_default();
-        p.0.enrolments += r.enrolments;
-        p.2.push((Standing::from_code(&r.class), r.class, r.households));
+        counts
+            .households
+            .push((r.project_root.clone(), r.class.clone(), r.households));
+        let sums = Sums {
+            enrolments: r.enrolments,
+            measured: r.measured,
+            with_base: r.with_base,
+            change_ppm: r.change_ppm,
+            income_up: r.up,
+            profit_in_target: r.profit,
+        };
+        counts.sums.push((r.project_root, r.class, sums));
     }
-    figures.average_income_change_percent = if with_base == 0 {
-        String::new()
-    } else {
-        Rate::new(change_ppm, with_base * PPM).to_string()
-    };
-    // Distinct households per class across Projects: a household enrolled in
-    // a Project 2 model and a Project 3 project counts once overall.
-    let distinct: Vec<(String, i64)> = enrolment::Entity::find()
+    // Distinct households across Projects, across classes, and across both:
+    // a household in a Project 2 model and a Project 3 project counts once.
+    let by_class: Vec<(String, i64)> = enrolment::Entity::find()
         .select_only()
         .column(enrolment::Column::Class)
         .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
@@ -244,21 +338,7 @@ pub async fn model_figures(
         .into_tuple()
         .all(conn)
         .await?;
-    figures.households_by_class = class_counts(
-        distinct
-            .iter()
-            .map(|(class, n)| (Standing::from_code(class), class.clone(), *n))
-            .collect(),
-    );
-    let total: Option<i64> = enrolment::Entity::find()
-        .select_only()
-        .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
-        .filter(enrolled())
-        .into_tuple()
-        .one(conn)
-        .await?;
-    figures.enrolled_households = total.unwrap_or(0);
-    let per_project: Vec<(String, i64)> = enrolment::Entity::find()
+    let by_project: Vec<(String, i64)> = enrolment::Entity::find()
         .select_only()
         .column(enrolment::Column::ProjectRoot)
         .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
@@ -267,9 +347,84 @@ pub async fn model_figures(
         .into_tuple()
         .all(conn)
         .await?;
-    for (root, n) in per_project {
-        projects.entry(root).or_default().0.enrolled_households = n;
+    let total: Option<i64> = enrolment::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(DISTINCT household_id)"), "n")
+        .filter(enrolled())
+        .into_tuple()
+        .one(conn)
+        .await?;
+    counts
+        .households
+        .extend(by_class.into_iter().map(|(c, n)| (String::new(), c, n)));
+    counts
+        .households
+        .extend(by_project.into_iter().map(|(p, n)| (p, String::new(), n)));
+    if let Some(n) = total.filter(|n| *n != 0) {
+        counts.households.push((String::new(), String::new(), n));
     }
+    Ok(counts)
+}
+
+/// Puts the models and the enrolment counts together, in total and Project
+/// by Project.
+fn assemble(
+    models: Vec<(String, String, i64, i64, i64)>,
+    counts: EnrolmentCounts,
+) -> pb::ModelFigures {
+    let mut figures = pb::ModelFigures::default();
+    let mut by_type: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut projects: BTreeMap<String, ProjectTally> = BTreeMap::new();
+    for (model_type, root, n, budget, jobs) in models {
+        figures.models += n;
+        figures.budget_vnd += budget;
+        figures.jobs_created += jobs;
+        if root == PRODUCTION_PROJECT {
+            figures.project3_models += n;
+        }
+        let t = type_from_code(&model_type) as i32;
+        *by_type.entry(t).or_default() += n;
+        let p = projects.entry(root.clone()).or_default();
+        p.0.models += n;
+        p.0.budget_vnd += budget;
+        p.0.jobs_created += jobs;
+        *p.1.entry(t).or_default() += n;
+    }
+    figures.by_type = type_counts(by_type);
+
+    let mut with_base = 0;
+    let mut change_ppm = 0;
+    for (root, _, s) in counts.sums {
+        figures.enrolments += s.enrolments;
+        figures.outcomes_measured += s.measured;
+        figures.income_up_30_percent += s.income_up;
+        figures.profit_in_target += s.profit_in_target;
+        with_base += s.with_base;
+        change_ppm += s.change_ppm;
+        projects.entry(root).or_default().0.enrolments += s.enrolments;
+    }
+    figures.average_income_change_percent = if with_base == 0 {
+        String::new()
+    } else {
+        Rate::new(change_ppm, with_base * PPM).to_string()
+    };
+    let mut by_class = vec![];
+    for (root, class, n) in counts.households {
+        match (root.is_empty(), class.is_empty()) {
+            (true, true) => figures.enrolled_households = n,
+            (true, false) => by_class.push((Standing::from_code(&class), class, n)),
+            (false, true) => projects.entry(root).or_default().0.enrolled_households = n,
+            (false, false) => {
+                let standing = Standing::from_code(&class);
+                projects
+                    .entry(root)
+                    .or_default()
+                    .2
+                    .push((standing, class, n));
+            }
+        }
+    }
+    figures.households_by_class = class_counts(by_class);
     figures.projects = projects
         .into_iter()
         .map(|(code, (mut p, types, classes))| {
@@ -279,7 +434,7 @@ pub async fn model_figures(
             p
         })
         .collect();
-    Ok(figures)
+    figures
 }
 
 /// Courses starting in the period under the unit, and their trainees.

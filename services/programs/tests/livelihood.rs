@@ -265,6 +265,15 @@ async fn outcomes_are_computed_not_typed_in() {
             "enrolment.outcome.measured_on"
         ]
     );
+    // A base income too small to measure a change against is refused.
+    let tiny = clerk
+        .update_enrolment(record(&enrolled[1], 500_000, 40_000_000, 0, "2024-12-01"))
+        .await
+        .expect_err("tiny base");
+    assert_eq!(
+        violated_fields(&tiny),
+        ["enrolment.outcome.income_before_vnd"]
+    );
     // A stale etag is refused.
     let stale = clerk
         .update_enrolment(record(&enrolled[0], 1, 2, 3, "2024-12-01"))
@@ -655,4 +664,162 @@ async fn the_catalog_holds_decision_90_and_a_province_adds_its_own() {
         .await
         .expect_err("enumerators do not edit the catalog");
     assert_eq!(no.code(), Code::PermissionDenied);
+}
+
+/// The summary's enrolment figures come from running tallies; after every
+/// kind of write they equal a recount from the enrolments, for every unit
+/// level and for periods that cut the enrolment years differently.
+#[tokio::test]
+async fn tallies_equal_a_recount_after_every_kind_of_write() {
+    let suite = Suite::start().await;
+    let ids = households(
+        &suite,
+        &[
+            ("06067", Kind::Poor),
+            ("06067", Kind::NearPoor),
+            ("06070", Kind::RecentlyEscaped),
+            ("06070", Kind::Other),
+            ("06067", Kind::Poor),
+        ],
+    )
+    .await;
+    let db = sustain_platform::db::connect(&suite.programs_db.url)
+        .await
+        .expect("programs database");
+    let check = |step: &'static str| {
+        let db = db.clone();
+        async move {
+            for unit in ["20", "181", "06067", "06070"] {
+                for (from, to) in [
+                    (2022, 2022),
+                    (2022, 2025),
+                    (2023, 2024),
+                    (2024, 2024),
+                    (2025, 2025),
+                ] {
+                    let tallied = sustain_programs::summary::model_figures(&db, unit, from, to)
+                        .await
+                        .expect("tallied");
+                    let recounted =
+                        sustain_programs::summary::recount_model_figures(&db, unit, from, to)
+                            .await
+                            .expect("recounted");
+                    assert_eq!(tallied, recounted, "{step}: {unit} {from}–{to}");
+                }
+            }
+        }
+    };
+    let mut clerk = suite.livelihood(Role::Enumerator, DISTRICT).await;
+    let livestock = create_model(&mut clerk, livestock_model("Nuôi bò"))
+        .await
+        .expect("model");
+    let mut production = livestock_model("Dự án trồng thạch đen");
+    production.project_code = "NTP-SPR.3.1".into();
+    production.r#type = pb::ModelType::Crop as i32;
+    let production = create_model(&mut clerk, production).await.expect("model");
+    check("models only").await;
+
+    let first = enrol(&mut clerk, &livestock.id, &ids[..3], "2022-05-01")
+        .await
+        .expect("enrol");
+    let second = enrol(&mut clerk, &production.id, &ids[1..], "2024-02-01")
+        .await
+        .expect("enrol");
+    check("enrolled").await;
+    let both = summary(&suite, "181", DISTRICT).await.expect("summary");
+    assert_eq!(both.enrolments, 7);
+    assert_eq!(both.enrolled_households, 5, "households in both count once");
+
+    let outcome = |e: &pb::Enrolment, before: i64, after: i64| pb::UpdateEnrolmentRequest {
+        enrolment: Some(pb::Enrolment {
+            id: e.id.clone(),
+            outcome: Some(pb::Outcome {
+                income_before_vnd: before,
+                income_after_vnd: after,
+                yearly_profit_vnd: 40_000_000,
+                measured_on: "2025-01-10".into(),
+                ..Default::default()
+            }),
+            meta: e.meta.clone(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["outcome".into()],
+        }),
+        request_id: String::new(),
+    };
+    let measured = clerk
+        .update_enrolment(outcome(&first[0], 30_000_000, 45_000_000))
+        .await
+        .expect("outcome")
+        .into_inner()
+        .enrolment
+        .expect("enrolment");
+    clerk
+        .update_enrolment(outcome(&second[2], 40_000_000, 41_000_000))
+        .await
+        .expect("outcome");
+    check("outcomes").await;
+    // Measured again: the old outcome stops counting.
+    clerk
+        .update_enrolment(outcome(&measured, 30_000_000, 33_000_000))
+        .await
+        .expect("outcome again");
+    check("outcome corrected").await;
+    let corrected = summary(&suite, "181", DISTRICT).await.expect("summary");
+    assert_eq!(corrected.outcomes_measured, 2);
+    assert_eq!(corrected.income_up_30_percent, 0);
+    assert_eq!(corrected.average_income_change_percent, "6.25");
+
+    // Archiving: ids[1] keeps its 2024 enrolment, so it stays in 2022–2025
+    // but leaves 2022; ids[4] had only this one and leaves altogether.
+    let mut approver = suite.livelihood(Role::Approver, DISTRICT).await;
+    for e in [&first[1], &second[3]] {
+        approver
+            .archive_enrolment(pb::ArchiveEnrolmentRequest {
+                id: e.id.clone(),
+                etag: e.meta.clone().expect("meta").etag,
+                reason: "enrolled by mistake".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("archive");
+    }
+    check("archived").await;
+    let after = summary(&suite, "181", DISTRICT).await.expect("summary");
+    assert_eq!(after.enrolments, 5);
+    assert_eq!(after.enrolled_households, 4);
+    let only_2022 = sustain_programs::summary::model_figures(&db, "181", 2022, 2022)
+        .await
+        .expect("2022");
+    assert_eq!(only_2022.enrolled_households, 2);
+
+    // Two batches of the same households into two models at once: the
+    // households' reach is updated one transaction after the other.
+    let mut models = vec![];
+    for name in ["Nuôi dê", "Nuôi gà"] {
+        models.push(
+            create_model(&mut clerk, livestock_model(name))
+                .await
+                .expect("model"),
+        );
+    }
+    let mut other_clerk = suite.livelihood(Role::Enumerator, DISTRICT).await;
+    let (a, b) = tokio::join!(
+        enrol(&mut clerk, &models[0].id, &ids, "2025-03-01"),
+        enrol(&mut other_clerk, &models[1].id, &ids, "2025-03-01"),
+    );
+    a.expect("first batch");
+    b.expect("second batch");
+    check("concurrent batches").await;
+    let in_2025 = sustain_programs::summary::model_figures(&db, "181", 2025, 2025)
+        .await
+        .expect("2025");
+    assert_eq!((in_2025.enrolments, in_2025.enrolled_households), (10, 5));
+
+    // Built from scratch, the tallies are the same as kept.
+    sustain_programs::livelihood::tally::rebuild(&db)
+        .await
+        .expect("rebuild");
+    check("rebuilt").await;
 }

@@ -26,6 +26,14 @@ pub const MODEL_PATHS: &[&str] = &[
     "budget_vnd",
     "jobs_created",
 ];
+/// Largest yearly household income or profit accepted, VND (100 billion):
+/// far above any household, and small enough that the summed income changes
+/// cannot overflow.
+pub const MAX_INCOME_VND: i64 = 100_000_000_000;
+/// Smallest income an income change is measured against, VND a year: below
+/// it a "before" is a typing slip, and one tiny base would outweigh every
+/// other household in the mean.
+pub const MIN_BASE_INCOME_VND: i64 = 1_000_000;
 pub const ENROLMENT_PATHS: &[&str] = &["outcome"];
 
 pub fn type_code(t: pb::ModelType) -> Option<&'static str> {
@@ -204,14 +212,28 @@ pub fn outcome_fields(
     v: &mut Violations,
 ) -> Option<(Outcome, NaiveDate)> {
     let before = v.len();
-    if o.income_before_vnd < 0 {
+    if o.income_before_vnd < 0 || o.income_before_vnd > MAX_INCOME_VND {
         v.add(
             "enrolment.outcome.income_before_vnd",
-            "must not be negative",
+            format!("must be between 0 and {MAX_INCOME_VND}"),
+        );
+    } else if o.income_before_vnd > 0 && o.income_before_vnd < MIN_BASE_INCOME_VND {
+        v.add(
+            "enrolment.outcome.income_before_vnd",
+            format!("must be 0 (not known) or at least {MIN_BASE_INCOME_VND} VND a year"),
         );
     }
-    if o.income_after_vnd < 0 {
-        v.add("enrolment.outcome.income_after_vnd", "must not be negative");
+    if o.income_after_vnd < 0 || o.income_after_vnd > MAX_INCOME_VND {
+        v.add(
+            "enrolment.outcome.income_after_vnd",
+            format!("must be between 0 and {MAX_INCOME_VND}"),
+        );
+    }
+    if o.yearly_profit_vnd.abs() > MAX_INCOME_VND {
+        v.add(
+            "enrolment.outcome.yearly_profit_vnd",
+            format!("must be between -{MAX_INCOME_VND} and {MAX_INCOME_VND}"),
+        );
     }
     let measured_on = parse_date(&o.measured_on, "enrolment.outcome.measured_on", v);
     if let Some(d) = measured_on {

@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod store;
+pub mod tally;
 
 use std::collections::HashSet;
 
@@ -191,6 +192,11 @@ fn new_enrolments(
         let on = optional_date(&e.enrolled_on, &date_field, v).unwrap_or(today);
         if on > today {
             v.add(date_field, "must not be in the future");
+        } else if on.year() < tally::FIRST_YEAR {
+            v.add(
+                date_field,
+                format!("must be in {} or later", tally::FIRST_YEAR),
+            );
         }
         out.push((id, on));
     }
@@ -588,6 +594,11 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                 })
                 .collect();
             let changes = rows.iter().map(|r| records::change(r, "create")).collect();
+            let mut tally_sums = tally::SumsDelta::default();
+            for r in &rows {
+                tally_sums.add(r, 1);
+            }
+            let enrolled: Vec<String> = rows.iter().map(|r| r.household_id.clone()).collect();
             let protos = rows.iter().map(enrolment_to_proto).collect();
             match sustain_platform::db::insert_rows::<enrolment::Entity>(&txn, rows, &[]).await {
                 Ok(()) => {}
@@ -603,6 +614,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                 }
                 Err(e) => return Err(e.into()),
             }
+            tally_sums.apply(&txn).await?;
+            tally::refresh_reach(&txn, &enrolled).await?;
             journal::record_many(&txn, &caller, &request_id, changes).await?;
             Ok((
                 pb::BatchCreateEnrolmentsResponse { enrolments: protos },
@@ -705,6 +718,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored = records::changeable::<enrolment::Model>(&txn, &caller, &id, &etag).await?;
             let expected = stored.version;
+            let before = stored.clone();
             let mut row = stored;
             match &sent.outcome {
                 // The mask names the outcome and none is sent: it is cleared.
@@ -730,6 +744,10 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             row.version = expected + 1;
             row.updated_at = now();
             records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
+            let mut sums = tally::SumsDelta::default();
+            sums.add(&before, -1);
+            sums.add(&row, 1);
+            sums.apply(&txn).await?;
             Ok((
                 pb::UpdateEnrolmentResponse {
                     enrolment: Some(enrolment_to_proto(&row)),
@@ -755,16 +773,20 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             &request.reason,
             &request.request_id,
         )?;
-        let answer = records::archive::<enrolment::Model, _>(
-            &self.db,
-            &self.cipher,
-            &caller,
-            key,
-            order,
-            |row| pb::ArchiveEnrolmentResponse {
-                enrolment: Some(enrolment_to_proto(row)),
-            },
-        )
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let row = records::archive_row::<enrolment::Model>(&txn, &caller, order).await?;
+            // It counted until now.
+            let mut sums = tally::SumsDelta::default();
+            sums.add(&row, -1);
+            sums.apply(&txn).await?;
+            tally::refresh_reach(&txn, std::slice::from_ref(&row.household_id)).await?;
+            Ok((
+                pb::ArchiveEnrolmentResponse {
+                    enrolment: Some(enrolment_to_proto(&row)),
+                },
+                txn,
+            ))
+        })
         .await?;
         Ok(Response::new(answer))
     }
