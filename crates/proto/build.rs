@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sustain/programs/v1/outreach.proto",
         "sustain/programs/v1/support.proto",
         "sustain/programs/v1/summary.proto",
+        "sustain/ledger/v1/ledger.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

@@ -3,6 +3,7 @@
 //! minority, what makes a household record valid, and how Vietnamese names fold
 //! for search; when a household is poor under which standard, and the MPI; how
 //! the programme is structured and what counts as a model's success.
+//! How the funding ledger moves money and chains its journal.
 //! Nothing here knows about gRPC, databases or the clock.
 
 pub mod admin;
@@ -10,6 +11,7 @@ pub mod citizen_id;
 pub mod country;
 pub mod ethnicity;
 pub mod household;
+pub mod ledger;
 pub mod mpi;
 pub mod nutrition;
 pub mod poverty;

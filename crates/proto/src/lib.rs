@@ -17,3 +17,9 @@ pub mod programs {
         tonic::include_proto!("sustain.programs.v1");
     }
 }
+
+pub mod ledger {
+    pub mod v1 {
+        tonic::include_proto!("sustain.ledger.v1");
+    }
+}

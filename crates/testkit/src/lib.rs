@@ -1,6 +1,9 @@
 //! Test support shared by the services' integration tests: a fresh, empty database
 //! per test (SQLite in a temporary directory, or a new PostgreSQL database when
-//! `SUSTAIN_TEST_DATABASE_URL` names a server), and tokens for any role and scope.
+//! `SUSTAIN_TEST_DATABASE_URL` names a server), tokens for any role and scope,
+//! and services run on loopback ports ([`server`]).
+
+pub mod server;
 
 use sea_orm::{ConnectionTrait, Database};
 use sustain_platform::Role;

@@ -14,7 +14,8 @@
 //!    from the enrolments (checked equal first), and a bare
 //!    `SELECT COUNT(*) FROM enrolment`.
 //!
-//! SQLite always; PostgreSQL too when SUSTAIN_TEST_DATABASE_URL is set.
+//! SQLite, and PostgreSQL too when SUSTAIN_TEST_DATABASE_URL is set;
+//! BENCH_BACKEND=sqlite or postgres runs one of them.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -322,8 +323,17 @@ async fn main() -> anyhow::Result<()> {
     let pg = std::env::var(sustain_testkit::DATABASE_URL_ENV)
         .ok()
         .filter(|u| !u.is_empty());
+    // Warnings (a dependency unavailable, say) on stderr; RUST_LOG for more.
+    sustain_platform::telemetry::init(sustain_platform::config::LogFormat::Text, "warn");
+    // BENCH_BACKEND=sqlite or postgres runs one half only.
+    let only = std::env::var("BENCH_BACKEND").unwrap_or_default();
     sustain_testkit::set_database_url(None);
-    run("SQLite").await?;
+    if only != "postgres" {
+        run("SQLite").await?;
+    }
+    if only == "sqlite" {
+        return Ok(());
+    }
     if let Some(url) = pg {
         sustain_testkit::set_database_url(Some(url));
         run("PostgreSQL").await?;

@@ -1,0 +1,432 @@
+//! The funding ledger's rules: which accounts money may move between, what a
+//! transfer does to the two balances, when it is refused, and how the journal
+//! is chained. Double entry in integer VND after TigerBeetle's model: every
+//! account keeps debits and credits, each pending and posted; a two-phase
+//! transfer is first pending (it reserves the amount), then posted or voided,
+//! once. Money flows
+//!
+//! ```text
+//! source ──plan──▶ plan ──allocate──▶ allocation ──disburse──▶ expenditure
+//!    └───────────── mobilise ──────────▲   └─ re-allocate ─▶ allocation
+//! ```
+//!
+//! and a reversal moves it back along the same edge. Plans and allocations
+//! must not give more than they received: that is checked here, for every
+//! leg, against what is posted and what is already reserved.
+
+use sha2::{Digest, Sha256};
+
+/// Amounts are integer đồng.
+pub type Vnd = i64;
+
+/// What an account stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccountKind {
+    /// Where money comes from: a budget line or a contributor. Its balance
+    /// goes negative by what it has provided.
+    Source,
+    /// A plan approved for a programme, Project, unit and year.
+    Plan,
+    /// Money given to a unit for a Project and year.
+    Allocation,
+    /// Money spent: on an activity, a model, support to households.
+    Expenditure,
+}
+
+impl AccountKind {
+    pub const ALL: [AccountKind; 4] = [
+        AccountKind::Source,
+        AccountKind::Plan,
+        AccountKind::Allocation,
+        AccountKind::Expenditure,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            AccountKind::Source => "source",
+            AccountKind::Plan => "plan",
+            AccountKind::Allocation => "allocation",
+            AccountKind::Expenditure => "expenditure",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<AccountKind> {
+        AccountKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// Whether an account of this kind may give only what it received.
+    pub fn guarded_by_default(self) -> bool {
+        matches!(self, AccountKind::Plan | AccountKind::Allocation)
+    }
+}
+
+/// Where the programme's money comes from (Decision 90/QĐ-TTg; policy credit
+/// runs beside the programme).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FundingSource {
+    CentralInvestment,
+    CentralRecurrent,
+    LocalBudget,
+    SocialContribution,
+    Enterprise,
+    HouseholdContribution,
+    PolicyCredit,
+}
+
+impl FundingSource {
+    pub const ALL: [FundingSource; 7] = [
+        FundingSource::CentralInvestment,
+        FundingSource::CentralRecurrent,
+        FundingSource::LocalBudget,
+        FundingSource::SocialContribution,
+        FundingSource::Enterprise,
+        FundingSource::HouseholdContribution,
+        FundingSource::PolicyCredit,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            FundingSource::CentralInvestment => "central_investment",
+            FundingSource::CentralRecurrent => "central_recurrent",
+            FundingSource::LocalBudget => "local_budget",
+            FundingSource::SocialContribution => "social_contribution",
+            FundingSource::Enterprise => "enterprise",
+            FundingSource::HouseholdContribution => "household_contribution",
+            FundingSource::PolicyCredit => "policy_credit",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<FundingSource> {
+        FundingSource::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Central budget, investment or recurrent.
+    pub fn is_central(self) -> bool {
+        matches!(
+            self,
+            FundingSource::CentralInvestment | FundingSource::CentralRecurrent
+        )
+    }
+
+    /// State budget (central or local): what the programme's plan is made of.
+    pub fn is_state_budget(self) -> bool {
+        self.is_central() || self == FundingSource::LocalBudget
+    }
+}
+
+/// Why a transfer is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the amount must be positive")]
+    NotPositive,
+    #[error("debit and credit are the same account")]
+    SameAccount,
+    #[error("money does not move from a {from} account to a {to} account")]
+    Flow {
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("the account has {available} VND left to give; {amount} VND asked")]
+    Overspend { available: i128, amount: Vnd },
+    #[error("the balance would overflow")]
+    Overflow,
+}
+
+/// Whether money may move from an account of kind `from` to one of kind
+/// `to`; a reversal moves it back along an allowed edge.
+pub fn flow_allowed(from: AccountKind, to: AccountKind, reversal: bool) -> bool {
+    use AccountKind::*;
+    let forward = |a, b| {
+        matches!(
+            (a, b),
+            (Source, Plan)
+                | (Source, Allocation)
+                | (Plan, Allocation)
+                | (Allocation, Allocation)
+                | (Allocation, Expenditure)
+        )
+    };
+    if reversal {
+        forward(to, from)
+    } else {
+        forward(from, to)
+    }
+}
+
+/// An account's four running sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Balance {
+    pub debits_pending: Vnd,
+    pub debits_posted: Vnd,
+    pub credits_pending: Vnd,
+    pub credits_posted: Vnd,
+}
+
+impl Balance {
+    /// What a guarded account can still give: credits posted, less debits
+    /// posted and reserved. Incoming pending credits do not count until posted.
+    pub fn available(&self) -> i128 {
+        i128::from(self.credits_posted)
+            - i128::from(self.debits_posted)
+            - i128::from(self.debits_pending)
+    }
+
+    /// Credits less debits, posted only.
+    pub fn net_posted(&self) -> i128 {
+        i128::from(self.credits_posted) - i128::from(self.debits_posted)
+    }
+}
+
+/// An account as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub kind: AccountKind,
+    /// Debits may never exceed credits (pending debits included).
+    pub guarded: bool,
+    pub balance: Balance,
+}
+
+fn add(a: Vnd, b: Vnd) -> Result<Vnd, Refusal> {
+    a.checked_add(b).ok_or(Refusal::Overflow)
+}
+
+/// How a transfer touches the balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Posted at once.
+    Single,
+    /// Reserved; posted or voided later.
+    Pending,
+}
+
+/// Checks a new transfer of `amount` from `debit` to `credit` and applies it
+/// to both, or changes neither.
+pub fn open(
+    debit: &mut Account,
+    credit: &mut Account,
+    amount: Vnd,
+    phase: Phase,
+    reversal: bool,
+) -> Result<(), Refusal> {
+    if amount <= 0 {
+        return Err(Refusal::NotPositive);
+    }
+    if !flow_allowed(debit.kind, credit.kind, reversal) {
+        return Err(Refusal::Flow {
+            from: debit.kind.code(),
+            to: credit.kind.code(),
+        });
+    }
+    if debit.guarded && debit.balance.available() < i128::from(amount) {
+        return Err(Refusal::Overspend {
+            available: debit.balance.available().max(0),
+            amount,
+        });
+    }
+    let (mut d, mut c) = (debit.balance, credit.balance);
+    match phase {
+        Phase::Single => {
+            d.debits_posted = add(d.debits_posted, amount)?;
+            c.credits_posted = add(c.credits_posted, amount)?;
+        }
+        Phase::Pending => {
+            d.debits_pending = add(d.debits_pending, amount)?;
+            c.credits_pending = add(c.credits_pending, amount)?;
+        }
+    }
+    debit.balance = d;
+    credit.balance = c;
+    Ok(())
+}
+
+/// Resolves a pending transfer of `amount`: posted moves it from pending to
+/// posted on both sides; voided releases it. A reservation was checked when it
+/// was made, so resolving cannot overspend.
+pub fn resolve(debit: &mut Account, credit: &mut Account, amount: Vnd, post: bool) {
+    debit.balance.debits_pending -= amount;
+    credit.balance.credits_pending -= amount;
+    if post {
+        debit.balance.debits_posted += amount;
+        credit.balance.credits_posted += amount;
+    }
+}
+
+/// The hash before the first journal entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// A journal entry's hash: SHA-256 over the previous hash and the entry's
+/// canonical bytes, so changing, removing or reordering any entry changes
+/// every hash after it.
+pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update((canonical.len() as u64).to_be_bytes());
+    h.update(canonical);
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn account(kind: AccountKind) -> Account {
+        Account {
+            kind,
+            guarded: kind.guarded_by_default(),
+            balance: Balance::default(),
+        }
+    }
+
+    #[test]
+    fn money_flows_down_the_programme_and_back_only_by_reversal() {
+        use AccountKind::*;
+        assert!(flow_allowed(Source, Plan, false));
+        assert!(flow_allowed(Plan, Allocation, false));
+        assert!(flow_allowed(Allocation, Expenditure, false));
+        assert!(flow_allowed(Source, Allocation, false));
+        assert!(!flow_allowed(Expenditure, Allocation, false));
+        assert!(flow_allowed(Expenditure, Allocation, true));
+        assert!(!flow_allowed(Allocation, Expenditure, true));
+        assert!(!flow_allowed(Plan, Source, false));
+        assert!(!flow_allowed(Source, Expenditure, false));
+    }
+
+    #[test]
+    fn an_allocation_gives_exactly_what_it_received_and_no_more() {
+        let mut source = account(AccountKind::Source);
+        let mut alloc = account(AccountKind::Allocation);
+        let mut spend = account(AccountKind::Expenditure);
+        open(&mut source, &mut alloc, 100, Phase::Single, false).expect("allocate");
+        open(&mut alloc, &mut spend, 60, Phase::Pending, false).expect("commit");
+        // 40 left: the reservation counts.
+        assert_eq!(
+            open(&mut alloc, &mut spend, 41, Phase::Single, false),
+            Err(Refusal::Overspend {
+                available: 40,
+                amount: 41
+            })
+        );
+        open(&mut alloc, &mut spend, 40, Phase::Single, false).expect("exactly the rest");
+        resolve(&mut alloc, &mut spend, 60, true);
+        assert_eq!(alloc.balance.available(), 0);
+        assert_eq!(alloc.balance.debits_posted, 100);
+        assert_eq!(spend.balance.credits_posted, 100);
+        // The unguarded source went negative by what it provided.
+        assert_eq!(source.balance.net_posted(), -100);
+    }
+
+    #[test]
+    fn a_refused_transfer_changes_neither_balance() {
+        let mut alloc = account(AccountKind::Allocation);
+        let mut spend = account(AccountKind::Expenditure);
+        let before = (alloc, spend);
+        assert!(open(&mut alloc, &mut spend, 1, Phase::Single, false).is_err());
+        assert!(open(&mut alloc, &mut spend, 0, Phase::Single, false).is_err());
+        assert_eq!((alloc, spend), before);
+        let mut big = account(AccountKind::Source);
+        big.balance.debits_posted = Vnd::MAX;
+        let mut plan = account(AccountKind::Plan);
+        assert_eq!(
+            open(&mut big, &mut plan, 1, Phase::Single, false),
+            Err(Refusal::Overflow)
+        );
+        assert_eq!(plan.balance, Balance::default());
+    }
+
+    #[test]
+    fn the_chain_depends_on_every_byte_and_the_order() {
+        let a = chain_hash(&GENESIS, b"entry one");
+        let b = chain_hash(&a, b"entry two");
+        assert_ne!(a, GENESIS);
+        assert_ne!(chain_hash(&GENESIS, b"entry onE"), a);
+        assert_ne!(
+            chain_hash(&chain_hash(&GENESIS, b"entry two"), b"entry one"),
+            b
+        );
+        // Lengths are hashed: moving a byte across the boundary shows.
+        assert_ne!(chain_hash(&GENESIS, b"ab"), chain_hash(&GENESIS, b"a"));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Open {
+            from: usize,
+            to: usize,
+            amount: Vnd,
+            pending: bool,
+        },
+        Resolve {
+            which: usize,
+            post: bool,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..6usize, 0..6usize, 1..1_000i64, any::<bool>()).prop_map(
+                |(from, to, amount, pending)| Op::Open {
+                    from,
+                    to,
+                    amount,
+                    pending
+                }
+            ),
+            (0..64usize, any::<bool>()).prop_map(|(which, post)| Op::Resolve { which, post }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever is tried, the books balance and no guarded account gives
+        /// more than it received.
+        #[test]
+        fn no_sequence_breaks_an_invariant(ops in prop::collection::vec(op(), 1..200)) {
+            use AccountKind::*;
+            let mut accounts: Vec<Account> = [Source, Source, Plan, Allocation, Allocation, Expenditure]
+                .into_iter()
+                .map(account)
+                .collect();
+            let mut pending: Vec<Option<(usize, usize, Vnd)>> = vec![];
+            for op in ops {
+                match op {
+                    Op::Open { from, to, amount, pending: p } => {
+                        if from == to {
+                            continue;
+                        }
+                        let (mut d, mut c) = (accounts[from], accounts[to]);
+                        let phase = if p { Phase::Pending } else { Phase::Single };
+                        if open(&mut d, &mut c, amount, phase, false).is_ok() {
+                            accounts[from] = d;
+                            accounts[to] = c;
+                            if p {
+                                pending.push(Some((from, to, amount)));
+                            }
+                        } else {
+                            prop_assert_eq!((d, c), (accounts[from], accounts[to]));
+                        }
+                    }
+                    Op::Resolve { which, post } => {
+                        if let Some(slot) = pending.get_mut(which)
+                            && let Some((from, to, amount)) = slot.take()
+                        {
+                            let (mut d, mut c) = (accounts[from], accounts[to]);
+                            resolve(&mut d, &mut c, amount, post);
+                            accounts[from] = d;
+                            accounts[to] = c;
+                        }
+                    }
+                }
+                let sum = |f: fn(&Balance) -> Vnd| accounts.iter().map(|a| i128::from(f(&a.balance))).sum::<i128>();
+                prop_assert_eq!(sum(|b| b.debits_posted), sum(|b| b.credits_posted));
+                prop_assert_eq!(sum(|b| b.debits_pending), sum(|b| b.credits_pending));
+                for a in &accounts {
+                    if a.guarded {
+                        prop_assert!(a.balance.available() >= 0);
+                        prop_assert!(a.balance.net_posted() >= 0);
+                    }
+                    prop_assert!(a.balance.debits_pending >= 0 && a.balance.credits_pending >= 0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Accounts: opened by finance officers for a source, plan, allocation or
+//! expenditure of a unit, Project and year; read with their balances, now or
+//! as of a past day.
+
+use chrono::NaiveDate;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use sustain_domain::Violations;
+use sustain_domain::ledger::{AccountKind, Balance};
+use sustain_domain::programme::{DECISION_90, PROGRAMME_CODE, code_within};
+use sustain_platform::Caller;
+use sustain_platform::api::{
+    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+};
+use sustain_platform::crypto::FieldCipher;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, IdempotencyKey};
+use sustain_platform::placement::{Placement, selection};
+use sustain_proto::ledger::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::chain::{self, Chain};
+use crate::convert::{account_to_proto, balance_to_proto, kind_from_proto, source_from_proto};
+use crate::model::{account, transfer};
+use crate::{OPEN, READ, check};
+
+const MAX_NAME_CHARS: usize = 300;
+const MAX_CODE_CHARS: usize = 64;
+
+pub fn placement_of(a: &account::Model) -> Placement {
+    Placement {
+        unit_code: a.unit_code.clone(),
+        province_code: a.province_code.clone(),
+        district_code: a.district_code.clone(),
+        commune_code: a.commune_code.clone(),
+        current_commune_code: a.current_commune_code.clone(),
+    }
+}
+
+/// A Decision 90 catalogue code, or a province's own code under one: letters,
+/// digits, dots and dashes only, so it is safe in a LIKE pattern.
+pub fn checked_project(raw: &str, field: &str, v: &mut Violations) -> String {
+    let code = raw.trim().to_owned();
+    let well_formed = !code.is_empty()
+        && code.chars().count() <= MAX_CODE_CHARS
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !well_formed {
+        v.add(
+            field,
+            format!("must be a programme code of at most {MAX_CODE_CHARS} letters, digits, dots and dashes"),
+        );
+    } else if !code_within(&code, PROGRAMME_CODE) {
+        v.add(
+            field,
+            format!(
+                "must be {PROGRAMME_CODE} or a code under it (Decision 90: NTP-SPR.1 … NTP-SPR.7)"
+            ),
+        );
+    }
+    code
+}
+
+/// Accounts of `code` and of the codes under it.
+pub fn project_condition(code: &str) -> Condition {
+    Condition::any()
+        .add(account::Column::ProjectCode.eq(code))
+        .add(account::Column::ProjectCode.like(format!("{code}.%")))
+}
+
+/// An account the caller may read.
+pub async fn readable(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> Result<account::Model, ServiceError> {
+    let a = account::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            resource: "account",
+            id: id.to_owned(),
+        })?;
+    caller.require_placement(&placement_of(&a))?;
+    Ok(a)
+}
+
+/// An account as asked for, checked; its placement comes with it.
+fn checked_account(
+    a: &pb::Account,
+    today: NaiveDate,
+) -> Result<(account::Model, Placement), ServiceError> {
+    let mut v = Violations::new();
+    let kind = pb::AccountKind::try_from(a.kind)
+        .ok()
+        .and_then(kind_from_proto);
+    if kind.is_none() {
+        v.add(
+            "account.kind",
+            "is required: source, plan, allocation or expenditure",
+        );
+    }
+    let source = pb::FundingSource::try_from(a.source)
+        .ok()
+        .and_then(source_from_proto);
+    if source.is_none() {
+        v.add("account.source", "is required");
+    }
+    let name = text(&a.name, "account.name", MAX_NAME_CHARS, true, &mut v);
+    let unit = a.unit_code.trim().to_owned();
+    // A unit as it was in the account's year: 2024 money went to communes the
+    // 2025 reform later merged.
+    let on = NaiveDate::from_ymd_opt(a.year, 12, 31)
+        .filter(|d| a.year >= 2000 && *d < today)
+        .unwrap_or(today);
+    let placement = if unit.is_empty() {
+        v.add("account.unit_code", "is required");
+        None
+    } else {
+        match Placement::of_unit(&unit, on, today) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                v.add("account.unit_code", reason);
+                None
+            }
+        }
+    };
+    let is_source = kind == Some(AccountKind::Source);
+    let project = if a.project_code.trim().is_empty() && is_source {
+        String::new()
+    } else if a.project_code.trim().is_empty() {
+        v.add("account.project_code", "is required but for sources");
+        String::new()
+    } else {
+        checked_project(&a.project_code, "account.project_code", &mut v)
+    };
+    if (a.year != 0 || !is_source) && !(2000..=2100).contains(&a.year) {
+        v.add(
+            "account.year",
+            if is_source {
+                "must be 0 or a year between 2000 and 2100"
+            } else {
+                "is required: a year between 2000 and 2100"
+            },
+        );
+    }
+    if !a.id.is_empty() {
+        v.add("account.id", "is output only");
+    }
+    if a.balance.is_some() {
+        v.add(
+            "account.balance",
+            "is output only: balances move only by transfers",
+        );
+    }
+    check(v)?;
+    let (Some(kind), Some(source), Some(placement)) = (kind, source, placement) else {
+        return Err(ServiceError::Internal("checked fields missing".into()));
+    };
+    let row = account::Model {
+        id: new_id(),
+        kind: kind.code().to_owned(),
+        source: source.code().to_owned(),
+        name,
+        project_code: project,
+        year: a.year,
+        unit_code: placement.unit_code.clone(),
+        province_code: placement.province_code.clone(),
+        district_code: placement.district_code.clone(),
+        commune_code: placement.commune_code.clone(),
+        current_commune_code: placement.current_commune_code.clone(),
+        guarded: kind.guarded_by_default() || a.must_not_overspend,
+        debits_pending: 0,
+        debits_posted: 0,
+        credits_pending: 0,
+        credits_posted: 0,
+        sequence: 0,
+        created_at: now(),
+    };
+    Ok((row, placement))
+}
+
+/// Opens `row` inside `conn`'s transaction: its entry goes on the chain.
+pub async fn open(
+    conn: &impl ConnectionTrait,
+    mut row: account::Model,
+) -> Result<account::Model, ServiceError> {
+    let mut chain = Chain::lock(conn).await?;
+    row.sequence = chain.next();
+    chain.append(
+        chain::ACCOUNT,
+        &row.id,
+        &chain::account_bytes(row.sequence, &row),
+    );
+    account::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row.clone()))
+        .exec_without_returning(conn)
+        .await?;
+    chain.save(conn).await?;
+    Ok(row)
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Sums {
+    debits_pending: i64,
+    debits_posted: i64,
+    credits_pending: i64,
+    credits_posted: i64,
+}
+
+/// An account's balance at the end of `on`, from its transfers.
+pub async fn balance_as_of(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    on: NaiveDate,
+) -> Result<Balance, ServiceError> {
+    // `id` is a checked UUID and `on` a date: both safe as literals.
+    let sum = |side: &str, when: &str| {
+        Expr::cust(format!(
+            "CAST(COALESCE(SUM(CASE WHEN {side}_account_id = '{id}' AND {when} THEN amount ELSE 0 END), 0) AS BIGINT)"
+        ))
+    };
+    let posted = format!("posted_on IS NOT NULL AND posted_on <= '{on}'");
+    let pending = format!(
+        "pending AND value_date <= '{on}' AND (resolved_on IS NULL OR resolved_on > '{on}')"
+    );
+    let s = transfer::Entity::find()
+        .select_only()
+        .column_as(sum("debit", &pending), "debits_pending")
+        .column_as(sum("debit", &posted), "debits_posted")
+        .column_as(sum("credit", &pending), "credits_pending")
+        .column_as(sum("credit", &posted), "credits_posted")
+        .filter(
+            Condition::any()
+                .add(transfer::Column::DebitAccountId.eq(id))
+                .add(transfer::Column::CreditAccountId.eq(id)),
+        )
+        .into_model::<Sums>()
+        .one(conn)
+        .await?;
+    Ok(s.map(|s| Balance {
+        debits_pending: s.debits_pending,
+        debits_posted: s.debits_posted,
+        credits_pending: s.credits_pending,
+        credits_posted: s.credits_posted,
+    })
+    .unwrap_or_default())
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountApi {
+    pub db: DatabaseConnection,
+    pub cipher: FieldCipher,
+}
+
+#[tonic::async_trait]
+impl pb::account_service_server::AccountService for AccountApi {
+    async fn create_account(
+        &self,
+        request: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::CreateAccountResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("open accounts", OPEN)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "CreateAccount", &request.request_id, &request)?;
+        let sent = request.account.clone().unwrap_or_default();
+        let (row, placement) = checked_account(&sent, today())?;
+        caller.require_placement(&placement)?;
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let row = open(&txn, row).await?;
+            Ok((
+                pb::CreateAccountResponse {
+                    account: Some(account_to_proto(&row)),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read accounts", READ)?;
+        let mut v = Violations::new();
+        let id = required_id(&request.get_ref().id, "id", &mut v);
+        check(v)?;
+        let a = readable(&self.db, &caller, &id).await?;
+        Ok(Response::new(pb::GetAccountResponse {
+            account: Some(account_to_proto(&a)),
+        }))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read accounts", READ)?;
+        let r = request.into_inner();
+        let filter = r.filter.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let size = page_size(r.page_size, &mut v).unwrap_or_default();
+        let unit = filter.unit_code.trim().to_owned();
+        if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(&unit) {
+            v.add(
+                "filter.unit_code",
+                "is not a known administrative unit code",
+            );
+        }
+        let kind = pb::AccountKind::try_from(filter.kind)
+            .ok()
+            .and_then(kind_from_proto);
+        if filter.kind != 0 && kind.is_none() {
+            v.add("filter.kind", "is not an account kind");
+        }
+        let source = pb::FundingSource::try_from(filter.source)
+            .ok()
+            .and_then(source_from_proto);
+        if filter.source != 0 && source.is_none() {
+            v.add("filter.source", "is not a funding source");
+        }
+        let project = (!filter.project_code.trim().is_empty())
+            .then(|| checked_project(&filter.project_code, "filter.project_code", &mut v));
+        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
+            v.add("filter.year", "must be between 2000 and 2100");
+        }
+        check(v)?;
+        if !unit.is_empty() {
+            caller.require_unit(&unit)?;
+        }
+        let filter_key = prost::Message::encode_to_vec(&filter);
+        let after = page_after(&r.page_token, &filter_key)?;
+        let mut condition = selection(&caller.scope, (!unit.is_empty()).then_some(unit.as_str()));
+        if let Some(k) = kind {
+            condition = condition.add(account::Column::Kind.eq(k.code()));
+        }
+        if let Some(s) = source {
+            condition = condition.add(account::Column::Source.eq(s.code()));
+        }
+        if let Some(p) = &project {
+            condition = condition.add(project_condition(p));
+        }
+        if filter.year != 0 {
+            condition = condition.add(account::Column::Year.eq(filter.year));
+        }
+        if let Some(after) = &after {
+            condition = condition.add(Expr::col(account::Column::Id).gt(after.as_str()));
+        }
+        let mut rows = account::Entity::find()
+            .filter(condition)
+            .order_by_asc(account::Column::Id)
+            .limit(size as u64 + 1)
+            .all(&self.db)
+            .await
+            .map_err(ServiceError::from)?;
+        let next = if rows.len() > size {
+            rows.truncate(size);
+            next_page_token(rows.last().map_or("", |a| a.id.as_str()), &filter_key)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: rows.iter().map(account_to_proto).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::GetBalanceResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read balances", READ)?;
+        let r = request.get_ref();
+        let mut v = Violations::new();
+        let id = required_id(&r.account_id, "account_id", &mut v);
+        let as_of = optional_date(&r.as_of, "as_of", &mut v);
+        check(v)?;
+        let a = readable(&self.db, &caller, &id).await?;
+        let (on, balance) = match as_of {
+            None => (today(), crate::convert::balance_of(&a)),
+            Some(on) => (on, balance_as_of(&self.db, &id, on).await?),
+        };
+        Ok(Response::new(pb::GetBalanceResponse {
+            account_id: id,
+            as_of: on.to_string(),
+            balance: Some(balance_to_proto(&balance)),
+        }))
+    }
+}
+
+/// The Decision 90 items, for callers that want to open one account per
+/// Project.
+pub fn projects() -> impl Iterator<Item = &'static str> {
+    DECISION_90
+        .iter()
+        .map(|i| i.code)
+        .filter(|c| c.matches('.').count() == 1)
+}

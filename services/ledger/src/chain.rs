@@ -1,0 +1,384 @@
+//! The hash chain over the ledger's journal. Every change (an account opened,
+//! a transfer made, a pending transfer posted or voided) appends one entry
+//! whose hash covers the previous hash and the change's canonical bytes. The
+//! bytes are rebuilt from the stored account and transfer rows when the chain
+//! is verified, so an amount altered in the database breaks the chain at the
+//! entry that recorded it.
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use sustain_domain::ledger::{GENESIS, chain_hash};
+use sustain_platform::error::ServiceError;
+use sustain_proto::ledger::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::CHAIN;
+use crate::model::{account, entry, head, transfer};
+
+pub const ACCOUNT: &str = "account";
+pub const TRANSFER: &str = "transfer";
+pub const POST: &str = "post";
+pub const VOID: &str = "void";
+
+/// The canonical bytes of an account's opening: every field that defines it.
+pub fn account_bytes(sequence: i64, a: &account::Model) -> Vec<u8> {
+    serde_json::json!([
+        sequence,
+        ACCOUNT,
+        a.id,
+        a.kind,
+        a.source,
+        a.name,
+        a.project_code,
+        a.year,
+        a.unit_code,
+        a.guarded
+    ])
+    .to_string()
+    .into_bytes()
+}
+
+/// The canonical bytes of a transfer as made.
+pub fn transfer_bytes(sequence: i64, t: &transfer::Model) -> Vec<u8> {
+    serde_json::json!([
+        sequence,
+        TRANSFER,
+        t.id,
+        t.batch_id,
+        t.leg,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.pending,
+        t.reverses_id.clone().unwrap_or_default(),
+        t.value_date.to_string(),
+        t.memo
+    ])
+    .to_string()
+    .into_bytes()
+}
+
+/// The canonical bytes of a pending transfer's resolution.
+pub fn resolution_bytes(sequence: i64, t: &transfer::Model) -> Vec<u8> {
+    let action = if t.state == crate::transfers::POSTED {
+        POST
+    } else {
+        VOID
+    };
+    serde_json::json!([
+        sequence,
+        action,
+        t.id,
+        t.amount,
+        t.resolved_on.map(|d| d.to_string()).unwrap_or_default()
+    ])
+    .to_string()
+    .into_bytes()
+}
+
+/// The chain's head locked for one write transaction, and the entries it
+/// appends; [`Chain::save`] writes them and moves the head.
+#[derive(Debug)]
+pub struct Chain {
+    pub sequence: i64,
+    hash: [u8; 32],
+    entries: Vec<entry::Model>,
+}
+
+fn decode(hash: &str) -> Option<[u8; 32]> {
+    hex::decode(hash).ok()?.try_into().ok()
+}
+
+impl Chain {
+    /// Locks the head: writes to the ledger queue here, one at a time (SQLite
+    /// transactions are already one at a time).
+    pub async fn lock(conn: &impl ConnectionTrait) -> Result<Chain, ServiceError> {
+        let mut query = head::Entity::find_by_id(1);
+        if conn.get_database_backend() == DbBackend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let row = query
+            .one(conn)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+        let hash = decode(&row.hash)
+            .ok_or_else(|| ServiceError::Internal("the chain head is not a hash".into()))?;
+        Ok(Chain {
+            sequence: row.sequence,
+            hash,
+            entries: vec![],
+        })
+    }
+
+    /// The sequence the next entry gets.
+    pub fn next(&self) -> i64 {
+        self.sequence + 1
+    }
+
+    /// Appends the entry `kind` of `record_id` with `bytes` built for
+    /// sequence [`Chain::next`].
+    pub fn append(&mut self, kind: &str, record_id: &str, bytes: &[u8]) -> i64 {
+        self.sequence += 1;
+        self.hash = chain_hash(&self.hash, bytes);
+        self.entries.push(entry::Model {
+            sequence: self.sequence,
+            kind: kind.to_owned(),
+            record_id: record_id.to_owned(),
+            hash: hex::encode(self.hash),
+            recorded_at: Utc::now(),
+        });
+        self.sequence
+    }
+
+    pub async fn save(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        sustain_platform::db::insert_rows::<entry::Entity>(conn, self.entries, &[]).await?;
+        head::Entity::update_many()
+            .col_expr(head::Column::Sequence, self.sequence.into())
+            .col_expr(head::Column::Hash, hex::encode(self.hash).into())
+            .filter(head::Column::Id.eq(1))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Entries verified per read.
+const PAGE: u64 = 2_000;
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub checked: i64,
+    /// The first bad entry and what is wrong with it.
+    pub first_bad: Option<(i64, String)>,
+    /// The last good entry.
+    pub sequence: i64,
+    pub hash: String,
+}
+
+/// Recomputes the chain over `from..=to` (to: 0 for the head) from the stored
+/// rows.
+pub async fn verify(
+    conn: &impl ConnectionTrait,
+    from: i64,
+    to: i64,
+) -> Result<Verification, ServiceError> {
+    let head = head::Entity::find_by_id(1)
+        .one(conn)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+    let to = if to == 0 {
+        head.sequence
+    } else {
+        to.min(head.sequence)
+    };
+    let from = from.max(1);
+    // The hash before the range: the previous entry's, trusted as stored.
+    let mut hash = if from == 1 {
+        GENESIS
+    } else {
+        let previous = entry::Entity::find_by_id(from - 1)
+            .one(conn)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "ledger entry",
+                id: (from - 1).to_string(),
+            })?;
+        decode(&previous.hash).unwrap_or(GENESIS)
+    };
+    let mut result = Verification {
+        checked: 0,
+        first_bad: None,
+        sequence: from - 1,
+        hash: hex::encode(hash),
+    };
+    let mut expected = from;
+    while expected <= to {
+        let entries = entry::Entity::find()
+            .filter(entry::Column::Sequence.between(expected, to))
+            .order_by_asc(entry::Column::Sequence)
+            .limit(PAGE)
+            .all(conn)
+            .await?;
+        if entries.is_empty() {
+            result.first_bad = Some((expected, "the entry is missing".into()));
+            return Ok(result);
+        }
+        let records = Records::load(conn, &entries).await?;
+        for e in &entries {
+            let problem = if e.sequence != expected {
+                Some(format!("entry {expected} is missing"))
+            } else {
+                match records.bytes(e) {
+                    Err(problem) => Some(problem),
+                    Ok(bytes) => {
+                        let computed = chain_hash(&hash, &bytes);
+                        if hex::encode(computed) == e.hash {
+                            hash = computed;
+                            None
+                        } else {
+                            Some(format!(
+                                "the {} {} does not match its hash: changed after it was recorded",
+                                e.kind, e.record_id
+                            ))
+                        }
+                    }
+                }
+            };
+            if let Some(problem) = problem {
+                result.first_bad = Some((expected, problem));
+                return Ok(result);
+            }
+            result.checked += 1;
+            result.sequence = e.sequence;
+            result.hash = e.hash.clone();
+            expected += 1;
+        }
+    }
+    if head.sequence == to && result.hash != head.hash && result.checked > 0 {
+        result.first_bad = Some((to, "the head does not match the last entry".into()));
+    }
+    Ok(result)
+}
+
+/// The rows a page of entries refers to.
+struct Records {
+    accounts: std::collections::HashMap<String, account::Model>,
+    transfers: std::collections::HashMap<String, transfer::Model>,
+}
+
+impl Records {
+    async fn load(
+        conn: &impl ConnectionTrait,
+        entries: &[entry::Model],
+    ) -> Result<Records, ServiceError> {
+        let ids = |kinds: &[&str]| -> Vec<String> {
+            entries
+                .iter()
+                .filter(|e| kinds.contains(&e.kind.as_str()))
+                .map(|e| e.record_id.clone())
+                .collect()
+        };
+        let backend = conn.get_database_backend();
+        let account_ids = ids(&[ACCOUNT]);
+        let transfer_ids = ids(&[TRANSFER, POST, VOID]);
+        let accounts = if account_ids.is_empty() {
+            vec![]
+        } else {
+            account::Entity::find()
+                .filter(sustain_platform::db::in_json_list(
+                    backend,
+                    "id",
+                    &account_ids,
+                )?)
+                .all(conn)
+                .await?
+        };
+        let transfers = if transfer_ids.is_empty() {
+            vec![]
+        } else {
+            transfer::Entity::find()
+                .filter(sustain_platform::db::in_json_list(
+                    backend,
+                    "id",
+                    &transfer_ids,
+                )?)
+                .all(conn)
+                .await?
+        };
+        Ok(Records {
+            accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            transfers: transfers.into_iter().map(|t| (t.id.clone(), t)).collect(),
+        })
+    }
+
+    fn bytes(&self, e: &entry::Model) -> Result<Vec<u8>, String> {
+        let gone = || format!("the {} {} is missing", e.kind, e.record_id);
+        match e.kind.as_str() {
+            ACCOUNT => {
+                let a = self.accounts.get(&e.record_id).ok_or_else(gone)?;
+                if a.sequence != e.sequence {
+                    return Err(format!("account {} names another entry", a.id));
+                }
+                Ok(account_bytes(e.sequence, a))
+            }
+            TRANSFER => {
+                let t = self.transfers.get(&e.record_id).ok_or_else(gone)?;
+                if t.sequence != e.sequence {
+                    return Err(format!("transfer {} names another entry", t.id));
+                }
+                Ok(transfer_bytes(e.sequence, t))
+            }
+            POST | VOID => {
+                let t = self.transfers.get(&e.record_id).ok_or_else(gone)?;
+                if t.resolve_sequence != Some(e.sequence) {
+                    return Err(format!("transfer {} names another resolution", t.id));
+                }
+                Ok(resolution_bytes(e.sequence, t))
+            }
+            other => Err(format!("unknown entry kind {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChainApi {
+    pub db: sea_orm::DatabaseConnection,
+}
+
+#[tonic::async_trait]
+impl pb::chain_service_server::ChainService for ChainApi {
+    async fn get_chain_head(
+        &self,
+        request: Request<pb::GetChainHeadRequest>,
+    ) -> Result<Response<pb::GetChainHeadResponse>, Status> {
+        let caller = sustain_platform::Caller::from_request(&request)?;
+        caller.require("read the chain head", CHAIN)?;
+        let head = head::Entity::find_by_id(1)
+            .one(&self.db)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+        Ok(Response::new(pb::GetChainHeadResponse {
+            sequence: head.sequence,
+            hash: head.hash,
+        }))
+    }
+
+    async fn verify_chain(
+        &self,
+        request: Request<pb::VerifyChainRequest>,
+    ) -> Result<Response<pb::VerifyChainResponse>, Status> {
+        let caller = sustain_platform::Caller::from_request(&request)?;
+        caller.require("verify the chain", CHAIN)?;
+        let r = request.into_inner();
+        let mut v = sustain_domain::Violations::new();
+        if r.from_sequence < 0 {
+            v.add("from_sequence", "must not be negative");
+        }
+        if r.to_sequence < 0 {
+            v.add("to_sequence", "must not be negative");
+        }
+        if r.to_sequence != 0 && r.to_sequence < r.from_sequence {
+            v.add("to_sequence", "is before from_sequence");
+        }
+        if !v.is_empty() {
+            return Err(ServiceError::from(v).into());
+        }
+        let result = verify(&self.db, r.from_sequence, r.to_sequence).await?;
+        let (first_bad_sequence, problem) = result.first_bad.clone().unwrap_or_default();
+        Ok(Response::new(pb::VerifyChainResponse {
+            valid: result.first_bad.is_none(),
+            entries_checked: result.checked,
+            first_bad_sequence,
+            problem,
+            sequence: result.sequence,
+            hash: result.hash,
+        }))
+    }
+}

@@ -1,0 +1,366 @@
+//! The funding summary of a unit and period: planned, allocated, committed
+//! and disbursed, by source, Project, year and next-level unit, counted from
+//! the transfers by the edge they moved along:
+//!
+//! - planned: source → plan, less reversals;
+//! - allocated: into an allocation of the unit from outside the unit's own
+//!   allocations (so re-allocating to a commune is not counted twice), less
+//!   reversals;
+//! - committed: allocation → expenditure still pending;
+//! - disbursed: allocation → expenditure posted, less reversals.
+//!
+//! Each amount is counted on the account it is about (the plan, the
+//! allocation), whose year must lie in the period.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use sustain_domain::Violations;
+use sustain_domain::admin::{self, Level};
+use sustain_domain::ledger::{AccountKind, FundingSource};
+use sustain_domain::poverty::Rate;
+use sustain_domain::programme::project_of;
+use sustain_platform::Caller;
+use sustain_platform::error::ServiceError;
+use sustain_platform::placement::Placement;
+use sustain_proto::ledger::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::convert::source_to_proto;
+use crate::transfers::{PENDING, POSTED};
+use crate::{READ, check};
+
+/// Longest period one summary covers.
+pub const MAX_YEARS: i32 = 20;
+
+/// Transfers grouped by everything the summary breaks them down by.
+#[derive(Debug, FromQueryResult)]
+struct Moved {
+    d_kind: String,
+    c_kind: String,
+    reversal: bool,
+    state: String,
+    source: String,
+    d_project: String,
+    c_project: String,
+    d_year: i32,
+    c_year: i32,
+    d_province: String,
+    d_district: Option<String>,
+    d_commune: Option<String>,
+    d_current: Option<String>,
+    c_province: String,
+    c_district: Option<String>,
+    c_commune: Option<String>,
+    c_current: Option<String>,
+    amount: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    planned: i128,
+    allocated: i128,
+    committed: i128,
+    disbursed: i128,
+}
+
+impl Figures {
+    fn to_proto(self) -> pb::FundingFigures {
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+        let (allocated, disbursed) = (clamp(self.allocated), clamp(self.disbursed));
+        pb::FundingFigures {
+            planned_vnd: clamp(self.planned),
+            allocated_vnd: allocated,
+            committed_vnd: clamp(self.committed),
+            disbursed_vnd: disbursed,
+            disbursement_percent: if allocated > 0 {
+                Rate::new(disbursed, allocated).to_string()
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    Planned,
+    Allocated,
+    Committed,
+    Disbursed,
+}
+
+impl Figures {
+    fn add(&mut self, figure: Figure, amount: i128) {
+        match figure {
+            Figure::Planned => self.planned += amount,
+            Figure::Allocated => self.allocated += amount,
+            Figure::Committed => self.committed += amount,
+            Figure::Disbursed => self.disbursed += amount,
+        }
+    }
+}
+
+/// The summary's running sums.
+#[derive(Debug, Default)]
+struct Summary {
+    total: Figures,
+    state_budget: Figures,
+    central: Figures,
+    mobilised: Figures,
+    by_source: BTreeMap<FundingSource, Figures>,
+    by_project: BTreeMap<String, Figures>,
+    by_year: BTreeMap<i32, Figures>,
+    by_unit: BTreeMap<String, Figures>,
+}
+
+/// What a summary needs of one side of a transfer.
+struct Side<'a> {
+    kind: Option<AccountKind>,
+    project: &'a str,
+    year: i32,
+    placement: Placement,
+}
+
+fn placement(
+    province: &str,
+    district: &Option<String>,
+    commune: &Option<String>,
+    current: &Option<String>,
+) -> Placement {
+    Placement {
+        unit_code: String::new(),
+        province_code: province.to_owned(),
+        district_code: district.clone(),
+        commune_code: commune.clone(),
+        current_commune_code: current.clone(),
+    }
+}
+
+/// The unit one level under `unit` that `p` lies in, or `unit` itself.
+fn child_unit(unit: &str, level: Option<Level>, p: &Placement) -> String {
+    let below = match level {
+        Some(Level::Province) => p
+            .district_code
+            .clone()
+            .or_else(|| p.current_commune_code.clone()),
+        Some(Level::District) => p
+            .current_commune_code
+            .clone()
+            .or_else(|| p.commune_code.clone()),
+        _ => None,
+    };
+    below.unwrap_or_else(|| unit.to_owned())
+}
+
+pub async fn summary(
+    conn: &impl ConnectionTrait,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<pb::FundingSummary, ServiceError> {
+    let level = Level::of_code(unit);
+    // Only the province's transfers can touch the unit: narrow the scan to it.
+    let today = sustain_platform::api::today();
+    let province = match level {
+        Some(Level::Province) => unit.to_owned(),
+        _ => Placement::of_unit(unit, today, today)
+            .map(|p| p.province_code)
+            .unwrap_or_default(),
+    };
+    let backend = conn.get_database_backend();
+    let sql = "SELECT da.kind AS d_kind, ca.kind AS c_kind, \
+        CASE WHEN t.reverses_id IS NULL THEN 0 ELSE 1 END = 1 AS reversal, t.state AS state, \
+        da.source AS source, da.project_code AS d_project, ca.project_code AS c_project, \
+        da.year AS d_year, ca.year AS c_year, \
+        da.province_code AS d_province, da.district_code AS d_district, da.commune_code AS d_commune, da.current_commune_code AS d_current, \
+        ca.province_code AS c_province, ca.district_code AS c_district, ca.commune_code AS c_commune, ca.current_commune_code AS c_current, \
+        CAST(SUM(t.amount) AS BIGINT) AS amount \
+        FROM ledger_transfer t \
+        JOIN ledger_account da ON da.id = t.debit_account_id \
+        JOIN ledger_account ca ON ca.id = t.credit_account_id \
+        WHERE ($1 = '' OR da.province_code = $1 OR ca.province_code = $1) AND t.state <> 'voided' \
+        GROUP BY da.kind, ca.kind, CASE WHEN t.reverses_id IS NULL THEN 0 ELSE 1 END, t.state, da.source, \
+        da.project_code, ca.project_code, da.year, ca.year, \
+        da.province_code, da.district_code, da.commune_code, da.current_commune_code, \
+        ca.province_code, ca.district_code, ca.commune_code, ca.current_commune_code";
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => sql.to_owned(),
+        _ => sql.replace("$1", "?"),
+    };
+    let values: Vec<sea_orm::Value> = match backend {
+        sea_orm::DbBackend::Postgres => vec![province.clone().into()],
+        _ => vec![province.clone().into(); 3],
+    };
+    let rows = Moved::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(conn)
+        .await?;
+    let mut s = Summary::default();
+    for r in &rows {
+        let d = Side {
+            kind: AccountKind::from_code(&r.d_kind),
+            project: &r.d_project,
+            year: r.d_year,
+            placement: placement(&r.d_province, &r.d_district, &r.d_commune, &r.d_current),
+        };
+        let c = Side {
+            kind: AccountKind::from_code(&r.c_kind),
+            project: &r.c_project,
+            year: r.c_year,
+            placement: placement(&r.c_province, &r.c_district, &r.c_commune, &r.c_current),
+        };
+        let (d_in, c_in) = (d.placement.is_within(unit), c.placement.is_within(unit));
+        let posted = r.state == POSTED;
+        use AccountKind::*;
+        // (figure, sign, the side it is about)
+        let counted: Option<(Figure, i128, &Side<'_>)> = match (d.kind, c.kind, r.reversal) {
+            (Some(Source), Some(Plan), false) if posted && c_in => Some((Figure::Planned, 1, &c)),
+            (Some(Plan), Some(Source), true) if posted && d_in => Some((Figure::Planned, -1, &d)),
+            (Some(from), Some(Allocation), false)
+                if posted && c_in && !(from == Allocation && d_in) =>
+            {
+                Some((Figure::Allocated, 1, &c))
+            }
+            (Some(Allocation), Some(back), true)
+                if posted && d_in && back != Expenditure && !(back == Allocation && c_in) =>
+            {
+                Some((Figure::Allocated, -1, &d))
+            }
+            (Some(Allocation), Some(Expenditure), false) if d_in && r.state == PENDING => {
+                Some((Figure::Committed, 1, &d))
+            }
+            (Some(Allocation), Some(Expenditure), false) if d_in && posted => {
+                Some((Figure::Disbursed, 1, &d))
+            }
+            (Some(Expenditure), Some(Allocation), true) if c_in && posted => {
+                Some((Figure::Disbursed, -1, &c))
+            }
+            _ => None,
+        };
+        let Some((figure, sign, side)) = counted else {
+            continue;
+        };
+        if !(from..=to).contains(&side.year) {
+            continue;
+        }
+        let amount = sign * i128::from(r.amount);
+        let source = FundingSource::from_code(&r.source);
+        s.total.add(figure, amount);
+        if let Some(src) = source {
+            s.by_source.entry(src).or_default().add(figure, amount);
+            if src.is_state_budget() {
+                s.state_budget.add(figure, amount);
+            }
+            if src.is_central() {
+                s.central.add(figure, amount);
+            }
+            if matches!(
+                src,
+                FundingSource::SocialContribution
+                    | FundingSource::Enterprise
+                    | FundingSource::HouseholdContribution
+            ) {
+                s.mobilised.add(figure, amount);
+            }
+        }
+        let project = project_of(side.project).unwrap_or_else(|| side.project.to_owned());
+        s.by_project.entry(project).or_default().add(figure, amount);
+        s.by_year.entry(side.year).or_default().add(figure, amount);
+        s.by_unit
+            .entry(child_unit(unit, level, &side.placement))
+            .or_default()
+            .add(figure, amount);
+    }
+    Ok(pb::FundingSummary {
+        unit_code: unit.to_owned(),
+        from_year: from,
+        to_year: to,
+        total: Some(s.total.to_proto()),
+        state_budget: Some(s.state_budget.to_proto()),
+        central_budget: Some(s.central.to_proto()),
+        mobilised: Some(s.mobilised.to_proto()),
+        by_source: s
+            .by_source
+            .into_iter()
+            .map(|(src, f)| pb::SourceFigures {
+                source: source_to_proto(src) as i32,
+                figures: Some(f.to_proto()),
+            })
+            .collect(),
+        by_project: s
+            .by_project
+            .into_iter()
+            .map(|(project_code, f)| pb::ProjectFigures {
+                project_code,
+                figures: Some(f.to_proto()),
+            })
+            .collect(),
+        by_year: s
+            .by_year
+            .into_iter()
+            .map(|(year, f)| pb::YearFigures {
+                year,
+                figures: Some(f.to_proto()),
+            })
+            .collect(),
+        by_unit: s
+            .by_unit
+            .into_iter()
+            .map(|(unit_code, f)| pb::UnitFigures {
+                unit_code,
+                figures: Some(f.to_proto()),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct FundingApi {
+    pub db: DatabaseConnection,
+}
+
+#[tonic::async_trait]
+impl pb::funding_service_server::FundingService for FundingApi {
+    async fn get_funding_summary(
+        &self,
+        request: Request<pb::GetFundingSummaryRequest>,
+    ) -> Result<Response<pb::GetFundingSummaryResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read funding summaries", READ)?;
+        let r = request.get_ref();
+        let mut v = Violations::new();
+        let unit = r.unit_code.trim().to_owned();
+        if unit.is_empty() {
+            v.add("unit_code", "is required");
+        } else if !admin::catalog().is_known(&unit) {
+            v.add("unit_code", "is not a known administrative unit code");
+        }
+        for (field, year) in [("from_year", r.from_year), ("to_year", r.to_year)] {
+            if !(2000..=2100).contains(&year) {
+                v.add(field, "must be a year between 2000 and 2100");
+            }
+        }
+        if r.to_year < r.from_year {
+            v.add("to_year", "is before from_year");
+        } else if r.to_year - r.from_year >= MAX_YEARS {
+            v.add(
+                "to_year",
+                format!("a summary covers at most {MAX_YEARS} years"),
+            );
+        }
+        check(v)?;
+        if !caller.scope.contains_unit(&unit) {
+            return Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
+                ),
+            }
+            .into());
+        }
+        let summary = summary(&self.db, &unit, r.from_year, r.to_year).await?;
+        Ok(Response::new(pb::GetFundingSummaryResponse {
+            summary: Some(summary),
+        }))
+    }
+}

@@ -1,0 +1,131 @@
+//! The funding ledger service: double-entry accounts and transfers in integer
+//! VND, linked batches applied whole, two-phase disbursements, reversals, a
+//! hash chain over every change, balances as of any day and the funding
+//! summaries. The rules are `sustain_domain::ledger`; this crate stores them.
+//! `run` is everything `sustain-ledger serve` does.
+
+pub mod accounts;
+pub mod chain;
+pub mod convert;
+pub mod funding;
+pub mod migration;
+pub mod model;
+pub mod transfers;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+use sustain_domain::Violations;
+use sustain_platform::Role;
+use sustain_platform::auth::Authenticator;
+use sustain_platform::config::{Config, Secrets};
+use sustain_platform::crypto::FieldCipher;
+use sustain_platform::error::ServiceError;
+use sustain_platform::serve::{self, ServiceSet};
+use sustain_proto::ledger::v1::account_service_server::AccountServiceServer;
+use sustain_proto::ledger::v1::chain_service_server::ChainServiceServer;
+use sustain_proto::ledger::v1::funding_service_server::FundingServiceServer;
+use sustain_proto::ledger::v1::transfer_service_server::TransferServiceServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+pub use migration::Migrator;
+
+/// Default port of the ledger service.
+pub const DEFAULT_PORT: u16 = 50053;
+/// Name of the service in configuration and file names.
+pub const SERVICE: &str = "ledger";
+
+/// Who reads accounts, transfers, balances and funding figures.
+pub const READ: &[Role] = &[
+    Role::Viewer,
+    Role::Approver,
+    Role::Finance,
+    Role::Admin,
+    Role::Sync,
+];
+/// Who moves money.
+pub const WRITE: &[Role] = &[Role::Finance];
+/// Who opens accounts.
+pub const OPEN: &[Role] = &[Role::Finance, Role::Admin];
+/// Who reads and verifies the chain: it spans the whole instance.
+pub const CHAIN: &[Role] = &[Role::Finance, Role::Admin, Role::Sync];
+
+/// INVALID_ARGUMENT naming every bad field, unless there are none.
+pub fn check(v: Violations) -> Result<(), ServiceError> {
+    if v.is_empty() { Ok(()) } else { Err(v.into()) }
+}
+
+/// Connects and brings the schema up to date.
+pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = sustain_platform::db::connect(database_url)
+        .await
+        .context("cannot open the ledger database")?;
+    Migrator::up(&db, None)
+        .await
+        .context("migrating the ledger database")?;
+    sustain_platform::db::optimize(&db)
+        .await
+        .context("refreshing planner statistics")?;
+    Ok(db)
+}
+
+/// The service's gRPC services, wrapped in the bearer-token check.
+pub fn services(
+    db: DatabaseConnection,
+    secrets: &Secrets,
+    config: &Config,
+) -> anyhow::Result<ServiceSet> {
+    let auth = Authenticator::new(
+        &secrets.jwt_secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .context("auth.jwt_secret")?;
+    let cipher = FieldCipher::new(&secrets.field_key);
+    let accounts = AccountServiceServer::new(accounts::AccountApi {
+        db: db.clone(),
+        cipher,
+    });
+    let transfers = TransferServiceServer::new(transfers::TransferApi { db: db.clone() });
+    let chain = ChainServiceServer::new(chain::ChainApi { db: db.clone() });
+    let funding = FundingServiceServer::new(funding::FundingApi { db });
+    let routes = Routes::new(InterceptedService::new(accounts, auth.interceptor()))
+        .add_service(InterceptedService::new(transfers, auth.interceptor()))
+        .add_service(InterceptedService::new(chain, auth.interceptor()))
+        .add_service(InterceptedService::new(funding, auth.interceptor()));
+    Ok(ServiceSet {
+        routes,
+        names: vec![
+            "sustain.ledger.v1.AccountService",
+            "sustain.ledger.v1.TransferService",
+            "sustain.ledger.v1.ChainService",
+            "sustain.ledger.v1.FundingService",
+        ],
+        background: vec![],
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = connect_and_migrate(&config.database_url).await?;
+    let services = services(db, secrets, config)?;
+    tracing::info!(address = %listener.local_addr()?, "ledger serving");
+    serve::serve(
+        listener,
+        services,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `sustain-ledger`: serve the funding ledger, migrate its database, or mint
+//! a token.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sustain_ledger::{DEFAULT_PORT, SERVICE};
+use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::{Role, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sustain-ledger",
+    version,
+    about = "Sustain funding ledger service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(ServeArgs),
+    /// Print a bearer token signed with the configured key.
+    Token {
+        #[command(flatten)]
+        args: ServeArgs,
+        #[arg(long, value_enum, default_value = "finance")]
+        role: Role,
+        /// Unit codes the token may reach (`*` for the whole country).
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        scope: Vec<String>,
+        #[arg(long, default_value = "operator")]
+        subject: String,
+        #[arg(long, default_value_t = 12)]
+        ttl_hours: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
+            telemetry::init(config.log_format, &config.log_filter);
+            let secrets = config.secrets()?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            if config.dev {
+                let token = TokenIssuer::new(
+                    &secrets.jwt_secret,
+                    &config.auth.issuer,
+                    &config.auth.audience,
+                )?
+                .issue(
+                    "dev-finance",
+                    Role::Finance,
+                    &["*"],
+                    Duration::hours(12),
+                )?;
+                println!(
+                    "sustain-ledger (development mode) on {}",
+                    listener.local_addr()?
+                );
+                println!("finance token (12 h, whole country):\n{token}");
+            }
+            sustain_ledger::run(
+                &config,
+                &secrets,
+                listener,
+                sustain_platform::serve::shutdown_signal(),
+            )
+            .await
+        }
+        Command::Migrate(args) => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
+            telemetry::init(config.log_format, &config.log_filter);
+            sustain_ledger::connect_and_migrate(&config.database_url).await?;
+            println!("ledger database is up to date");
+            Ok(())
+        }
+        Command::Token {
+            args,
+            role,
+            scope,
+            subject,
+            ttl_hours,
+        } => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
+            let secrets = config.secrets()?;
+            let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+            let token = TokenIssuer::new(
+                &secrets.jwt_secret,
+                &config.auth.issuer,
+                &config.auth.audience,
+            )?
+            .issue(&subject, role, &scope, Duration::hours(ttl_hours))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,798 @@
+//! Transfers: made singly or in linked batches (all legs or none), pending
+//! ones posted or voided once, reversals that move posted money back. Every
+//! write locks the chain head first, checks each leg with the domain rules
+//! against the balances as they stand, then writes the transfers, the new
+//! balances and the chain entries in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use sea_orm::sea_query::{Condition, Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use sustain_domain::Violations;
+use sustain_domain::ledger::{self, AccountKind, Phase, Refusal};
+use sustain_platform::Caller;
+use sustain_platform::api::{
+    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+};
+use sustain_platform::db::{begin_write, in_json_list};
+use sustain_platform::error::ServiceError;
+use sustain_platform::placement::selection;
+use sustain_proto::ledger::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::accounts::{placement_of, project_condition, readable};
+use crate::chain::{self, Chain};
+use crate::convert::{rules_of, transfer_to_proto};
+use crate::model::{account, transfer};
+use crate::{READ, WRITE, check};
+
+pub const PENDING: &str = "pending";
+pub const POSTED: &str = "posted";
+pub const VOIDED: &str = "voided";
+
+/// Most legs in one linked batch.
+pub const MAX_LEGS: usize = 1_000;
+const MAX_MEMO_CHARS: usize = 500;
+
+/// One leg as asked for, checked field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    pub id: String,
+    pub debit: String,
+    pub credit: String,
+    pub amount: i64,
+    pub pending: bool,
+    pub reverses: Option<String>,
+    /// `None`: today, as stored when first made.
+    pub value_date: Option<NaiveDate>,
+    pub memo: String,
+}
+
+impl Leg {
+    /// Whether a stored transfer is this leg made before (a retry).
+    fn made_as(&self, t: &transfer::Model) -> bool {
+        t.debit_account_id == self.debit
+            && t.credit_account_id == self.credit
+            && t.amount == self.amount
+            && t.pending == self.pending
+            && t.reverses_id == self.reverses
+            && self.value_date.is_none_or(|d| d == t.value_date)
+            && t.memo == self.memo
+    }
+}
+
+/// The legs of a CreateTransfers request; every bad field named.
+pub fn checked_legs(
+    request: &pb::CreateTransfersRequest,
+    today: NaiveDate,
+) -> Result<Vec<Leg>, ServiceError> {
+    let mut v = Violations::new();
+    if request.transfers.is_empty() {
+        v.add("transfers", "is required");
+    } else if request.transfers.len() > MAX_LEGS {
+        v.add("transfers", format!("at most {MAX_LEGS} in one batch"));
+    }
+    let mut seen = HashSet::new();
+    let mut legs = Vec::with_capacity(request.transfers.len());
+    for (i, t) in request.transfers.iter().enumerate() {
+        let field = |name: &str| format!("transfers[{i}].{name}");
+        let id = required_id(&t.id, &field("id"), &mut v);
+        if !id.is_empty() && !seen.insert(id.clone()) {
+            v.add(field("id"), "is listed twice");
+        }
+        let debit = required_id(&t.debit_account_id, &field("debit_account_id"), &mut v);
+        let credit = required_id(&t.credit_account_id, &field("credit_account_id"), &mut v);
+        if !debit.is_empty() && debit == credit {
+            v.add(field("credit_account_id"), "is the debit account");
+        }
+        if t.amount_vnd <= 0 {
+            v.add(field("amount_vnd"), "must be a positive number of đồng");
+        }
+        let reverses = (!t.reverses_id.trim().is_empty())
+            .then(|| required_id(&t.reverses_id, &field("reverses_id"), &mut v));
+        if reverses.is_some() && t.pending {
+            v.add(field("pending"), "a reversal is posted at once");
+        }
+        let value_date = optional_date(&t.value_date, &field("value_date"), &mut v);
+        if value_date.is_some_and(|d| d > today) {
+            v.add(field("value_date"), "must not be in the future");
+        }
+        let memo = text(&t.memo, &field("memo"), MAX_MEMO_CHARS, false, &mut v);
+        for (name, set) in [
+            ("state", t.state != 0),
+            ("batch_id", !t.batch_id.is_empty()),
+            ("sequence", t.sequence != 0),
+        ] {
+            if set {
+                v.add(field(name), "is output only");
+            }
+        }
+        legs.push(Leg {
+            id,
+            debit,
+            credit,
+            amount: t.amount_vnd,
+            pending: t.pending,
+            reverses,
+            value_date,
+            memo,
+        });
+    }
+    check(v)?;
+    Ok(legs)
+}
+
+async fn accounts_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<HashMap<String, account::Model>, ServiceError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(account::Entity::find()
+        .filter(in_json_list(conn.get_database_backend(), "id", ids)?)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect())
+}
+
+async fn transfers_by_id(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<HashMap<String, transfer::Model>, ServiceError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(transfer::Entity::find()
+        .filter(in_json_list(conn.get_database_backend(), "id", ids)?)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect())
+}
+
+#[derive(Debug, FromQueryResult)]
+struct Reversed {
+    reverses_id: String,
+    amount: i64,
+}
+
+/// How much of each of `originals` has been reversed already.
+async fn reversed_amounts(
+    conn: &impl ConnectionTrait,
+    originals: &[String],
+) -> Result<HashMap<String, i64>, ServiceError> {
+    if originals.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Reversed> = transfer::Entity::find()
+        .select_only()
+        .column(transfer::Column::ReversesId)
+        .column_as(Expr::cust("CAST(SUM(amount) AS BIGINT)"), "amount")
+        .filter(in_json_list(
+            conn.get_database_backend(),
+            "reverses_id",
+            originals,
+        )?)
+        .filter(transfer::Column::State.ne(VOIDED))
+        .group_by(transfer::Column::ReversesId)
+        .into_model::<Reversed>()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.reverses_id, r.amount))
+        .collect())
+}
+
+fn refused(i: usize, account: &str, r: Refusal) -> ServiceError {
+    match r {
+        Refusal::NotPositive => {
+            ServiceError::invalid(format!("transfers[{i}].amount_vnd"), r.to_string())
+        }
+        Refusal::SameAccount => {
+            ServiceError::invalid(format!("transfers[{i}].credit_account_id"), r.to_string())
+        }
+        Refusal::Flow { .. } => {
+            ServiceError::invalid(format!("transfers[{i}].credit_account_id"), r.to_string())
+        }
+        Refusal::Overspend { .. } => ServiceError::FailedPrecondition {
+            reason: "INSUFFICIENT_FUNDS",
+            message: format!(
+                "transfers[{i}]: account {account} must not overspend: {r}; nothing was written"
+            ),
+        },
+        Refusal::Overflow => ServiceError::FailedPrecondition {
+            reason: "BALANCE_OVERFLOW",
+            message: format!("transfers[{i}]: {r}; nothing was written"),
+        },
+    }
+}
+
+/// Writes the accounts' new balances.
+async fn save_balances(
+    conn: &impl ConnectionTrait,
+    rules: &HashMap<String, ledger::Account>,
+    touched: &HashSet<String>,
+) -> Result<(), ServiceError> {
+    for id in touched {
+        let Some(a) = rules.get(id) else { continue };
+        account::Entity::update_many()
+            .col_expr(
+                account::Column::DebitsPending,
+                a.balance.debits_pending.into(),
+            )
+            .col_expr(
+                account::Column::DebitsPosted,
+                a.balance.debits_posted.into(),
+            )
+            .col_expr(
+                account::Column::CreditsPending,
+                a.balance.credits_pending.into(),
+            )
+            .col_expr(
+                account::Column::CreditsPosted,
+                a.balance.credits_posted.into(),
+            )
+            .filter(account::Column::Id.eq(id.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes `legs` as one batch inside `conn`'s transaction, or nothing. A
+/// retry of a batch already made returns it as made.
+pub async fn create(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    legs: &[Leg],
+) -> Result<Vec<transfer::Model>, ServiceError> {
+    let mut chain = Chain::lock(conn).await?;
+    let ids: Vec<String> = legs.iter().map(|l| l.id.clone()).collect();
+    let existing = transfers_by_id(conn, &ids).await?;
+    if !existing.is_empty() {
+        let mut batches = HashSet::new();
+        for (i, leg) in legs.iter().enumerate() {
+            match existing.get(&leg.id) {
+                Some(t) if leg.made_as(t) => {
+                    batches.insert(t.batch_id.clone());
+                }
+                Some(_) => {
+                    return Err(ServiceError::AlreadyExists {
+                        reason: "TRANSFER_EXISTS",
+                        message: format!(
+                            "transfers[{i}]: transfer {} exists with different content; a new transfer needs a new id",
+                            leg.id
+                        ),
+                        metadata: vec![("transfer_id", leg.id.clone())],
+                    });
+                }
+                None => {
+                    return Err(ServiceError::AlreadyExists {
+                        reason: "BATCH_PARTLY_MADE",
+                        message: format!(
+                            "transfers[{i}]: {} is new but other legs of this batch were made before; send the batch as it was first sent",
+                            leg.id
+                        ),
+                        metadata: vec![("transfer_id", leg.id.clone())],
+                    });
+                }
+            }
+        }
+        if batches.len() > 1 {
+            return Err(ServiceError::AlreadyExists {
+                reason: "BATCH_PARTLY_MADE",
+                message: "these transfers were made in different batches".into(),
+                metadata: vec![],
+            });
+        }
+        // The retry of a batch: answer as it was made.
+        let mut made: Vec<transfer::Model> = existing.into_values().collect();
+        made.sort_by_key(|t| t.leg);
+        if made.len() == legs.len() {
+            return Ok(made);
+        }
+        return Err(ServiceError::AlreadyExists {
+            reason: "BATCH_PARTLY_MADE",
+            message: "the batch was made with other legs; send it as it was first sent".into(),
+            metadata: vec![],
+        });
+    }
+
+    let account_ids: Vec<String> = legs
+        .iter()
+        .flat_map(|l| [l.debit.clone(), l.credit.clone()])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let accounts = accounts_by_id(conn, &account_ids).await?;
+    let originals_ids: Vec<String> = legs.iter().filter_map(|l| l.reverses.clone()).collect();
+    let originals = transfers_by_id(conn, &originals_ids).await?;
+    let mut reversed = reversed_amounts(conn, &originals_ids).await?;
+
+    let mut v = Violations::new();
+    for (i, leg) in legs.iter().enumerate() {
+        let d = accounts.get(&leg.debit);
+        let c = accounts.get(&leg.credit);
+        if d.is_none() {
+            v.add(
+                format!("transfers[{i}].debit_account_id"),
+                "no such account",
+            );
+        }
+        if c.is_none() {
+            v.add(
+                format!("transfers[{i}].credit_account_id"),
+                "no such account",
+            );
+        }
+        if let (Some(d), Some(c)) = (d, c) {
+            let kinds = (
+                AccountKind::from_code(&d.kind),
+                AccountKind::from_code(&c.kind),
+            );
+            if d.source != c.source {
+                v.add(
+                    format!("transfers[{i}].credit_account_id"),
+                    format!(
+                        "holds {} money and the debit account {}: money keeps its source",
+                        c.source, d.source
+                    ),
+                );
+            } else if let (Some(dk), Some(ck)) = kinds
+                && !ledger::flow_allowed(dk, ck, leg.reverses.is_some())
+            {
+                v.add(
+                    format!("transfers[{i}].credit_account_id"),
+                    format!(
+                        "money does not move from a {} account to a {} account{}",
+                        d.kind,
+                        c.kind,
+                        if leg.reverses.is_some() {
+                            " (reversing)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        }
+        if let Some(original) = &leg.reverses {
+            match originals.get(original) {
+                None => v.add(format!("transfers[{i}].reverses_id"), "no such transfer"),
+                Some(o) if o.debit_account_id != leg.credit || o.credit_account_id != leg.debit => {
+                    v.add(
+                        format!("transfers[{i}].reverses_id"),
+                        format!(
+                            "a reversal moves the money back: debit {} and credit {}",
+                            o.credit_account_id, o.debit_account_id
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    check(v)?;
+    for a in accounts.values() {
+        caller.require_placement(&placement_of(a))?;
+    }
+    for (i, leg) in legs.iter().enumerate() {
+        let Some(original) = leg.reverses.as_ref().and_then(|o| originals.get(o)) else {
+            continue;
+        };
+        if original.state != POSTED {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "NOT_POSTED",
+                message: format!(
+                    "transfers[{i}]: transfer {} is {}; only posted money is reversed (void a pending one)",
+                    original.id, original.state
+                ),
+            });
+        }
+        let done = reversed.entry(original.id.clone()).or_default();
+        if original.amount - *done < leg.amount {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "REVERSAL_EXCEEDS_ORIGINAL",
+                message: format!(
+                    "transfers[{i}]: {} VND of transfer {} is left to reverse; {} asked",
+                    original.amount - *done,
+                    original.id,
+                    leg.amount
+                ),
+            });
+        }
+        *done += leg.amount;
+    }
+
+    let mut rules: HashMap<String, ledger::Account> = HashMap::new();
+    for a in accounts.values() {
+        let r = rules_of(a).ok_or_else(|| {
+            ServiceError::Internal(format!("account {} has an unknown kind", a.id))
+        })?;
+        rules.insert(a.id.clone(), r);
+    }
+    let at = now();
+    let today = today();
+    let batch_id = new_id();
+    let mut rows = Vec::with_capacity(legs.len());
+    for (i, leg) in legs.iter().enumerate() {
+        let (Some(mut d), Some(mut c)) = (
+            rules.get(&leg.debit).copied(),
+            rules.get(&leg.credit).copied(),
+        ) else {
+            return Err(ServiceError::Internal("account vanished".into()));
+        };
+        let phase = if leg.pending {
+            Phase::Pending
+        } else {
+            Phase::Single
+        };
+        ledger::open(&mut d, &mut c, leg.amount, phase, leg.reverses.is_some())
+            .map_err(|r| refused(i, &leg.debit, r))?;
+        rules.insert(leg.debit.clone(), d);
+        rules.insert(leg.credit.clone(), c);
+        let value_date = leg.value_date.unwrap_or(today);
+        let mut row = transfer::Model {
+            id: leg.id.clone(),
+            batch_id: batch_id.clone(),
+            leg: i as i32,
+            debit_account_id: leg.debit.clone(),
+            credit_account_id: leg.credit.clone(),
+            amount: leg.amount,
+            pending: leg.pending,
+            reverses_id: leg.reverses.clone(),
+            value_date,
+            memo: leg.memo.clone(),
+            state: if leg.pending { PENDING } else { POSTED }.to_owned(),
+            posted_on: (!leg.pending).then_some(value_date),
+            resolved_on: None,
+            sequence: chain.next(),
+            resolve_sequence: None,
+            created_at: at,
+        };
+        row.sequence = chain.append(
+            chain::TRANSFER,
+            &row.id,
+            &chain::transfer_bytes(row.sequence, &row),
+        );
+        rows.push(row);
+    }
+    sustain_platform::db::insert_rows::<transfer::Entity>(conn, rows.clone(), &[]).await?;
+    let touched: HashSet<String> = account_ids.into_iter().collect();
+    save_balances(conn, &rules, &touched).await?;
+    chain.save(conn).await?;
+    Ok(rows)
+}
+
+/// Posts (`post`) or voids a pending transfer inside `conn`'s transaction.
+/// Asking again for what was done returns the transfer as it is.
+pub async fn resolve(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+    on: Option<NaiveDate>,
+    post: bool,
+) -> Result<transfer::Model, ServiceError> {
+    let mut chain = Chain::lock(conn).await?;
+    let mut t = transfer::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            resource: "transfer",
+            id: id.to_owned(),
+        })?;
+    let accounts = accounts_by_id(
+        conn,
+        &[t.debit_account_id.clone(), t.credit_account_id.clone()],
+    )
+    .await?;
+    for a in accounts.values() {
+        caller.require_placement(&placement_of(a))?;
+    }
+    if !t.pending {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "NOT_PENDING",
+            message: format!("transfer {id} was posted when it was made; reverse it instead"),
+        });
+    }
+    let wanted = if post { POSTED } else { VOIDED };
+    if t.state == wanted {
+        return Ok(t);
+    }
+    if t.state != PENDING {
+        return Err(ServiceError::FailedPrecondition {
+            reason: if t.state == POSTED {
+                "ALREADY_POSTED"
+            } else {
+                "ALREADY_VOIDED"
+            },
+            message: format!(
+                "transfer {id} is already {}; a pending transfer is resolved once",
+                t.state
+            ),
+        });
+    }
+    let on = on.unwrap_or_else(today);
+    if on < t.value_date {
+        return Err(ServiceError::invalid(
+            "value_date",
+            format!("is before the transfer's own value date ({})", t.value_date),
+        ));
+    }
+    let (Some(d), Some(c)) = (
+        accounts.get(&t.debit_account_id),
+        accounts.get(&t.credit_account_id),
+    ) else {
+        return Err(ServiceError::Internal(format!(
+            "transfer {id} names a missing account"
+        )));
+    };
+    let (Some(mut dr), Some(mut cr)) = (rules_of(d), rules_of(c)) else {
+        return Err(ServiceError::Internal(
+            "an account has an unknown kind".into(),
+        ));
+    };
+    ledger::resolve(&mut dr, &mut cr, t.amount, post);
+    t.state = wanted.to_owned();
+    t.resolved_on = Some(on);
+    if post {
+        t.posted_on = Some(on);
+    }
+    let seq = chain.next();
+    t.resolve_sequence = Some(seq);
+    chain.append(
+        if post { chain::POST } else { chain::VOID },
+        &t.id,
+        &chain::resolution_bytes(seq, &t),
+    );
+    let updated = transfer::Entity::update_many()
+        .col_expr(transfer::Column::State, Expr::val(t.state.clone()))
+        .col_expr(transfer::Column::PostedOn, Expr::val(t.posted_on))
+        .col_expr(transfer::Column::ResolvedOn, Expr::val(t.resolved_on))
+        .col_expr(
+            transfer::Column::ResolveSequence,
+            Expr::val(t.resolve_sequence),
+        )
+        .filter(transfer::Column::Id.eq(id))
+        .filter(transfer::Column::State.eq(PENDING))
+        .exec(conn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(ServiceError::Aborted {
+            reason: "CONCURRENT_RESOLUTION",
+            message: format!("transfer {id} was resolved meanwhile; read it again"),
+        });
+    }
+    let rules = HashMap::from([(d.id.clone(), dr), (c.id.clone(), cr)]);
+    let touched = HashSet::from([d.id.clone(), c.id.clone()]);
+    save_balances(conn, &rules, &touched).await?;
+    chain.save(conn).await?;
+    Ok(t)
+}
+
+/// Transfers touching an account in `accounts` (a subquery over accounts).
+fn touching(accounts: Condition) -> Condition {
+    let ids = Query::select()
+        .column(account::Column::Id)
+        .from(account::Entity)
+        .cond_where(accounts)
+        .to_owned();
+    Condition::any()
+        .add(transfer::Column::DebitAccountId.in_subquery(ids.clone()))
+        .add(transfer::Column::CreditAccountId.in_subquery(ids))
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferApi {
+    pub db: DatabaseConnection,
+}
+
+impl TransferApi {
+    async fn readable_transfer(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<transfer::Model, ServiceError> {
+        let t = transfer::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "transfer",
+                id: id.to_owned(),
+            })?;
+        let accounts = accounts_by_id(
+            &self.db,
+            &[t.debit_account_id.clone(), t.credit_account_id.clone()],
+        )
+        .await?;
+        // Readable by whoever may read either side.
+        if accounts
+            .values()
+            .any(|a| caller.scope.covers_placement(&placement_of(a)))
+        {
+            Ok(t)
+        } else {
+            Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "transfer {id} moves money between accounts outside the caller's scope"
+                ),
+            })
+        }
+    }
+
+    async fn resolve_rpc(
+        &self,
+        caller: Caller,
+        id: &str,
+        value_date: &str,
+        post: bool,
+    ) -> Result<transfer::Model, ServiceError> {
+        caller.require(
+            if post {
+                "post transfers"
+            } else {
+                "void transfers"
+            },
+            WRITE,
+        )?;
+        let mut v = Violations::new();
+        let id = required_id(id, "id", &mut v);
+        let on = optional_date(value_date, "value_date", &mut v);
+        if on.is_some_and(|d| d > today()) {
+            v.add("value_date", "must not be in the future");
+        }
+        check(v)?;
+        let txn = begin_write(&self.db).await?;
+        let t = resolve(&txn, &caller, &id, on, post).await?;
+        txn.commit().await?;
+        Ok(t)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::transfer_service_server::TransferService for TransferApi {
+    async fn create_transfers(
+        &self,
+        request: Request<pb::CreateTransfersRequest>,
+    ) -> Result<Response<pb::CreateTransfersResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("move money", WRITE)?;
+        let legs = checked_legs(request.get_ref(), today())?;
+        let txn = begin_write(&self.db).await.map_err(ServiceError::from)?;
+        let made = create(&txn, &caller, &legs).await?;
+        txn.commit().await.map_err(ServiceError::from)?;
+        tracing::info!(legs = made.len(), "transfers made");
+        Ok(Response::new(pb::CreateTransfersResponse {
+            transfers: made.iter().map(transfer_to_proto).collect(),
+        }))
+    }
+
+    async fn post_transfer(
+        &self,
+        request: Request<pb::PostTransferRequest>,
+    ) -> Result<Response<pb::PostTransferResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let t = self.resolve_rpc(caller, &r.id, &r.value_date, true).await?;
+        Ok(Response::new(pb::PostTransferResponse {
+            transfer: Some(transfer_to_proto(&t)),
+        }))
+    }
+
+    async fn void_transfer(
+        &self,
+        request: Request<pb::VoidTransferRequest>,
+    ) -> Result<Response<pb::VoidTransferResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let t = self
+            .resolve_rpc(caller, &r.id, &r.value_date, false)
+            .await?;
+        Ok(Response::new(pb::VoidTransferResponse {
+            transfer: Some(transfer_to_proto(&t)),
+        }))
+    }
+
+    async fn get_transfer(
+        &self,
+        request: Request<pb::GetTransferRequest>,
+    ) -> Result<Response<pb::GetTransferResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read transfers", READ)?;
+        let mut v = Violations::new();
+        let id = required_id(&request.get_ref().id, "id", &mut v);
+        check(v)?;
+        let t = self.readable_transfer(&caller, &id).await?;
+        Ok(Response::new(pb::GetTransferResponse {
+            transfer: Some(transfer_to_proto(&t)),
+        }))
+    }
+
+    async fn list_transfers(
+        &self,
+        request: Request<pb::ListTransfersRequest>,
+    ) -> Result<Response<pb::ListTransfersResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read transfers", READ)?;
+        let r = request.into_inner();
+        let filter = r.filter.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let size = page_size(r.page_size, &mut v).unwrap_or_default();
+        let account_id = (!filter.account_id.trim().is_empty())
+            .then(|| required_id(&filter.account_id, "filter.account_id", &mut v));
+        let from = optional_date(&filter.from_date, "filter.from_date", &mut v);
+        let to = optional_date(&filter.to_date, "filter.to_date", &mut v);
+        if let (Some(f), Some(t)) = (from, to)
+            && t < f
+        {
+            v.add("filter.to_date", "is before filter.from_date");
+        }
+        let unit = filter.unit_code.trim().to_owned();
+        if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(&unit) {
+            v.add(
+                "filter.unit_code",
+                "is not a known administrative unit code",
+            );
+        }
+        let project = (!filter.project_code.trim().is_empty()).then(|| {
+            crate::accounts::checked_project(&filter.project_code, "filter.project_code", &mut v)
+        });
+        check(v)?;
+        if !unit.is_empty() {
+            caller.require_unit(&unit)?;
+        }
+        let filter_key = prost::Message::encode_to_vec(&filter);
+        let after = page_after(&r.page_token, &filter_key)?;
+        let mut condition = Condition::all();
+        if let Some(id) = &account_id {
+            readable(&self.db, &caller, id).await?;
+            condition = condition.add(
+                Condition::any()
+                    .add(transfer::Column::DebitAccountId.eq(id.as_str()))
+                    .add(transfer::Column::CreditAccountId.eq(id.as_str())),
+            );
+        }
+        // Only transfers touching an account the caller may read.
+        let mut accounts = selection(&caller.scope, (!unit.is_empty()).then_some(unit.as_str()));
+        if let Some(p) = &project {
+            accounts = accounts.add(project_condition(p));
+        }
+        condition = condition.add(touching(accounts));
+        if let Some(f) = from {
+            condition = condition.add(transfer::Column::ValueDate.gte(f));
+        }
+        if let Some(t) = to {
+            condition = condition.add(transfer::Column::ValueDate.lte(t));
+        }
+        if let Some(after) = &after {
+            condition = condition.add(transfer::Column::Id.gt(after.as_str()));
+        }
+        let mut rows = transfer::Entity::find()
+            .filter(condition)
+            .order_by_asc(transfer::Column::Id)
+            .limit(size as u64 + 1)
+            .all(&self.db)
+            .await
+            .map_err(ServiceError::from)?;
+        let next = if rows.len() > size {
+            rows.truncate(size);
+            next_page_token(rows.last().map_or("", |t| t.id.as_str()), &filter_key)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListTransfersResponse {
+            transfers: rows.iter().map(transfer_to_proto).collect(),
+            next_page_token: next,
+        }))
+    }
+}

@@ -1,0 +1,685 @@
+//! The funding ledger over a real socket and database: money flowing from
+//! plan to disbursement with the summary adding up, linked batches applied
+//! whole or not at all, retries, two-phase transfers resolved once,
+//! reversals, concurrent disbursements that never overspend, tampering found
+//! by verification, scope and roles, and every bad field named.
+
+mod common;
+
+use common::*;
+use pb::AccountKind::{Allocation, Expenditure, Plan, Source};
+use pb::FundingSource::{CentralInvestment, LocalBudget, SocialContribution};
+use sea_orm::ConnectionTrait;
+use sustain_platform::Role;
+use sustain_proto::ledger::v1 as pb;
+use tonic::Code;
+
+const P3: &str = "NTP-SPR.3";
+
+#[tokio::test]
+async fn money_flows_from_plan_to_disbursement_and_the_summary_adds_up() {
+    let ledger = Ledger::start().await;
+    let mut province = ledger.accounts(Role::Finance, PROVINCE).await;
+    let central = open(
+        &mut province,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let plan = open(
+        &mut province,
+        account(Plan, CentralInvestment, "20", P3, 2024),
+    )
+    .await;
+    assert!(plan.must_not_overspend, "plans are always guarded");
+    let binh_gia = open(
+        &mut province,
+        account(Allocation, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
+    )
+    .await;
+    let trang_dinh = open(
+        &mut province,
+        account(Allocation, CentralInvestment, "180", P3, 2024),
+    )
+    .await;
+    let commune = open(
+        &mut province,
+        account(Allocation, CentralInvestment, "06067", "NTP-SPR.3.1", 2024),
+    )
+    .await;
+    let spent = open(
+        &mut province,
+        account(Expenditure, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
+    )
+    .await;
+    let social = open(
+        &mut province,
+        account(Source, SocialContribution, "20", "", 0),
+    )
+    .await;
+    let social_alloc = open(
+        &mut province,
+        account(Allocation, SocialContribution, "181", P3, 2024),
+    )
+    .await;
+
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    send(&mut money, vec![leg(&central, &plan, 1_000)])
+        .await
+        .expect("plan");
+    // An allocation split across two districts: one linked batch.
+    let split = send(
+        &mut money,
+        vec![leg(&plan, &binh_gia, 600), leg(&plan, &trang_dinh, 300)],
+    )
+    .await
+    .expect("allocate");
+    assert_eq!(split.len(), 2);
+    assert_eq!(split[0].batch_id, split[1].batch_id);
+    assert_eq!((split[0].leg, split[1].leg), (0, 1));
+    // Binh Gia passes some on to a commune: not allocated twice.
+    send(&mut money, vec![leg(&binh_gia, &commune, 100)])
+        .await
+        .expect("re-allocate");
+    send(&mut money, vec![leg(&social, &social_alloc, 80)])
+        .await
+        .expect("mobilise");
+
+    let mut district = ledger.transfers(Role::Finance, BINH_GIA).await;
+    let mut commit = leg(&binh_gia, &spent, 200);
+    commit.pending = true;
+    let committed = send(&mut district, vec![commit])
+        .await
+        .expect("commit")
+        .remove(0);
+    assert_eq!(committed.state, pb::TransferState::Pending as i32);
+    let mut spare = leg(&binh_gia, &spent, 100);
+    spare.pending = true;
+    let spare = send(&mut district, vec![spare])
+        .await
+        .expect("commit")
+        .remove(0);
+    let mut accounts = ledger.accounts(Role::Finance, BINH_GIA).await;
+    let b = balance(&mut accounts, &binh_gia, "").await;
+    assert_eq!((b.debits_pending, b.available), (300, 200));
+
+    let posted = district
+        .post_transfer(pb::PostTransferRequest {
+            id: committed.id.clone(),
+            value_date: "2024-06-01".into(),
+        })
+        .await
+        .expect("post")
+        .into_inner()
+        .transfer
+        .expect("transfer");
+    assert_eq!(posted.state, pb::TransferState::Posted as i32);
+    district
+        .void_transfer(pb::VoidTransferRequest {
+            id: spare.id.clone(),
+            value_date: String::new(),
+        })
+        .await
+        .expect("void");
+    let direct = send(&mut district, vec![leg(&binh_gia, &spent, 50)])
+        .await
+        .expect("spend")
+        .remove(0);
+    let mut back = leg(&spent, &binh_gia, 20);
+    back.reverses_id = direct.id.clone();
+    send(&mut district, vec![back]).await.expect("reverse part");
+    let mut too_much = leg(&spent, &binh_gia, 31);
+    too_much.reverses_id = direct.id.clone();
+    let refused = send(&mut district, vec![too_much])
+        .await
+        .expect_err("over-reversal");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "REVERSAL_EXCEEDS_ORIGINAL");
+
+    let b = balance(&mut accounts, &binh_gia, "").await;
+    assert_eq!(
+        (
+            b.credits_posted,
+            b.debits_posted,
+            b.debits_pending,
+            b.available
+        ),
+        (620, 350, 0, 270)
+    );
+    // As of a day before the commitment was posted it was still pending.
+    let before = balance(&mut accounts, &binh_gia, "2024-05-31").await;
+    // (the spare one was voided today, so it was pending then too).
+    assert_eq!((before.debits_pending, before.debits_posted), (300, 150));
+    let early = balance(&mut accounts, &binh_gia, "2024-02-28").await;
+    assert_eq!(early, pb::Balance::default());
+
+    let summary = ledger
+        .funding(Role::Viewer, PROVINCE)
+        .await
+        .get_funding_summary(pb::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary");
+    let total = summary.total.expect("total");
+    assert_eq!(
+        (
+            total.planned_vnd,
+            total.allocated_vnd,
+            total.committed_vnd,
+            total.disbursed_vnd
+        ),
+        (1_000, 980, 0, 230)
+    );
+    assert_eq!(total.disbursement_percent, "23.47");
+    assert_eq!(summary.central_budget.expect("central").allocated_vnd, 900);
+    assert_eq!(summary.mobilised.expect("mobilised").allocated_vnd, 80);
+    let units: Vec<(String, i64)> = summary
+        .by_unit
+        .iter()
+        .map(|u| {
+            (
+                u.unit_code.clone(),
+                u.figures.clone().expect("figures").allocated_vnd,
+            )
+        })
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("180".to_owned(), 300),
+            ("181".to_owned(), 680),
+            ("20".to_owned(), 0)
+        ]
+    );
+    // For the district, the commune's share is re-allocated inside it.
+    let district_summary = ledger
+        .funding(Role::Viewer, BINH_GIA)
+        .await
+        .get_funding_summary(pb::GetFundingSummaryRequest {
+            unit_code: "181".into(),
+            from_year: 2024,
+            to_year: 2024,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary")
+        .total
+        .expect("total");
+    assert_eq!(
+        (
+            district_summary.allocated_vnd,
+            district_summary.disbursed_vnd
+        ),
+        (680, 230)
+    );
+
+    let verified = ledger
+        .chain(Role::Finance, PROVINCE)
+        .await
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.valid, "{}", verified.problem);
+    // 8 accounts, 9 transfers made, 2 resolved.
+    assert_eq!(verified.entries_checked, 19);
+}
+
+#[tokio::test]
+async fn a_batch_applies_whole_or_not_at_all_and_retries_return_the_original() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let local = open(&mut finance, account(Source, LocalBudget, "20", "", 0)).await;
+    let alloc = open(
+        &mut finance,
+        account(Allocation, LocalBudget, "181", P3, 2024),
+    )
+    .await;
+    let spent = open(
+        &mut finance,
+        account(Expenditure, LocalBudget, "181", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    let funded = leg(&local, &alloc, 500);
+    send(&mut money, vec![funded.clone()]).await.expect("fund");
+    let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
+    let head = chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+
+    // The second leg would overspend: neither is made.
+    let first = leg(&alloc, &spent, 300);
+    let second = leg(&alloc, &spent, 201);
+    let refused = send(&mut money, vec![first.clone(), second])
+        .await
+        .expect_err("overspend");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "INSUFFICIENT_FUNDS");
+    assert!(
+        refused.message().starts_with("transfers[1]"),
+        "{}",
+        refused.message()
+    );
+    let missing = money
+        .get_transfer(pb::GetTransferRequest {
+            id: first.id.clone(),
+        })
+        .await
+        .expect_err("first leg not made");
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(balance(&mut finance, &alloc, "").await.available, 500);
+    let after = chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+    assert_eq!(after, head, "nothing went on the chain");
+
+    // A retry with the same id and content returns the original.
+    let again = send(&mut money, vec![funded.clone()])
+        .await
+        .expect("retry")
+        .remove(0);
+    assert_eq!(again.id, funded.id);
+    assert_eq!(balance(&mut finance, &alloc, "").await.credits_posted, 500);
+    // The same id with other content is refused.
+    let mut changed = funded.clone();
+    changed.amount_vnd = 501;
+    let clash = send(&mut money, vec![changed])
+        .await
+        .expect_err("changed retry");
+    assert_eq!(clash.code(), Code::AlreadyExists);
+    assert_eq!(reason(&clash), "TRANSFER_EXISTS");
+
+    // Pending: posted once; posting again answers the same, voiding refuses.
+    let mut reserve = leg(&alloc, &spent, 400);
+    reserve.pending = true;
+    let reserved = send(&mut money, vec![reserve])
+        .await
+        .expect("reserve")
+        .remove(0);
+    for _ in 0..2 {
+        let t = money
+            .post_transfer(pb::PostTransferRequest {
+                id: reserved.id.clone(),
+                value_date: String::new(),
+            })
+            .await
+            .expect("post")
+            .into_inner()
+            .transfer
+            .expect("transfer");
+        assert_eq!(t.state, pb::TransferState::Posted as i32);
+    }
+    let late = money
+        .void_transfer(pb::VoidTransferRequest {
+            id: reserved.id.clone(),
+            value_date: String::new(),
+        })
+        .await
+        .expect_err("void after post");
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&late), "ALREADY_POSTED");
+    let b = balance(&mut finance, &alloc, "").await;
+    assert_eq!(
+        (b.debits_posted, b.debits_pending, b.available),
+        (400, 0, 100)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_disbursements_from_one_allocation_never_overspend() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let source = open(
+        &mut finance,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let alloc = open(
+        &mut finance,
+        account(Allocation, CentralInvestment, "181", P3, 2024),
+    )
+    .await;
+    let spent = open(
+        &mut finance,
+        account(Expenditure, CentralInvestment, "181", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    send(&mut money, vec![leg(&source, &alloc, 1_000)])
+        .await
+        .expect("fund");
+
+    // 40 clients on their own connections each ask for 50: exactly 20 fit.
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let mut client = ledger.transfers(Role::Finance, BINH_GIA).await;
+        let mut t = leg(&alloc, &spent, 50);
+        t.pending = i % 2 == 0;
+        tasks.push(tokio::spawn(
+            async move { send(&mut client, vec![t]).await },
+        ));
+    }
+    let mut made = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(_) => made += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                assert_eq!(reason(&status), "INSUFFICIENT_FUNDS");
+            }
+        }
+    }
+    assert_eq!(made, 20);
+    let b = balance(&mut finance, &alloc, "").await;
+    assert_eq!(b.available, 0);
+    assert_eq!(b.debits_posted + b.debits_pending, 1_000);
+    let verified = ledger
+        .chain(Role::Finance, PROVINCE)
+        .await
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.valid, "{}", verified.problem);
+}
+
+#[tokio::test]
+async fn a_tampered_amount_is_found_at_its_entry() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let source = open(
+        &mut finance,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let plan = open(
+        &mut finance,
+        account(Plan, CentralInvestment, "20", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    let mut made = vec![];
+    for amount in [100, 200, 300] {
+        made.push(
+            send(&mut money, vec![leg(&source, &plan, amount)])
+                .await
+                .expect("plan")
+                .remove(0),
+        );
+    }
+    let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
+    let head = chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+    assert_eq!(head.sequence, 5);
+
+    let db = sustain_platform::db::connect(&ledger.db.url)
+        .await
+        .expect("db");
+    db.execute_unprepared(&format!(
+        "UPDATE ledger_transfer SET amount = 2000 WHERE id = '{}'",
+        made[1].id
+    ))
+    .await
+    .expect("tamper");
+    let verified = chain
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(!verified.valid);
+    assert_eq!(verified.first_bad_sequence, made[1].sequence);
+    assert_eq!(
+        verified.entries_checked, 3,
+        "the entries before it are good"
+    );
+    assert!(
+        verified.problem.contains(&made[1].id),
+        "{}",
+        verified.problem
+    );
+    // A range that ends before it still verifies.
+    let before = chain
+        .verify_chain(pb::VerifyChainRequest {
+            from_sequence: 1,
+            to_sequence: made[0].sequence,
+        })
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(before.valid);
+
+    // A removed entry is a gap.
+    db.execute_unprepared(&format!(
+        "UPDATE ledger_transfer SET amount = 200 WHERE id = '{}'",
+        made[1].id
+    ))
+    .await
+    .expect("restore");
+    db.execute_unprepared(&format!(
+        "DELETE FROM ledger_entry WHERE sequence = {}",
+        made[2].sequence
+    ))
+    .await
+    .expect("remove");
+    let gap = chain
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(!gap.valid);
+    assert_eq!(gap.first_bad_sequence, made[2].sequence);
+}
+
+#[tokio::test]
+async fn roles_and_scope_hold_on_every_path() {
+    let ledger = Ledger::start().await;
+    let mut province = ledger.accounts(Role::Finance, PROVINCE).await;
+    let source = open(
+        &mut province,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let plan = open(
+        &mut province,
+        account(Plan, CentralInvestment, "20", P3, 2024),
+    )
+    .await;
+    let binh_gia = open(
+        &mut province,
+        account(Allocation, CentralInvestment, "181", P3, 2024),
+    )
+    .await;
+    let trang_dinh = open(
+        &mut province,
+        account(Allocation, CentralInvestment, "180", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    send(&mut money, vec![leg(&source, &plan, 1_000)])
+        .await
+        .expect("plan");
+    let to_180 = send(&mut money, vec![leg(&plan, &trang_dinh, 400)])
+        .await
+        .expect("allocate")
+        .remove(0);
+
+    // A district officer cannot pull money from the province's plan.
+    let mut district = ledger.transfers(Role::Finance, BINH_GIA).await;
+    let pulled = send(&mut district, vec![leg(&plan, &binh_gia, 100)])
+        .await
+        .expect_err("out of scope");
+    assert_eq!(pulled.code(), Code::PermissionDenied);
+    // Viewers and enumerators move no money; enumerators read none.
+    for role in [Role::Viewer, Role::Enumerator, Role::Admin] {
+        let mut client = ledger.transfers(role, PROVINCE).await;
+        let denied = send(&mut client, vec![leg(&plan, &binh_gia, 1)])
+            .await
+            .expect_err("role");
+        assert_eq!(denied.code(), Code::PermissionDenied, "{role:?}");
+    }
+    let mut enumerator = ledger.accounts(Role::Enumerator, PROVINCE).await;
+    let denied = enumerator
+        .get_account(pb::GetAccountRequest {
+            id: plan.id.clone(),
+        })
+        .await
+        .expect_err("enumerator");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Binh Gia sees its own accounts only: get, list, balance, transfers, summary.
+    let mut viewer = ledger.accounts(Role::Viewer, BINH_GIA).await;
+    for id in [&trang_dinh.id, &plan.id] {
+        let other = viewer
+            .get_account(pb::GetAccountRequest { id: id.clone() })
+            .await
+            .expect_err("other unit");
+        assert_eq!(other.code(), Code::PermissionDenied);
+        let other = viewer
+            .get_balance(pb::GetBalanceRequest {
+                account_id: id.clone(),
+                as_of: String::new(),
+            })
+            .await
+            .expect_err("other unit");
+        assert_eq!(other.code(), Code::PermissionDenied);
+    }
+    let listed = viewer
+        .list_accounts(pb::ListAccountsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .accounts;
+    assert_eq!(
+        listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        [binh_gia.id.as_str()]
+    );
+    let mut viewer_money = ledger.transfers(Role::Viewer, BINH_GIA).await;
+    let hidden = viewer_money
+        .get_transfer(pb::GetTransferRequest {
+            id: to_180.id.clone(),
+        })
+        .await
+        .expect_err("other unit's transfer");
+    assert_eq!(hidden.code(), Code::PermissionDenied);
+    let seen = viewer_money
+        .list_transfers(pb::ListTransfersRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .transfers;
+    assert!(seen.is_empty(), "no transfer touches Binh Gia yet");
+    let mut district_funding = ledger.funding(Role::Viewer, BINH_GIA).await;
+    let denied = district_funding
+        .get_funding_summary(pb::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2024,
+            to_year: 2024,
+        })
+        .await
+        .expect_err("province summary");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let mut viewer_chain = ledger.chain(Role::Viewer, PROVINCE).await;
+    let denied = viewer_chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect_err("chain is finance's");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn bad_input_names_every_field_and_writes_nothing() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let bad = finance
+        .create_account(pb::CreateAccountRequest {
+            account: Some(pb::Account {
+                id: "mine".into(),
+                unit_code: "99999".into(),
+                project_code: "NTP%".into(),
+                year: 1990,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("bad account");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&bad),
+        [
+            "account.kind",
+            "account.source",
+            "account.name",
+            "account.unit_code",
+            "account.project_code",
+            "account.year",
+            "account.id"
+        ]
+    );
+    let source = open(
+        &mut finance,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let plan = open(&mut finance, account(Plan, LocalBudget, "20", P3, 2024)).await;
+    let spent = open(
+        &mut finance,
+        account(Expenditure, CentralInvestment, "20", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    let mut broken = leg(&source, &source, 0);
+    broken.id = "not-an-id".into();
+    broken.value_date = "2999-01-01".into();
+    broken.state = pb::TransferState::Posted as i32;
+    let bad = send(&mut money, vec![broken])
+        .await
+        .expect_err("bad transfer");
+    assert_eq!(
+        violated_fields(&bad),
+        [
+            "transfers[0].id",
+            "transfers[0].credit_account_id",
+            "transfers[0].amount_vnd",
+            "transfers[0].value_date",
+            "transfers[0].state"
+        ]
+    );
+    // Money keeps its source, and flows only down the programme.
+    let bad = send(
+        &mut money,
+        vec![leg(&source, &plan, 10), leg(&source, &spent, 10)],
+    )
+    .await
+    .expect_err("source and flow");
+    assert_eq!(
+        violated_fields(&bad),
+        [
+            "transfers[0].credit_account_id",
+            "transfers[1].credit_account_id"
+        ]
+    );
+    let head = ledger
+        .chain(Role::Finance, PROVINCE)
+        .await
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+    assert_eq!(head.sequence, 3, "only the three accounts");
+}
