@@ -74,6 +74,9 @@ pub struct UpstreamConfig {
     /// Deadline of each call, connecting included; past it the caller gets
     /// UNAVAILABLE and nothing is written.
     pub timeout_ms: u64,
+    /// How long an aggregate read from it (the under-five count a programme
+    /// summary divides by) is reused, in seconds; 0 asks every time.
+    pub count_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,6 +150,7 @@ impl Config {
             registry: UpstreamConfig {
                 url: "http://127.0.0.1:50051".into(),
                 timeout_ms: 3000,
+                count_cache_secs: 60,
             },
             auth: AuthConfig {
                 jwt_secret: None,

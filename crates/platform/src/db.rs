@@ -66,13 +66,18 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     db.begin_with_options(options).await
 }
 
-/// Refreshes planner statistics where the database does not do it by itself:
-/// SQLite's recommended `PRAGMA optimize` on start-up (PostgreSQL's autovacuum
-/// analyzes on its own).
+/// Refreshes planner statistics, at start-up and after a bulk load: SQLite's
+/// recommended `PRAGMA optimize`; on PostgreSQL an `ANALYZE` (sampled, so cheap
+/// on large tables), because autovacuum analyzes a freshly loaded table only
+/// later and until then the planner guesses: a province's under-five count
+/// took over 5 s right after the demo load, 29 ms after ANALYZE.
 pub async fn optimize(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() == DbBackend::Sqlite {
-        sea_orm::ConnectionTrait::execute_unprepared(db, "PRAGMA optimize=0x10002").await?;
-    }
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "PRAGMA optimize=0x10002",
+        DbBackend::Postgres => "ANALYZE",
+        _ => return Ok(()),
+    };
+    sea_orm::ConnectionTrait::execute_unprepared(db, sql).await?;
     Ok(())
 }
 

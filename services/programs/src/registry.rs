@@ -21,6 +21,11 @@ pub const STANDINGS_PER_CALL: usize = 1000;
 pub struct Registry {
     client: ReviewServiceClient<Channel>,
     households: HouseholdServiceClient<Channel>,
+    /// Member counts by (role, unit, born from, born to), reused for
+    /// `count_cache_secs`: the denominator of a summary need not be read anew
+    /// for every dashboard refresh, and counting a province's children costs
+    /// the registry a scan of them.
+    counts: Option<moka::sync::Cache<(String, String, chrono::NaiveDate, chrono::NaiveDate), i64>>,
 }
 
 /// The caller's `authorization` metadata, to pass on.
@@ -36,9 +41,16 @@ impl Registry {
             .timeout(timeout)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
+        let counts = (config.count_cache_secs > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(config.count_cache_secs))
+                .build()
+        });
         Ok(Registry {
             client: ReviewServiceClient::new(channel.clone()),
             households: HouseholdServiceClient::new(channel),
+            counts,
         })
     }
 
@@ -82,7 +94,35 @@ impl Registry {
 
 impl Registry {
     /// Members of the households under `unit` born within the dates given.
+    /// The caller has been checked to hold all of `unit`; the count is kept per
+    /// role, so a role the registry refuses is never answered from the cache.
     pub async fn count_members(
+        &self,
+        credentials: &Credentials,
+        role: sustain_platform::Role,
+        unit: &str,
+        born_from: chrono::NaiveDate,
+        born_to: chrono::NaiveDate,
+    ) -> Result<i64, ServiceError> {
+        let key = (
+            role.as_str().to_owned(),
+            unit.to_owned(),
+            born_from,
+            born_to,
+        );
+        if let Some(n) = self.counts.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(n);
+        }
+        let n = self
+            .count_members_now(credentials, unit, born_from, born_to)
+            .await?;
+        if let Some(c) = &self.counts {
+            c.insert(key, n);
+        }
+        Ok(n)
+    }
+
+    async fn count_members_now(
         &self,
         credentials: &Credentials,
         unit: &str,

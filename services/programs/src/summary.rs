@@ -739,7 +739,7 @@ impl pb::programme_summary_service_server::ProgrammeSummaryService for SummaryAp
         let (local, under_five) = tokio::join!(
             local_summary(&self.db, &unit, from, to, today),
             self.registry
-                .count_members(&credentials, &unit, born_from, born_to)
+                .count_members(&credentials, caller.role, &unit, born_from, born_to)
         );
         let mut summary = local?;
         let under_five = under_five?;

@@ -594,27 +594,36 @@ pub async fn list(
 }
 
 /// Members of the selected households born within `born` (inclusive bounds).
+/// A join, not `IN (households)`: the planner walks the members' birth-date
+/// index and looks each household up, instead of first listing every
+/// household of a province (docs/benchmarks.md, issue 4).
 pub async fn count_members(
     conn: &impl ConnectionTrait,
     selection: &Selection,
     born: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
 ) -> Result<i64, ServiceError> {
-    let mut query = member::Entity::find().filter(
-        member::Column::HouseholdId.in_subquery(
-            Query::select()
-                .column(household::Column::Id)
-                .from(household::Entity)
-                .cond_where(condition(selection))
-                .to_owned(),
-        ),
-    );
+    let mut query = Query::select();
+    query
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(member::Entity)
+        .inner_join(
+            household::Entity,
+            Expr::col((household::Entity, household::Column::Id))
+                .equals((member::Entity, member::Column::HouseholdId)),
+        )
+        .cond_where(condition(selection));
     if let Some(from) = born.0 {
-        query = query.filter(member::Column::BirthDate.gte(from));
+        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).gte(from));
     }
     if let Some(to) = born.1 {
-        query = query.filter(member::Column::BirthDate.lte(to));
+        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).lte(to));
     }
-    Ok(query.count(conn).await? as i64)
+    let backend = conn.get_database_backend();
+    let row = conn.query_one_raw(backend.build(&query)).await?;
+    Ok(match row {
+        Some(r) => r.try_get::<i64>("", "n")?,
+        None => 0,
+    })
 }
 
 pub async fn count(
