@@ -5,10 +5,11 @@
 # refused PERMISSION_DENIED with a token scoped to another district; then review the
 # household through draft, approval and certification and read the district's
 # poverty summary; then write a small demo file and import it with the CLI;
-# then run the whole suite with `sustain up` and the programme demo.
+# then run the whole suite with `sustain up`, the programme demo and the
+# ledger's demo money.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked -q -p sustain-registry -p sustain-programs -p sustain
+cargo build --locked -q -p sustain-registry -p sustain-programs -p sustain-ledger -p sustain
 bin=target/debug/sustain-registry
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
@@ -82,12 +83,13 @@ wait $pid || fail "registry did not exit cleanly on SIGTERM"
 # scaled report, and the province's programme summary through reflection.
 suite=$(mktemp -d)
 "$bin" demo --dev --data-dir "$suite" --households 4000 --quiet >/dev/null || fail "registry demo"
-rport=$((20000 + RANDOM % 20000)); pport=$((rport + 1))
-target/debug/sustain up --dev --data-dir "$suite" --registry "127.0.0.1:$rport" --programs "127.0.0.1:$pport" >"$suite/up.log" 2>&1 &
+rport=$((20000 + RANDOM % 20000)); pport=$((rport + 1)); lport=$((rport + 2))
+target/debug/sustain up --dev --data-dir "$suite" --registry "127.0.0.1:$rport" --programs "127.0.0.1:$pport" \
+  --ledger "127.0.0.1:$lport" >"$suite/up.log" 2>&1 &
 up=$!
 trap 'kill $pid $up 2>/dev/null || true; rm -rf "$work" "$suite"' EXIT
 for _ in $(seq 1 100); do grep -q '^ey' "$suite/up.log" 2>/dev/null && break; sleep 0.1; done
-suite_token=$(grep '^ey' "$suite/up.log") || fail "sustain up printed no token"
+suite_token=$(grep '^ey' "$suite/up.log" | head -1) || fail "sustain up printed no token"
 SUSTAIN_REGISTRY__URL="http://127.0.0.1:$rport" target/debug/sustain-programs demo --dev --data-dir "$suite" \
   --programs "http://127.0.0.1:$pport" --scale 100 >"$suite/demo.log" 2>&1 || fail "programme demo: $(cat "$suite/demo.log")"
 grep -q "differs" "$suite/demo.log" && fail "programme demo figures differ: $(cat "$suite/demo.log")"
@@ -96,6 +98,19 @@ programme=$(buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: 
   "http://127.0.0.1:$pport/sustain.programs.v1.ProgrammeSummaryService/GetProgrammeSummary") || fail "programme summary"
 printf '%s' "$programme" | python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; assert s["inspections"]["inspections"]=="4" and s["training"]["trainees"]=="32", s' \
   || fail "programme summary figures: $programme"
+# The ledger's demo money: the province's plan, central share and mobilised
+# funds as reported, and a chain that verifies; then the summary and the
+# chain head through reflection.
+target/debug/sustain-ledger demo --dev --data-dir "$suite" --ledger "http://127.0.0.1:$lport" >"$suite/ledger.log" 2>&1 \
+  || fail "ledger demo: $(cat "$suite/ledger.log")"
+grep -q "chain verifies: yes" "$suite/ledger.log" || fail "ledger chain: $(cat "$suite/ledger.log")"
+funding=$(buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $suite_token" \
+  -d '{"unit_code":"20","from_year":2021,"to_year":2025}' \
+  "http://127.0.0.1:$lport/sustain.ledger.v1.FundingService/GetFundingSummary") || fail "funding summary"
+printf '%s' "$funding" | python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; assert s["total"]["plannedVnd"]=="1149180000000" and s["mobilised"]["allocatedVnd"]=="2822650000000", s' \
+  || fail "funding summary figures: $funding"
+head=$(grpcurl -plaintext -H "authorization: Bearer $suite_token" "127.0.0.1:$lport" sustain.ledger.v1.ChainService/GetChainHead) || fail "chain head: $head"
+printf '%s' "$head" | grep -q '"hash"' || fail "chain head: $head"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 8 passed, 0 failed"
+echo "smoke: 9 passed, 0 failed"

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod chain;
 pub mod convert;
+pub mod demo;
 pub mod funding;
 pub mod migration;
 pub mod model;

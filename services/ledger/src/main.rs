@@ -1,5 +1,5 @@
-//! `sustain-ledger`: serve the funding ledger, migrate its database, or mint
-//! a token.
+//! `sustain-ledger`: serve the funding ledger, migrate its database, mint a
+//! token, or load the demo's money through a running ledger.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -38,6 +38,18 @@ enum Command {
         subject: String,
         #[arg(long, default_value_t = 12)]
         ttl_hours: i64,
+    },
+    /// Write the money side of the Lạng Sơn demo through the running ledger,
+    /// then compare the province's funding summary with the report and
+    /// verify the chain. Running it twice writes nothing new.
+    Demo {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// The ledger's gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:50053")]
+        ledger: String,
+        #[arg(long, default_value_t = sustain_ledger::demo::DEFAULT_SEED)]
+        seed: u64,
     },
 }
 
@@ -83,6 +95,45 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format, &config.log_filter);
             sustain_ledger::connect_and_migrate(&config.database_url).await?;
             println!("ledger database is up to date");
+            Ok(())
+        }
+        Command::Demo { args, ledger, seed } => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
+            telemetry::init(config.log_format, "warn");
+            let secrets = config.secrets()?;
+            let token = TokenIssuer::new(
+                &secrets.jwt_secret,
+                &config.auth.issuer,
+                &config.auth.audience,
+            )?
+            .issue("demo", Role::Finance, &["*"], Duration::hours(2))?;
+            let channel = tonic::transport::Endpoint::from_shared(ledger.clone())?
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach {ledger}"))?;
+            let mut clients = sustain_ledger::demo::Clients::new(channel, &token)?;
+            let started = std::time::Instant::now();
+            let report = sustain_ledger::demo::load(&mut clients, seed).await?;
+            println!(
+                "demo (seed {seed}): {} accounts, {} transfers in {:.1} s",
+                report.accounts,
+                report.transfers,
+                started.elapsed().as_secs_f64()
+            );
+            let (rows, verified) = sustain_ledger::demo::compare(&mut clients).await?;
+            println!(
+                "{:<36} {:>12} {:>12}",
+                "Lạng Sơn 2021–2025", "reported", "summary"
+            );
+            let mut differ = 0;
+            for (label, wanted, found) in rows {
+                let mark = if wanted == found { "" } else { "  ← differs" };
+                differ += usize::from(wanted != found);
+                println!("{label:<36} {wanted:>12} {found:>12}{mark}");
+            }
+            println!("chain verifies: {}", if verified { "yes" } else { "NO" });
+            anyhow::ensure!(differ == 0, "{differ} figure(s) differ from the report");
+            anyhow::ensure!(verified, "the chain does not verify");
             Ok(())
         }
         Command::Token {

@@ -256,6 +256,17 @@ pub async fn create(
     legs: &[Leg],
 ) -> Result<Vec<transfer::Model>, ServiceError> {
     let mut chain = Chain::lock(conn).await?;
+    let account_ids: Vec<String> = legs
+        .iter()
+        .flat_map(|l| [l.debit.clone(), l.credit.clone()])
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let accounts = accounts_by_id(conn, &account_ids).await?;
+    // Scope first: even a retry answers only a caller who may move the money.
+    for a in accounts.values() {
+        caller.require_placement(&placement_of(a))?;
+    }
     let ids: Vec<String> = legs.iter().map(|l| l.id.clone()).collect();
     let existing = transfers_by_id(conn, &ids).await?;
     if !existing.is_empty() {
@@ -307,19 +318,19 @@ pub async fn create(
         });
     }
 
-    let account_ids: Vec<String> = legs
-        .iter()
-        .flat_map(|l| [l.debit.clone(), l.credit.clone()])
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let accounts = accounts_by_id(conn, &account_ids).await?;
     let originals_ids: Vec<String> = legs.iter().filter_map(|l| l.reverses.clone()).collect();
     let originals = transfers_by_id(conn, &originals_ids).await?;
     let mut reversed = reversed_amounts(conn, &originals_ids).await?;
 
     let mut v = Violations::new();
     for (i, leg) in legs.iter().enumerate() {
+        if leg.debit == leg.credit {
+            v.add(
+                format!("transfers[{i}].credit_account_id"),
+                "is the debit account",
+            );
+            continue;
+        }
         let d = accounts.get(&leg.debit);
         let c = accounts.get(&leg.credit);
         if d.is_none() {
@@ -382,9 +393,6 @@ pub async fn create(
         }
     }
     check(v)?;
-    for a in accounts.values() {
-        caller.require_placement(&placement_of(a))?;
-    }
     for (i, leg) in legs.iter().enumerate() {
         let Some(original) = leg.reverses.as_ref().and_then(|o| originals.get(o)) else {
             continue;

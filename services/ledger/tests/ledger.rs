@@ -683,3 +683,128 @@ async fn bad_input_names_every_field_and_writes_nothing() {
         .into_inner();
     assert_eq!(head.sequence, 3, "only the three accounts");
 }
+
+#[tokio::test]
+async fn transfers_and_accounts_list_by_account_date_project_and_unit_page_by_page() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let source = open(
+        &mut finance,
+        account(Source, CentralInvestment, "20", "", 0),
+    )
+    .await;
+    let p3 = open(
+        &mut finance,
+        account(Allocation, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
+    )
+    .await;
+    let p5 = open(
+        &mut finance,
+        account(Allocation, CentralInvestment, "180", "NTP-SPR.5", 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    let mut made = vec![];
+    for (i, (to, date)) in [
+        (&p3, "2024-01-10"),
+        (&p5, "2024-02-10"),
+        (&p3, "2024-03-10"),
+        (&p3, "2024-04-10"),
+        (&p5, "2024-05-10"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut t = leg(&source, to, 100 + i as i64);
+        t.value_date = date.into();
+        made.push(send(&mut money, vec![t]).await.expect("transfer").remove(0));
+    }
+    let list = |filter: pb::TransferFilter| {
+        let mut client = money.clone();
+        async move {
+            let mut ids = vec![];
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_transfers(pb::ListTransfersRequest {
+                        filter: Some(filter.clone()),
+                        page_size: 2,
+                        page_token,
+                    })
+                    .await
+                    .expect("list")
+                    .into_inner();
+                ids.extend(page.transfers.into_iter().map(|t| t.amount_vnd));
+                if page.next_page_token.is_empty() {
+                    return ids;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+    };
+    assert_eq!(
+        list(pb::TransferFilter::default()).await,
+        [100, 101, 102, 103, 104]
+    );
+    let by_account = pb::TransferFilter {
+        account_id: p3.id.clone(),
+        ..Default::default()
+    };
+    assert_eq!(list(by_account).await, [100, 102, 103]);
+    let by_dates = pb::TransferFilter {
+        from_date: "2024-02-01".into(),
+        to_date: "2024-04-10".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(by_dates).await, [101, 102, 103]);
+    let by_project = pb::TransferFilter {
+        project_code: "NTP-SPR.5".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(by_project).await, [101, 104]);
+    let by_unit = pb::TransferFilter {
+        unit_code: "181".into(),
+        ..Default::default()
+    };
+    assert_eq!(list(by_unit).await, [100, 102, 103]);
+    // A token belongs to its filter.
+    let first = money
+        .list_transfers(pb::ListTransfersRequest {
+            filter: None,
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    let misused = money
+        .list_transfers(pb::ListTransfersRequest {
+            filter: Some(pb::TransferFilter {
+                unit_code: "181".into(),
+                ..Default::default()
+            }),
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
+        .await
+        .expect_err("token of another filter");
+    assert_eq!(violated_fields(&misused), ["page_token"]);
+
+    let accounts = finance
+        .list_accounts(pb::ListAccountsRequest {
+            filter: Some(pb::AccountFilter {
+                kind: Allocation as i32,
+                project_code: "NTP-SPR.3".into(),
+                ..Default::default()
+            }),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("accounts")
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, p3.id);
+    assert_eq!(accounts[0].balance.expect("balance").credits_posted, 305);
+}

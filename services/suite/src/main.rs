@@ -22,7 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the registry and the programmes service until SIGINT/SIGTERM.
+    /// Serve the registry, the programmes service and the ledger until
+    /// SIGINT/SIGTERM.
     Up {
         #[command(flatten)]
         args: ServeArgs,
@@ -32,6 +33,9 @@ enum Command {
         /// The programmes service's address.
         #[arg(long, default_value = "127.0.0.1:50052")]
         programs: SocketAddr,
+        /// The ledger's address.
+        #[arg(long, default_value = "127.0.0.1:50053")]
+        ledger: SocketAddr,
     },
 }
 
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         args,
         registry,
         programs,
+        ledger,
     } = Cli::parse().command;
     let registry_config = config_for(
         sustain_registry::SERVICE,
@@ -69,9 +74,20 @@ async fn main() -> anyhow::Result<()> {
         programs,
     )?;
     programs_config.registry.url = format!("http://{registry}");
+    let ledger_config = config_for(
+        sustain_ledger::SERVICE,
+        sustain_ledger::DEFAULT_PORT,
+        &args,
+        ledger,
+    )?;
+    let urls = [
+        &registry_config.database_url,
+        &programs_config.database_url,
+        &ledger_config.database_url,
+    ];
     anyhow::ensure!(
-        registry_config.database_url != programs_config.database_url,
-        "the registry and the programmes service need databases of their own; unset SUSTAIN_DATABASE_URL (each then takes a SQLite file under data_dir) or run the services separately"
+        urls[0] != urls[1] && urls[1] != urls[2] && urls[0] != urls[2],
+        "each service needs a database of its own; unset SUSTAIN_DATABASE_URL (each then takes a SQLite file under data_dir) or run the services separately"
     );
     telemetry::init(registry_config.log_format, &registry_config.log_filter);
     let secrets = registry_config.secrets()?;
@@ -81,15 +97,22 @@ async fn main() -> anyhow::Result<()> {
     let programs_listener = TcpListener::bind(programs)
         .await
         .with_context(|| format!("cannot listen on {programs}"))?;
+    let ledger_listener = TcpListener::bind(ledger)
+        .await
+        .with_context(|| format!("cannot listen on {ledger}"))?;
     if registry_config.dev {
-        let token = TokenIssuer::new(
+        let issuer = TokenIssuer::new(
             &secrets.jwt_secret,
             &registry_config.auth.issuer,
             &registry_config.auth.audience,
-        )?
-        .issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
-        println!("sustain (development mode): registry on {registry}, programs on {programs}");
-        println!("admin token (12 h, whole country):\n{token}");
+        )?;
+        let admin = issuer.issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
+        let finance = issuer.issue("dev-finance", Role::Finance, &["*"], Duration::hours(12))?;
+        println!(
+            "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}"
+        );
+        println!("admin token (12 h, whole country):\n{admin}");
+        println!("finance token for the ledger (12 h, whole country):\n{finance}");
     }
     let (stop_tx, stop) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -100,16 +123,23 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     tokio::spawn(signal);
-    let (r, p) = tokio::join!(
+    let (r, p, l) = tokio::join!(
         sustain_registry::run(
             &registry_config,
             &secrets,
             registry_listener,
             stopped(stop.clone())
         ),
-        sustain_programs::run(&programs_config, &secrets, programs_listener, stopped(stop)),
+        sustain_programs::run(
+            &programs_config,
+            &secrets,
+            programs_listener,
+            stopped(stop.clone())
+        ),
+        sustain_ledger::run(&ledger_config, &secrets, ledger_listener, stopped(stop)),
     );
     r.context("registry")?;
     p.context("programs")?;
+    l.context("ledger")?;
     Ok(())
 }
