@@ -63,8 +63,10 @@ async fn run(backend: &str) -> anyhow::Result<()> {
     let admin = token(Role::Admin, &["*"]);
 
     // Every household of the province, by id.
-    let mut hh =
-        HouseholdServiceClient::with_interceptor(registry.channel().await, Bearer(admin.clone()));
+    let mut hh = HouseholdServiceClient::with_interceptor(
+        registry.channel().await.expect("connect"),
+        Bearer(admin.clone()),
+    );
     let mut ids = vec![];
     let mut page_token = String::new();
     loop {
@@ -86,7 +88,7 @@ async fn run(backend: &str) -> anyhow::Result<()> {
         page_token = page.next_page_token;
     }
     let mut livelihood = sustain_proto::programs::v1::livelihood_service_client::LivelihoodServiceClient::with_interceptor(
-        programs.channel().await,
+        programs.channel().await.expect("connect"),
         Bearer(admin.clone()),
     );
     let model = |i: usize| pb::LivelihoodModel {
@@ -118,8 +120,10 @@ async fn run(backend: &str) -> anyhow::Result<()> {
         .collect();
 
     // The registry check alone, same batches.
-    let mut reviews =
-        ReviewServiceClient::with_interceptor(registry.channel().await, Bearer(admin.clone()));
+    let mut reviews = ReviewServiceClient::with_interceptor(
+        registry.channel().await.expect("connect"),
+        Bearer(admin.clone()),
+    );
     let started = Instant::now();
     for b in &batches {
         reviews
@@ -160,7 +164,7 @@ async fn run(backend: &str) -> anyhow::Result<()> {
     }
 
     let mut summary = sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient::with_interceptor(
-        programs.channel().await,
+        programs.channel().await.expect("connect"),
         Bearer(admin.clone()),
     );
     let request = pb::GetProgrammeSummaryRequest {
@@ -316,8 +320,8 @@ async fn run(backend: &str) -> anyhow::Result<()> {
         "  SELECT COUNT(*) FROM enrolment                  p50 {:>6.2} ms",
         percentile(&mut bare, 0.5)
     );
-    programs.stop().await;
-    registry.stop().await;
+    programs.stop().await.expect("stopped cleanly");
+    registry.stop().await.expect("stopped cleanly");
     Ok(())
 }
 

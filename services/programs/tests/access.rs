@@ -58,7 +58,7 @@ async fn every_role_in_and_out_of_scope() {
         .await
         .expect("enrol")
         .remove(0);
-    let channel = suite.programs.channel().await;
+    let channel = suite.programs.channel().await.expect("connect");
     let mut training = client(
         TrainingServiceClient::new,
         channel.clone(),

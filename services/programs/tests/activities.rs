@@ -31,7 +31,7 @@ async fn courses_take_members_of_registered_households_and_count_jobs() {
     let second = members_of(&suite, &ids[1]).await;
     let mut training = client(
         TrainingServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Enumerator,
         DISTRICT,
     );
@@ -211,7 +211,7 @@ async fn courses_take_members_of_registered_households_and_count_jobs() {
     // Another district sees none of it.
     let mut elsewhere = client(
         TrainingServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Viewer,
         &["182"],
     );
@@ -246,7 +246,7 @@ async fn support_is_checked_with_the_registry_and_nutrition_status_is_derived() 
     let (head, child) = (members[0].clone(), members[1].clone());
     let mut support = client(
         SupportServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Enumerator,
         DISTRICT,
     );
@@ -404,7 +404,7 @@ async fn communication_and_inspections_are_counted_with_open_follow_ups() {
     let suite = Suite::start().await;
     let mut comms = client(
         CommunicationServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Enumerator,
         DISTRICT,
     );
@@ -444,7 +444,7 @@ async fn communication_and_inspections_are_counted_with_open_follow_ups() {
 
     let mut inspections = client(
         InspectionServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Enumerator,
         DISTRICT,
     );
@@ -559,7 +559,7 @@ async fn communication_and_inspections_are_counted_with_open_follow_ups() {
     // A commune officer of another district neither reads nor archives it.
     let mut other = client(
         InspectionServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Approver,
         &["182"],
     );
@@ -575,7 +575,7 @@ async fn communication_and_inspections_are_counted_with_open_follow_ups() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     let mut approver = client(
         InspectionServiceClient::new,
-        suite.programs.channel().await,
+        suite.programs.channel().await.expect("connect"),
         Role::Approver,
         DISTRICT,
     );

@@ -25,8 +25,8 @@ async fn the_demo_reproduces_the_reported_figures_and_reruns_idempotently() {
     let registry = start_registry(&registry_db.url).await;
     let programs = start_programs(&programs_db.url, registry.addr, 5_000).await;
     let mut clients = Clients::new(
-        registry.channel().await,
-        programs.channel().await,
+        registry.channel().await.expect("connect"),
+        programs.channel().await.expect("connect"),
         &token(sustain_platform::Role::Admin, &["*"]),
     )
     .expect("clients");

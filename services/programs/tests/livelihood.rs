@@ -434,7 +434,13 @@ async fn registry_down_or_hanging_is_unavailable_and_nothing_is_written() {
         .await
         .expect("model");
 
-    suite.registry.take().expect("registry").stop().await;
+    suite
+        .registry
+        .take()
+        .expect("registry")
+        .stop()
+        .await
+        .expect("stopped cleanly");
     let down = enrol(&mut clerk, &model.id, &ids, "2024-03-01")
         .await
         .expect_err("registry down");
@@ -458,7 +464,7 @@ async fn registry_down_or_hanging_is_unavailable_and_nothing_is_written() {
     });
     let programs = start_programs(&suite.programs_db.url, silent_addr, 400).await;
     let mut clerk = sustain_proto::programs::v1::livelihood_service_client::LivelihoodServiceClient::with_interceptor(
-        programs.channel().await,
+        programs.channel().await.expect("connect"),
         Bearer(sustain_testkit::token(Role::Enumerator, DISTRICT)),
     );
     let started = Instant::now();

@@ -3,7 +3,6 @@
 //! households with certified reviews to enrol.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use sustain_platform::Role;
@@ -14,10 +13,8 @@ use sustain_proto::programs::v1::livelihood_service_client::LivelihoodServiceCli
 use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
 use sustain_proto::registry::v1 as reg;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
+pub use sustain_testkit::server::{Bearer, Running};
 use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
-use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -29,101 +26,10 @@ pub fn secrets() -> Secrets {
     }
 }
 
-#[derive(Clone)]
-pub struct Bearer(pub String);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let value: MetadataValue<_> = format!("Bearer {}", self.0).parse().expect("ascii token");
-        request.metadata_mut().insert("authorization", value);
-        Ok(request)
-    }
-}
-
 pub type Livelihood = LivelihoodServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Catalog = CatalogServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Summary = ProgrammeSummaryServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Reviews = ReviewServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// One server task on a loopback port.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Running {
-    async fn start<F, Fut>(run: F, health_name: &str) -> Running
-    where
-        F: FnOnce(tokio::net::TcpListener, oneshot::Receiver<()>) -> Fut,
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, stopped));
-        let running = Running {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        };
-        running.wait_ready(health_name).await;
-        running
-    }
-
-    async fn wait_ready(&self, service: &str) {
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
-                .expect("uri")
-                .connect()
-                .await
-            {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                if health
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: service.into(),
-                    })
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("{service} did not become ready");
-    }
-
-    pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("join").expect("server ran cleanly");
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 fn config(url: &str) -> Config {
     let mut config = Config::defaults(0);
@@ -144,6 +50,7 @@ pub async fn start_registry(url: &str) -> Running {
         "sustain.registry.v1.ReviewService",
     )
     .await
+    .expect("registry serving")
 }
 
 pub async fn start_programs(url: &str, registry: SocketAddr, timeout_ms: u64) -> Running {
@@ -160,6 +67,7 @@ pub async fn start_programs(url: &str, registry: SocketAddr, timeout_ms: u64) ->
         "sustain.programs.v1.LivelihoodService",
     )
     .await
+    .expect("programs serving")
 }
 
 /// Both services, each over its own database.
@@ -190,28 +98,28 @@ impl Suite {
 
     pub async fn livelihood(&self, role: Role, scope: &[&str]) -> Livelihood {
         LivelihoodServiceClient::with_interceptor(
-            self.programs.channel().await,
+            self.programs.channel().await.expect("connect"),
             Bearer(token(role, scope)),
         )
     }
 
     pub async fn catalog(&self, role: Role, scope: &[&str]) -> Catalog {
         CatalogServiceClient::with_interceptor(
-            self.programs.channel().await,
+            self.programs.channel().await.expect("connect"),
             Bearer(token(role, scope)),
         )
     }
 
     pub async fn summary(&self, role: Role, scope: &[&str]) -> Summary {
         ProgrammeSummaryServiceClient::with_interceptor(
-            self.programs.channel().await,
+            self.programs.channel().await.expect("connect"),
             Bearer(token(role, scope)),
         )
     }
 
     pub async fn reviews(&self, role: Role, scope: &[&str]) -> Reviews {
         ReviewServiceClient::with_interceptor(
-            self.registry().channel().await,
+            self.registry().channel().await.expect("connect"),
             Bearer(token(role, scope)),
         )
     }
@@ -430,7 +338,7 @@ pub fn reason(status: &tonic::Status) -> String {
 /// The ids of a household's members, head first, from the registry.
 pub async fn members_of(suite: &Suite, household_id: &str) -> Vec<String> {
     let mut client = sustain_proto::registry::v1::household_service_client::HouseholdServiceClient::with_interceptor(
-        suite.registry().channel().await,
+        suite.registry().channel().await.expect("connect"),
         Bearer(token(Role::Admin, &["*"])),
     );
     client
