@@ -808,3 +808,67 @@ async fn transfers_and_accounts_list_by_account_date_project_and_unit_page_by_pa
     assert_eq!(accounts[0].id, p3.id);
     assert_eq!(accounts[0].balance.expect("balance").credits_posted, 305);
 }
+
+/// The demo money reproduces the report's totals, the chain verifies, and a
+/// second run writes nothing.
+#[tokio::test]
+async fn the_demo_money_matches_the_report_and_runs_twice_without_writing() {
+    use sustain_ledger::demo;
+    let ledger = Ledger::start().await;
+    let channel = ledger.server.channel().await.expect("connect");
+    let mut clients = demo::Clients::new(channel, &sustain_testkit::token(Role::Finance, &["*"]))
+        .expect("clients");
+    let first = demo::load(&mut clients, 7).await.expect("demo");
+    assert!(
+        first.accounts > 2_000 && first.transfers > 2_500,
+        "{first:?}"
+    );
+    let (rows, verified) = demo::compare(&mut clients).await.expect("compare");
+    assert!(verified);
+    for (label, reported, found) in &rows {
+        assert_eq!(reported, found, "{label}");
+    }
+    let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
+    let head = chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+    demo::load(&mut clients, 7).await.expect("demo again");
+    let again = chain
+        .get_chain_head(pb::GetChainHeadRequest {})
+        .await
+        .expect("head")
+        .into_inner();
+    assert_eq!(again, head, "the second run wrote nothing");
+    // The districts' figures add up to the province's.
+    let summary = ledger
+        .funding(Role::Viewer, PROVINCE)
+        .await
+        .get_funding_summary(pb::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary");
+    let total = summary.total.expect("total");
+    let by_units: i64 = summary
+        .by_unit
+        .iter()
+        .map(|u| u.figures.as_ref().expect("figures").disbursed_vnd)
+        .sum();
+    assert_eq!(by_units, total.disbursed_vnd);
+    assert_eq!(
+        summary.by_unit.len(),
+        demo::DISTRICTS.len() + 1,
+        "the districts and the province's plans"
+    );
+    assert!(
+        total.committed_vnd > 0,
+        "2025 has money committed, not yet paid"
+    );
+}
