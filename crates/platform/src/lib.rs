@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -4,7 +4,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_ledger::{DEFAULT_PORT, SERVICE};
-use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::auth::Duration;
+use sustain_platform::cli::{TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -26,19 +27,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
     /// Print a bearer token signed with the configured key.
-    Token {
-        #[command(flatten)]
-        args: ServeArgs,
-        #[arg(long, value_enum, default_value = "finance")]
-        role: Role,
-        /// Unit codes the token may reach (`*` for the whole country).
-        #[arg(long, value_delimiter = ',', default_value = "*")]
-        scope: Vec<String>,
-        #[arg(long, default_value = "operator")]
-        subject: String,
-        #[arg(long, default_value_t = 12)]
-        ttl_hours: i64,
-    },
+    Token(TokenArgs),
     /// Write the money side of the Lạng Sơn demo through the running ledger,
     /// then compare the province's funding summary with the report and
     /// verify the chain. Running it twice writes nothing new.
@@ -65,17 +54,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             if config.dev {
-                let token = TokenIssuer::new(
-                    &secrets.jwt_secret,
-                    &config.auth.issuer,
-                    &config.auth.audience,
-                )?
-                .issue(
-                    "dev-finance",
-                    Role::Finance,
-                    &["*"],
-                    Duration::hours(12),
-                )?;
+                let token = dev_token(&config, &secrets, Role::Finance)?;
                 println!(
                     "sustain-ledger (development mode) on {}",
                     listener.local_addr()?
@@ -101,12 +80,12 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
             telemetry::init(config.log_format, "warn");
             let secrets = config.secrets()?;
-            let token = TokenIssuer::new(
-                &secrets.jwt_secret,
-                &config.auth.issuer,
-                &config.auth.audience,
-            )?
-            .issue("demo", Role::Finance, &["*"], Duration::hours(2))?;
+            let token = issuer(&config, &secrets)?.issue(
+                "demo",
+                Role::Finance,
+                &["*"],
+                Duration::hours(2),
+            )?;
             let channel = tonic::transport::Endpoint::from_shared(ledger.clone())?
                 .connect()
                 .await
@@ -136,24 +115,6 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(verified, "the chain does not verify");
             Ok(())
         }
-        Command::Token {
-            args,
-            role,
-            scope,
-            subject,
-            ttl_hours,
-        } => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let secrets = config.secrets()?;
-            let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-            let token = TokenIssuer::new(
-                &secrets.jwt_secret,
-                &config.auth.issuer,
-                &config.auth.audience,
-            )?
-            .issue(&subject, role, &scope, Duration::hours(ttl_hours))?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Finance),
     }
 }

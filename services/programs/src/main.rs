@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::auth::Duration;
+use sustain_platform::cli::{TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
@@ -26,19 +27,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
     /// Print a bearer token signed with the configured key.
-    Token {
-        #[command(flatten)]
-        args: ServeArgs,
-        #[arg(long, value_enum, default_value = "admin")]
-        role: Role,
-        /// Unit codes the token may reach (`*` for the whole country).
-        #[arg(long, value_delimiter = ',', default_value = "*")]
-        scope: Vec<String>,
-        #[arg(long, default_value = "operator")]
-        subject: String,
-        #[arg(long, default_value_t = 12)]
-        ttl_hours: i64,
-    },
+    Token(TokenArgs),
     /// Write the programme side of the Lạng Sơn demo through the running
     /// registry (loaded with `sustain-registry demo`) and programmes service,
     /// then compare the province's programme summary with the report's
@@ -70,12 +59,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             if config.dev {
-                let token = TokenIssuer::new(
-                    &secrets.jwt_secret,
-                    &config.auth.issuer,
-                    &config.auth.audience,
-                )?
-                .issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
+                let token = dev_token(&config, &secrets, Role::Admin)?;
                 println!(
                     "sustain-programs (development mode) on {}, registry at {}",
                     listener.local_addr()?,
@@ -107,12 +91,12 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
             telemetry::init(config.log_format, "warn");
             let secrets = config.secrets()?;
-            let token = TokenIssuer::new(
-                &secrets.jwt_secret,
-                &config.auth.issuer,
-                &config.auth.audience,
-            )?
-            .issue("demo", Role::Admin, &["*"], Duration::hours(2))?;
+            let token = issuer(&config, &secrets)?.issue(
+                "demo",
+                Role::Admin,
+                &["*"],
+                Duration::hours(2),
+            )?;
             let connect = |url: String| async move {
                 tonic::transport::Endpoint::from_shared(url.clone())?
                     .connect()
@@ -146,24 +130,6 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(differ == 0, "{differ} figure(s) differ from the report");
             Ok(())
         }
-        Command::Token {
-            args,
-            role,
-            scope,
-            subject,
-            ttl_hours,
-        } => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let secrets = config.secrets()?;
-            let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-            let token = TokenIssuer::new(
-                &secrets.jwt_secret,
-                &config.auth.issuer,
-                &config.auth.audience,
-            )?
-            .issue(&subject, role, &scope, Duration::hours(ttl_hours))?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
     }
 }

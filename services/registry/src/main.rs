@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::cli::{TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -28,19 +28,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
     /// Print a bearer token signed with the configured key.
-    Token {
-        #[command(flatten)]
-        args: ServeArgs,
-        #[arg(long, value_enum, default_value = "admin")]
-        role: Role,
-        /// Unit codes the token may reach (`*` for the whole country).
-        #[arg(long, value_delimiter = ',', default_value = "*")]
-        scope: Vec<String>,
-        #[arg(long, default_value = "operator")]
-        subject: String,
-        #[arg(long, default_value_t = 12)]
-        ttl_hours: i64,
-    },
+    Token(TokenArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -95,12 +83,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             if config.dev {
-                let token = TokenIssuer::new(
-                    &secrets.jwt_secret,
-                    &config.auth.issuer,
-                    &config.auth.audience,
-                )?
-                .issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
+                let token = dev_token(&config, &secrets, Role::Admin)?;
                 println!(
                     "sustain-registry (development mode) on {}",
                     listener.local_addr()?
@@ -122,25 +105,7 @@ async fn main() -> anyhow::Result<()> {
             println!("registry database is up to date");
             Ok(())
         }
-        Command::Token {
-            args,
-            role,
-            scope,
-            subject,
-            ttl_hours,
-        } => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let secrets = config.secrets()?;
-            let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
-            let token = TokenIssuer::new(
-                &secrets.jwt_secret,
-                &config.auth.issuer,
-                &config.auth.audience,
-            )?
-            .issue(&subject, role, &scope, Duration::hours(ttl_hours))?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::Import {
             file,
             server,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::auth::{Duration, TokenIssuer};
+use sustain_platform::cli::dev_token;
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use tokio::net::TcpListener;
@@ -101,13 +101,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {ledger}"))?;
     if registry_config.dev {
-        let issuer = TokenIssuer::new(
-            &secrets.jwt_secret,
-            &registry_config.auth.issuer,
-            &registry_config.auth.audience,
-        )?;
-        let admin = issuer.issue("dev-admin", Role::Admin, &["*"], Duration::hours(12))?;
-        let finance = issuer.issue("dev-finance", Role::Finance, &["*"], Duration::hours(12))?;
+        let admin = dev_token(&registry_config, &secrets, Role::Admin)?;
+        let finance = dev_token(&registry_config, &secrets, Role::Finance)?;
         println!(
             "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}"
         );
