@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::{Condition, Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
@@ -100,6 +100,8 @@ pub fn checked_legs(
         let value_date = optional_date(&t.value_date, &field("value_date"), &mut v);
         if value_date.is_some_and(|d| d > today) {
             v.add(field("value_date"), "must not be in the future");
+        } else if value_date.is_some_and(|d| d.year() < 2000) {
+            v.add(field("value_date"), "must be in 2000 or later");
         }
         let memo = text(&t.memo, &field("memo"), MAX_MEMO_CHARS, false, &mut v);
         for (name, set) in [
