@@ -1,3 +1,3 @@
-//! Cross-service end-to-end tests go in this crate's `tests/` once a second service
-//! exists (the gateway issue). Until then the single-service walk-through with
-//! foreign clients is `tests/smoke.sh`, run by CI.
+//! Cross-service end-to-end tests live in `tests/`: the services as real
+//! servers on loopback, reached through their gRPC clients. The walk-through
+//! with clients nobody on the team wrote is `tests/smoke.sh`, run by CI.

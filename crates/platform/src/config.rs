@@ -59,8 +59,11 @@ pub struct Config {
     pub cache_poll_ms: u64,
     /// A poverty-standards TOML file replacing the bundled one (registry).
     pub standards_file: Option<PathBuf>,
-    /// Where the registry answers, for services that ask it (programs).
+    /// Where the registry answers, for services that ask it (programs, gateway).
     pub registry: UpstreamConfig,
+    /// Where the programmes service and the ledger answer (gateway).
+    pub programs: UpstreamConfig,
+    pub ledger: UpstreamConfig,
     pub auth: AuthConfig,
     pub crypto: CryptoConfig,
 }
@@ -77,6 +80,35 @@ pub struct UpstreamConfig {
     /// How long an aggregate read from it (the under-five count a programme
     /// summary divides by) is reused, in seconds; 0 asks every time.
     pub count_cache_secs: u64,
+}
+
+impl UpstreamConfig {
+    fn validate(&self, name: &'static str) -> Result<(), ConfigError> {
+        let url_field = match name {
+            "registry" => "registry.url",
+            "programs" => "programs.url",
+            _ => "ledger.url",
+        };
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://"))
+            || tonic::transport::Endpoint::from_shared(self.url.clone()).is_err()
+        {
+            return Err(ConfigError::Invalid {
+                field: url_field,
+                problem: format!("{:?} is not an http:// or https:// address", self.url),
+            });
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: match name {
+                    "registry" => "registry.timeout_ms",
+                    "programs" => "programs.timeout_ms",
+                    _ => "ledger.timeout_ms",
+                },
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -152,6 +184,16 @@ impl Config {
                 timeout_ms: 3000,
                 count_cache_secs: 60,
             },
+            programs: UpstreamConfig {
+                url: "http://127.0.0.1:50052".into(),
+                timeout_ms: 5000,
+                count_cache_secs: 0,
+            },
+            ledger: UpstreamConfig {
+                url: "http://127.0.0.1:50053".into(),
+                timeout_ms: 5000,
+                count_cache_secs: 0,
+            },
             auth: AuthConfig {
                 jwt_secret: None,
                 issuer: "sustain".into(),
@@ -212,22 +254,12 @@ impl Config {
                 problem: "must start with sqlite: or postgres://".into(),
             });
         }
-        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
-            || tonic::transport::Endpoint::from_shared(self.registry.url.clone()).is_err()
-        {
-            return Err(ConfigError::Invalid {
-                field: "registry.url",
-                problem: format!(
-                    "{:?} is not an http:// or https:// address",
-                    self.registry.url
-                ),
-            });
-        }
-        if self.registry.timeout_ms == 0 {
-            return Err(ConfigError::Invalid {
-                field: "registry.timeout_ms",
-                problem: "must be at least 1".into(),
-            });
+        for (name, upstream) in [
+            ("registry", &self.registry),
+            ("programs", &self.programs),
+            ("ledger", &self.ledger),
+        ] {
+            upstream.validate(name)?;
         }
         if self.cache_poll_ms == 0 {
             return Err(ConfigError::Invalid {

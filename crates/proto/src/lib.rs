@@ -23,3 +23,9 @@ pub mod ledger {
         tonic::include_proto!("sustain.ledger.v1");
     }
 }
+
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("sustain.gateway.v1");
+    }
+}

@@ -22,8 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the registry, the programmes service and the ledger until
-    /// SIGINT/SIGTERM.
+    /// Serve the registry, the programmes service, the ledger and the
+    /// reporting gateway until SIGINT/SIGTERM.
     Up {
         #[command(flatten)]
         args: ServeArgs,
@@ -36,6 +36,9 @@ enum Command {
         /// The ledger's address.
         #[arg(long, default_value = "127.0.0.1:50053")]
         ledger: SocketAddr,
+        /// The reporting gateway's address.
+        #[arg(long, default_value = "127.0.0.1:50054")]
+        gateway: SocketAddr,
     },
 }
 
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         registry,
         programs,
         ledger,
+        gateway,
     } = Cli::parse().command;
     let registry_config = config_for(
         sustain_registry::SERVICE,
@@ -80,6 +84,15 @@ async fn main() -> anyhow::Result<()> {
         &args,
         ledger,
     )?;
+    let mut gateway_config = config_for(
+        sustain_gateway::SERVICE,
+        sustain_gateway::DEFAULT_PORT,
+        &args,
+        gateway,
+    )?;
+    gateway_config.registry.url = format!("http://{registry}");
+    gateway_config.programs.url = format!("http://{programs}");
+    gateway_config.ledger.url = format!("http://{ledger}");
     let urls = [
         &registry_config.database_url,
         &programs_config.database_url,
@@ -100,11 +113,14 @@ async fn main() -> anyhow::Result<()> {
     let ledger_listener = TcpListener::bind(ledger)
         .await
         .with_context(|| format!("cannot listen on {ledger}"))?;
+    let gateway_listener = TcpListener::bind(gateway)
+        .await
+        .with_context(|| format!("cannot listen on {gateway}"))?;
     if registry_config.dev {
         let admin = dev_token(&registry_config, &secrets, Role::Admin)?;
         let finance = dev_token(&registry_config, &secrets, Role::Finance)?;
         println!(
-            "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}"
+            "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}, gateway on {gateway}"
         );
         println!("admin token (12 h, whole country):\n{admin}");
         println!("finance token for the ledger (12 h, whole country):\n{finance}");
@@ -118,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     tokio::spawn(signal);
-    let (r, p, l) = tokio::join!(
+    let (r, p, l, g) = tokio::join!(
         sustain_registry::run(
             &registry_config,
             &secrets,
@@ -131,10 +147,17 @@ async fn main() -> anyhow::Result<()> {
             programs_listener,
             stopped(stop.clone())
         ),
-        sustain_ledger::run(&ledger_config, &secrets, ledger_listener, stopped(stop)),
+        sustain_ledger::run(
+            &ledger_config,
+            &secrets,
+            ledger_listener,
+            stopped(stop.clone())
+        ),
+        sustain_gateway::run(&gateway_config, &secrets, gateway_listener, stopped(stop)),
     );
     r.context("registry")?;
     p.context("programs")?;
     l.context("ledger")?;
+    g.context("gateway")?;
     Ok(())
 }

@@ -1,0 +1,321 @@
+//! The dashboard: a unit's poverty series, programme summary and funding
+//! summary, asked of the services that own them at the same time, each within
+//! the caller's deadline. A section whose service is slow, down or refuses is
+//! marked unavailable with the reason; the gateway never fills it in.
+
+use std::time::{Duration, Instant};
+
+use sustain_domain::Violations;
+use sustain_domain::admin;
+use sustain_platform::Caller;
+use sustain_platform::error::ServiceError;
+use sustain_proto::gateway::v1 as pb;
+use sustain_proto::ledger::v1 as ledger;
+use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
+use sustain_proto::programs::v1 as programs;
+use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
+use sustain_proto::registry::v1 as registry;
+use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+
+use crate::READ;
+
+/// Longest period one dashboard covers.
+pub const MAX_YEARS: i32 = 20;
+/// Time kept back from the caller's deadline to answer in.
+const MARGIN: Duration = Duration::from_millis(50);
+
+/// The services the gateway reads from.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub registry: ReviewServiceClient<Channel>,
+    pub programs: ProgrammeSummaryServiceClient<Channel>,
+    pub ledger: FundingServiceClient<Channel>,
+    /// The longest any section may take when the caller sets no deadline.
+    pub default_deadline: Duration,
+}
+
+/// The caller's deadline from its `grpc-timeout` header (e.g. `5S`, `250m`).
+fn caller_deadline(metadata: &MetadataMap) -> Option<Duration> {
+    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (value, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let value: u64 = value.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value.saturating_mul(3600)),
+        "M" => Duration::from_secs(value.saturating_mul(60)),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+/// The canonical name of a gRPC status code.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn unavailable(service: &str, status: &Status) -> pb::Unavailable {
+    pb::Unavailable {
+        code: code_name(status.code()).to_owned(),
+        reason: format!("{service}: {}", status.message()),
+    }
+}
+
+/// A request to a backend carrying the caller's credentials and trace
+/// context, with what is left of the deadline. The backend is given a little
+/// more than the gateway waits, so that the gateway's own timer decides
+/// (DEADLINE_EXCEEDED) rather than the client's (CANCELLED).
+fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    for key in ["authorization", "traceparent", "tracestate"] {
+        if let Some(v) = from.get(key) {
+            request.metadata_mut().insert(key, v.clone());
+        }
+    }
+    request.set_timeout(budget + Duration::from_millis(25));
+    request
+}
+
+/// Runs `call` within `budget`; past it, the section is DEADLINE_EXCEEDED.
+async fn within<T>(
+    service: &str,
+    budget: Duration,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, pb::Unavailable> {
+    match tokio::time::timeout(budget, call).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(status)) => Err(unavailable(service, &status)),
+        Err(_) => Err(pb::Unavailable {
+            code: "DEADLINE_EXCEEDED".into(),
+            reason: format!("{service}: no answer within {} ms", budget.as_millis()),
+        }),
+    }
+}
+
+pub fn checked_request(
+    caller: &Caller,
+    r: &pb::GetDashboardRequest,
+) -> Result<(String, i32, i32), ServiceError> {
+    let mut v = Violations::new();
+    let unit = r.unit_code.trim().to_owned();
+    if unit.is_empty() {
+        v.add("unit_code", "is required");
+    } else if !admin::catalog().is_known(&unit) {
+        v.add("unit_code", "is not a known administrative unit code");
+    }
+    for (field, year) in [("from_year", r.from_year), ("to_year", r.to_year)] {
+        if !(2000..=2100).contains(&year) {
+            v.add(field, "must be a year between 2000 and 2100");
+        }
+    }
+    if r.to_year < r.from_year {
+        v.add("to_year", "is before from_year");
+    } else if r.to_year - r.from_year >= MAX_YEARS {
+        v.add(
+            "to_year",
+            format!("a dashboard covers at most {MAX_YEARS} years"),
+        );
+    }
+    if !v.is_empty() {
+        return Err(v.into());
+    }
+    if !caller.scope.contains_unit(&unit) {
+        return Err(ServiceError::PermissionDenied {
+            reason: "OUT_OF_SCOPE",
+            message: format!(
+                "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
+            ),
+        });
+    }
+    Ok((unit, r.from_year, r.to_year))
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportApi {
+    pub backends: Backends,
+}
+
+impl ReportApi {
+    async fn poverty(
+        &self,
+        md: &MetadataMap,
+        unit: &str,
+        from: i32,
+        to: i32,
+        budget: Duration,
+    ) -> pb::PovertySection {
+        let calls = (from..=to).map(|year| {
+            let mut client = self.backends.registry.clone();
+            let request = forwarded(
+                registry::GetPovertySummaryRequest {
+                    unit_code: unit.to_owned(),
+                    year,
+                },
+                md,
+                budget,
+            );
+            async move { client.get_poverty_summary(request).await }
+        });
+        let answers = within("registry", budget, futures::future::try_join_all(calls)).await;
+        match answers {
+            Ok(answers) => pb::PovertySection {
+                years: answers
+                    .into_iter()
+                    .filter_map(|a| a.into_inner().summary)
+                    .collect(),
+                unavailable: None,
+            },
+            Err(why) => pb::PovertySection {
+                years: vec![],
+                unavailable: Some(why),
+            },
+        }
+    }
+
+    async fn programmes(
+        &self,
+        md: &MetadataMap,
+        unit: &str,
+        from: i32,
+        to: i32,
+        budget: Duration,
+    ) -> pb::ProgrammeSection {
+        let mut client = self.backends.programs.clone();
+        let request = forwarded(
+            programs::GetProgrammeSummaryRequest {
+                unit_code: unit.to_owned(),
+                from_year: from,
+                to_year: to,
+            },
+            md,
+            budget,
+        );
+        match within("programs", budget, client.get_programme_summary(request)).await {
+            Ok(answer) => pb::ProgrammeSection {
+                summary: answer.into_inner().summary,
+                unavailable: None,
+            },
+            Err(why) => pb::ProgrammeSection {
+                summary: None,
+                unavailable: Some(why),
+            },
+        }
+    }
+
+    async fn funding(
+        &self,
+        md: &MetadataMap,
+        unit: &str,
+        from: i32,
+        to: i32,
+        budget: Duration,
+    ) -> pb::FundingSection {
+        let mut client = self.backends.ledger.clone();
+        let request = forwarded(
+            ledger::GetFundingSummaryRequest {
+                unit_code: unit.to_owned(),
+                from_year: from,
+                to_year: to,
+            },
+            md,
+            budget,
+        );
+        match within("ledger", budget, client.get_funding_summary(request)).await {
+            Ok(answer) => pb::FundingSection {
+                summary: answer.into_inner().summary,
+                unavailable: None,
+            },
+            Err(why) => pb::FundingSection {
+                summary: None,
+                unavailable: Some(why),
+            },
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::report_service_server::ReportService for ReportApi {
+    async fn get_dashboard(
+        &self,
+        request: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::GetDashboardResponse>, Status> {
+        let started = Instant::now();
+        let caller = Caller::from_request(&request)?;
+        caller.require("read reports", READ)?;
+        let (unit, from, to) = checked_request(&caller, request.get_ref())?;
+        let md = request.metadata().clone();
+        let budget = caller_deadline(&md)
+            .map(|d| d.saturating_sub(MARGIN))
+            .unwrap_or(self.backends.default_deadline)
+            .min(self.backends.default_deadline);
+        let (poverty, programmes, funding) = tokio::join!(
+            self.poverty(&md, &unit, from, to, budget),
+            self.programmes(&md, &unit, from, to, budget),
+            self.funding(&md, &unit, from, to, budget),
+        );
+        tracing::info!(
+            unit = %unit,
+            ms = started.elapsed().as_millis() as u64,
+            poverty = poverty.unavailable.is_none(),
+            programmes = programmes.unavailable.is_none(),
+            funding = funding.unavailable.is_none(),
+            "dashboard"
+        );
+        Ok(Response::new(pb::GetDashboardResponse {
+            dashboard: Some(pb::Dashboard {
+                unit_code: unit,
+                from_year: from,
+                to_year: to,
+                poverty: Some(poverty),
+                programmes: Some(programmes),
+                funding: Some(funding),
+            }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_deadline_is_read_from_grpc_timeout() {
+        let mut md = MetadataMap::new();
+        assert_eq!(caller_deadline(&md), None);
+        for (raw, want) in [
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("2M", Duration::from_secs(120)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            md.insert("grpc-timeout", raw.parse().expect("ascii"));
+            assert_eq!(caller_deadline(&md), Some(want), "{raw}");
+        }
+        for bad in ["", "S", "12x", "-1S"] {
+            md.insert("grpc-timeout", bad.parse().expect("ascii"));
+            assert_eq!(caller_deadline(&md), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The reporting gateway: officials ask one service how poverty moved in a
+//! unit, what reached its households and what it cost; the gateway asks the
+//! registry, the programmes service and the ledger at once, with the caller's
+//! own token, and puts their figures side by side. It computes none of them.
+//! `run` is everything `sustain-gateway serve` does.
+
+pub mod dashboard;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use sustain_platform::Role;
+use sustain_platform::auth::Authenticator;
+use sustain_platform::config::{Config, Secrets, UpstreamConfig};
+use sustain_platform::serve::{self, ServiceSet};
+use sustain_proto::gateway::v1::report_service_server::ReportServiceServer;
+use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
+use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
+use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Default port of the gateway.
+pub const DEFAULT_PORT: u16 = 50054;
+/// Name of the service in configuration and file names.
+pub const SERVICE: &str = "gateway";
+
+/// Who reads reports; each backend then applies its own rules to the same
+/// token.
+pub const READ: &[Role] = &[Role::Viewer, Role::Approver, Role::Finance, Role::Admin];
+
+/// A lazily connecting channel: the gateway starts whether or not a backend
+/// is up, and each call finds out.
+fn channel(upstream: &UpstreamConfig) -> anyhow::Result<Channel> {
+    let timeout = Duration::from_millis(upstream.timeout_ms);
+    Ok(Endpoint::from_shared(upstream.url.clone())?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+pub fn backends(config: &Config) -> anyhow::Result<dashboard::Backends> {
+    Ok(dashboard::Backends {
+        registry: ReviewServiceClient::new(channel(&config.registry).context("registry.url")?),
+        programs: ProgrammeSummaryServiceClient::new(
+            channel(&config.programs).context("programs.url")?,
+        ),
+        ledger: FundingServiceClient::new(channel(&config.ledger).context("ledger.url")?),
+        default_deadline: Duration::from_millis(
+            config
+                .registry
+                .timeout_ms
+                .max(config.programs.timeout_ms)
+                .max(config.ledger.timeout_ms),
+        ),
+    })
+}
+
+/// The gateway's gRPC services, wrapped in the bearer-token check.
+pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<ServiceSet> {
+    let auth = Authenticator::new(
+        &secrets.jwt_secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .context("auth.jwt_secret")?;
+    let reports = ReportServiceServer::new(dashboard::ReportApi {
+        backends: backends(config)?,
+    });
+    Ok(ServiceSet {
+        routes: Routes::new(InterceptedService::new(reports, auth.interceptor())),
+        names: vec!["sustain.gateway.v1.ReportService"],
+        background: vec![],
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let services = services(secrets, config)?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        registry = %config.registry.url,
+        programs = %config.programs.url,
+        ledger = %config.ledger.url,
+        "gateway serving"
+    );
+    serve::serve(
+        listener,
+        services,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
+    Ok(())
+}

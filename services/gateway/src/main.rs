@@ -1,0 +1,53 @@
+//! `sustain-gateway`: serve the reporting gateway, or mint a token.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sustain_gateway::{DEFAULT_PORT, SERVICE};
+use sustain_platform::cli::{TokenArgs, dev_token};
+use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::{Role, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "sustain-gateway", version, about = "Sustain reporting gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Print a bearer token signed with the configured key.
+    Token(TokenArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
+            telemetry::init(config.log_format, &config.log_filter);
+            let secrets = config.secrets()?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            if config.dev {
+                let token = dev_token(&config, &secrets, Role::Admin)?;
+                println!(
+                    "sustain-gateway (development mode) on {}",
+                    listener.local_addr()?
+                );
+                println!("admin token (12 h, whole country):\n{token}");
+            }
+            sustain_gateway::run(
+                &config,
+                &secrets,
+                listener,
+                sustain_platform::serve::shutdown_signal(),
+            )
+            .await
+        }
+        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
+    }
+}

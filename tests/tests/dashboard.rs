@@ -1,0 +1,378 @@
+//! The gateway's dashboard over the registry, the programmes service and the
+//! ledger as real servers: its figures are the backends' own, a backend that
+//! is down or silent leaves its section marked unavailable within the
+//! caller's deadline while the others answer, and scope holds through it.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sustain_platform::Role;
+use sustain_platform::config::{Config, Secrets};
+use sustain_proto::gateway::v1 as gw;
+use sustain_proto::gateway::v1::report_service_client::ReportServiceClient;
+use sustain_proto::ledger::v1 as ledger;
+use sustain_proto::ledger::v1::account_service_client::AccountServiceClient;
+use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
+use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
+use sustain_proto::programs::v1 as programs;
+use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
+use sustain_proto::registry::v1 as registry;
+use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
+use sustain_testkit::server::{Bearer, Running};
+use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+fn secrets() -> Secrets {
+    Secrets {
+        jwt_secret: JWT_SECRET.to_vec(),
+        field_key: FIELD_KEY,
+        lookup_key: LOOKUP_KEY,
+    }
+}
+
+fn config(url: &str) -> Config {
+    let mut config = Config::defaults(0);
+    config.database_url = url.to_owned();
+    config.shutdown_grace_secs = 0;
+    config.auth.jwt_secret = Some(B64.encode(JWT_SECRET));
+    config.crypto.field_key = Some(B64.encode(FIELD_KEY));
+    config.crypto.lookup_key = Some(B64.encode(LOOKUP_KEY));
+    config
+}
+
+struct Suite {
+    registry: Running,
+    programs: Running,
+    ledger: Option<Running>,
+    _dbs: Vec<TestDatabase>,
+}
+
+impl Suite {
+    /// The three backends, the registry loaded with a small demo and the
+    /// ledger with some of Binh Gia's money.
+    async fn start() -> Suite {
+        let dbs = vec![
+            TestDatabase::new().await.expect("db"),
+            TestDatabase::new().await.expect("db"),
+            TestDatabase::new().await.expect("db"),
+        ];
+        let registry_config = config(&dbs[0].url);
+        sustain_registry::demo_cli::run(&registry_config, 7, 1_500, None, false)
+            .await
+            .expect("registry demo");
+        let registry = Running::start(
+            move |listener, stopped| async move {
+                sustain_registry::run(&registry_config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.registry.v1.ReviewService",
+        )
+        .await
+        .expect("registry");
+        let mut programs_config = config(&dbs[1].url);
+        programs_config.registry.url = format!("http://{}", registry.addr);
+        let programs = Running::start(
+            move |listener, stopped| async move {
+                sustain_programs::run(&programs_config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.programs.v1.LivelihoodService",
+        )
+        .await
+        .expect("programs");
+        let ledger_config = config(&dbs[2].url);
+        let ledger = Running::start(
+            move |listener, stopped| async move {
+                sustain_ledger::run(&ledger_config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.ledger.v1.TransferService",
+        )
+        .await
+        .expect("ledger");
+        let suite = Suite {
+            registry,
+            programs,
+            ledger: Some(ledger),
+            _dbs: dbs,
+        };
+        suite.fund().await;
+        suite
+    }
+
+    async fn authed(running: &Running, role: Role, scope: &[&str]) -> Authed {
+        InterceptedService::new(
+            running.channel().await.expect("connect"),
+            Bearer(token(role, scope)),
+        )
+    }
+
+    async fn fund(&self) {
+        let ledger = self.ledger.as_ref().expect("ledger");
+        let accounts =
+            AccountServiceClient::new(Self::authed(ledger, Role::Finance, &["20"]).await);
+        let open = |kind: ledger::AccountKind, unit: &str, project: &str, year: i32| {
+            let request = ledger::CreateAccountRequest {
+                account: Some(ledger::Account {
+                    kind: kind as i32,
+                    source: ledger::FundingSource::CentralInvestment as i32,
+                    name: format!("{kind:?} {unit}"),
+                    project_code: project.into(),
+                    unit_code: unit.into(),
+                    year,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            };
+            let mut client = accounts.clone();
+            async move {
+                client
+                    .create_account(request)
+                    .await
+                    .expect("account")
+                    .into_inner()
+                    .account
+                    .expect("account")
+                    .id
+            }
+        };
+        let source = open(ledger::AccountKind::Source, "20", "", 0).await;
+        let plan = open(ledger::AccountKind::Plan, "20", "NTP-SPR.3", 2023).await;
+        let allocation = open(ledger::AccountKind::Allocation, "181", "NTP-SPR.3", 2023).await;
+        let mut transfers =
+            TransferServiceClient::new(Self::authed(ledger, Role::Finance, &["20"]).await);
+        let leg = |debit: &str, credit: &str, amount: i64| ledger::Transfer {
+            id: uuid::Uuid::now_v7().to_string(),
+            debit_account_id: debit.into(),
+            credit_account_id: credit.into(),
+            amount_vnd: amount,
+            value_date: "2023-05-01".into(),
+            ..Default::default()
+        };
+        transfers
+            .create_transfers(ledger::CreateTransfersRequest {
+                transfers: vec![leg(&source, &plan, 900), leg(&plan, &allocation, 600)],
+            })
+            .await
+            .expect("transfers");
+    }
+
+    async fn gateway(&self, programs_url: Option<String>) -> Running {
+        let mut config = config("sqlite::memory:");
+        config.registry.url = format!("http://{}", self.registry.addr);
+        config.programs.url =
+            programs_url.unwrap_or_else(|| format!("http://{}", self.programs.addr));
+        config.ledger.url = match &self.ledger {
+            Some(l) => format!("http://{}", l.addr),
+            // A port nobody listens on.
+            None => "http://127.0.0.1:1".into(),
+        };
+        Running::start(
+            move |listener, stopped| async move {
+                sustain_gateway::run(&config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.gateway.v1.ReportService",
+        )
+        .await
+        .expect("gateway")
+    }
+}
+
+async fn dashboard(
+    gateway: &Running,
+    role: Role,
+    scope: &[&str],
+    unit: &str,
+    deadline: Option<Duration>,
+) -> Result<gw::Dashboard, tonic::Status> {
+    let mut client = ReportServiceClient::new(Suite::authed(gateway, role, scope).await);
+    let mut request = tonic::Request::new(gw::GetDashboardRequest {
+        unit_code: unit.into(),
+        from_year: 2021,
+        to_year: 2024,
+    });
+    if let Some(d) = deadline {
+        request.set_timeout(d);
+    }
+    client
+        .get_dashboard(request)
+        .await
+        .map(|r| r.into_inner().dashboard.expect("dashboard"))
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_backends_own_figures_and_survives_a_backend_down() {
+    let mut suite = Suite::start().await;
+    let gateway = suite.gateway(None).await;
+    let d = dashboard(&gateway, Role::Admin, &["*"], "20", None)
+        .await
+        .expect("dashboard");
+
+    // Poverty: the registry's own summaries, year by year.
+    let poverty = d.poverty.expect("poverty");
+    assert!(poverty.unavailable.is_none(), "{:?}", poverty.unavailable);
+    let mut reviews =
+        ReviewServiceClient::new(Suite::authed(&suite.registry, Role::Admin, &["*"]).await);
+    let mut own = vec![];
+    for year in 2021..=2024 {
+        own.push(
+            reviews
+                .get_poverty_summary(registry::GetPovertySummaryRequest {
+                    unit_code: "20".into(),
+                    year,
+                })
+                .await
+                .expect("summary")
+                .into_inner()
+                .summary
+                .expect("summary"),
+        );
+    }
+    assert_eq!(poverty.years, own);
+    assert_eq!(
+        poverty.years[0].poor.as_ref().expect("poor").percent,
+        "12.2"
+    );
+
+    let programmes = d.programmes.expect("programmes");
+    let own = ProgrammeSummaryServiceClient::new(
+        Suite::authed(&suite.programs, Role::Admin, &["*"]).await,
+    )
+    .get_programme_summary(programs::GetProgrammeSummaryRequest {
+        unit_code: "20".into(),
+        from_year: 2021,
+        to_year: 2024,
+    })
+    .await
+    .expect("programme summary")
+    .into_inner()
+    .summary;
+    assert_eq!(programmes.summary, own);
+
+    let funding = d.funding.expect("funding");
+    let ledger = suite.ledger.as_ref().expect("ledger");
+    let own = FundingServiceClient::new(Suite::authed(ledger, Role::Admin, &["*"]).await)
+        .get_funding_summary(ledger::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+        })
+        .await
+        .expect("funding summary")
+        .into_inner()
+        .summary;
+    assert_eq!(funding.summary, own);
+    let total = funding.summary.expect("summary").total.expect("total");
+    assert_eq!((total.planned_vnd, total.allocated_vnd), (900, 600));
+
+    // The ledger goes down: its section says so, the others still answer.
+    suite
+        .ledger
+        .take()
+        .expect("ledger")
+        .stop()
+        .await
+        .expect("stopped");
+    let d = dashboard(
+        &gateway,
+        Role::Admin,
+        &["*"],
+        "20",
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .expect("dashboard");
+    let funding = d.funding.expect("funding");
+    assert!(funding.summary.is_none(), "no invented figures");
+    assert_eq!(funding.unavailable.expect("why").code, "UNAVAILABLE");
+    assert!(d.poverty.expect("poverty").unavailable.is_none());
+    assert!(d.programmes.expect("programmes").unavailable.is_none());
+    gateway.stop().await.expect("gateway stopped");
+}
+
+#[tokio::test]
+async fn a_silent_backend_costs_no_more_than_the_callers_deadline() {
+    let suite = Suite::start().await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let _holder = tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let gateway = suite.gateway(Some(format!("http://{silent_addr}"))).await;
+    let started = Instant::now();
+    let d = dashboard(
+        &gateway,
+        Role::Viewer,
+        &["20"],
+        "20",
+        Some(Duration::from_millis(1_500)),
+    )
+    .await
+    .expect("dashboard");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1_500), "took {took:?}");
+    let programmes = d.programmes.expect("programmes");
+    assert!(programmes.summary.is_none());
+    assert_eq!(
+        programmes.unavailable.expect("why").code,
+        "DEADLINE_EXCEEDED"
+    );
+    assert_eq!(d.poverty.expect("poverty").years.len(), 4);
+    assert!(d.funding.expect("funding").unavailable.is_none());
+}
+
+#[tokio::test]
+async fn scope_and_roles_hold_through_the_gateway() {
+    let suite = Suite::start().await;
+    let gateway = suite.gateway(None).await;
+    // Another district's dashboard: refused by the gateway itself.
+    let refused = dashboard(&gateway, Role::Viewer, &["180"], "181", None)
+        .await
+        .expect_err("other district");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = dashboard(&gateway, Role::Enumerator, &["20"], "20", None)
+        .await
+        .expect_err("enumerators read no reports");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // A district's own dashboard holds its figures only; the ledger's money
+    // for 181 shows, the province's plan does not.
+    let own = dashboard(&gateway, Role::Viewer, &["181"], "181", None)
+        .await
+        .expect("own district");
+    let funding = own.funding.expect("funding").summary.expect("summary");
+    let total = funding.total.expect("total");
+    assert_eq!((total.planned_vnd, total.allocated_vnd), (0, 600));
+    let poverty = own.poverty.expect("poverty");
+    assert!(poverty.years.iter().all(|y| y.unit_code == "181"));
+    // Bad input is named.
+    let mut client = ReportServiceClient::new(Suite::authed(&gateway, Role::Viewer, &["20"]).await);
+    let bad = client
+        .get_dashboard(gw::GetDashboardRequest {
+            unit_code: "nowhere".into(),
+            from_year: 2024,
+            to_year: 2021,
+        })
+        .await
+        .expect_err("bad request");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
