@@ -83,9 +83,9 @@ wait $pid || fail "registry did not exit cleanly on SIGTERM"
 # scaled report, and the province's programme summary through reflection.
 suite=$(mktemp -d)
 "$bin" demo --dev --data-dir "$suite" --households 4000 --quiet >/dev/null || fail "registry demo"
-rport=$((20000 + RANDOM % 20000)); pport=$((rport + 1)); lport=$((rport + 2)); gport=$((rport + 3))
+rport=$((20000 + RANDOM % 20000)); pport=$((rport + 1)); lport=$((rport + 2)); gport=$((rport + 3)); hport=$((rport + 4))
 target/debug/sustain up --dev --data-dir "$suite" --registry "127.0.0.1:$rport" --programs "127.0.0.1:$pport" \
-  --ledger "127.0.0.1:$lport" --gateway "127.0.0.1:$gport" >"$suite/up.log" 2>&1 &
+  --ledger "127.0.0.1:$lport" --gateway "127.0.0.1:$gport" --reports "127.0.0.1:$hport" >"$suite/up.log" 2>&1 &
 up=$!
 trap 'kill $pid $up 2>/dev/null || true; rm -rf "$work" "$suite"' EXIT
 for _ in $(seq 1 100); do grep -q '^ey' "$suite/up.log" 2>/dev/null && break; sleep 0.1; done
@@ -125,6 +125,10 @@ assert rates[:2] == ["12.2", "8.92"] and len(rates) == 4, rates
 assert "unavailable" not in d["programmes"] and "unavailable" not in d["funding"], [d["programmes"].get("unavailable"), d["funding"].get("unavailable")]
 assert d["programmes"]["summary"]["inspections"]["inspections"] == "4", d["programmes"]["summary"]["inspections"]
 ' || fail "dashboard figures"
+# The same over HTTP, with no token (development mode): the province table as CSV.
+table=$(curl -sf "http://127.0.0.1:$hport/api/v1/poverty.csv?unit_code=20&from_year=2021&to_year=2024") || fail "poverty CSV"
+printf '%s' "$table" | head -1 | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
+[ "$(printf '%s\n' "$table" | wc -l)" -eq 13 ] || fail "poverty CSV rows: $table"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 10 passed, 0 failed"
+echo "smoke: 11 passed, 0 failed"

@@ -169,6 +169,14 @@ impl Suite {
     }
 
     async fn gateway(&self, programs_url: Option<String>) -> Running {
+        self.gateway_with_http(programs_url).await.0
+    }
+
+    /// The gateway and the address of its HTTP reports.
+    async fn gateway_with_http(
+        &self,
+        programs_url: Option<String>,
+    ) -> (Running, std::net::SocketAddr) {
         let mut config = config("sqlite::memory:");
         config.registry.url = format!("http://{}", self.registry.addr);
         config.programs.url =
@@ -178,9 +186,13 @@ impl Suite {
             // A port nobody listens on.
             None => "http://127.0.0.1:1".into(),
         };
-        Running::start(
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let http_addr = http.local_addr().expect("http addr");
+        let running = Running::start(
             move |listener, stopped| async move {
-                sustain_gateway::run(&config, &secrets(), listener, async {
+                sustain_gateway::run(&config, &secrets(), listener, http, async {
                     let _ = stopped.await;
                 })
                 .await
@@ -188,7 +200,8 @@ impl Suite {
             "sustain.gateway.v1.ReportService",
         )
         .await
-        .expect("gateway")
+        .expect("gateway");
+        (running, http_addr)
     }
 }
 
@@ -375,4 +388,148 @@ async fn scope_and_roles_hold_through_the_gateway() {
         .await
         .expect_err("bad request");
     assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+/// A plain HTTP/1.1 GET over a socket: (status, content type, body).
+async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = vec![];
+    socket.read_to_end(&mut raw).await.expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, raw[split + 4..].to_vec())
+}
+
+async fn registry_summary(suite: &Suite, unit: &str, year: i32) -> registry::PovertySummary {
+    ReviewServiceClient::new(Suite::authed(&suite.registry, Role::Admin, &["*"]).await)
+        .get_poverty_summary(registry::GetPovertySummaryRequest {
+            unit_code: unit.into(),
+            year,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary")
+}
+
+#[tokio::test]
+async fn reports_over_http_as_json_csv_and_xlsx() {
+    use calamine::{DataType, Reader};
+    let suite = Suite::start().await;
+    let (_gateway, http) = suite.gateway_with_http(None).await;
+    let admin = token(Role::Admin, &["*"]);
+    let period = "unit_code=20&from_year=2021&to_year=2024";
+
+    let (status, kind, body) =
+        http_get(http, &format!("/api/v1/dashboard?{period}"), Some(&admin)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(kind.starts_with("application/json"), "{kind}");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["poverty"]["years"][0]["poor"]["percent"], "12.2");
+    assert_eq!(json["funding"]["summary"]["total"]["plannedVnd"], "900");
+
+    // No token outside development mode; a period missing a year; a unit out of scope.
+    let (status, _, _) = http_get(http, &format!("/api/v1/dashboard?{period}"), None).await;
+    assert_eq!(status, 401);
+    let (status, _, body) = http_get(
+        http,
+        "/api/v1/dashboard?unit_code=20&from_year=2021",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(problem["field_violations"][0]["field"], "to_year");
+    let district = token(Role::Viewer, &["180"]);
+    let (status, _, _) = http_get(
+        http,
+        "/api/v1/poverty.csv?unit_code=181&from_year=2021&to_year=2024",
+        Some(&district),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let province_2021 = registry_summary(&suite, "20", 2021).await;
+    let binh_gia_2024 = registry_summary(&suite, "181", 2024).await;
+
+    let (status, kind, body) =
+        http_get(http, &format!("/api/v1/poverty.csv?{period}"), Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let text = String::from_utf8(body).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "Mã đơn vị,Đơn vị,Hộ nghèo 2021,Hộ được rà soát 2021,Tỷ lệ hộ nghèo 2021 (%)"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines.len(),
+        1 + 11 + 1,
+        "the eleven districts and the province's total"
+    );
+    let total: Vec<&str> = lines[12].split(',').collect();
+    assert_eq!(total[0], "20");
+    assert_eq!(total[4], province_2021.poor.clone().expect("poor").percent);
+
+    let (status, kind, body) = http_get(
+        http,
+        &format!("/api/v1/poverty.xlsx?{period}"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(body)).expect("an XLSX calamine reads");
+    let sheet = book.worksheet_range("Hộ nghèo").expect("the sheet");
+    assert_eq!(sheet.height(), 13);
+    assert_eq!(
+        sheet.get_value((0, 4)).map(|c| c.to_string()),
+        Some("Tỷ lệ hộ nghèo 2021 (%)".into())
+    );
+    let row_181 = (1..13)
+        .find(|r| sheet.get_value((*r, 0)).map(|c| c.to_string()) == Some("181".into()))
+        .expect("Binh Gia's row");
+    let poor_2024 = binh_gia_2024.poor.clone().expect("poor");
+    // 2024 is the fourth year: its three columns start at 2 + 3 × 3.
+    let cell = |col: u32| sheet.get_value((row_181, col)).and_then(|c| c.as_f64());
+    assert_eq!(cell(11), Some(poor_2024.count as f64));
+    assert_eq!(cell(12), Some(binh_gia_2024.households_reviewed as f64));
+    assert_eq!(
+        cell(13),
+        Some(poor_2024.percent.parse::<f64>().expect("a rate"))
+    );
+    assert_eq!(
+        sheet.get_value((12, 1)).map(|c| c.to_string()),
+        Some(province_2021.unit_name.clone())
+    );
 }

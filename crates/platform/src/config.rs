@@ -44,6 +44,8 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the gateway serves its reports over HTTP.
+    pub http_listen: SocketAddr,
     /// Empty: a SQLite file named after the service under `data_dir`.
     pub database_url: String,
     pub data_dir: PathBuf,
@@ -170,6 +172,7 @@ impl Config {
     pub fn defaults(default_port: u16) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], default_port)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8054)),
             database_url: String::new(),
             data_dir: PathBuf::from("data"),
             dev: false,
@@ -236,6 +239,15 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.dev && !self.http_listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "dev",
+                problem: format!(
+                    "development mode only listens on loopback, not {}",
+                    self.http_listen
+                ),
+            });
+        }
         if self.dev && !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid {
                 field: "dev",

@@ -87,7 +87,7 @@ fn unavailable(service: &str, status: &Status) -> pb::Unavailable {
 /// context, with what is left of the deadline. The backend is given a little
 /// more than the gateway waits, so that the gateway's own timer decides
 /// (DEADLINE_EXCEEDED) rather than the client's (CANCELLED).
-fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request<T> {
+pub fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request<T> {
     let mut request = Request::new(message);
     for key in ["authorization", "traceparent", "tracestate"] {
         if let Some(v) = from.get(key) {
@@ -255,25 +255,31 @@ impl ReportApi {
     }
 }
 
-#[tonic::async_trait]
-impl pb::report_service_server::ReportService for ReportApi {
-    async fn get_dashboard(
-        &self,
-        request: Request<pb::GetDashboardRequest>,
-    ) -> Result<Response<pb::GetDashboardResponse>, Status> {
-        let started = Instant::now();
-        let caller = Caller::from_request(&request)?;
-        caller.require("read reports", READ)?;
-        let (unit, from, to) = checked_request(&caller, request.get_ref())?;
-        let md = request.metadata().clone();
-        let budget = caller_deadline(&md)
+impl ReportApi {
+    /// What is left of the caller's deadline for the backends.
+    pub fn budget(&self, md: &MetadataMap) -> Duration {
+        caller_deadline(md)
             .map(|d| d.saturating_sub(MARGIN))
             .unwrap_or(self.backends.default_deadline)
-            .min(self.backends.default_deadline);
+            .min(self.backends.default_deadline)
+    }
+
+    /// The dashboard for a checked caller; `md` carries the credentials
+    /// passed on.
+    pub async fn dashboard(
+        &self,
+        caller: &Caller,
+        md: &MetadataMap,
+        request: &pb::GetDashboardRequest,
+    ) -> Result<pb::Dashboard, ServiceError> {
+        let started = Instant::now();
+        caller.require("read reports", READ)?;
+        let (unit, from, to) = checked_request(caller, request)?;
+        let budget = self.budget(md);
         let (poverty, programmes, funding) = tokio::join!(
-            self.poverty(&md, &unit, from, to, budget),
-            self.programmes(&md, &unit, from, to, budget),
-            self.funding(&md, &unit, from, to, budget),
+            self.poverty(md, &unit, from, to, budget),
+            self.programmes(md, &unit, from, to, budget),
+            self.funding(md, &unit, from, to, budget),
         );
         tracing::info!(
             unit = %unit,
@@ -283,15 +289,68 @@ impl pb::report_service_server::ReportService for ReportApi {
             funding = funding.unavailable.is_none(),
             "dashboard"
         );
+        Ok(pb::Dashboard {
+            unit_code: unit,
+            from_year: from,
+            to_year: to,
+            poverty: Some(poverty),
+            programmes: Some(programmes),
+            funding: Some(funding),
+        })
+    }
+
+    /// The registry's certified summary of every unit in `units` for every
+    /// year, asked at once; all or an error, never a table with holes.
+    pub async fn summaries(
+        &self,
+        md: &MetadataMap,
+        units: &[String],
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<Vec<registry::PovertySummary>>, Status> {
+        let budget = self.budget(md);
+        let rows = units.iter().map(|unit| {
+            let calls = (from..=to).map(|year| {
+                let mut client = self.backends.registry.clone();
+                let request = forwarded(
+                    registry::GetPovertySummaryRequest {
+                        unit_code: unit.clone(),
+                        year,
+                    },
+                    md,
+                    budget,
+                );
+                async move {
+                    client
+                        .get_poverty_summary(request)
+                        .await
+                        .map(|r| r.into_inner().summary.unwrap_or_default())
+                }
+            });
+            futures::future::try_join_all(calls)
+        });
+        match tokio::time::timeout(budget, futures::future::try_join_all(rows)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "registry: no answer within {} ms",
+                budget.as_millis()
+            ))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::report_service_server::ReportService for ReportApi {
+    async fn get_dashboard(
+        &self,
+        request: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::GetDashboardResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let dashboard = self
+            .dashboard(&caller, request.metadata(), request.get_ref())
+            .await?;
         Ok(Response::new(pb::GetDashboardResponse {
-            dashboard: Some(pb::Dashboard {
-                unit_code: unit,
-                from_year: from,
-                to_year: to,
-                poverty: Some(poverty),
-                programmes: Some(programmes),
-                funding: Some(funding),
-            }),
+            dashboard: Some(dashboard),
         }))
     }
 }

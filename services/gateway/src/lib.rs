@@ -5,6 +5,7 @@
 //! `run` is everything `sustain-gateway serve` does.
 
 pub mod dashboard;
+pub mod http;
 
 use std::future::Future;
 use std::time::Duration;
@@ -60,45 +61,74 @@ pub fn backends(config: &Config) -> anyhow::Result<dashboard::Backends> {
     })
 }
 
-/// The gateway's gRPC services, wrapped in the bearer-token check.
-pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<ServiceSet> {
+/// The gateway's gRPC services, wrapped in the bearer-token check, and its
+/// HTTP routes.
+pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSet, axum::Router)> {
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
         &config.auth.audience,
     )
     .context("auth.jwt_secret")?;
-    let reports = ReportServiceServer::new(dashboard::ReportApi {
+    let api = dashboard::ReportApi {
         backends: backends(config)?,
+    };
+    let reports = ReportServiceServer::new(api.clone());
+    let dev_token = if config.dev {
+        Some(sustain_platform::cli::dev_token(
+            config,
+            secrets,
+            Role::Admin,
+        )?)
+    } else {
+        None
+    };
+    let pool = prost_reflect::DescriptorPool::decode(sustain_proto::FILE_DESCRIPTOR_SET)
+        .context("the descriptor set")?;
+    let routes = http::router(http::Http {
+        api,
+        auth: std::sync::Arc::new(auth.clone()),
+        dev_token,
+        pool,
     });
-    Ok(ServiceSet {
-        routes: Routes::new(InterceptedService::new(reports, auth.interceptor())),
-        names: vec!["sustain.gateway.v1.ReportService"],
-        background: vec![],
-    })
+    Ok((
+        ServiceSet {
+            routes: Routes::new(InterceptedService::new(reports, auth.interceptor())),
+            names: vec!["sustain.gateway.v1.ReportService"],
+            background: vec![],
+        },
+        routes,
+    ))
 }
 
-/// Serves on `listener` until `shutdown` resolves.
+/// Serves gRPC on `listener` and HTTP on `http` until `shutdown` resolves.
 pub async fn run(
     config: &Config,
     secrets: &Secrets,
     listener: TcpListener,
+    http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let services = services(secrets, config)?;
+    use futures::FutureExt;
+    let (services, routes) = services(secrets, config)?;
     tracing::info!(
         address = %listener.local_addr()?,
+        http = %http.local_addr()?,
         registry = %config.registry.url,
         programs = %config.programs.url,
         ledger = %config.ledger.url,
         "gateway serving"
     );
-    serve::serve(
+    let shutdown = shutdown.shared();
+    let web = axum::serve(http, routes).with_graceful_shutdown(shutdown.clone());
+    let grpc = serve::serve(
         listener,
         services,
         shutdown,
         Duration::from_secs(config.shutdown_grace_secs),
-    )
-    .await?;
+    );
+    let (g, w) = tokio::join!(grpc, web);
+    g?;
+    w.context("serving HTTP")?;
     Ok(())
 }

@@ -32,11 +32,15 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let http = tokio::net::TcpListener::bind(config.http_listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.http_listen))?;
             if config.dev {
                 let token = dev_token(&config, &secrets, Role::Admin)?;
                 println!(
-                    "sustain-gateway (development mode) on {}",
-                    listener.local_addr()?
+                    "sustain-gateway (development mode) on {}, reports at http://{}/api/v1/dashboard?unit_code=20&from_year=2021&to_year=2024",
+                    listener.local_addr()?,
+                    http.local_addr()?
                 );
                 println!("admin token (12 h, whole country):\n{token}");
             }
@@ -44,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
                 &config,
                 &secrets,
                 listener,
+                http,
                 sustain_platform::serve::shutdown_signal(),
             )
             .await

@@ -39,6 +39,9 @@ enum Command {
         /// The reporting gateway's address.
         #[arg(long, default_value = "127.0.0.1:50054")]
         gateway: SocketAddr,
+        /// Where the gateway serves its reports over HTTP.
+        #[arg(long, default_value = "127.0.0.1:8054")]
+        reports: SocketAddr,
     },
 }
 
@@ -64,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         programs,
         ledger,
         gateway,
+        reports,
     } = Cli::parse().command;
     let registry_config = config_for(
         sustain_registry::SERVICE,
@@ -93,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     gateway_config.registry.url = format!("http://{registry}");
     gateway_config.programs.url = format!("http://{programs}");
     gateway_config.ledger.url = format!("http://{ledger}");
+    gateway_config.http_listen = reports;
     let urls = [
         &registry_config.database_url,
         &programs_config.database_url,
@@ -116,11 +121,17 @@ async fn main() -> anyhow::Result<()> {
     let gateway_listener = TcpListener::bind(gateway)
         .await
         .with_context(|| format!("cannot listen on {gateway}"))?;
+    let reports_listener = TcpListener::bind(reports)
+        .await
+        .with_context(|| format!("cannot listen on {reports}"))?;
     if registry_config.dev {
         let admin = dev_token(&registry_config, &secrets, Role::Admin)?;
         let finance = dev_token(&registry_config, &secrets, Role::Finance)?;
         println!(
             "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}, gateway on {gateway}"
+        );
+        println!(
+            "reports: http://{reports}/api/v1/dashboard?unit_code=20&from_year=2021&to_year=2024 (no token needed in development mode)"
         );
         println!("admin token (12 h, whole country):\n{admin}");
         println!("finance token for the ledger (12 h, whole country):\n{finance}");
@@ -153,7 +164,13 @@ async fn main() -> anyhow::Result<()> {
             ledger_listener,
             stopped(stop.clone())
         ),
-        sustain_gateway::run(&gateway_config, &secrets, gateway_listener, stopped(stop)),
+        sustain_gateway::run(
+            &gateway_config,
+            &secrets,
+            gateway_listener,
+            reports_listener,
+            stopped(stop)
+        ),
     );
     r.context("registry")?;
     p.context("programs")?;
