@@ -129,6 +129,18 @@ assert d["programmes"]["summary"]["inspections"]["inspections"] == "4", d["progr
 table=$(curl -sf "http://127.0.0.1:$hport/api/v1/poverty.csv?unit_code=20&from_year=2021&to_year=2024") || fail "poverty CSV"
 printf '%s' "$table" | head -1 | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
 [ "$(printf '%s\n' "$table" | wc -l)" -eq 13 ] || fail "poverty CSV rows: $table"
+# The report page in a real browser (headless Chromium, no JavaScript needed):
+# the rendered page holds the figures, and a screenshot is kept.
+report="http://127.0.0.1:$hport/reports?unit_code=20&from_year=2021&to_year=2024"
+browser() { chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+  --disable-component-update --disable-sync --no-first-run --user-data-dir="$(mktemp -d)" "$@" 2>/dev/null; }
+dom=$(browser --dump-dom "$report") || fail "chromium could not render $report"
+for figure in "Tỉnh Lạng Sơn" "12.2%" "8.92%" "Mô hình sinh kế theo loại" "Nguồn vốn"; do
+  printf '%s' "$dom" | grep -q "$figure" || fail "report page lacks $figure"
+done
+mkdir -p target
+browser --screenshot=target/report.png --window-size=1280,2400 "$report" >/dev/null || fail "screenshot"
+[ -s target/report.png ] || fail "empty screenshot"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 11 passed, 0 failed"
+echo "smoke: 12 passed, 0 failed"

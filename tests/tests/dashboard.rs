@@ -532,4 +532,23 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
         sheet.get_value((12, 1)).map(|c| c.to_string()),
         Some(province_2021.unit_name.clone())
     );
+
+    // The report page: the figures in HTML, charts as SVG, no script.
+    let (status, kind, body) = http_get(http, &format!("/reports?{period}"), Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let page = String::from_utf8(body).expect("utf-8");
+    assert!(page.contains("Báo cáo giảm nghèo bền vững — Tỉnh Lạng Sơn"));
+    for year in &json["poverty"]["years"].as_array().expect("years").clone() {
+        let rate = year["poor"]["percent"].as_str().expect("rate");
+        assert!(
+            page.contains(&format!("{rate}%")),
+            "rate {rate} on the page"
+        );
+    }
+    assert!(
+        page.matches("<svg").count() >= 3,
+        "charts drawn on the server"
+    );
+    assert!(!page.contains("<script"));
 }

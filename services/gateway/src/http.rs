@@ -1,7 +1,8 @@
 //! Reports over HTTP, for people and spreadsheets rather than programs: the
-//! dashboard as JSON (the protobuf's canonical JSON, so the figures read as
-//! the services answered), and the poverty table (units as rows, years as
-//! columns, the unit's own total last) as CSV and XLSX. The same bearer
+//! report page (HTML, charts as SVG), the dashboard as JSON (the protobuf's
+//! canonical JSON, so the figures read as the services answered), and the
+//! poverty table (units as rows, years as columns, the unit's own total last)
+//! as CSV and XLSX. The same bearer
 //! tokens as gRPC; in development mode a request without one reads as the
 //! development admin.
 
@@ -45,6 +46,7 @@ pub fn router(http: Http) -> Router {
         .route("/api/v1/dashboard", get(dashboard))
         .route("/api/v1/poverty.csv", get(poverty_csv))
         .route("/api/v1/poverty.xlsx", get(poverty_xlsx))
+        .route("/reports", get(report_page))
         .with_state(http)
 }
 
@@ -335,4 +337,16 @@ async fn poverty_xlsx(
             p.unit_code, p.from_year, p.to_year
         ),
     ))
+}
+
+/// The report page of a unit and period, as HTML with SVG charts.
+async fn report_page(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let (caller, md) = http.caller(&headers)?;
+    let request = period(&query)?;
+    let dashboard = http.api.dashboard(&caller, &md, &request).await?;
+    Ok(axum::response::Html(crate::page::render(&dashboard)).into_response())
 }

@@ -6,6 +6,7 @@
 
 pub mod dashboard;
 pub mod http;
+pub mod page;
 
 use std::future::Future;
 use std::time::Duration;

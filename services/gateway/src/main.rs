@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
             if config.dev {
                 let token = dev_token(&config, &secrets, Role::Admin)?;
                 println!(
-                    "sustain-gateway (development mode) on {}, reports at http://{}/api/v1/dashboard?unit_code=20&from_year=2021&to_year=2024",
+                    "sustain-gateway (development mode) on {}, report page at http://{}/reports?unit_code=20&from_year=2021&to_year=2024",
                     listener.local_addr()?,
                     http.local_addr()?
                 );

@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
             "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}, gateway on {gateway}"
         );
         println!(
-            "reports: http://{reports}/api/v1/dashboard?unit_code=20&from_year=2021&to_year=2024 (no token needed in development mode)"
+            "report page: http://{reports}/reports?unit_code=20&from_year=2021&to_year=2024 (no token needed in development mode)"
         );
         println!("admin token (12 h, whole country):\n{admin}");
         println!("finance token for the ledger (12 h, whole country):\n{finance}");

@@ -1,0 +1,273 @@
+//! The report page of a unit: the dashboard's figures as HTML with charts
+//! drawn on the server as SVG, readable without JavaScript. Every number on
+//! the page is one the owning service answered; the page only lays it out.
+
+use std::fmt::Write;
+
+use sustain_proto::gateway::v1 as pb;
+use sustain_proto::ledger::v1 as ledger;
+use sustain_proto::programs::v1 as programs;
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Groups of three digits, Vietnamese style: 1.149.180.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// A horizontal bar chart: one labelled bar per item, its value written
+/// beside it.
+fn bars(title: &str, items: &[(String, f64, String)], colour: &str) -> String {
+    let max = items.iter().map(|(_, v, _)| *v).fold(0.0_f64, f64::max);
+    let row = 26.0;
+    let height = 10.0 + row * items.len() as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" width="800" height="{height}" viewBox="0 0 800 {height}"><title>{}</title>"#,
+        escape(title)
+    );
+    for (i, (label, value, shown)) in items.iter().enumerate() {
+        let y = 4.0 + row * i as f64;
+        let width = if max > 0.0 { 340.0 * value / max } else { 0.0 };
+        let _ = write!(
+            svg,
+            r#"<text x="0" y="{ty}" font-size="13">{label}</text><rect x="330" y="{y}" width="{width:.1}" height="18" fill="{colour}"/><text x="{tx:.1}" y="{ty}" font-size="13">{shown}</text>"#,
+            ty = y + 14.0,
+            label = escape(label),
+            tx = 336.0 + width,
+            shown = escape(shown),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn unavailable(section: &str, why: &Option<pb::Unavailable>) -> Option<String> {
+    why.as_ref().map(|u| {
+        format!(
+            r#"<p class="unavailable">{}: chưa có số liệu ({} — {})</p>"#,
+            escape(section),
+            escape(&u.code),
+            escape(&u.reason)
+        )
+    })
+}
+
+fn model_type(t: i32) -> &'static str {
+    match programs::ModelType::try_from(t) {
+        Ok(programs::ModelType::Livestock) => "Chăn nuôi",
+        Ok(programs::ModelType::Crop) => "Trồng trọt",
+        Ok(programs::ModelType::Forestry) => "Lâm nghiệp",
+        _ => "Khác",
+    }
+}
+
+fn source_name(s: i32) -> &'static str {
+    match ledger::FundingSource::try_from(s) {
+        Ok(ledger::FundingSource::CentralInvestment) => "Ngân sách trung ương (đầu tư)",
+        Ok(ledger::FundingSource::CentralRecurrent) => "Ngân sách trung ương (sự nghiệp)",
+        Ok(ledger::FundingSource::LocalBudget) => "Ngân sách địa phương",
+        Ok(ledger::FundingSource::SocialContribution) => "Huy động xã hội",
+        Ok(ledger::FundingSource::Enterprise) => "Doanh nghiệp",
+        Ok(ledger::FundingSource::HouseholdContribution) => "Người dân đóng góp",
+        Ok(ledger::FundingSource::PolicyCredit) => "Tín dụng chính sách",
+        _ => "Khác",
+    }
+}
+
+const MILLION: i64 = 1_000_000;
+
+/// The whole page.
+pub fn render(d: &pb::Dashboard) -> String {
+    let poverty = d.poverty.clone().unwrap_or_default();
+    let name = poverty
+        .years
+        .first()
+        .map(|y| y.unit_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| d.unit_code.clone());
+    let mut html = format!(
+        r#"<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Báo cáo giảm nghèo — {name}</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child,td:first-child{{text-align:left}}.unavailable{{color:#a00}}</style></head><body>
+<h1>Báo cáo giảm nghèo bền vững — {name}</h1><p>Giai đoạn {from}–{to}. Số liệu của hệ thống đăng ký hộ, chương trình và sổ cái tài chính.</p>"#,
+        name = escape(&name),
+        from = d.from_year,
+        to = d.to_year,
+    );
+
+    html.push_str("<h2>Tỷ lệ hộ nghèo theo năm</h2>");
+    if let Some(notice) = unavailable("Hộ nghèo", &poverty.unavailable) {
+        html.push_str(&notice);
+    } else {
+        let items: Vec<(String, f64, String)> = poverty
+            .years
+            .iter()
+            .map(|y| {
+                let poor = y.poor.clone().unwrap_or_default();
+                (
+                    format!("Năm {}", y.year),
+                    poor.percent.parse().unwrap_or(0.0),
+                    format!("{}%", poor.percent),
+                )
+            })
+            .collect();
+        html.push_str(&bars("Tỷ lệ hộ nghèo theo năm", &items, "#c0392b"));
+        html.push_str("<table><tr><th>Năm</th><th>Hộ được rà soát</th><th>Hộ nghèo</th><th>Tỷ lệ hộ nghèo</th><th>Hộ cận nghèo</th><th>Tỷ lệ hộ cận nghèo</th></tr>");
+        for y in &poverty.years {
+            let poor = y.poor.clone().unwrap_or_default();
+            let near = y.near_poor.clone().unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}%</td></tr>",
+                y.year,
+                thousands(y.households_reviewed),
+                thousands(poor.count),
+                escape(&poor.percent),
+                thousands(near.count),
+                escape(&near.percent)
+            );
+        }
+        html.push_str("</table>");
+        if let Some(first) = poverty.years.first() {
+            let _ = write!(
+                html,
+                "<h2>Hộ nghèo, cận nghèo thiếu hụt theo chỉ số ({})</h2>",
+                first.year
+            );
+            let items: Vec<(String, f64, String)> = first
+                .deprivations
+                .iter()
+                .map(|x| {
+                    let n = x.poor + x.near_poor;
+                    (x.indicator_name.clone(), n as f64, thousands(n))
+                })
+                .collect();
+            html.push_str(&bars("Thiếu hụt theo chỉ số", &items, "#2c7fb8"));
+        }
+    }
+
+    html.push_str("<h2>Mô hình sinh kế theo loại</h2>");
+    let programmes = d.programmes.clone().unwrap_or_default();
+    if let Some(notice) = unavailable("Chương trình", &programmes.unavailable) {
+        html.push_str(&notice);
+    } else {
+        let models = programmes
+            .summary
+            .and_then(|s| s.models)
+            .unwrap_or_default();
+        let items: Vec<(String, f64, String)> = models
+            .by_type
+            .iter()
+            .map(|t| {
+                (
+                    model_type(t.r#type).to_owned(),
+                    t.models as f64,
+                    thousands(t.models),
+                )
+            })
+            .collect();
+        html.push_str(&bars("Mô hình theo loại", &items, "#31a354"));
+        let _ = write!(
+            html,
+            "<p>{} mô hình, {} hộ tham gia, {} việc làm.</p>",
+            thousands(models.models),
+            thousands(models.enrolled_households),
+            thousands(models.jobs_created)
+        );
+    }
+
+    html.push_str("<h2>Nguồn vốn: kế hoạch, phân bổ, giải ngân (triệu đồng)</h2>");
+    let funding = d.funding.clone().unwrap_or_default();
+    if let Some(notice) = unavailable("Tài chính", &funding.unavailable) {
+        html.push_str(&notice);
+    } else {
+        let summary = funding.summary.unwrap_or_default();
+        let mut items = vec![];
+        for s in &summary.by_source {
+            let f = s.figures.clone().unwrap_or_default();
+            let label = source_name(s.source);
+            for (what, v) in [
+                ("kế hoạch", f.planned_vnd),
+                ("phân bổ", f.allocated_vnd),
+                ("giải ngân", f.disbursed_vnd),
+            ] {
+                if v > 0 {
+                    items.push((format!("{label}: {what}"), v as f64, thousands(v / MILLION)));
+                }
+            }
+        }
+        html.push_str(&bars("Nguồn vốn", &items, "#756bb1"));
+        let total = summary.total.unwrap_or_default();
+        let _ = write!(
+            html,
+            "<table><tr><th>Tổng</th><th>Kế hoạch</th><th>Phân bổ</th><th>Giải ngân</th><th>Tỷ lệ giải ngân</th></tr><tr><td>Triệu đồng</td><td>{}</td><td>{}</td><td>{}</td><td>{}%</td></tr></table>",
+            thousands(total.planned_vnd / MILLION),
+            thousands(total.allocated_vnd / MILLION),
+            thousands(total.disbursed_vnd / MILLION),
+            escape(&total.disbursement_percent)
+        );
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_numbers_grouped() {
+        assert_eq!(
+            escape("<b>\"Tày\" & 'Nùng'</b>"),
+            "&lt;b&gt;&quot;Tày&quot; &amp; &#39;Nùng&#39;&lt;/b&gt;"
+        );
+        assert_eq!(thousands(1_149_180), "1.149.180");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(-23_510), "-23.510");
+        assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn a_missing_section_says_why_and_shows_no_figures() {
+        let d = pb::Dashboard {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            poverty: Some(pb::PovertySection::default()),
+            programmes: Some(pb::ProgrammeSection {
+                summary: None,
+                unavailable: Some(pb::Unavailable {
+                    code: "UNAVAILABLE".into(),
+                    reason: "programs: connection refused".into(),
+                }),
+            }),
+            funding: Some(pb::FundingSection::default()),
+        };
+        let page = render(&d);
+        assert!(page.contains(
+            "Chương trình: chưa có số liệu (UNAVAILABLE — programs: connection refused)"
+        ));
+        assert!(!page.contains("mô hình,"), "no invented model figures");
+    }
+}
