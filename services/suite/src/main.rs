@@ -42,6 +42,15 @@ enum Command {
         /// Where the gateway serves its reports over HTTP.
         #[arg(long, default_value = "127.0.0.1:8054")]
         reports: SocketAddr,
+        /// Load the Lạng Sơn demo on first start: households and reviews,
+        /// then the programme records and the money through the services'
+        /// APIs. Later starts find it there (a marker under data_dir).
+        #[arg(long)]
+        demo: bool,
+        /// Divide the demo by this (1: the full province, about 200,000
+        /// households and several minutes; 50: a quick look).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        demo_scale: u32,
     },
 }
 
@@ -68,6 +77,8 @@ async fn main() -> anyhow::Result<()> {
         ledger,
         gateway,
         reports,
+        demo,
+        demo_scale,
     } = Cli::parse().command;
     let registry_config = config_for(
         sustain_registry::SERVICE,
@@ -136,6 +147,23 @@ async fn main() -> anyhow::Result<()> {
         println!("admin token (12 h, whole country):\n{admin}");
         println!("finance token for the ledger (12 h, whole country):\n{finance}");
     }
+    let marker = registry_config
+        .data_dir
+        .join(format!("demo-loaded-1-in-{demo_scale}"));
+    let load_demo = demo && !marker.exists();
+    if load_demo {
+        let households = sustain_registry::demo::LANG_SON[0].households / u64::from(demo_scale);
+        println!("loading the demo: {households} households and their reviews…");
+        sustain_registry::demo_cli::run(
+            &registry_config,
+            sustain_registry::demo::DEFAULT_SEED,
+            households,
+            None,
+            true,
+        )
+        .await
+        .context("the registry demo")?;
+    }
     let (stop_tx, stop) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -145,6 +173,20 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     tokio::spawn(signal);
+    if load_demo {
+        let token = dev_token(&registry_config, &secrets, Role::Admin)?;
+        let finance = dev_token(&registry_config, &secrets, Role::Finance)?;
+        tokio::spawn(async move {
+            match load_services_demo(registry, programs, ledger, &token, &finance, demo_scale).await
+            {
+                Ok(()) => {
+                    let _ = std::fs::write(&marker, "the demo is loaded\n");
+                    println!("the demo is loaded: the report page above shows it");
+                }
+                Err(e) => eprintln!("the demo did not load: {e:#}"),
+            }
+        });
+    }
     let (r, p, l, g) = tokio::join!(
         sustain_registry::run(
             &registry_config,
@@ -176,5 +218,66 @@ async fn main() -> anyhow::Result<()> {
     p.context("programs")?;
     l.context("ledger")?;
     g.context("gateway")?;
+    Ok(())
+}
+
+/// The programme records and the money, written through the running
+/// services' APIs once they answer.
+async fn load_services_demo(
+    registry: SocketAddr,
+    programs: SocketAddr,
+    ledger: SocketAddr,
+    admin: &str,
+    finance: &str,
+    scale: u32,
+) -> anyhow::Result<()> {
+    let connect = |addr: SocketAddr| async move {
+        for _ in 0..600 {
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await
+            {
+                return Ok(channel);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{addr} did not answer")
+    };
+    let mut clients = sustain_programs::demo::Clients::new(
+        connect(registry).await?,
+        connect(programs).await?,
+        admin,
+    )?;
+    let targets = sustain_programs::demo::LANG_SON.scaled(scale);
+    // The services migrate before they serve: retry until they do.
+    let mut tries = 0;
+    let report = loop {
+        match sustain_programs::demo::load(
+            &mut clients,
+            sustain_programs::demo::DEFAULT_SEED,
+            &targets,
+        )
+        .await
+        {
+            Ok(report) => break report,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                tracing::debug!(error = %e, "programme demo not yet");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    println!(
+        "demo: {} models, {} enrolments, {} trainees",
+        report.models, report.enrolments, report.trainees
+    );
+    let mut money = sustain_ledger::demo::Clients::new(connect(ledger).await?, finance)?;
+    let written =
+        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED).await?;
+    println!(
+        "demo: {} accounts, {} transfers",
+        written.accounts, written.transfers
+    );
     Ok(())
 }
