@@ -148,6 +148,25 @@ fn checked_account(
             },
         );
     }
+    let purpose = pb::SpendingPurpose::try_from(a.purpose).ok();
+    if purpose.is_none() {
+        v.add("account.purpose", "is not a spending purpose");
+    }
+    let purpose = purpose
+        .map(crate::convert::purpose_code)
+        .unwrap_or_default();
+    let reference = a.reference_id.trim().to_owned();
+    if kind != Some(AccountKind::Expenditure) && (!purpose.is_empty() || !reference.is_empty()) {
+        v.add(
+            "account.purpose",
+            "only expenditure says what it is spent on",
+        );
+    } else if !reference.is_empty() {
+        if purpose.is_empty() {
+            v.add("account.purpose", "is required with a reference_id");
+        }
+        sustain_platform::api::required_id(&reference, "account.reference_id", &mut v);
+    }
     if !a.id.is_empty() {
         v.add("account.id", "is output only");
     }
@@ -174,6 +193,8 @@ fn checked_account(
         commune_code: placement.commune_code.clone(),
         current_commune_code: placement.current_commune_code.clone(),
         guarded: kind.guarded_by_default() || a.must_not_overspend,
+        purpose: purpose.to_owned(),
+        reference_id: reference,
         debits_pending: 0,
         debits_posted: 0,
         credits_pending: 0,
@@ -331,6 +352,8 @@ impl pb::account_service_server::AccountService for AccountApi {
         if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
             v.add("filter.year", "must be between 2000 and 2100");
         }
+        let reference = (!filter.reference_id.trim().is_empty())
+            .then(|| required_id(&filter.reference_id, "filter.reference_id", &mut v));
         check(v)?;
         if !unit.is_empty() {
             caller.require_unit(&unit)?;
@@ -349,6 +372,9 @@ impl pb::account_service_server::AccountService for AccountApi {
         }
         if filter.year != 0 {
             condition = condition.add(account::Column::Year.eq(filter.year));
+        }
+        if let Some(r) = &reference {
+            condition = condition.add(account::Column::ReferenceId.eq(r.as_str()));
         }
         if let Some(after) = &after {
             condition = condition.add(Expr::col(account::Column::Id).gt(after.as_str()));

@@ -34,7 +34,9 @@ pub fn account_bytes(sequence: i64, a: &account::Model) -> Vec<u8> {
         a.project_code,
         a.year,
         a.unit_code,
-        a.guarded
+        a.guarded,
+        a.purpose,
+        a.reference_id
     ])
     .to_string()
     .into_bytes()

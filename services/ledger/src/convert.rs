@@ -89,7 +89,29 @@ pub fn account_to_proto(a: &account::Model) -> pb::Account {
         must_not_overspend: a.guarded,
         balance: Some(balance_to_proto(&balance_of(a))),
         create_time: Some(timestamp(a.created_at)),
+        purpose: purpose_to_proto(&a.purpose) as i32,
+        reference_id: a.reference_id.clone(),
     }
+}
+
+pub const PURPOSES: [(&str, pb::SpendingPurpose); 3] = [
+    ("activity", pb::SpendingPurpose::Activity),
+    ("model", pb::SpendingPurpose::Model),
+    ("household_support", pb::SpendingPurpose::HouseholdSupport),
+];
+
+pub fn purpose_to_proto(code: &str) -> pb::SpendingPurpose {
+    PURPOSES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or(pb::SpendingPurpose::Unspecified, |(_, p)| *p)
+}
+
+pub fn purpose_code(p: pb::SpendingPurpose) -> &'static str {
+    PURPOSES
+        .iter()
+        .find(|(_, q)| *q == p)
+        .map_or("", |(c, _)| c)
 }
 
 pub fn state_to_proto(state: &str) -> pb::TransferState {

@@ -47,6 +47,8 @@ impl MigrationTrait for CreateLedger {
                 .col(ColumnDef::new("commune_code").string().null())
                 .col(ColumnDef::new("current_commune_code").string().null())
                 .col(ColumnDef::new("guarded").boolean().not_null())
+                .col(ColumnDef::new("purpose").string().not_null())
+                .col(ColumnDef::new("reference_id").string().not_null())
                 .col(money("debits_pending"))
                 .col(money("debits_posted"))
                 .col(money("credits_pending"))

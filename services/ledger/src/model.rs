@@ -25,6 +25,10 @@ pub mod account {
         pub commune_code: Option<String>,
         pub current_commune_code: Option<String>,
         pub guarded: bool,
+        /// Expenditure: "", activity, model or household_support.
+        pub purpose: String,
+        /// The programme record the expenditure is for, or "".
+        pub reference_id: String,
         pub debits_pending: i64,
         pub debits_posted: i64,
         pub credits_pending: i64,

@@ -872,3 +872,59 @@ async fn the_demo_money_matches_the_report_and_runs_twice_without_writing() {
         "2025 has money committed, not yet paid"
     );
 }
+
+#[tokio::test]
+async fn expenditure_names_what_it_is_spent_on_and_is_found_by_it() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let model_id = id();
+    let mut spent = account(Expenditure, CentralInvestment, "181", P3, 2024);
+    spent.purpose = pb::SpendingPurpose::Model as i32;
+    spent.reference_id = model_id.clone();
+    let spent = open(&mut finance, spent).await;
+    assert_eq!(spent.purpose, pb::SpendingPurpose::Model as i32);
+    open(
+        &mut finance,
+        account(Expenditure, CentralInvestment, "181", P3, 2024),
+    )
+    .await;
+    let found = finance
+        .list_accounts(pb::ListAccountsRequest {
+            filter: Some(pb::AccountFilter {
+                reference_id: model_id.clone(),
+                ..Default::default()
+            }),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .accounts;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, spent.id);
+    // Only expenditure says what it is for; a reference needs a purpose.
+    let mut plan = account(Plan, CentralInvestment, "20", P3, 2024);
+    plan.purpose = pb::SpendingPurpose::Activity as i32;
+    let refused = finance
+        .create_account(pb::CreateAccountRequest {
+            account: Some(plan),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("a plan with a purpose");
+    assert_eq!(violated_fields(&refused), ["account.purpose"]);
+    let mut loose = account(Expenditure, CentralInvestment, "181", P3, 2024);
+    loose.reference_id = "not-an-id".into();
+    let refused = finance
+        .create_account(pb::CreateAccountRequest {
+            account: Some(loose),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("a bad reference");
+    assert_eq!(
+        violated_fields(&refused),
+        ["account.purpose", "account.reference_id"]
+    );
+}

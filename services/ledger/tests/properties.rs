@@ -103,6 +103,8 @@ async fn open_accounts(db: &DatabaseConnection) -> Vec<String> {
             commune_code: None,
             current_commune_code: None,
             guarded: kind.guarded_by_default(),
+            purpose: String::new(),
+            reference_id: String::new(),
             debits_pending: 0,
             debits_posted: 0,
             credits_pending: 0,
