@@ -20,37 +20,13 @@ const P3: &str = "NTP-SPR.3";
 async fn money_flows_from_plan_to_disbursement_and_the_summary_adds_up() {
     let ledger = Ledger::start().await;
     let mut province = ledger.accounts(Role::Finance, PROVINCE).await;
-    let central = open(
-        &mut province,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
-    let plan = open(
-        &mut province,
-        account(Plan, CentralInvestment, "20", P3, 2024),
-    )
-    .await;
+    let budget = central(&mut province, Source, "20", "", 0).await;
+    let plan = central(&mut province, Plan, "20", P3, 2024).await;
     assert!(plan.must_not_overspend, "plans are always guarded");
-    let binh_gia = open(
-        &mut province,
-        account(Allocation, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
-    )
-    .await;
-    let trang_dinh = open(
-        &mut province,
-        account(Allocation, CentralInvestment, "180", P3, 2024),
-    )
-    .await;
-    let commune = open(
-        &mut province,
-        account(Allocation, CentralInvestment, "06067", "NTP-SPR.3.1", 2024),
-    )
-    .await;
-    let spent = open(
-        &mut province,
-        account(Expenditure, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
-    )
-    .await;
+    let binh_gia = central(&mut province, Allocation, "181", "NTP-SPR.3.1", 2024).await;
+    let trang_dinh = central(&mut province, Allocation, "180", P3, 2024).await;
+    let commune = central(&mut province, Allocation, "06067", "NTP-SPR.3.1", 2024).await;
+    let spent = central(&mut province, Expenditure, "181", "NTP-SPR.3.1", 2024).await;
     let social = open(
         &mut province,
         account(Source, SocialContribution, "20", "", 0),
@@ -63,7 +39,7 @@ async fn money_flows_from_plan_to_disbursement_and_the_summary_adds_up() {
     .await;
 
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
-    send(&mut money, vec![leg(&central, &plan, 1_000)])
+    send(&mut money, vec![leg(&budget, &plan, 1_000)])
         .await
         .expect("plan");
     // An allocation split across two districts: one linked batch.
@@ -341,21 +317,9 @@ async fn a_batch_applies_whole_or_not_at_all_and_retries_return_the_original() {
 async fn concurrent_disbursements_from_one_allocation_never_overspend() {
     let ledger = Ledger::start().await;
     let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
-    let source = open(
-        &mut finance,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
-    let alloc = open(
-        &mut finance,
-        account(Allocation, CentralInvestment, "181", P3, 2024),
-    )
-    .await;
-    let spent = open(
-        &mut finance,
-        account(Expenditure, CentralInvestment, "181", P3, 2024),
-    )
-    .await;
+    let source = central(&mut finance, Source, "20", "", 0).await;
+    let alloc = central(&mut finance, Allocation, "181", P3, 2024).await;
+    let spent = central(&mut finance, Expenditure, "181", P3, 2024).await;
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
     send(&mut money, vec![leg(&source, &alloc, 1_000)])
         .await
@@ -399,16 +363,8 @@ async fn concurrent_disbursements_from_one_allocation_never_overspend() {
 async fn a_tampered_amount_is_found_at_its_entry() {
     let ledger = Ledger::start().await;
     let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
-    let source = open(
-        &mut finance,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
-    let plan = open(
-        &mut finance,
-        account(Plan, CentralInvestment, "20", P3, 2024),
-    )
-    .await;
+    let source = central(&mut finance, Source, "20", "", 0).await;
+    let plan = central(&mut finance, Plan, "20", P3, 2024).await;
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
     let mut made = vec![];
     for amount in [100, 200, 300] {
@@ -489,26 +445,10 @@ async fn a_tampered_amount_is_found_at_its_entry() {
 async fn roles_and_scope_hold_on_every_path() {
     let ledger = Ledger::start().await;
     let mut province = ledger.accounts(Role::Finance, PROVINCE).await;
-    let source = open(
-        &mut province,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
-    let plan = open(
-        &mut province,
-        account(Plan, CentralInvestment, "20", P3, 2024),
-    )
-    .await;
-    let binh_gia = open(
-        &mut province,
-        account(Allocation, CentralInvestment, "181", P3, 2024),
-    )
-    .await;
-    let trang_dinh = open(
-        &mut province,
-        account(Allocation, CentralInvestment, "180", P3, 2024),
-    )
-    .await;
+    let source = central(&mut province, Source, "20", "", 0).await;
+    let plan = central(&mut province, Plan, "20", P3, 2024).await;
+    let binh_gia = central(&mut province, Allocation, "181", P3, 2024).await;
+    let trang_dinh = central(&mut province, Allocation, "180", P3, 2024).await;
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
     send(&mut money, vec![leg(&source, &plan, 1_000)])
         .await
@@ -631,17 +571,9 @@ async fn bad_input_names_every_field_and_writes_nothing() {
             "account.id"
         ]
     );
-    let source = open(
-        &mut finance,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
+    let source = central(&mut finance, Source, "20", "", 0).await;
     let plan = open(&mut finance, account(Plan, LocalBudget, "20", P3, 2024)).await;
-    let spent = open(
-        &mut finance,
-        account(Expenditure, CentralInvestment, "20", P3, 2024),
-    )
-    .await;
+    let spent = central(&mut finance, Expenditure, "20", P3, 2024).await;
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
     let mut broken = leg(&source, &source, 0);
     broken.id = "not-an-id".into();
@@ -688,21 +620,9 @@ async fn bad_input_names_every_field_and_writes_nothing() {
 async fn transfers_and_accounts_list_by_account_date_project_and_unit_page_by_page() {
     let ledger = Ledger::start().await;
     let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
-    let source = open(
-        &mut finance,
-        account(Source, CentralInvestment, "20", "", 0),
-    )
-    .await;
-    let p3 = open(
-        &mut finance,
-        account(Allocation, CentralInvestment, "181", "NTP-SPR.3.1", 2024),
-    )
-    .await;
-    let p5 = open(
-        &mut finance,
-        account(Allocation, CentralInvestment, "180", "NTP-SPR.5", 2024),
-    )
-    .await;
+    let source = central(&mut finance, Source, "20", "", 0).await;
+    let p3 = central(&mut finance, Allocation, "181", "NTP-SPR.3.1", 2024).await;
+    let p5 = central(&mut finance, Allocation, "180", "NTP-SPR.5", 2024).await;
     let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
     let mut made = vec![];
     for (i, (to, date)) in [
@@ -883,11 +803,7 @@ async fn expenditure_names_what_it_is_spent_on_and_is_found_by_it() {
     spent.reference_id = model_id.clone();
     let spent = open(&mut finance, spent).await;
     assert_eq!(spent.purpose, pb::SpendingPurpose::Model as i32);
-    open(
-        &mut finance,
-        account(Expenditure, CentralInvestment, "181", P3, 2024),
-    )
-    .await;
+    central(&mut finance, Expenditure, "181", P3, 2024).await;
     let found = finance
         .list_accounts(pb::ListAccountsRequest {
             filter: Some(pb::AccountFilter {

@@ -113,6 +113,27 @@ pub async fn open(client: &mut Accounts, a: pb::Account) -> pb::Account {
         .expect("account")
 }
 
+/// Opens an account of central investment money.
+pub async fn central(
+    client: &mut Accounts,
+    kind: pb::AccountKind,
+    unit: &str,
+    project: &str,
+    year: i32,
+) -> pb::Account {
+    open(
+        client,
+        account(
+            kind,
+            pb::FundingSource::CentralInvestment,
+            unit,
+            project,
+            year,
+        ),
+    )
+    .await
+}
+
 pub fn leg(debit: &pb::Account, credit: &pb::Account, amount: i64) -> pb::Transfer {
     pb::Transfer {
         id: id(),
