@@ -141,6 +141,11 @@ done
 mkdir -p target
 browser --screenshot=target/report.png --window-size=1280,2400 "$report" >/dev/null || fail "screenshot"
 [ -s target/report.png ] || fail "empty screenshot"
+# The report's figures beside the system's: at 4,000 households the 2021 rate
+# and the budget match exactly.
+seed=$(curl -sf "http://127.0.0.1:$hport/reports/lang-son") || fail "seed page"
+printf '%s' "$seed" | grep -q '<td>Tỷ lệ hộ nghèo 2021</td><td>12.2%</td><td>12.2%</td><td>✓</td>' || fail "seed page: 2021 rate"
+printf '%s' "$seed" | grep -q '<td>Tổng vốn kế hoạch 2021–2025 (triệu đồng)</td><td>1.149.180</td><td>1.149.180</td><td>✓</td>' || fail "seed page: budget"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 12 passed, 0 failed"
+echo "smoke: 13 passed, 0 failed"

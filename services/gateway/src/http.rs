@@ -47,6 +47,7 @@ pub fn router(http: Http) -> Router {
         .route("/api/v1/poverty.csv", get(poverty_csv))
         .route("/api/v1/poverty.xlsx", get(poverty_xlsx))
         .route("/reports", get(report_page))
+        .route("/reports/lang-son", get(seed_page))
         .with_state(http)
 }
 
@@ -349,4 +350,16 @@ async fn report_page(
     let request = period(&query)?;
     let dashboard = http.api.dashboard(&caller, &md, &request).await?;
     Ok(axum::response::Html(crate::page::render(&dashboard)).into_response())
+}
+
+/// Lạng Sơn's reported 2021–2025 figures beside the system's.
+async fn seed_page(State(http): State<Http>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (caller, md) = http.caller(&headers)?;
+    let request = pb::GetDashboardRequest {
+        unit_code: "20".into(),
+        from_year: 2021,
+        to_year: 2025,
+    };
+    let dashboard = http.api.dashboard(&caller, &md, &request).await?;
+    Ok(axum::response::Html(crate::page::render_seed(&dashboard)).into_response())
 }

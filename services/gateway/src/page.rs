@@ -249,6 +249,58 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_page_marks_what_matches_and_what_is_missing() {
+        use sustain_proto::registry::v1 as registry;
+        let share = |count, percent: &str| registry::Share {
+            count,
+            total: 192_750,
+            percent: percent.into(),
+        };
+        let d = pb::Dashboard {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+            poverty: Some(pb::PovertySection {
+                years: vec![registry::PovertySummary {
+                    year: 2021,
+                    poor: Some(share(23_510, "12.2")),
+                    near_poor: Some(share(23_251, "12.06")),
+                    ..Default::default()
+                }],
+                unavailable: None,
+            }),
+            programmes: Some(pb::ProgrammeSection {
+                summary: None,
+                unavailable: Some(pb::Unavailable {
+                    code: "UNAVAILABLE".into(),
+                    reason: "down".into(),
+                }),
+            }),
+            funding: Some(pb::FundingSection::default()),
+        };
+        let rows = seed_rows(&d);
+        let find = |label: &str| {
+            rows.iter()
+                .find(|r| r.label == label)
+                .cloned()
+                .expect(label)
+        };
+        assert_eq!(find("Tỷ lệ hộ nghèo 2021").found.as_deref(), Some("12.2%"));
+        assert_eq!(find("Hộ nghèo 2021").found.as_deref(), Some("23.510"));
+        assert_eq!(find("Hộ cận nghèo 2021").found.as_deref(), Some("23.251"));
+        assert_eq!(find("Tỷ lệ hộ nghèo 2022").found, None, "no such year");
+        assert_eq!(
+            find("Mô hình sinh kế (Dự án 2)").found,
+            None,
+            "section unavailable"
+        );
+        let page = render_seed(&d);
+        assert!(page.contains("<td>Hộ nghèo 2021</td><td>23.510</td><td>23.510</td><td>✓</td>"));
+        assert!(page.contains("<td>23.250</td><td>23.251</td><td>≠</td>"));
+        assert!(page.contains("<td>249</td><td>chưa có</td>"));
+    }
+
+    #[test]
     fn a_missing_section_says_why_and_shows_no_figures() {
         let d = pb::Dashboard {
             unit_code: "20".into(),
@@ -270,4 +322,229 @@ mod tests {
         ));
         assert!(!page.contains("mô hình,"), "no invented model figures");
     }
+}
+
+/// One figure of the province's 2021–2025 report beside the system's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedRow {
+    pub label: &'static str,
+    pub reported: String,
+    /// `None` when the section it comes from is unavailable.
+    pub found: Option<String>,
+}
+
+/// Lạng Sơn's reported figures (domain brief §1) and where the dashboard
+/// holds each: the poverty rates and counts, the deprivations among poor and
+/// near-poor households in 2021, the livelihood models and their households,
+/// Project 3, training, inspections, communication and the budget.
+pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
+    let poverty = d.poverty.clone().unwrap_or_default();
+    let year = |y: i32| {
+        poverty
+            .unavailable
+            .is_none()
+            .then(|| poverty.years.iter().find(|s| s.year == y).cloned())
+            .flatten()
+    };
+    let rate = |y: i32| year(y).map(|s| format!("{}%", s.poor.unwrap_or_default().percent));
+    let deprived = |code: &'static str| {
+        year(2021).and_then(|s| {
+            s.deprivations
+                .iter()
+                .find(|x| x.indicator_code == code)
+                .map(|x| thousands(x.poor_or_near_poor.clone().unwrap_or_default().count))
+        })
+    };
+    let programmes = d.programmes.clone().unwrap_or_default();
+    let summary = programmes
+        .unavailable
+        .is_none()
+        .then_some(programmes.summary)
+        .flatten();
+    let models = summary.as_ref().and_then(|s| s.models.clone());
+    let p2 = models.as_ref().and_then(|m| {
+        m.projects
+            .iter()
+            .find(|p| p.project_code == "NTP-SPR.2")
+            .cloned()
+    });
+    let p2_type = |t: programs::ModelType| {
+        p2.as_ref().map(|p| {
+            thousands(
+                p.by_type
+                    .iter()
+                    .filter(|c| c.r#type == t as i32)
+                    .map(|c| c.models)
+                    .sum(),
+            )
+        })
+    };
+    let p2_class = |c: programs::EnrolmentClass| {
+        p2.as_ref().map(|p| {
+            thousands(
+                p.households_by_class
+                    .iter()
+                    .filter(|x| x.class_at_enrolment == c as i32)
+                    .map(|x| x.households)
+                    .sum(),
+            )
+        })
+    };
+    let training = summary.as_ref().and_then(|s| s.training.clone());
+    let outreach = summary.as_ref().and_then(|s| s.communication);
+    let funding = d.funding.clone().unwrap_or_default();
+    let money = funding
+        .unavailable
+        .is_none()
+        .then_some(funding.summary)
+        .flatten();
+    let millions = |f: Option<ledger::FundingFigures>, pick: fn(&ledger::FundingFigures) -> i64| {
+        f.map(|f| thousands(pick(&f) / MILLION))
+    };
+    let row = |label, reported: &str, found| SeedRow {
+        label,
+        reported: reported.to_owned(),
+        found,
+    };
+    vec![
+        row("Tỷ lệ hộ nghèo 2021", "12.2%", rate(2021)),
+        row("Tỷ lệ hộ nghèo 2022", "8.92%", rate(2022)),
+        row("Tỷ lệ hộ nghèo 2023", "6.02%", rate(2023)),
+        row("Tỷ lệ hộ nghèo 2024", "3.36%", rate(2024)),
+        row(
+            "Hộ nghèo 2021",
+            "23.510",
+            year(2021).map(|s| thousands(s.poor.unwrap_or_default().count)),
+        ),
+        row(
+            "Hộ cận nghèo 2021",
+            "23.250",
+            year(2021).map(|s| thousands(s.near_poor.unwrap_or_default().count)),
+        ),
+        row(
+            "Thiếu nhà tiêu hợp vệ sinh (2021)",
+            "24.180",
+            deprived("latrine"),
+        ),
+        row(
+            "Thiếu nước sinh hoạt an toàn (2021)",
+            "4.570",
+            deprived("domestic_water"),
+        ),
+        row(
+            "Thiếu tiếp cận thông tin (2021)",
+            "2.640",
+            deprived("information_devices"),
+        ),
+        row(
+            "Không thành viên nào dùng internet (2021)",
+            "7.880",
+            deprived("telecom_use"),
+        ),
+        row(
+            "Mô hình sinh kế (Dự án 2)",
+            "249",
+            p2.as_ref().map(|p| thousands(p.models)),
+        ),
+        row(
+            "… chăn nuôi",
+            "231",
+            p2_type(programs::ModelType::Livestock),
+        ),
+        row("… trồng trọt", "14", p2_type(programs::ModelType::Crop)),
+        row("… lâm nghiệp", "4", p2_type(programs::ModelType::Forestry)),
+        row(
+            "Hộ nghèo tham gia mô hình",
+            "1.310",
+            p2_class(programs::EnrolmentClass::Poor),
+        ),
+        row(
+            "Hộ cận nghèo tham gia mô hình",
+            "1.840",
+            p2_class(programs::EnrolmentClass::NearPoor),
+        ),
+        row(
+            "Hộ mới thoát nghèo tham gia mô hình",
+            "910",
+            p2_class(programs::EnrolmentClass::RecentlyEscaped),
+        ),
+        row(
+            "Dự án hỗ trợ sản xuất (Dự án 3)",
+            "164",
+            models.as_ref().map(|m| thousands(m.project3_models)),
+        ),
+        row(
+            "Học viên đào tạo",
+            "3.260",
+            training.as_ref().map(|t| thousands(t.trainees)),
+        ),
+        row(
+            "Cuộc kiểm tra, giám sát",
+            "430",
+            summary
+                .as_ref()
+                .and_then(|s| s.inspections)
+                .map(|i| thousands(i.inspections)),
+        ),
+        row(
+            "Tin, bài viết",
+            "3.500",
+            outreach.as_ref().map(|c| thousands(c.articles)),
+        ),
+        row(
+            "Tổng vốn kế hoạch 2021–2025 (triệu đồng)",
+            "1.149.180",
+            millions(money.as_ref().and_then(|m| m.total.clone()), |f| {
+                f.planned_vnd
+            }),
+        ),
+        row(
+            "… ngân sách trung ương",
+            "844.520",
+            millions(money.as_ref().and_then(|m| m.central_budget.clone()), |f| {
+                f.planned_vnd
+            }),
+        ),
+        row(
+            "Huy động xã hội (triệu đồng)",
+            "2.822.650",
+            millions(money.as_ref().and_then(|m| m.mobilised.clone()), |f| {
+                f.allocated_vnd
+            }),
+        ),
+    ]
+}
+
+/// The report's figures beside the system's, for a dashboard of the
+/// province over 2021–2025.
+pub fn render_seed(d: &pb::Dashboard) -> String {
+    let rows = seed_rows(d);
+    let same = rows
+        .iter()
+        .filter(|r| r.found.as_deref() == Some(r.reported.as_str()))
+        .count();
+    let mut html = format!(
+        r#"<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child,td:first-child{{text-align:left}}.differs{{color:#a00}}</style></head><body>
+<h1>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</h1>
+<p>{same} / {total} số liệu khớp với báo cáo của tỉnh.</p>
+<table><tr><th>Chỉ tiêu</th><th>Báo cáo</th><th>Hệ thống</th><th></th></tr>"#,
+        total = rows.len()
+    );
+    for r in &rows {
+        let (found, mark, class) = match &r.found {
+            Some(f) if *f == r.reported => (f.clone(), "✓", ""),
+            Some(f) => (f.clone(), "≠", " class=\"differs\""),
+            None => ("chưa có".to_owned(), "–", " class=\"differs\""),
+        };
+        let _ = write!(
+            html,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>",
+            escape(r.label),
+            escape(&r.reported),
+            escape(&found)
+        );
+    }
+    html.push_str("</table></body></html>");
+    html
 }
