@@ -136,6 +136,49 @@ pub fn text(raw: &str, field: &str, max: usize, required: bool, v: &mut Violatio
     trimmed.to_owned()
 }
 
+/// Checks the unit and span of years a summary is asked for: a known unit,
+/// years 2000–2100 in order, at most `max_years` of them, and the whole unit
+/// inside the caller's scope. `what` names the summary in the message.
+pub fn checked_period(
+    caller: &crate::Caller,
+    unit_code: &str,
+    from_year: i32,
+    to_year: i32,
+    max_years: i32,
+    what: &str,
+) -> Result<(String, i32, i32), ServiceError> {
+    let mut v = Violations::new();
+    let unit = unit_code.trim().to_owned();
+    if unit.is_empty() {
+        v.add("unit_code", "is required");
+    } else if !sustain_domain::admin::catalog().is_known(&unit) {
+        v.add("unit_code", "is not a known administrative unit code");
+    }
+    for (field, year) in [("from_year", from_year), ("to_year", to_year)] {
+        if !(2000..=2100).contains(&year) {
+            v.add(field, "must be a year between 2000 and 2100");
+        }
+    }
+    if to_year < from_year {
+        v.add("to_year", "is before from_year");
+    } else if to_year - from_year >= max_years {
+        v.add(
+            "to_year",
+            format!("a {what} covers at most {max_years} years"),
+        );
+    }
+    crate::error::check(v)?;
+    if !caller.scope.contains_unit(&unit) {
+        return Err(ServiceError::PermissionDenied {
+            reason: "OUT_OF_SCOPE",
+            message: format!(
+                "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
+            ),
+        });
+    }
+    Ok((unit, from_year, to_year))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -377,3 +377,24 @@ mod tests {
         ));
     }
 }
+
+/// A client-side interceptor that sends `authorization: Bearer <token>` on
+/// every call, for the demo loaders and other callers of the services.
+#[derive(Debug, Clone)]
+pub struct BearerToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl BearerToken {
+    pub fn new(token: &str) -> Result<BearerToken, ServiceError> {
+        format!("Bearer {token}")
+            .parse()
+            .map(BearerToken)
+            .map_err(|_| ServiceError::Unauthenticated("the token is not ASCII".into()))
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut().insert("authorization", self.0.clone());
+        Ok(r)
+    }
+}

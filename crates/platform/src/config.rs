@@ -85,27 +85,19 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    fn validate(&self, name: &'static str) -> Result<(), ConfigError> {
-        let url_field = match name {
-            "registry" => "registry.url",
-            "programs" => "programs.url",
-            _ => "ledger.url",
-        };
+    /// `fields`: the keys of its url and timeout, for the error.
+    fn validate(&self, fields: (&'static str, &'static str)) -> Result<(), ConfigError> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://"))
             || tonic::transport::Endpoint::from_shared(self.url.clone()).is_err()
         {
             return Err(ConfigError::Invalid {
-                field: url_field,
+                field: fields.0,
                 problem: format!("{:?} is not an http:// or https:// address", self.url),
             });
         }
         if self.timeout_ms == 0 {
             return Err(ConfigError::Invalid {
-                field: match name {
-                    "registry" => "registry.timeout_ms",
-                    "programs" => "programs.timeout_ms",
-                    _ => "ledger.timeout_ms",
-                },
+                field: fields.1,
                 problem: "must be at least 1".into(),
             });
         }
@@ -266,13 +258,11 @@ impl Config {
                 problem: "must start with sqlite: or postgres://".into(),
             });
         }
-        for (name, upstream) in [
-            ("registry", &self.registry),
-            ("programs", &self.programs),
-            ("ledger", &self.ledger),
-        ] {
-            upstream.validate(name)?;
-        }
+        self.registry
+            .validate(("registry.url", "registry.timeout_ms"))?;
+        self.programs
+            .validate(("programs.url", "programs.timeout_ms"))?;
+        self.ledger.validate(("ledger.url", "ledger.timeout_ms"))?;
         if self.cache_poll_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "cache_poll_ms",

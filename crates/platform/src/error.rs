@@ -56,6 +56,11 @@ impl ServiceError {
     }
 }
 
+/// INVALID_ARGUMENT naming every bad field, unless there are none.
+pub fn check(v: Violations) -> Result<(), ServiceError> {
+    if v.is_empty() { Ok(()) } else { Err(v.into()) }
+}
+
 impl From<Violations> for ServiceError {
     fn from(v: Violations) -> Self {
         ServiceError::InvalidArgument(v.into_vec())

@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_platform::Caller;
 use sustain_platform::error::ServiceError;
 use sustain_proto::gateway::v1 as pb;
@@ -118,38 +116,14 @@ pub fn checked_request(
     caller: &Caller,
     r: &pb::GetDashboardRequest,
 ) -> Result<(String, i32, i32), ServiceError> {
-    let mut v = Violations::new();
-    let unit = r.unit_code.trim().to_owned();
-    if unit.is_empty() {
-        v.add("unit_code", "is required");
-    } else if !admin::catalog().is_known(&unit) {
-        v.add("unit_code", "is not a known administrative unit code");
-    }
-    for (field, year) in [("from_year", r.from_year), ("to_year", r.to_year)] {
-        if !(2000..=2100).contains(&year) {
-            v.add(field, "must be a year between 2000 and 2100");
-        }
-    }
-    if r.to_year < r.from_year {
-        v.add("to_year", "is before from_year");
-    } else if r.to_year - r.from_year >= MAX_YEARS {
-        v.add(
-            "to_year",
-            format!("a dashboard covers at most {MAX_YEARS} years"),
-        );
-    }
-    if !v.is_empty() {
-        return Err(v.into());
-    }
-    if !caller.scope.contains_unit(&unit) {
-        return Err(ServiceError::PermissionDenied {
-            reason: "OUT_OF_SCOPE",
-            message: format!(
-                "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
-            ),
-        });
-    }
-    Ok((unit, r.from_year, r.to_year))
+    sustain_platform::api::checked_period(
+        caller,
+        &r.unit_code,
+        r.from_year,
+        r.to_year,
+        MAX_YEARS,
+        "dashboard",
+    )
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use sustain_domain::Violations;
 use sustain_domain::ledger::{AccountKind, Balance};
-use sustain_domain::programme::{DECISION_90, PROGRAMME_CODE, code_within};
+use sustain_domain::programme::{PROGRAMME_CODE, code_within};
 use sustain_platform::Caller;
 use sustain_platform::api::{
     new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
@@ -420,13 +420,4 @@ impl pb::account_service_server::AccountService for AccountApi {
             balance: Some(balance_to_proto(&balance)),
         }))
     }
-}
-
-/// The Decision 90 items, for callers that want to open one account per
-/// Project.
-pub fn projects() -> impl Iterator<Item = &'static str> {
-    DECISION_90
-        .iter()
-        .map(|i| i.code)
-        .filter(|c| c.matches('.').count() == 1)
 }

@@ -10,13 +10,12 @@
 
 use anyhow::{Context, ensure};
 use sha2::{Digest, Sha256};
+use sustain_platform::auth::BearerToken;
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::account_service_client::AccountServiceClient;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
 use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -58,17 +57,7 @@ pub fn split(total: i64, weights: &[i64]) -> Vec<i64> {
     parts
 }
 
-#[derive(Clone)]
-struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        r.metadata_mut().insert("authorization", self.0.clone());
-        Ok(r)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+type Authed = InterceptedService<Channel, BearerToken>;
 
 /// The ledger's clients, authenticated with a finance token.
 #[derive(Clone)]
@@ -87,7 +76,7 @@ impl std::fmt::Debug for Clients {
 
 impl Clients {
     pub fn new(ledger: Channel, token: &str) -> anyhow::Result<Clients> {
-        let bearer = Bearer(format!("Bearer {token}").parse().context("token")?);
+        let bearer = BearerToken::new(token)?;
         let authed = InterceptedService::new(ledger, bearer);
         Ok(Clients {
             accounts: AccountServiceClient::new(authed.clone()),

@@ -15,8 +15,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
-use sustain_domain::Violations;
-use sustain_domain::admin::{self, Level};
+use sustain_domain::admin::Level;
 use sustain_domain::ledger::{AccountKind, FundingSource};
 use sustain_domain::poverty::Rate;
 use sustain_domain::programme::project_of;
@@ -26,9 +25,9 @@ use sustain_platform::placement::Placement;
 use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::READ;
 use crate::convert::source_to_proto;
 use crate::transfers::{PENDING, POSTED};
-use crate::{READ, check};
 
 /// Longest period one summary covers.
 pub const MAX_YEARS: i32 = 20;
@@ -328,37 +327,15 @@ impl pb::funding_service_server::FundingService for FundingApi {
         let caller = Caller::from_request(&request)?;
         caller.require("read funding summaries", READ)?;
         let r = request.get_ref();
-        let mut v = Violations::new();
-        let unit = r.unit_code.trim().to_owned();
-        if unit.is_empty() {
-            v.add("unit_code", "is required");
-        } else if !admin::catalog().is_known(&unit) {
-            v.add("unit_code", "is not a known administrative unit code");
-        }
-        for (field, year) in [("from_year", r.from_year), ("to_year", r.to_year)] {
-            if !(2000..=2100).contains(&year) {
-                v.add(field, "must be a year between 2000 and 2100");
-            }
-        }
-        if r.to_year < r.from_year {
-            v.add("to_year", "is before from_year");
-        } else if r.to_year - r.from_year >= MAX_YEARS {
-            v.add(
-                "to_year",
-                format!("a summary covers at most {MAX_YEARS} years"),
-            );
-        }
-        check(v)?;
-        if !caller.scope.contains_unit(&unit) {
-            return Err(ServiceError::PermissionDenied {
-                reason: "OUT_OF_SCOPE",
-                message: format!(
-                    "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
-                ),
-            }
-            .into());
-        }
-        let summary = summary(&self.db, &unit, r.from_year, r.to_year).await?;
+        let (unit, from, to) = sustain_platform::api::checked_period(
+            &caller,
+            &r.unit_code,
+            r.from_year,
+            r.to_year,
+            MAX_YEARS,
+            "summary",
+        )?;
+        let summary = summary(&self.db, &unit, from, to).await?;
         Ok(Response::new(pb::GetFundingSummaryResponse {
             summary: Some(summary),
         }))

@@ -19,12 +19,10 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use sustain_domain::Violations;
 use sustain_platform::Role;
 use sustain_platform::auth::Authenticator;
 use sustain_platform::config::{Config, Secrets};
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::error::ServiceError;
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::ledger::v1::account_service_server::AccountServiceServer;
 use sustain_proto::ledger::v1::chain_service_server::ChainServiceServer;
@@ -56,10 +54,7 @@ pub const OPEN: &[Role] = &[Role::Finance, Role::Admin];
 /// Who reads and verifies the chain: it spans the whole instance.
 pub const CHAIN: &[Role] = &[Role::Finance, Role::Admin, Role::Sync];
 
-/// INVALID_ARGUMENT naming every bad field, unless there are none.
-pub fn check(v: Violations) -> Result<(), ServiceError> {
-    if v.is_empty() { Ok(()) } else { Err(v.into()) }
-}
+pub use sustain_platform::error::check;
 
 /// Connects and brings the schema up to date.
 pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {

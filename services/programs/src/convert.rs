@@ -2,7 +2,6 @@
 //! update masks.
 
 use chrono::{DateTime, Utc};
-use sustain_domain::Violations;
 use sustain_domain::poverty::Standing;
 use sustain_platform::api::{etag, timestamp};
 use sustain_platform::error::ServiceError;
@@ -85,10 +84,7 @@ pub fn mask_paths<'a>(
     }
 }
 
-/// INVALID_ARGUMENT when anything was found wrong.
-pub fn check(v: Violations) -> Result<(), ServiceError> {
-    if v.is_empty() { Ok(()) } else { Err(v.into()) }
-}
+pub use sustain_platform::error::check;
 
 /// A stale etag on a change.
 pub fn stale(resource: &str, id: &str) -> ServiceError {

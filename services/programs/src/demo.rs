@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sustain_domain::admin::{self, Level};
+use sustain_platform::auth::BearerToken;
 use sustain_proto::programs::v1 as pb;
 use sustain_proto::programs::v1::communication_service_client::CommunicationServiceClient;
 use sustain_proto::programs::v1::inspection_service_client::InspectionServiceClient;
@@ -23,8 +24,6 @@ use sustain_proto::programs::v1::training_service_client::TrainingServiceClient;
 use sustain_proto::registry::v1 as reg;
 use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -94,17 +93,7 @@ impl Targets {
     }
 }
 
-#[derive(Clone)]
-struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        r.metadata_mut().insert("authorization", self.0.clone());
-        Ok(r)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+type Authed = InterceptedService<Channel, BearerToken>;
 
 /// Clients of the two services, carrying an admin token.
 pub struct Clients {
@@ -125,7 +114,7 @@ impl std::fmt::Debug for Clients {
 
 impl Clients {
     pub fn new(registry: Channel, programs: Channel, token: &str) -> anyhow::Result<Clients> {
-        let bearer = Bearer(format!("Bearer {token}").parse().context("token")?);
+        let bearer = BearerToken::new(token)?;
         let r = || InterceptedService::new(registry.clone(), bearer.clone());
         let p = || InterceptedService::new(programs.clone(), bearer.clone());
         Ok(Clients {

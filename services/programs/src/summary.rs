@@ -10,8 +10,6 @@ use sea_orm::{
 };
 use std::collections::BTreeMap;
 
-use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_domain::poverty::{Rate, Standing};
 use sustain_domain::programme::{
     INCOME_RISE_TARGET_PERCENT, PRODUCTION_PROJECT, PROFIT_TARGET_VND,
@@ -24,7 +22,7 @@ use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::READ;
-use crate::convert::{ACTIVE, check, class_to_proto};
+use crate::convert::{ACTIVE, class_to_proto};
 use crate::livelihood::convert::type_from_code;
 use crate::livelihood::tally::{PPM, Sums, period_mask};
 use crate::model::{
@@ -49,39 +47,14 @@ pub fn checked_request(
     caller: &Caller,
     request: &pb::GetProgrammeSummaryRequest,
 ) -> Result<(String, i32, i32), ServiceError> {
-    let mut v = Violations::new();
-    let unit = request.unit_code.trim().to_owned();
-    if unit.is_empty() {
-        v.add("unit_code", "is required");
-    } else if !admin::catalog().is_known(&unit) {
-        v.add("unit_code", "is not a known administrative unit code");
-    }
-    for (field, year) in [
-        ("from_year", request.from_year),
-        ("to_year", request.to_year),
-    ] {
-        if !(2000..=2100).contains(&year) {
-            v.add(field, "must be a year between 2000 and 2100");
-        }
-    }
-    if request.to_year < request.from_year {
-        v.add("to_year", "is before from_year");
-    } else if request.to_year - request.from_year >= MAX_YEARS {
-        v.add(
-            "to_year",
-            format!("a summary covers at most {MAX_YEARS} years"),
-        );
-    }
-    check(v)?;
-    if !caller.scope.contains_unit(&unit) {
-        return Err(ServiceError::PermissionDenied {
-            reason: "OUT_OF_SCOPE",
-            message: format!(
-                "unit {unit} is not wholly inside the caller's scope; ask for a unit within it"
-            ),
-        });
-    }
-    Ok((unit, request.from_year, request.to_year))
+    sustain_platform::api::checked_period(
+        caller,
+        &request.unit_code,
+        request.from_year,
+        request.to_year,
+        MAX_YEARS,
+        "summary",
+    )
 }
 
 fn sum(expr: &str) -> Expr {
