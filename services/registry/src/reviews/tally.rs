@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
-use sustain_domain::admin::Level;
+use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::MAX_INDICATORS;
 use sustain_platform::error::ServiceError;
 
@@ -198,8 +198,17 @@ pub struct TallyRow {
     pub deprived: [i64; MAX_INDICATORS],
 }
 
-/// The unit filter and the child grouping for a unit code.
-fn unit_sql(backend: DbBackend, unit_code: &str) -> Option<(String, &'static str)> {
+/// The unit filter and the child grouping for a unit code in a year.
+///
+/// A commune code means the commune in force at the end of the year. A
+/// commune that has since ended (merged in the 2025 reform) is the
+/// households registered in it; one in force now is the households it holds
+/// now, so a commune created by the reform has a series back to 2021 built
+/// from its old communes. A code the reform reused (05977: Vĩnh Trại until
+/// 30 June 2025, Đông Kinh after) thus reads as Vĩnh Trại for 2021–2024 and
+/// as Đông Kinh from 2025, and the communes of a year add up to their
+/// district.
+fn unit_sql(backend: DbBackend, unit_code: &str, year: i32) -> Option<(String, &'static str)> {
     let p = match backend {
         DbBackend::Postgres => "$2",
         _ => "?",
@@ -212,15 +221,16 @@ fn unit_sql(backend: DbBackend, unit_code: &str) -> Option<(String, &'static str
         ),
         Level::District => (format!("district_code = {p}"), "commune_code"),
         Level::Commune => {
-            let p2 = match backend {
-                DbBackend::Postgres => "$3",
-                _ => "?",
+            let year_end = chrono::NaiveDate::from_ymd_opt(year, 12, 31)?;
+            let ended = admin::catalog()
+                .get(unit_code, year_end)
+                .is_some_and(|u| u.valid_until.is_some());
+            let column = if ended {
+                "commune_code"
+            } else {
+                "current_commune_code"
             };
-            // Across the reform a new commune's figures come from its old communes.
-            (
-                format!("(commune_code = {p} OR current_commune_code = {p2})"),
-                "commune_code",
-            )
+            (format!("{column} = {p}"), "commune_code")
         }
     })
 }
@@ -235,7 +245,7 @@ async fn grouped(
     from_tally: bool,
 ) -> Result<Vec<TallyRow>, ServiceError> {
     let backend = conn.get_database_backend();
-    let Some((filter, child)) = unit_sql(backend, unit_code) else {
+    let Some((filter, child)) = unit_sql(backend, unit_code, year) else {
         return Ok(vec![]);
     };
     let first = match backend {
@@ -265,10 +275,7 @@ async fn grouped(
          GROUP BY {GROUP} HAVING {households} <> 0",
         sums.join(", ")
     );
-    let mut values: Vec<Value> = vec![year.into(), unit_code.into()];
-    if Level::of_code(unit_code) == Some(Level::Commune) {
-        values.push(unit_code.into());
-    }
+    let values: Vec<Value> = vec![year.into(), unit_code.into()];
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
