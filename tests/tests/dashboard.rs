@@ -111,6 +111,24 @@ impl Suite {
         suite
     }
 
+    /// A small share of the programme demo, written through the APIs.
+    async fn programme_demo(&self) {
+        let mut clients = sustain_programs::demo::Clients::new(
+            self.registry.channel().await.expect("registry"),
+            self.programs.channel().await.expect("programs"),
+            &token(Role::Admin, &["*"]),
+        )
+        .expect("clients");
+        let report = sustain_programs::demo::load(
+            &mut clients,
+            sustain_programs::demo::DEFAULT_SEED,
+            &sustain_programs::demo::LANG_SON.scaled(100),
+        )
+        .await
+        .expect("programme demo");
+        assert!(report.models > 0 && report.enrolments > 0);
+    }
+
     async fn authed(running: &Running, role: Role, scope: &[&str]) -> Authed {
         InterceptedService::new(
             running.channel().await.expect("connect"),
@@ -520,12 +538,12 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
         .find(|r| sheet.get_value((*r, 0)).map(|c| c.to_string()) == Some("181".into()))
         .expect("Binh Gia's row");
     let poor_2024 = binh_gia_2024.poor.clone().expect("poor");
-    // 2024 is the fourth year: its three columns start at 2 + 3 × 3.
+    // 2024 is the fourth year: its five columns start at 2 + 3 × 5.
     let cell = |col: u32| sheet.get_value((row_181, col)).and_then(|c| c.as_f64());
-    assert_eq!(cell(11), Some(poor_2024.count as f64));
-    assert_eq!(cell(12), Some(binh_gia_2024.households_reviewed as f64));
+    assert_eq!(cell(17), Some(poor_2024.count as f64));
+    assert_eq!(cell(18), Some(binh_gia_2024.households_reviewed as f64));
     assert_eq!(
-        cell(13),
+        cell(19),
         Some(poor_2024.percent.parse::<f64>().expect("a rate"))
     );
     assert_eq!(
@@ -551,4 +569,300 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
         "charts drawn on the server"
     );
     assert!(!page.contains("<script"));
+}
+
+async fn programme_summary(
+    suite: &Suite,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> programs::ProgrammeSummary {
+    ProgrammeSummaryServiceClient::new(Suite::authed(&suite.programs, Role::Admin, &["*"]).await)
+        .get_programme_summary(programs::GetProgrammeSummaryRequest {
+            unit_code: unit.into(),
+            from_year: from,
+            to_year: to,
+        })
+        .await
+        .expect("programme summary")
+        .into_inner()
+        .summary
+        .expect("summary")
+}
+
+#[tokio::test]
+async fn reports_break_down_by_unit_with_the_services_own_figures() {
+    use calamine::{DataType, Reader};
+    let suite = Suite::start().await;
+    suite.programme_demo().await;
+    let (gateway, http) = suite.gateway_with_http(None).await;
+    let mut client = ReportServiceClient::new(Suite::authed(&gateway, Role::Viewer, &["20"]).await);
+
+    // Poverty, district by district: each row is the registry's own figure.
+    let report = client
+        .get_poverty_report(gw::GetPovertyReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            breakdown: gw::Breakdown::Children as i32,
+        })
+        .await
+        .expect("poverty report")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(report.units.len(), 11, "Lạng Sơn's eleven districts");
+    let mut own = vec![];
+    for year in 2021..=2024 {
+        own.push(registry_summary(&suite, "20", year).await);
+    }
+    assert_eq!(report.years, own);
+    let total = report.total.clone().expect("total");
+    assert_eq!(total.years[0].poor, own[0].poor);
+    let binh_gia = report
+        .units
+        .iter()
+        .find(|r| r.unit_code == "181")
+        .expect("Bình Gia");
+    for cell in &binh_gia.years {
+        let s = registry_summary(&suite, "181", cell.year).await;
+        assert_eq!(cell.poor, s.poor, "{}", cell.year);
+        assert_eq!(cell.near_poor, s.near_poor, "{}", cell.year);
+        assert_eq!(cell.households_reviewed, s.households_reviewed);
+    }
+    assert_eq!(binh_gia.unit_name, "Huyện Bình Gia");
+
+    // Every commune: the communes' poor households add up to the province's.
+    let communes = client
+        .get_poverty_report(gw::GetPovertyReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2022,
+            breakdown: gw::Breakdown::Communes as i32,
+        })
+        .await
+        .expect("by commune")
+        .into_inner()
+        .report
+        .expect("report");
+    assert!(communes.units.len() > 100, "{}", communes.units.len());
+    assert!(communes.units.iter().all(|r| r.unit_code.len() == 5));
+    let poor_2021: i64 = communes
+        .units
+        .iter()
+        .map(|r| r.years[0].poor.as_ref().map_or(0, |p| p.count))
+        .sum();
+    assert_eq!(poor_2021, own[0].poor.as_ref().expect("poor").count);
+
+    // Programmes: the period as the service counts it, and each year's cell
+    // the service's summary of that one year.
+    let programmes = client
+        .get_programme_report(gw::GetProgrammeReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            breakdown: gw::Breakdown::Children as i32,
+        })
+        .await
+        .expect("programme report")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(
+        programmes.period,
+        Some(programme_summary(&suite, "20", 2021, 2024).await)
+    );
+    let province = programmes.total.clone().expect("total");
+    for cell in &province.years {
+        let s = programme_summary(&suite, "20", cell.year, cell.year).await;
+        let models = s.models.expect("models");
+        assert_eq!(
+            (cell.models, cell.enrolled_households, cell.model_budget_vnd),
+            (models.models, models.enrolled_households, models.budget_vnd)
+        );
+        assert_eq!(cell.trainees, s.training.expect("training").trainees);
+    }
+    assert!(
+        province.years.iter().any(|c| c.models > 0),
+        "the demo's models"
+    );
+    let with_models = programmes
+        .units
+        .iter()
+        .find(|r| r.years.iter().any(|c| c.models > 0))
+        .expect("a district with models");
+    let s = programme_summary(&suite, &with_models.unit_code, 2021, 2021).await;
+    assert_eq!(
+        with_models.years[0].models,
+        s.models.expect("models").models
+    );
+
+    // Funding: Bình Gia's 600 allocated in 2023, the province's 900 planned.
+    let funding = client
+        .get_funding_report(gw::GetFundingReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            breakdown: gw::Breakdown::Children as i32,
+        })
+        .await
+        .expect("funding report")
+        .into_inner()
+        .report
+        .expect("report");
+    let ledger = suite.ledger.as_ref().expect("ledger");
+    let own_funding = FundingServiceClient::new(Suite::authed(ledger, Role::Admin, &["*"]).await)
+        .get_funding_summary(ledger::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+        })
+        .await
+        .expect("funding summary")
+        .into_inner()
+        .summary;
+    assert_eq!(funding.period, own_funding);
+    let figures = |row: &gw::FundingRow, year: i32| {
+        row.years
+            .iter()
+            .find(|c| c.year == year)
+            .and_then(|c| c.figures.clone())
+            .expect("the year")
+    };
+    let row_181 = funding
+        .units
+        .iter()
+        .find(|r| r.unit_code == "181")
+        .expect("Bình Gia");
+    assert_eq!(figures(row_181, 2023).allocated_vnd, 600);
+    assert_eq!(figures(row_181, 2022).allocated_vnd, 0);
+    let total = funding.total.clone().expect("total");
+    assert_eq!(figures(&total, 2023).planned_vnd, 900);
+
+    // Scope holds for every report; a district reads its own communes.
+    let mut district =
+        ReportServiceClient::new(Suite::authed(&gateway, Role::Viewer, &["181"]).await);
+    let refused = district
+        .get_funding_report(gw::GetFundingReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            breakdown: 0,
+        })
+        .await
+        .expect_err("the province is out of scope");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let own = district
+        .get_poverty_report(gw::GetPovertyReportRequest {
+            unit_code: "181".into(),
+            from_year: 2024,
+            to_year: 2024,
+            breakdown: 0,
+        })
+        .await
+        .expect("own district")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(own.years, vec![registry_summary(&suite, "181", 2024).await]);
+    // The registry decides each commune: Hoa Thám's code 06073 now also
+    // names a commune reaching outside Bình Gia, so a district token may not
+    // read it, and the table is refused rather than shown with a hole.
+    let refused = district
+        .get_poverty_report(gw::GetPovertyReportRequest {
+            unit_code: "181".into(),
+            from_year: 2024,
+            to_year: 2024,
+            breakdown: gw::Breakdown::Communes as i32,
+        })
+        .await
+        .expect_err("a commune code reaching outside the district");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("06073"), "{}", refused.message());
+    let bad = district
+        .get_programme_report(gw::GetProgrammeReportRequest {
+            unit_code: "181".into(),
+            from_year: 2024,
+            to_year: 2024,
+            breakdown: 9,
+        })
+        .await
+        .expect_err("no such breakdown");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("breakdown"), "{}", bad.message());
+
+    // The same tables over HTTP: JSON, and XLSX with the totals row last.
+    let admin = token(Role::Admin, &["*"]);
+    let (status, kind, body) = http_get(
+        http,
+        "/api/v1/reports/funding?unit_code=20&from_year=2021&to_year=2024&breakdown=children",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(kind.starts_with("application/json"), "{kind}");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["period"]["total"]["plannedVnd"], "900");
+    assert_eq!(json["units"].as_array().map(Vec::len), Some(11));
+    let (status, _, body) = http_get(
+        http,
+        "/api/v1/reports/poverty?unit_code=20&from_year=2021&to_year=2021&breakdown=villages",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(problem["field_violations"][0]["field"], "breakdown");
+
+    let (status, kind, body) = http_get(
+        http,
+        "/api/v1/programmes.xlsx?unit_code=20&from_year=2021&to_year=2024",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(body)).expect("an XLSX calamine reads");
+    let sheet = book.worksheet_range("Chương trình").expect("the sheet");
+    assert_eq!(sheet.height(), 1 + 11 + 1);
+    assert_eq!(
+        sheet.get_value((0, 2)).map(|c| c.to_string()),
+        Some("Mô hình 2021".into())
+    );
+    assert_eq!(
+        sheet.get_value((12, 0)).map(|c| c.to_string()),
+        Some("20".into())
+    );
+    for (k, cell) in province.years.iter().enumerate() {
+        let col = 2 + 5 * k as u32;
+        let number = |c: u32| sheet.get_value((12, c)).and_then(|v| v.as_f64());
+        assert_eq!(number(col), Some(cell.models as f64), "{}", cell.year);
+        assert_eq!(number(col + 1), Some(cell.enrolled_households as f64));
+        assert_eq!(number(col + 4), Some(cell.trainees as f64));
+    }
+
+    let (status, kind, body) = http_get(
+        http,
+        "/api/v1/funding.csv?unit_code=20&from_year=2023&to_year=2023",
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let text = String::from_utf8(body).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Mã đơn vị,Đơn vị,Kế hoạch 2023 (đồng),Đã phân bổ 2023 (đồng),Đã giải ngân 2023 (đồng),Tỷ lệ giải ngân 2023 (%)"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("181,Huyện Bình Gia,0,600,0,")),
+        "{text}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("20,Tỉnh Lạng Sơn,900,600,0,"),
+        "{text}"
+    );
 }

@@ -16,7 +16,7 @@ use sustain_proto::registry::v1 as registry;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Status};
 
 use crate::READ;
 
@@ -74,10 +74,11 @@ fn code_name(code: Code) -> &'static str {
     }
 }
 
-fn unavailable(service: &str, status: &Status) -> pb::Unavailable {
+/// A section's reason for having no figures.
+fn unavailable(status: &Status) -> pb::Unavailable {
     pb::Unavailable {
         code: code_name(status.code()).to_owned(),
-        reason: format!("{service}: {}", status.message()),
+        reason: status.message().to_owned(),
     }
 }
 
@@ -96,19 +97,23 @@ pub fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request
     request
 }
 
-/// Runs `call` within `budget`; past it, the section is DEADLINE_EXCEEDED.
-async fn within<T>(
+/// Runs `call` within `budget`; past it, DEADLINE_EXCEEDED. A backend's
+/// own refusal keeps its code, its message prefixed with the service's name.
+pub async fn within<T>(
     service: &str,
     budget: Duration,
     call: impl std::future::Future<Output = Result<T, Status>>,
-) -> Result<T, pb::Unavailable> {
+) -> Result<T, Status> {
     match tokio::time::timeout(budget, call).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(status)) => Err(unavailable(service, &status)),
-        Err(_) => Err(pb::Unavailable {
-            code: "DEADLINE_EXCEEDED".into(),
-            reason: format!("{service}: no answer within {} ms", budget.as_millis()),
-        }),
+        Ok(Err(status)) => Err(Status::new(
+            status.code(),
+            format!("{service}: {}", status.message()),
+        )),
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "{service}: no answer within {} ms",
+            budget.as_millis()
+        ))),
     }
 }
 
@@ -132,14 +137,16 @@ pub struct ReportApi {
 }
 
 impl ReportApi {
-    async fn poverty(
+    /// The registry's certified summary of `unit` for each year, oldest
+    /// first, asked at once.
+    pub async fn poverty_years(
         &self,
         md: &MetadataMap,
         unit: &str,
         from: i32,
         to: i32,
         budget: Duration,
-    ) -> pb::PovertySection {
+    ) -> Result<Vec<registry::PovertySummary>, Status> {
         let calls = (from..=to).map(|year| {
             let mut client = self.backends.registry.clone();
             let request = forwarded(
@@ -150,32 +157,25 @@ impl ReportApi {
                 md,
                 budget,
             );
-            async move { client.get_poverty_summary(request).await }
+            async move {
+                client
+                    .get_poverty_summary(request)
+                    .await
+                    .map(|a| a.into_inner().summary.unwrap_or_default())
+            }
         });
-        let answers = within("registry", budget, futures::future::try_join_all(calls)).await;
-        match answers {
-            Ok(answers) => pb::PovertySection {
-                years: answers
-                    .into_iter()
-                    .filter_map(|a| a.into_inner().summary)
-                    .collect(),
-                unavailable: None,
-            },
-            Err(why) => pb::PovertySection {
-                years: vec![],
-                unavailable: Some(why),
-            },
-        }
+        within("registry", budget, futures::future::try_join_all(calls)).await
     }
 
-    async fn programmes(
+    /// The programmes service's summary of `unit` over the period.
+    pub async fn programme_summary(
         &self,
         md: &MetadataMap,
         unit: &str,
         from: i32,
         to: i32,
         budget: Duration,
-    ) -> pb::ProgrammeSection {
+    ) -> Result<programs::ProgrammeSummary, Status> {
         let mut client = self.backends.programs.clone();
         let request = forwarded(
             programs::GetProgrammeSummaryRequest {
@@ -186,26 +186,26 @@ impl ReportApi {
             md,
             budget,
         );
-        match within("programs", budget, client.get_programme_summary(request)).await {
-            Ok(answer) => pb::ProgrammeSection {
-                summary: answer.into_inner().summary,
-                unavailable: None,
-            },
-            Err(why) => pb::ProgrammeSection {
-                summary: None,
-                unavailable: Some(why),
-            },
-        }
+        within("programs", budget, async move {
+            Ok(client
+                .get_programme_summary(request)
+                .await?
+                .into_inner()
+                .summary
+                .unwrap_or_default())
+        })
+        .await
     }
 
-    async fn funding(
+    /// The ledger's funding summary of `unit` over the period.
+    pub async fn funding_summary(
         &self,
         md: &MetadataMap,
         unit: &str,
         from: i32,
         to: i32,
         budget: Duration,
-    ) -> pb::FundingSection {
+    ) -> Result<ledger::FundingSummary, Status> {
         let mut client = self.backends.ledger.clone();
         let request = forwarded(
             ledger::GetFundingSummaryRequest {
@@ -216,16 +216,15 @@ impl ReportApi {
             md,
             budget,
         );
-        match within("ledger", budget, client.get_funding_summary(request)).await {
-            Ok(answer) => pb::FundingSection {
-                summary: answer.into_inner().summary,
-                unavailable: None,
-            },
-            Err(why) => pb::FundingSection {
-                summary: None,
-                unavailable: Some(why),
-            },
-        }
+        within("ledger", budget, async move {
+            Ok(client
+                .get_funding_summary(request)
+                .await?
+                .into_inner()
+                .summary
+                .unwrap_or_default())
+        })
+        .await
     }
 }
 
@@ -251,10 +250,40 @@ impl ReportApi {
         let (unit, from, to) = checked_request(caller, request)?;
         let budget = self.budget(md);
         let (poverty, programmes, funding) = tokio::join!(
-            self.poverty(md, &unit, from, to, budget),
-            self.programmes(md, &unit, from, to, budget),
-            self.funding(md, &unit, from, to, budget),
+            self.poverty_years(md, &unit, from, to, budget),
+            self.programme_summary(md, &unit, from, to, budget),
+            self.funding_summary(md, &unit, from, to, budget),
         );
+        let poverty = match poverty {
+            Ok(years) => pb::PovertySection {
+                years,
+                unavailable: None,
+            },
+            Err(why) => pb::PovertySection {
+                years: vec![],
+                unavailable: Some(unavailable(&why)),
+            },
+        };
+        let programmes = match programmes {
+            Ok(summary) => pb::ProgrammeSection {
+                summary: Some(summary),
+                unavailable: None,
+            },
+            Err(why) => pb::ProgrammeSection {
+                summary: None,
+                unavailable: Some(unavailable(&why)),
+            },
+        };
+        let funding = match funding {
+            Ok(summary) => pb::FundingSection {
+                summary: Some(summary),
+                unavailable: None,
+            },
+            Err(why) => pb::FundingSection {
+                summary: None,
+                unavailable: Some(unavailable(&why)),
+            },
+        };
         tracing::info!(
             unit = %unit,
             ms = started.elapsed().as_millis() as u64,
@@ -271,61 +300,6 @@ impl ReportApi {
             programmes: Some(programmes),
             funding: Some(funding),
         })
-    }
-
-    /// The registry's certified summary of every unit in `units` for every
-    /// year, asked at once; all or an error, never a table with holes.
-    pub async fn summaries(
-        &self,
-        md: &MetadataMap,
-        units: &[String],
-        from: i32,
-        to: i32,
-    ) -> Result<Vec<Vec<registry::PovertySummary>>, Status> {
-        let budget = self.budget(md);
-        let rows = units.iter().map(|unit| {
-            let calls = (from..=to).map(|year| {
-                let mut client = self.backends.registry.clone();
-                let request = forwarded(
-                    registry::GetPovertySummaryRequest {
-                        unit_code: unit.clone(),
-                        year,
-                    },
-                    md,
-                    budget,
-                );
-                async move {
-                    client
-                        .get_poverty_summary(request)
-                        .await
-                        .map(|r| r.into_inner().summary.unwrap_or_default())
-                }
-            });
-            futures::future::try_join_all(calls)
-        });
-        match tokio::time::timeout(budget, futures::future::try_join_all(rows)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "registry: no answer within {} ms",
-                budget.as_millis()
-            ))),
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl pb::report_service_server::ReportService for ReportApi {
-    async fn get_dashboard(
-        &self,
-        request: Request<pb::GetDashboardRequest>,
-    ) -> Result<Response<pb::GetDashboardResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let dashboard = self
-            .dashboard(&caller, request.metadata(), request.get_ref())
-            .await?;
-        Ok(Response::new(pb::GetDashboardResponse {
-            dashboard: Some(dashboard),
-        }))
     }
 }
 

@@ -13,10 +13,9 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use sustain_domain::admin;
 use sustain_platform::Caller;
 use sustain_platform::auth::Authenticator;
 use sustain_platform::error::ServiceError;
@@ -24,7 +23,9 @@ use sustain_proto::gateway::v1 as pb;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
 use crate::READ;
-use crate::dashboard::{ReportApi, checked_request};
+use crate::dashboard::ReportApi;
+use crate::reports::Asked;
+use crate::table::Table;
 
 #[derive(Clone)]
 pub struct Http {
@@ -44,8 +45,33 @@ impl std::fmt::Debug for Http {
 pub fn router(http: Http) -> Router {
     Router::new()
         .route("/api/v1/dashboard", get(dashboard))
-        .route("/api/v1/poverty.csv", get(poverty_csv))
-        .route("/api/v1/poverty.xlsx", get(poverty_xlsx))
+        .route("/api/v1/reports/poverty", get(poverty_json))
+        .route("/api/v1/reports/programmes", get(programmes_json))
+        .route("/api/v1/reports/funding", get(funding_json))
+        .route(
+            "/api/v1/poverty.csv",
+            table_route(Kind::Poverty, Format::Csv),
+        )
+        .route(
+            "/api/v1/poverty.xlsx",
+            table_route(Kind::Poverty, Format::Xlsx),
+        )
+        .route(
+            "/api/v1/programmes.csv",
+            table_route(Kind::Programmes, Format::Csv),
+        )
+        .route(
+            "/api/v1/programmes.xlsx",
+            table_route(Kind::Programmes, Format::Xlsx),
+        )
+        .route(
+            "/api/v1/funding.csv",
+            table_route(Kind::Funding, Format::Csv),
+        )
+        .route(
+            "/api/v1/funding.xlsx",
+            table_route(Kind::Funding, Format::Xlsx),
+        )
         .route("/reports", get(report_page))
         .route("/reports/lang-son", get(seed_page))
         .with_state(http)
@@ -148,6 +174,61 @@ fn period(query: &HashMap<String, String>) -> Result<pb::GetDashboardRequest, Pr
     })
 }
 
+/// `breakdown` from the query: `none`, `children` (the default for tables)
+/// or `communes`.
+fn breakdown(
+    query: &HashMap<String, String>,
+    default: pb::Breakdown,
+) -> Result<pb::Breakdown, Problem> {
+    match query.get("breakdown").map(|b| b.trim()) {
+        None | Some("") => Ok(default),
+        Some("none") => Ok(pb::Breakdown::Unspecified),
+        Some("children") => Ok(pb::Breakdown::Children),
+        Some("communes") => Ok(pb::Breakdown::Communes),
+        Some(_) => {
+            let mut v = sustain_domain::Violations::new();
+            v.add("breakdown", "must be none, children or communes");
+            Err(ServiceError::from(v).into())
+        }
+    }
+}
+
+/// The caller, its forwarded metadata and the checked report request.
+fn asked(
+    http: &Http,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    default: pb::Breakdown,
+    what: &str,
+) -> Result<(MetadataMap, Asked), Problem> {
+    let (caller, md) = http.caller(headers)?;
+    caller.require("read reports", READ)?;
+    let p = period(query)?;
+    let b = breakdown(query, default)?;
+    let asked = Asked::check(
+        &caller,
+        &p.unit_code,
+        p.from_year,
+        p.to_year,
+        b as i32,
+        what,
+    )?;
+    Ok((md, asked))
+}
+
+/// A message as its canonical protobuf JSON.
+fn json<M: Message>(http: &Http, name: &str, message: &M) -> Result<Response, Problem> {
+    let descriptor = http
+        .pool
+        .get_message_by_name(name)
+        .ok_or_else(|| ServiceError::Internal(format!("no {name} descriptor")))?;
+    let message = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|e| ServiceError::Internal(format!("{name} JSON: {e}")))?;
+    let json = serde_json::to_value(&message)
+        .map_err(|e| ServiceError::Internal(format!("{name} JSON: {e}")))?;
+    Ok(axum::Json(json).into_response())
+}
+
 async fn dashboard(
     State(http): State<Http>,
     headers: HeaderMap,
@@ -156,89 +237,113 @@ async fn dashboard(
     let (caller, md) = http.caller(&headers)?;
     let request = period(&query)?;
     let dashboard = http.api.dashboard(&caller, &md, &request).await?;
-    let descriptor = http
-        .pool
-        .get_message_by_name("sustain.gateway.v1.Dashboard")
-        .ok_or_else(|| ServiceError::Internal("no Dashboard descriptor".into()))?;
-    let message = DynamicMessage::decode(descriptor, dashboard.encode_to_vec().as_slice())
-        .map_err(|e| ServiceError::Internal(format!("dashboard JSON: {e}")))?;
-    let json = serde_json::to_value(&message)
-        .map_err(|e| ServiceError::Internal(format!("dashboard JSON: {e}")))?;
-    Ok(axum::Json(json).into_response())
+    json(&http, "sustain.gateway.v1.Dashboard", &dashboard)
 }
 
-/// One row of the poverty table: a unit and, per year, poor households,
-/// households reviewed and the rate as the registry wrote it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableRow {
-    pub unit_code: String,
-    pub unit_name: String,
-    pub years: Vec<(i64, i64, String)>,
+async fn poverty_json(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let (md, asked) = asked(
+        &http,
+        &headers,
+        &query,
+        pb::Breakdown::Unspecified,
+        "poverty report",
+    )?;
+    let report = http
+        .api
+        .poverty_report(&md, &asked)
+        .await
+        .map_err(Problem)?;
+    json(&http, "sustain.gateway.v1.PovertyReport", &report)
 }
 
-/// The unit's children (as they stood at the end of the period) and the
-/// unit itself last, as the totals row.
-async fn poverty_table(
+async fn programmes_json(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let (md, asked) = asked(
+        &http,
+        &headers,
+        &query,
+        pb::Breakdown::Unspecified,
+        "programme report",
+    )?;
+    let report = http
+        .api
+        .programme_report(&md, &asked)
+        .await
+        .map_err(Problem)?;
+    json(&http, "sustain.gateway.v1.ProgrammeReport", &report)
+}
+
+async fn funding_json(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let (md, asked) = asked(
+        &http,
+        &headers,
+        &query,
+        pb::Breakdown::Unspecified,
+        "funding report",
+    )?;
+    let report = http
+        .api
+        .funding_report(&md, &asked)
+        .await
+        .map_err(Problem)?;
+    json(&http, "sustain.gateway.v1.FundingReport", &report)
+}
+
+/// Which table a download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Poverty,
+    Programmes,
+    Funding,
+}
+
+/// The table of a report, fetched for the caller.
+async fn table(
     http: &Http,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(pb::GetDashboardRequest, Vec<TableRow>), Problem> {
-    let (caller, md) = http.caller(headers)?;
-    caller.require("read reports", READ)?;
-    let request = period(query)?;
-    let (unit, from, to) = checked_request(&caller, &request)?;
-    let today = sustain_platform::api::today();
-    let end = chrono::NaiveDate::from_ymd_opt(to, 12, 31)
-        .filter(|d| *d < today)
-        .unwrap_or(today);
-    let mut units: Vec<String> = admin::catalog()
-        .children(Some(&unit), end)
-        .into_iter()
-        .map(|u| u.code.clone())
-        .collect();
-    units.sort();
-    units.push(unit.clone());
-    let summaries = http
-        .api
-        .summaries(&md, &units, from, to)
-        .await
-        .map_err(Problem)?;
-    let rows = units
-        .into_iter()
-        .zip(summaries)
-        .map(|(code, years)| TableRow {
-            unit_name: years
-                .first()
-                .map(|s| s.unit_name.clone())
-                .unwrap_or_default(),
-            unit_code: code,
-            years: years
-                .iter()
-                .map(|s| {
-                    let poor = s.poor.clone().unwrap_or_default();
-                    (poor.count, s.households_reviewed, poor.percent)
-                })
-                .collect(),
-        })
-        .collect();
-    Ok((
-        pb::GetDashboardRequest {
-            unit_code: unit,
-            from_year: from,
-            to_year: to,
-        },
-        rows,
-    ))
-}
-
-fn header_row(from: i32, to: i32) -> Vec<String> {
-    let mut h = vec!["Mã đơn vị".to_owned(), "Đơn vị".to_owned()];
-    for y in from..=to {
-        h.push(format!("Hộ nghèo {y}"));
-        h.push(format!("Hộ được rà soát {y}"));
-        h.push(format!("Tỷ lệ hộ nghèo {y} (%)"));
-    }
-    h
+    kind: Kind,
+) -> Result<Table, Problem> {
+    let what = match kind {
+        Kind::Poverty => "poverty table",
+        Kind::Programmes => "programme table",
+        Kind::Funding => "funding table",
+    };
+    let (md, asked) = asked(http, headers, query, pb::Breakdown::Children, what)?;
+    Ok(match kind {
+        Kind::Poverty => Table::poverty(
+            &http
+                .api
+                .poverty_report(&md, &asked)
+                .await
+                .map_err(Problem)?,
+        ),
+        Kind::Programmes => Table::programmes(
+            &http
+                .api
+                .programme_report(&md, &asked)
+                .await
+                .map_err(Problem)?,
+        ),
+        Kind::Funding => Table::funding(
+            &http
+                .api
+                .funding_report(&md, &asked)
+                .await
+                .map_err(Problem)?,
+        ),
+    })
 }
 
 fn download(body: Vec<u8>, content_type: &'static str, name: String) -> Response {
@@ -254,90 +359,47 @@ fn download(body: Vec<u8>, content_type: &'static str, name: String) -> Response
         .into_response()
 }
 
-async fn poverty_csv(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let (p, rows) = poverty_table(&http, &headers, &query).await?;
-    let mut out = csv::Writer::from_writer(vec![]);
-    let failed = |e: csv::Error| ServiceError::Internal(format!("CSV: {e}"));
-    out.write_record(header_row(p.from_year, p.to_year))
-        .map_err(failed)?;
-    for r in &rows {
-        let mut record = vec![r.unit_code.clone(), r.unit_name.clone()];
-        for (poor, reviewed, percent) in &r.years {
-            record.extend([poor.to_string(), reviewed.to_string(), percent.clone()]);
-        }
-        out.write_record(record).map_err(failed)?;
-    }
-    let body = out
-        .into_inner()
-        .map_err(|e| ServiceError::Internal(format!("CSV: {e}")))?;
-    Ok(download(
-        body,
-        "text/csv; charset=utf-8",
-        format!("ho-ngheo-{}-{}-{}.csv", p.unit_code, p.from_year, p.to_year),
-    ))
+/// The file format of a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Xlsx,
 }
 
-/// The table as an XLSX workbook: counts and rates as numbers, the totals
-/// row in bold.
-pub fn poverty_workbook(
-    from: i32,
-    to: i32,
-    rows: &[TableRow],
-) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{Format, Workbook};
-    let mut book = Workbook::new();
-    let sheet = book.add_worksheet();
-    sheet.set_name("Hộ nghèo")?;
-    let bold = Format::new().set_bold();
-    let percent = Format::new().set_num_format("0.00");
-    let bold_percent = Format::new().set_bold().set_num_format("0.00");
-    for (c, h) in header_row(from, to).iter().enumerate() {
-        sheet.write_string_with_format(0, c as u16, h, &bold)?;
-    }
-    for (i, r) in rows.iter().enumerate() {
-        let row = i as u32 + 1;
-        let total = i + 1 == rows.len();
-        let (text, number) = if total {
-            (&bold, &bold_percent)
-        } else {
-            (&Format::new(), &percent)
-        };
-        sheet.write_string_with_format(row, 0, &r.unit_code, text)?;
-        sheet.write_string_with_format(row, 1, &r.unit_name, text)?;
-        for (k, (poor, reviewed, rate)) in r.years.iter().enumerate() {
-            let col = 2 + 3 * k as u16;
-            sheet.write_number_with_format(row, col, *poor as f64, text)?;
-            sheet.write_number_with_format(row, col + 1, *reviewed as f64, text)?;
-            match rate.parse::<f64>() {
-                Ok(v) => sheet.write_number_with_format(row, col + 2, v, number)?,
-                Err(_) => sheet.write_string_with_format(row, col + 2, rate, text)?,
-            };
-        }
-    }
-    sheet.set_column_width(1, 28)?;
-    book.save_to_buffer()
-}
-
-async fn poverty_xlsx(
-    State(http): State<Http>,
+async fn table_download(
+    http: Http,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    query: HashMap<String, String>,
+    kind: Kind,
+    format: Format,
 ) -> Result<Response, Problem> {
-    let (p, rows) = poverty_table(&http, &headers, &query).await?;
-    let body = poverty_workbook(p.from_year, p.to_year, &rows)
-        .map_err(|e| ServiceError::Internal(format!("XLSX: {e}")))?;
-    Ok(download(
-        body,
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        format!(
-            "ho-ngheo-{}-{}-{}.xlsx",
-            p.unit_code, p.from_year, p.to_year
+    let table = table(&http, &headers, &query, kind).await?;
+    Ok(match format {
+        Format::Csv => download(
+            table
+                .csv()
+                .map_err(|e| ServiceError::Internal(format!("CSV: {e}")))?,
+            "text/csv; charset=utf-8",
+            format!("{}.csv", table.file),
         ),
-    ))
+        Format::Xlsx => download(
+            table
+                .xlsx()
+                .map_err(|e| ServiceError::Internal(format!("XLSX: {e}")))?,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            format!("{}.xlsx", table.file),
+        ),
+    })
+}
+
+fn table_route(kind: Kind, format: Format) -> MethodRouter<Http> {
+    get(
+        move |State(http): State<Http>,
+              headers: HeaderMap,
+              Query(query): Query<HashMap<String, String>>| async move {
+            table_download(http, headers, query, kind, format).await
+        },
+    )
 }
 
 /// The report page of a unit and period, as HTML with SVG charts.

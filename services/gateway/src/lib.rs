@@ -7,6 +7,8 @@
 pub mod dashboard;
 pub mod http;
 pub mod page;
+pub mod reports;
+pub mod table;
 
 use std::future::Future;
 use std::time::Duration;
