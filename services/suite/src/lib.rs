@@ -1,0 +1,267 @@
+//! The suite in one process: every service on its own port and database,
+//! configured as each would be alone, calling each other over their gRPC
+//! ports exactly as separate deployments do. `sustain up` and the gateway
+//! benchmark both start it from here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sustain_platform::config::{Config, Secrets, ServeArgs};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Where each service listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub registry: SocketAddr,
+    pub programs: SocketAddr,
+    pub ledger: SocketAddr,
+    pub gateway: SocketAddr,
+    /// The gateway's HTTP reports.
+    pub reports: SocketAddr,
+}
+
+/// The bound sockets, bound before anything starts so that a port in use
+/// fails at once (and port 0 is resolved before the services are told of
+/// each other).
+#[derive(Debug)]
+pub struct Listeners {
+    registry: TcpListener,
+    programs: TcpListener,
+    ledger: TcpListener,
+    gateway: TcpListener,
+    reports: TcpListener,
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+impl Listeners {
+    pub async fn bind(at: &Addresses) -> anyhow::Result<Listeners> {
+        Ok(Listeners {
+            registry: bind(at.registry).await?,
+            programs: bind(at.programs).await?,
+            ledger: bind(at.ledger).await?,
+            gateway: bind(at.gateway).await?,
+            reports: bind(at.reports).await?,
+        })
+    }
+
+    pub fn addresses(&self) -> anyhow::Result<Addresses> {
+        Ok(Addresses {
+            registry: self.registry.local_addr()?,
+            programs: self.programs.local_addr()?,
+            ledger: self.ledger.local_addr()?,
+            gateway: self.gateway.local_addr()?,
+            reports: self.reports.local_addr()?,
+        })
+    }
+}
+
+/// Each service's configuration.
+#[derive(Debug, Clone)]
+pub struct Configs {
+    pub registry: Config,
+    pub programs: Config,
+    pub ledger: Config,
+    pub gateway: Config,
+}
+
+/// A service's configuration: the shared layers, its own address and database.
+fn config_for(
+    service: &str,
+    port: u16,
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> anyhow::Result<Config> {
+    let mut args = args.clone();
+    args.listen = Some(listen);
+    // One database URL cannot serve two services; each takes its default file.
+    args.database_url = None;
+    Ok(Config::load(service, port, &args)?)
+}
+
+impl Configs {
+    pub fn new(args: &ServeArgs, at: &Addresses) -> anyhow::Result<Configs> {
+        let registry = config_for(
+            sustain_registry::SERVICE,
+            sustain_registry::DEFAULT_PORT,
+            args,
+            at.registry,
+        )?;
+        let mut programs = config_for(
+            sustain_programs::SERVICE,
+            sustain_programs::DEFAULT_PORT,
+            args,
+            at.programs,
+        )?;
+        programs.registry.url = format!("http://{}", at.registry);
+        let ledger = config_for(
+            sustain_ledger::SERVICE,
+            sustain_ledger::DEFAULT_PORT,
+            args,
+            at.ledger,
+        )?;
+        let mut gateway = config_for(
+            sustain_gateway::SERVICE,
+            sustain_gateway::DEFAULT_PORT,
+            args,
+            at.gateway,
+        )?;
+        gateway.registry.url = format!("http://{}", at.registry);
+        gateway.programs.url = format!("http://{}", at.programs);
+        gateway.ledger.url = format!("http://{}", at.ledger);
+        gateway.http_listen = at.reports;
+        let urls = [
+            &registry.database_url,
+            &programs.database_url,
+            &ledger.database_url,
+        ];
+        anyhow::ensure!(
+            urls[0] != urls[1] && urls[1] != urls[2] && urls[0] != urls[2],
+            "each service needs a database of its own; unset SUSTAIN_DATABASE_URL (each then takes a SQLite file under data_dir) or run the services separately"
+        );
+        Ok(Configs {
+            registry,
+            programs,
+            ledger,
+            gateway,
+        })
+    }
+
+    /// The file that says the demo at `scale` is loaded.
+    pub fn demo_marker(&self, scale: u32) -> PathBuf {
+        self.registry
+            .data_dir
+            .join(format!("demo-loaded-1-in-{scale}"))
+    }
+
+    /// The registry's share of the demo (households and reviews), written
+    /// straight to its database before it serves.
+    pub async fn registry_demo(&self, scale: u32) -> anyhow::Result<()> {
+        sustain_registry::demo_cli::run(
+            &self.registry,
+            sustain_registry::demo::DEFAULT_SEED,
+            demo_households(scale),
+            None,
+            true,
+        )
+        .await
+        .context("the registry demo")?;
+        Ok(())
+    }
+}
+
+/// Households in the demo at `scale` (1: the whole province).
+pub fn demo_households(scale: u32) -> u64 {
+    sustain_registry::demo::LANG_SON[0].households / u64::from(scale.max(1))
+}
+
+/// Serves every service until `stop` turns true.
+pub async fn serve(
+    configs: &Configs,
+    secrets: &Secrets,
+    listeners: Listeners,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (r, p, l, g) = tokio::join!(
+        sustain_registry::run(
+            &configs.registry,
+            secrets,
+            listeners.registry,
+            stopped(stop.clone())
+        ),
+        sustain_programs::run(
+            &configs.programs,
+            secrets,
+            listeners.programs,
+            stopped(stop.clone())
+        ),
+        sustain_ledger::run(
+            &configs.ledger,
+            secrets,
+            listeners.ledger,
+            stopped(stop.clone())
+        ),
+        sustain_gateway::run(
+            &configs.gateway,
+            secrets,
+            listeners.gateway,
+            listeners.reports,
+            stopped(stop)
+        ),
+    );
+    r.context("registry")?;
+    p.context("programs")?;
+    l.context("ledger")?;
+    g.context("gateway")?;
+    Ok(())
+}
+
+/// The programme records and the money, written through the running
+/// services' APIs once they answer.
+pub async fn load_services_demo(
+    registry: SocketAddr,
+    programs: SocketAddr,
+    ledger: SocketAddr,
+    admin: &str,
+    finance: &str,
+    scale: u32,
+) -> anyhow::Result<()> {
+    let connect = |addr: SocketAddr| async move {
+        for _ in 0..600 {
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await
+            {
+                return Ok(channel);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{addr} did not answer")
+    };
+    let mut clients = sustain_programs::demo::Clients::new(
+        connect(registry).await?,
+        connect(programs).await?,
+        admin,
+    )?;
+    let targets = sustain_programs::demo::LANG_SON.scaled(scale);
+    // The services migrate before they serve: retry until they do.
+    let mut tries = 0;
+    let report = loop {
+        match sustain_programs::demo::load(
+            &mut clients,
+            sustain_programs::demo::DEFAULT_SEED,
+            &targets,
+        )
+        .await
+        {
+            Ok(report) => break report,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                tracing::debug!(error = %e, "programme demo not yet");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    println!(
+        "demo: {} models, {} enrolments, {} trainees",
+        report.models, report.enrolments, report.trainees
+    );
+    let mut money = sustain_ledger::demo::Clients::new(connect(ledger).await?, finance)?;
+    let written =
+        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED).await?;
+    println!(
+        "demo: {} accounts, {} transfers",
+        written.accounts, written.transfers
+    );
+    Ok(())
+}
