@@ -129,6 +129,18 @@ assert d["programmes"]["summary"]["inspections"]["inspections"] == "4", d["progr
 table=$(curl -sf "http://127.0.0.1:$hport/api/v1/poverty.csv?unit_code=20&from_year=2021&to_year=2024") || fail "poverty CSV"
 printf '%s' "$table" | head -1 | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
 [ "$(printf '%s\n' "$table" | wc -l)" -eq 13 ] || fail "poverty CSV rows: $table"
+# The funding report by district through reflection, and its table as XLSX.
+report=$(buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $suite_token" \
+  -d '{"unit_code":"20","from_year":2021,"to_year":2025,"breakdown":"BREAKDOWN_CHILDREN"}' \
+  "http://127.0.0.1:$gport/sustain.gateway.v1.ReportService/GetFundingReport") || fail "funding report"
+printf '%s' "$report" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["report"]
+assert len(r["units"]) == 11, len(r["units"])
+assert r["period"]["total"]["plannedVnd"] == "1149180000000", r["period"]["total"]
+' || fail "funding report figures"
+curl -sf -o "$suite/funding.xlsx" "http://127.0.0.1:$hport/api/v1/funding.xlsx?unit_code=20&from_year=2021&to_year=2025" || fail "funding XLSX"
+[ "$(head -c 2 "$suite/funding.xlsx")" = "PK" ] || fail "funding XLSX is not a workbook"
 # The report page in a real browser (headless Chromium, no JavaScript needed):
 # the rendered page holds the figures, and a screenshot is kept.
 report="http://127.0.0.1:$hport/reports?unit_code=20&from_year=2021&to_year=2024"
@@ -148,4 +160,4 @@ printf '%s' "$seed" | grep -q '<td>Tỷ lệ hộ nghèo 2021</td><td>12.2%</td>
 printf '%s' "$seed" | grep -q '<td>Tổng vốn kế hoạch 2021–2025 (triệu đồng)</td><td>1.149.180</td><td>1.149.180</td><td>✓</td>' || fail "seed page: budget"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 13 passed, 0 failed"
+echo "smoke: 14 passed, 0 failed"

@@ -569,6 +569,15 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
         "charts drawn on the server"
     );
     assert!(!page.contains("<script"));
+    // The same figures as downloads, linked from the page.
+    let link = "/api/v1/poverty.xlsx?unit_code=20&amp;from_year=2021&amp;to_year=2024&amp;breakdown=communes";
+    assert!(page.contains(link), "the page links the commune table");
+    let (status, kind, body) = http_get(http, &link.replace("&amp;", "&"), Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert!(kind.contains("spreadsheetml"), "{kind}");
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(body)).expect("an XLSX calamine reads");
+    let sheet = book.worksheet_range("Hộ nghèo").expect("the sheet");
+    assert!(sheet.height() > 100, "every commune: {}", sheet.height());
 }
 
 async fn programme_summary(

@@ -228,7 +228,36 @@ pub fn render(d: &pb::Dashboard) -> String {
             escape(&total.disbursement_percent)
         );
     }
+    html.push_str(&downloads(d));
     html.push_str("</body></html>");
+    html
+}
+
+/// Links to the same figures as tables (units as rows, years as columns).
+fn downloads(d: &pb::Dashboard) -> String {
+    let period = format!(
+        "unit_code={}&amp;from_year={}&amp;to_year={}",
+        escape(&d.unit_code),
+        d.from_year,
+        d.to_year
+    );
+    let mut html = String::from("<h2>Tải về</h2><ul class=\"downloads\">");
+    for (label, table, breakdown) in [
+        ("Hộ nghèo theo đơn vị cấp dưới", "poverty", "children"),
+        ("Hộ nghèo theo xã", "poverty", "communes"),
+        (
+            "Chương trình theo đơn vị cấp dưới",
+            "programmes",
+            "children",
+        ),
+        ("Nguồn vốn theo đơn vị cấp dưới", "funding", "children"),
+    ] {
+        let _ = write!(
+            html,
+            r#"<li>{label}: <a href="/api/v1/{table}.xlsx?{period}&amp;breakdown={breakdown}">XLSX</a> · <a href="/api/v1/{table}.csv?{period}&amp;breakdown={breakdown}">CSV</a></li>"#
+        );
+    }
+    html.push_str("</ul>");
     html
 }
 
