@@ -45,32 +45,41 @@ impl std::fmt::Debug for Http {
 pub fn router(http: Http) -> Router {
     Router::new()
         .route("/api/v1/dashboard", get(dashboard))
-        .route("/api/v1/reports/poverty", get(poverty_json))
-        .route("/api/v1/reports/programmes", get(programmes_json))
-        .route("/api/v1/reports/funding", get(funding_json))
+        .route(
+            "/api/v1/reports/poverty",
+            report_route(Kind::Poverty, Format::Json),
+        )
+        .route(
+            "/api/v1/reports/programmes",
+            report_route(Kind::Programmes, Format::Json),
+        )
+        .route(
+            "/api/v1/reports/funding",
+            report_route(Kind::Funding, Format::Json),
+        )
         .route(
             "/api/v1/poverty.csv",
-            table_route(Kind::Poverty, Format::Csv),
+            report_route(Kind::Poverty, Format::Csv),
         )
         .route(
             "/api/v1/poverty.xlsx",
-            table_route(Kind::Poverty, Format::Xlsx),
+            report_route(Kind::Poverty, Format::Xlsx),
         )
         .route(
             "/api/v1/programmes.csv",
-            table_route(Kind::Programmes, Format::Csv),
+            report_route(Kind::Programmes, Format::Csv),
         )
         .route(
             "/api/v1/programmes.xlsx",
-            table_route(Kind::Programmes, Format::Xlsx),
+            report_route(Kind::Programmes, Format::Xlsx),
         )
         .route(
             "/api/v1/funding.csv",
-            table_route(Kind::Funding, Format::Csv),
+            report_route(Kind::Funding, Format::Csv),
         )
         .route(
             "/api/v1/funding.xlsx",
-            table_route(Kind::Funding, Format::Xlsx),
+            report_route(Kind::Funding, Format::Xlsx),
         )
         .route("/reports", get(report_page))
         .route("/reports/lang-son", get(seed_page))
@@ -240,67 +249,7 @@ async fn dashboard(
     json(&http, "sustain.gateway.v1.Dashboard", &dashboard)
 }
 
-async fn poverty_json(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let (md, asked) = asked(
-        &http,
-        &headers,
-        &query,
-        pb::Breakdown::Unspecified,
-        "poverty report",
-    )?;
-    let report = http
-        .api
-        .poverty_report(&md, &asked)
-        .await
-        .map_err(Problem)?;
-    json(&http, "sustain.gateway.v1.PovertyReport", &report)
-}
-
-async fn programmes_json(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let (md, asked) = asked(
-        &http,
-        &headers,
-        &query,
-        pb::Breakdown::Unspecified,
-        "programme report",
-    )?;
-    let report = http
-        .api
-        .programme_report(&md, &asked)
-        .await
-        .map_err(Problem)?;
-    json(&http, "sustain.gateway.v1.ProgrammeReport", &report)
-}
-
-async fn funding_json(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Problem> {
-    let (md, asked) = asked(
-        &http,
-        &headers,
-        &query,
-        pb::Breakdown::Unspecified,
-        "funding report",
-    )?;
-    let report = http
-        .api
-        .funding_report(&md, &asked)
-        .await
-        .map_err(Problem)?;
-    json(&http, "sustain.gateway.v1.FundingReport", &report)
-}
-
-/// Which table a download is.
+/// Which report a download is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Poverty,
@@ -308,42 +257,12 @@ enum Kind {
     Funding,
 }
 
-/// The table of a report, fetched for the caller.
-async fn table(
-    http: &Http,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    kind: Kind,
-) -> Result<Table, Problem> {
-    let what = match kind {
-        Kind::Poverty => "poverty table",
-        Kind::Programmes => "programme table",
-        Kind::Funding => "funding table",
-    };
-    let (md, asked) = asked(http, headers, query, pb::Breakdown::Children, what)?;
-    Ok(match kind {
-        Kind::Poverty => Table::poverty(
-            &http
-                .api
-                .poverty_report(&md, &asked)
-                .await
-                .map_err(Problem)?,
-        ),
-        Kind::Programmes => Table::programmes(
-            &http
-                .api
-                .programme_report(&md, &asked)
-                .await
-                .map_err(Problem)?,
-        ),
-        Kind::Funding => Table::funding(
-            &http
-                .api
-                .funding_report(&md, &asked)
-                .await
-                .map_err(Problem)?,
-        ),
-    })
+/// How a report is downloaded: the report as JSON, or its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Xlsx,
 }
 
 fn download(body: Vec<u8>, content_type: &'static str, name: String) -> Response {
@@ -359,45 +278,74 @@ fn download(body: Vec<u8>, content_type: &'static str, name: String) -> Response
         .into_response()
 }
 
-/// The file format of a download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Csv,
-    Xlsx,
-}
-
-async fn table_download(
+/// A report for the caller, as JSON or as a table. JSON lists the units
+/// below only when asked (`breakdown`); a table lists them by default.
+async fn report_download(
     http: Http,
     headers: HeaderMap,
     query: HashMap<String, String>,
     kind: Kind,
     format: Format,
 ) -> Result<Response, Problem> {
-    let table = table(&http, &headers, &query, kind).await?;
-    Ok(match format {
-        Format::Csv => download(
+    let default = match format {
+        Format::Json => pb::Breakdown::Unspecified,
+        Format::Csv | Format::Xlsx => pb::Breakdown::Children,
+    };
+    let what = match kind {
+        Kind::Poverty => "poverty report",
+        Kind::Programmes => "programme report",
+        Kind::Funding => "funding report",
+    };
+    let (md, asked) = asked(&http, &headers, &query, default, what)?;
+    let api = &http.api;
+    let table = match (kind, format) {
+        (Kind::Poverty, Format::Json) => {
+            let r = api.poverty_report(&md, &asked).await.map_err(Problem)?;
+            return json(&http, "sustain.gateway.v1.PovertyReport", &r);
+        }
+        (Kind::Programmes, Format::Json) => {
+            let r = api.programme_report(&md, &asked).await.map_err(Problem)?;
+            return json(&http, "sustain.gateway.v1.ProgrammeReport", &r);
+        }
+        (Kind::Funding, Format::Json) => {
+            let r = api.funding_report(&md, &asked).await.map_err(Problem)?;
+            return json(&http, "sustain.gateway.v1.FundingReport", &r);
+        }
+        (Kind::Poverty, _) => {
+            Table::poverty(&api.poverty_report(&md, &asked).await.map_err(Problem)?)
+        }
+        (Kind::Programmes, _) => {
+            Table::programmes(&api.programme_report(&md, &asked).await.map_err(Problem)?)
+        }
+        (Kind::Funding, _) => {
+            Table::funding(&api.funding_report(&md, &asked).await.map_err(Problem)?)
+        }
+    };
+    Ok(if format == Format::Csv {
+        download(
             table
                 .csv()
                 .map_err(|e| ServiceError::Internal(format!("CSV: {e}")))?,
             "text/csv; charset=utf-8",
             format!("{}.csv", table.file),
-        ),
-        Format::Xlsx => download(
+        )
+    } else {
+        download(
             table
                 .xlsx()
                 .map_err(|e| ServiceError::Internal(format!("XLSX: {e}")))?,
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             format!("{}.xlsx", table.file),
-        ),
+        )
     })
 }
 
-fn table_route(kind: Kind, format: Format) -> MethodRouter<Http> {
+fn report_route(kind: Kind, format: Format) -> MethodRouter<Http> {
     get(
         move |State(http): State<Http>,
               headers: HeaderMap,
               Query(query): Query<HashMap<String, String>>| async move {
-            table_download(http, headers, query, kind, format).await
+            report_download(http, headers, query, kind, format).await
         },
     )
 }
