@@ -747,6 +747,34 @@ async fn reports_break_down_by_unit_with_the_services_own_figures() {
     assert_eq!(figures(row_181, 2022).allocated_vnd, 0);
     let total = funding.total.clone().expect("total");
     assert_eq!(figures(&total, 2023).planned_vnd, 900);
+    // Across the reform the rows are the communes of 2025 and, beside them,
+    // the district that holds money: nothing drops out of the table.
+    let across = client
+        .get_funding_report(gw::GetFundingReportRequest {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+            breakdown: gw::Breakdown::Children as i32,
+        })
+        .await
+        .expect("funding report across the reform")
+        .into_inner()
+        .report
+        .expect("report");
+    assert!(
+        across
+            .units
+            .iter()
+            .filter(|r| r.unit_code.len() == 5)
+            .count()
+            > 11
+    );
+    let row_181 = across
+        .units
+        .iter()
+        .find(|r| r.unit_code == "181")
+        .expect("Bình Gia, which holds money");
+    assert_eq!(figures(row_181, 2023).allocated_vnd, 600);
 
     // Scope holds for every report; a district reads its own communes.
     let mut district =

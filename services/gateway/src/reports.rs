@@ -237,12 +237,30 @@ impl ReportApi {
     ) -> Result<pb::FundingReport, Status> {
         let budget = self.budget(md);
         let Asked { unit, from, to, .. } = asked.clone();
-        let breakdown = rows(asked.units(), |code, name| async move {
+        let period = self.funding_summary(md, &unit, from, to, budget).await?;
+        // Money stays where it was placed: a period that crosses the 2025
+        // reform lists the districts that hold money beside the communes of
+        // its end, so no đồng drops out of the table.
+        let mut listed = asked.units();
+        if asked.breakdown == pb::Breakdown::Children {
+            let catalog = admin::catalog();
+            for u in &period.by_unit {
+                if u.unit_code != unit && !listed.iter().any(|(c, _)| *c == u.unit_code) {
+                    let name = catalog
+                        .versions(&u.unit_code)
+                        .last()
+                        .map(|v| v.name.clone())
+                        .unwrap_or_default();
+                    listed.push((u.unit_code.clone(), name));
+                }
+            }
+            listed.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+        }
+        let breakdown = rows(listed, |code, name| async move {
             let s = self.funding_summary(md, &code, from, to, budget).await?;
             Ok(funding_row(code, name, &s))
         });
-        let own = self.funding_summary(md, &unit, from, to, budget);
-        let (units, period) = tokio::try_join!(within_budget(budget, breakdown), own)?;
+        let units = within_budget(budget, breakdown).await?;
         Ok(pb::FundingReport {
             total: Some(funding_row(unit.clone(), asked.unit_name(), &period)),
             unit_code: unit,
