@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Opens a pool for `url`, creating the SQLite file's directory when needed.
@@ -62,6 +62,25 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         access_mode: None,
         sqlite_transaction_mode: (db.get_database_backend() == DbBackend::Sqlite)
             .then_some(SqliteTransactionMode::Immediate),
+    };
+    db.begin_with_options(options).await
+}
+
+/// Begins a read-only transaction whose reads all see one snapshot: on
+/// PostgreSQL `REPEATABLE READ READ ONLY`; on SQLite (WAL) a deferred
+/// transaction, which keeps the snapshot of its first read.
+pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options = match db.get_database_backend() {
+        DbBackend::Postgres => TransactionOptions {
+            isolation_level: Some(IsolationLevel::RepeatableRead),
+            access_mode: Some(AccessMode::ReadOnly),
+            sqlite_transaction_mode: None,
+        },
+        _ => TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: None,
+        },
     };
     db.begin_with_options(options).await
 }

@@ -138,7 +138,7 @@ pub struct ReportApi {
 
 impl ReportApi {
     /// The registry's certified summary of `unit` for each year, oldest
-    /// first, asked at once.
+    /// first, in one call (one snapshot).
     pub async fn poverty_years(
         &self,
         md: &MetadataMap,
@@ -147,24 +147,24 @@ impl ReportApi {
         to: i32,
         budget: Duration,
     ) -> Result<Vec<registry::PovertySummary>, Status> {
-        let calls = (from..=to).map(|year| {
-            let mut client = self.backends.registry.clone();
-            let request = forwarded(
-                registry::GetPovertySummaryRequest {
-                    unit_code: unit.to_owned(),
-                    year,
-                },
-                md,
-                budget,
-            );
-            async move {
-                client
-                    .get_poverty_summary(request)
-                    .await
-                    .map(|a| a.into_inner().summary.unwrap_or_default())
-            }
-        });
-        within("registry", budget, futures::future::try_join_all(calls)).await
+        let mut client = self.backends.registry.clone();
+        let request = forwarded(
+            registry::GetPovertySeriesRequest {
+                unit_code: unit.to_owned(),
+                from_year: from,
+                to_year: to,
+            },
+            md,
+            budget,
+        );
+        within("registry", budget, async move {
+            Ok(client
+                .get_poverty_series(request)
+                .await?
+                .into_inner()
+                .summaries)
+        })
+        .await
     }
 
     /// The programmes service's summary of `unit` over the period.

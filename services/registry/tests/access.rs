@@ -317,11 +317,12 @@ enum ReviewRpc {
     List,
     AtYear,
     Summary,
+    Series,
     Standards,
     Import,
 }
 
-const REVIEW_RPCS: [ReviewRpc; 10] = [
+const REVIEW_RPCS: [ReviewRpc; 11] = [
     ReviewRpc::Record,
     ReviewRpc::Revise,
     ReviewRpc::Approve,
@@ -330,6 +331,7 @@ const REVIEW_RPCS: [ReviewRpc; 10] = [
     ReviewRpc::List,
     ReviewRpc::AtYear,
     ReviewRpc::Summary,
+    ReviewRpc::Series,
     ReviewRpc::Standards,
     ReviewRpc::Import,
 ];
@@ -453,6 +455,14 @@ async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) 
             })
             .await
             .map(drop),
+        ReviewRpc::Series => client
+            .get_poverty_series(pb::GetPovertySeriesRequest {
+                unit_code: "181".into(),
+                from_year: 2021,
+                to_year: 2022,
+            })
+            .await
+            .map(drop),
         ReviewRpc::Standards => client
             .list_poverty_standards(pb::ListPovertyStandardsRequest {})
             .await
@@ -497,49 +507,53 @@ async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) 
 async fn review_role_and_scope_matrix() {
     use Code::{Ok as OK, PermissionDenied as DENIED};
     let server = TestServer::start().await;
-    // Order: record, revise, approve, certify, get, list, at-year, summary(181), standards, import.
-    let matrix: &[(Role, &str, [Code; 10])] = &[
-        (Role::Admin, "181", [OK; 10]),
+    // Order: record, revise, approve, certify, get, list, at-year, summary(181), series(181), standards, import.
+    let matrix: &[(Role, &str, [Code; 11])] = &[
+        (Role::Admin, "181", [OK; 11]),
         (
             Role::Enumerator,
             "181",
-            [OK, OK, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+            [OK, OK, DENIED, DENIED, OK, OK, OK, OK, OK, OK, DENIED],
         ),
         (
             Role::Approver,
             "181",
-            [DENIED, DENIED, OK, OK, OK, OK, OK, OK, OK, OK],
+            [DENIED, DENIED, OK, OK, OK, OK, OK, OK, OK, OK, OK],
         ),
         // A commune's approver: its households, but not the district's summary.
         (
             Role::Approver,
             "06067",
-            [DENIED, DENIED, OK, OK, OK, OK, OK, DENIED, OK, OK],
+            [DENIED, DENIED, OK, OK, OK, OK, OK, DENIED, DENIED, OK, OK],
         ),
         (
             Role::Viewer,
             "181",
-            [DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+            [
+                DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, OK, DENIED,
+            ],
         ),
         (
             Role::Sync,
             "20",
-            [DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, DENIED],
+            [
+                DENIED, DENIED, DENIED, DENIED, OK, OK, OK, OK, OK, OK, DENIED,
+            ],
         ),
-        (Role::Finance, "20", [DENIED; 10]),
+        (Role::Finance, "20", [DENIED; 11]),
         // Another district: nothing of Bình Gia's, on any path.
         (
             Role::Admin,
             "182",
             [
-                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
+                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
             ],
         ),
         (
             Role::Viewer,
             "05977",
             [
-                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
+                DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED,
             ],
         ),
     ];

@@ -606,3 +606,66 @@ async fn summaries_keep_to_the_callers_scope() {
     assert_eq!(standards[0].indicators.len(), 12);
     assert!(standards[1].provisional);
 }
+
+#[tokio::test]
+async fn a_series_is_each_years_summary_and_names_a_bad_span() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 2).await;
+    let mut enumerator = server.reviews(Role::Enumerator, &["181"]).await;
+    let mut approver = server.reviews(Role::Approver, &["181"]).await;
+    for (year, income) in [(2022, 1_200_000), (2023, 3_000_000)] {
+        let r = record(&mut enumerator, &ids[0], input(year, income, POOR3))
+            .await
+            .expect("record");
+        let r = approve(&mut approver, &r, 80).await.expect("approve");
+        certify(&mut approver, &r).await.expect("certify");
+    }
+    let series = approver
+        .get_poverty_series(pb::GetPovertySeriesRequest {
+            unit_code: "181".into(),
+            from_year: 2021,
+            to_year: 2023,
+        })
+        .await
+        .expect("series")
+        .into_inner()
+        .summaries;
+    let mut each = vec![];
+    for year in 2021..=2023 {
+        each.push(summary(&mut approver, "181", year).await.expect("summary"));
+    }
+    assert_eq!(series, each);
+    assert_eq!(
+        series.iter().map(|s| s.households_reviewed).collect::<Vec<_>>(),
+        [0, 1, 1]
+    );
+    assert_eq!(series[1].poor.as_ref().expect("poor").count, 1);
+    assert_eq!(series[2].poor.as_ref().expect("poor").count, 0);
+
+    for (from, to, field) in [
+        (2023, 2021, "to_year"),
+        (2021, 2041, "to_year"),
+        (2019, 2022, "from_year"),
+        (2022, 2031, "to_year"),
+    ] {
+        let bad = approver
+            .get_poverty_series(pb::GetPovertySeriesRequest {
+                unit_code: "181".into(),
+                from_year: from,
+                to_year: to,
+            })
+            .await
+            .expect_err("a bad span");
+        assert_eq!(bad.code(), Code::InvalidArgument, "{from}–{to}");
+        assert_eq!(violated_fields(&bad), [field], "{from}–{to}");
+    }
+    let refused = approver
+        .get_poverty_series(pb::GetPovertySeriesRequest {
+            unit_code: "20".into(),
+            from_year: 2022,
+            to_year: 2023,
+        })
+        .await
+        .expect_err("the province is outside a district's scope");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+}

@@ -613,6 +613,17 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         }))
     }
 
+    async fn get_poverty_series(
+        &self,
+        request: Request<pb::GetPovertySeriesRequest>,
+    ) -> Result<Response<pb::GetPovertySeriesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read poverty summaries", READ)?;
+        let summaries =
+            poverty_series(&self.db, &self.standards, &caller, request.get_ref()).await?;
+        Ok(Response::new(pb::GetPovertySeriesResponse { summaries }))
+    }
+
     async fn list_poverty_standards(
         &self,
         request: Request<pb::ListPovertyStandardsRequest>,
@@ -659,6 +670,53 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         let stream = importer.serve(caller, request.into_inner());
         Ok(Response::new(stream))
     }
+}
+
+/// Longest span of one poverty series.
+pub const MAX_SERIES_YEARS: i32 = 20;
+
+/// The certified summary of a unit for each year of a span, read in one
+/// transaction so that the years agree with each other.
+pub async fn poverty_series(
+    db: &DatabaseConnection,
+    standards: &Standards,
+    caller: &Caller,
+    request: &pb::GetPovertySeriesRequest,
+) -> Result<Vec<pb::PovertySummary>, ServiceError> {
+    let (from, to) = (request.from_year, request.to_year);
+    let mut v = Violations::new();
+    if from > to {
+        v.add("to_year", "must not be before from_year");
+    } else if i64::from(to) - i64::from(from) >= i64::from(MAX_SERIES_YEARS) {
+        v.add(
+            "to_year",
+            format!("a series spans at most {MAX_SERIES_YEARS} years"),
+        );
+    } else if let Some(year) = (from..=to).find(|y| standards.for_year(*y).is_none()) {
+        let (first, last) = standards.years().unwrap_or((0, 0));
+        let field = if year == from { "from_year" } else { "to_year" };
+        v.add(
+            field,
+            format!("no poverty standard covers {year}; standards cover {first}–{last}"),
+        );
+    }
+    if request.unit_code.trim().is_empty() {
+        v.add("unit_code", "is required");
+    }
+    if !v.is_empty() {
+        return Err(v.into());
+    }
+    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    let mut summaries = Vec::with_capacity((to - from + 1) as usize);
+    for year in from..=to {
+        let one = pb::GetPovertySummaryRequest {
+            unit_code: request.unit_code.clone(),
+            year,
+        };
+        summaries.push(poverty_summary(&txn, standards, caller, &one).await?);
+    }
+    txn.commit().await?;
+    Ok(summaries)
 }
 
 /// The certified summary of a unit and year, checked against the caller's scope:
