@@ -636,7 +636,10 @@ async fn a_series_is_each_years_summary_and_names_a_bad_span() {
     }
     assert_eq!(series, each);
     assert_eq!(
-        series.iter().map(|s| s.households_reviewed).collect::<Vec<_>>(),
+        series
+            .iter()
+            .map(|s| s.households_reviewed)
+            .collect::<Vec<_>>(),
         [0, 1, 1]
     );
     assert_eq!(series[1].poor.as_ref().expect("poor").count, 1);
