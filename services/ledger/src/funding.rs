@@ -13,8 +13,9 @@
 //! allocation), whose year must lie in the period.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, Statement};
 use sustain_domain::admin::Level;
 use sustain_domain::ledger::{AccountKind, FundingSource};
 use sustain_domain::poverty::Rate;
@@ -27,6 +28,7 @@ use tonic::{Request, Response, Status};
 
 use crate::READ;
 use crate::convert::source_to_proto;
+use crate::model::head;
 use crate::transfers::{PENDING, POSTED};
 
 /// Longest period one summary covers.
@@ -313,9 +315,75 @@ pub async fn summary(
     })
 }
 
+/// What a summary was computed from: the unit, the years, the day (units
+/// move with the calendar) and the chain head's sequence.
+type SummaryKey = (String, i32, i32, chrono::NaiveDate, i64);
+
+/// Summaries already computed, by what they were computed from. Every write
+/// that can change a figure (a transfer made, posted or voided) appends to
+/// the chain and moves its head in the same transaction, and a summary is
+/// read in one snapshot with the head it is keyed by, so an entry can never
+/// be stale: a write makes a new key.
+#[derive(Clone)]
+pub struct SummaryCache(moka::sync::Cache<SummaryKey, Arc<pb::FundingSummary>>);
+
+impl SummaryCache {
+    pub fn new() -> SummaryCache {
+        SummaryCache(
+            moka::sync::Cache::builder()
+                .max_capacity(1_024)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
+        )
+    }
+}
+
+impl Default for SummaryCache {
+    fn default() -> SummaryCache {
+        SummaryCache::new()
+    }
+}
+
+impl std::fmt::Debug for SummaryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SummaryCache({} entries)", self.0.entry_count())
+    }
+}
+
+/// The summary as of the ledger's current head, from the cache when that
+/// head's summary has been computed already.
+pub async fn current_summary(
+    db: &DatabaseConnection,
+    cache: &SummaryCache,
+    unit: &str,
+    from: i32,
+    to: i32,
+) -> Result<Arc<pb::FundingSummary>, ServiceError> {
+    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    let head = head::Entity::find_by_id(1)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+    let key = (
+        unit.to_owned(),
+        from,
+        to,
+        sustain_platform::api::today(),
+        head.sequence,
+    );
+    if let Some(hit) = cache.0.get(&key) {
+        return Ok(hit);
+    }
+    let fresh = Arc::new(summary(&txn, unit, from, to).await?);
+    txn.commit().await?;
+    cache.0.insert(key, Arc::clone(&fresh));
+    Ok(fresh)
+}
+
 #[derive(Debug, Clone)]
 pub struct FundingApi {
     pub db: DatabaseConnection,
+    pub cache: SummaryCache,
 }
 
 #[tonic::async_trait]
@@ -335,9 +403,9 @@ impl pb::funding_service_server::FundingService for FundingApi {
             MAX_YEARS,
             "summary",
         )?;
-        let summary = summary(&self.db, &unit, from, to).await?;
+        let summary = current_summary(&self.db, &self.cache, &unit, from, to).await?;
         Ok(Response::new(pb::GetFundingSummaryResponse {
-            summary: Some(summary),
+            summary: Some(Arc::unwrap_or_clone(summary)),
         }))
     }
 }

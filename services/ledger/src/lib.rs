@@ -89,7 +89,10 @@ pub fn services(
     });
     let transfers = TransferServiceServer::new(transfers::TransferApi { db: db.clone() });
     let chain = ChainServiceServer::new(chain::ChainApi { db: db.clone() });
-    let funding = FundingServiceServer::new(funding::FundingApi { db });
+    let funding = FundingServiceServer::new(funding::FundingApi {
+        db,
+        cache: funding::SummaryCache::new(),
+    });
     let routes = Routes::new(InterceptedService::new(accounts, auth.interceptor()))
         .add_service(InterceptedService::new(transfers, auth.interceptor()))
         .add_service(InterceptedService::new(chain, auth.interceptor()))

@@ -844,3 +844,80 @@ async fn expenditure_names_what_it_is_spent_on_and_is_found_by_it() {
         ["account.purpose", "account.reference_id"]
     );
 }
+
+/// The province's total for 2024: (planned, allocated, committed, disbursed).
+async fn totals(ledger: &Ledger) -> (i64, i64, i64, i64) {
+    let t = ledger
+        .funding(Role::Viewer, PROVINCE)
+        .await
+        .get_funding_summary(pb::GetFundingSummaryRequest {
+            unit_code: "20".into(),
+            from_year: 2024,
+            to_year: 2024,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary")
+        .total
+        .expect("total");
+    (
+        t.planned_vnd,
+        t.allocated_vnd,
+        t.committed_vnd,
+        t.disbursed_vnd,
+    )
+}
+
+#[tokio::test]
+async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
+    let ledger = Ledger::start().await;
+    let mut accounts = ledger.accounts(Role::Finance, PROVINCE).await;
+    let budget = central(&mut accounts, Source, "20", "", 0).await;
+    let plan = central(&mut accounts, Plan, "20", P3, 2024).await;
+    let allocation = central(&mut accounts, Allocation, "181", P3, 2024).await;
+    let spent = central(&mut accounts, Expenditure, "181", P3, 2024).await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    assert_eq!(totals(&ledger).await, (0, 0, 0, 0));
+    // Asked twice with nothing between: the same answer.
+    assert_eq!(totals(&ledger).await, (0, 0, 0, 0));
+    send(&mut money, vec![leg(&budget, &plan, 1_000)])
+        .await
+        .expect("plan");
+    assert_eq!(totals(&ledger).await, (1_000, 0, 0, 0));
+    send(&mut money, vec![leg(&plan, &allocation, 700)])
+        .await
+        .expect("allocate");
+    assert_eq!(totals(&ledger).await, (1_000, 700, 0, 0));
+    let mut pending = leg(&allocation, &spent, 300);
+    pending.pending = true;
+    let pending = send(&mut money, vec![pending])
+        .await
+        .expect("commit")
+        .remove(0);
+    assert_eq!(totals(&ledger).await, (1_000, 700, 300, 0));
+    money
+        .post_transfer(pb::PostTransferRequest {
+            id: pending.id.clone(),
+            value_date: "2024-06-01".into(),
+        })
+        .await
+        .expect("post");
+    assert_eq!(totals(&ledger).await, (1_000, 700, 0, 300));
+    let mut spare = leg(&allocation, &spent, 50);
+    spare.pending = true;
+    let spare = send(&mut money, vec![spare])
+        .await
+        .expect("commit")
+        .remove(0);
+    assert_eq!(totals(&ledger).await, (1_000, 700, 50, 300));
+    money
+        .void_transfer(pb::VoidTransferRequest {
+            id: spare.id,
+            value_date: String::new(),
+        })
+        .await
+        .expect("void");
+    assert_eq!(totals(&ledger).await, (1_000, 700, 0, 300));
+}
