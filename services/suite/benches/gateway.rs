@@ -261,11 +261,17 @@ async fn main() -> anyhow::Result<()> {
             },
         )?;
         together.push(started.elapsed());
-        let slowest = [one_year[round], programme[round], money[round]]
+        let slowest = [series[round], programme[round], money[round]]
             .into_iter()
             .max()
             .unwrap_or_default();
         ratios.push(dash[round].as_secs_f64() / slowest.as_secs_f64());
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            println!(
+                "round {round}: series {:?} programmes {:?} funding {:?} dashboard {:?}",
+                series[round], programme[round], money[round], dash[round]
+            );
+        }
     }
     ratios.sort_by(f64::total_cmp);
     let (one, five, prog, fund) = (
