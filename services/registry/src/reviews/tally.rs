@@ -12,7 +12,7 @@ use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::MAX_INDICATORS;
 use sustain_platform::error::ServiceError;
 
-use crate::migration::TALLY_KEY;
+use crate::migration::{PROVINCE_TALLY_KEY, TALLY_KEY};
 use crate::model::review;
 
 /// Where a review is counted. Field names are the `TALLY_KEY` columns.
@@ -47,9 +47,75 @@ impl TallyKey {
             mpi_poor: r.mpi_poor,
         }
     }
+}
 
-    fn values(&self) -> [Value; 11] {
-        [
+/// Where a review is counted in the province tally: the commune-level key
+/// with the communes of a district (after the reform: each commune) summed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+struct ProvinceKey {
+    year: i32,
+    standard_code: String,
+    province_code: String,
+    child_unit: String,
+    ethnic_minority: bool,
+    residence: String,
+    class: String,
+    transition: String,
+    mpi_poor: bool,
+}
+
+impl ProvinceKey {
+    fn of(k: &TallyKey) -> ProvinceKey {
+        ProvinceKey {
+            year: k.year,
+            standard_code: k.standard_code.clone(),
+            province_code: k.province_code.clone(),
+            // The same child the province's summary groups by.
+            child_unit: if k.district_code.is_empty() {
+                k.current_commune_code.clone()
+            } else {
+                k.district_code.clone()
+            },
+            ethnic_minority: k.ethnic_minority,
+            residence: k.residence.clone(),
+            class: k.class.clone(),
+            transition: k.transition.clone(),
+            mpi_poor: k.mpi_poor,
+        }
+    }
+}
+
+/// A tally table's key: the table, its key columns and the key's values in
+/// their order (the serde field names are the column names).
+trait Key: Eq + std::hash::Hash + serde::Serialize {
+    const TABLE: &'static str;
+    const COLUMNS: &'static [&'static str];
+    fn values(&self) -> Vec<Value>;
+}
+
+impl Key for ProvinceKey {
+    const TABLE: &'static str = "review_tally_province";
+    const COLUMNS: &'static [&'static str] = PROVINCE_TALLY_KEY;
+    fn values(&self) -> Vec<Value> {
+        vec![
+            self.year.into(),
+            self.standard_code.clone().into(),
+            self.province_code.clone().into(),
+            self.child_unit.clone().into(),
+            self.ethnic_minority.into(),
+            self.residence.clone().into(),
+            self.class.clone().into(),
+            self.transition.clone().into(),
+            self.mpi_poor.into(),
+        ]
+    }
+}
+
+impl Key for TallyKey {
+    const TABLE: &'static str = "review_tally";
+    const COLUMNS: &'static [&'static str] = TALLY_KEY;
+    fn values(&self) -> Vec<Value> {
+        vec![
             self.year.into(),
             self.standard_code.clone().into(),
             self.province_code.clone().into(),
@@ -69,6 +135,15 @@ impl TallyKey {
 struct Counts {
     households: i64,
     deprived: [i64; MAX_INDICATORS],
+}
+
+impl Counts {
+    fn plus(&mut self, other: &Counts) {
+        self.households += other.households;
+        for (d, o) in self.deprived.iter_mut().zip(other.deprived) {
+            *d += o;
+        }
+    }
 }
 
 /// Changes to the tallies, gathered while a transaction writes reviews and
@@ -95,81 +170,107 @@ impl TallyDelta {
         }
     }
 
+    /// Writes the changes to the commune-level tally and the province
+    /// tally.
     pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
         let rows: Vec<(TallyKey, Counts)> = self
             .changes
             .into_iter()
             .filter(|(_, c)| *c != Counts::default())
             .collect();
-        let backend = conn.get_database_backend();
-        let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
-        let columns = TALLY_KEY
-            .iter()
-            .map(|c| (*c).to_owned())
-            .chain(std::iter::once("households".to_owned()))
-            .chain(deprived.iter().cloned())
-            .collect::<Vec<_>>();
-        let updates = std::iter::once("households")
-            .chain(deprived.iter().map(String::as_str))
-            .map(|c| format!("{c} = review_tally.{c} + excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if backend == DbBackend::Postgres && !rows.is_empty() {
-            // One JSON parameter, as for the other bulk writes.
-            let objects: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|(key, counts)| {
-                    let serde_json::Value::Object(mut o) = serde_json::to_value(key)
-                        .map_err(|e| ServiceError::Internal(format!("tally key: {e}")))?
-                    else {
-                        return Err(ServiceError::Internal("tally key is not an object".into()));
-                    };
-                    o.insert("households".into(), counts.households.into());
-                    for (name, d) in deprived.iter().zip(counts.deprived) {
-                        o.insert(name.clone(), d.into());
-                    }
-                    Ok(serde_json::Value::Object(o))
-                })
-                .collect::<Result<_, ServiceError>>()?;
-            let json = serde_json::to_string(&objects)
-                .map_err(|e| ServiceError::Internal(format!("tally rows: {e}")))?;
-            let list = columns.join(", ");
-            let sql = format!(
-                "INSERT INTO review_tally ({list}) SELECT {list} FROM json_populate_recordset(NULL::review_tally, $1::json) \
-                 ON CONFLICT ({}) DO UPDATE SET {updates}",
-                TALLY_KEY.join(", "),
-            );
-            conn.execute_raw(Statement::from_sql_and_values(backend, sql, [json.into()]))
-                .await?;
-            return Ok(());
+        let mut province: HashMap<ProvinceKey, Counts> = HashMap::new();
+        for (key, counts) in &rows {
+            province
+                .entry(ProvinceKey::of(key))
+                .or_default()
+                .plus(counts);
         }
-        let mut rest = rows.as_slice();
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(sustain_platform::db::chunk_size(
-                rest.len(),
-                ROWS_PER_STATEMENT,
-            ));
-            rest = tail;
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * columns.len());
-            let mut tuples = Vec::with_capacity(chunk.len());
-            for (key, counts) in chunk {
-                let start = values.len();
-                values.extend(key.values());
-                values.push(counts.households.into());
-                values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
-                tuples.push(placeholders(backend, start, columns.len()));
-            }
-            let sql = format!(
-                "INSERT INTO review_tally ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {updates}",
-                columns.join(", "),
-                tuples.join(", "),
-                TALLY_KEY.join(", "),
-            );
-            conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-                .await?;
-        }
-        Ok(())
+        let province: Vec<(ProvinceKey, Counts)> = province
+            .into_iter()
+            .filter(|(_, c)| *c != Counts::default())
+            .collect();
+        upsert(conn, &rows).await?;
+        upsert(conn, &province).await
     }
+}
+
+/// Adds `rows` to the tally table of `K`.
+async fn upsert<K: Key>(
+    conn: &impl ConnectionTrait,
+    rows: &[(K, Counts)],
+) -> Result<(), ServiceError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let table = K::TABLE;
+    let backend = conn.get_database_backend();
+    let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
+    let columns = K::COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(std::iter::once("households".to_owned()))
+        .chain(deprived.iter().cloned())
+        .collect::<Vec<_>>();
+    let updates = std::iter::once("households")
+        .chain(deprived.iter().map(String::as_str))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if backend == DbBackend::Postgres {
+        // One JSON parameter, as for the other bulk writes.
+        let objects: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(key, counts)| {
+                let serde_json::Value::Object(mut o) = serde_json::to_value(key)
+                    .map_err(|e| ServiceError::Internal(format!("tally key: {e}")))?
+                else {
+                    return Err(ServiceError::Internal("tally key is not an object".into()));
+                };
+                o.insert("households".into(), counts.households.into());
+                for (name, d) in deprived.iter().zip(counts.deprived) {
+                    o.insert(name.clone(), d.into());
+                }
+                Ok(serde_json::Value::Object(o))
+            })
+            .collect::<Result<_, ServiceError>>()?;
+        let json = serde_json::to_string(&objects)
+            .map_err(|e| ServiceError::Internal(format!("tally rows: {e}")))?;
+        let list = columns.join(", ");
+        let sql = format!(
+            "INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_recordset(NULL::{table}, $1::json) \
+             ON CONFLICT ({}) DO UPDATE SET {updates}",
+            K::COLUMNS.join(", "),
+        );
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, [json.into()]))
+            .await?;
+        return Ok(());
+    }
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(sustain_platform::db::chunk_size(
+            rest.len(),
+            ROWS_PER_STATEMENT,
+        ));
+        rest = tail;
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * columns.len());
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (key, counts) in chunk {
+            let start = values.len();
+            values.extend(key.values());
+            values.push(counts.households.into());
+            values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+            tuples.push(placeholders(backend, start, columns.len()));
+        }
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {updates}",
+            columns.join(", "),
+            tuples.join(", "),
+            K::COLUMNS.join(", "),
+        );
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
 }
 
 fn placeholders(backend: DbBackend, start: usize, n: usize) -> String {
@@ -264,10 +365,17 @@ async fn grouped(
             }
         })
         .collect();
-    let (table, households, certified) = if from_tally {
-        ("review_tally", "SUM(households)", "")
+    let province = Level::of_code(unit_code) == Some(Level::Province);
+    let (table, households, certified) = match (from_tally, province) {
+        (true, true) => ("review_tally_province", "SUM(households)", ""),
+        (true, false) => ("review_tally", "SUM(households)", ""),
+        (false, _) => ("review", "COUNT(*)", " AND state = 'certified'"),
+    };
+    // The province tally holds the child unit as a column.
+    let child = if from_tally && province {
+        "child_unit"
     } else {
-        ("review", "COUNT(*)", " AND state = 'certified'")
+        child
     };
     let sql = format!(
         "SELECT standard_code, {child} AS child_unit, ethnic_minority, residence, class, transition, mpi_poor, \
