@@ -189,6 +189,54 @@ async fn head(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
     Ok(last.unwrap_or(0))
 }
 
+/// What a summary was computed from: the unit, the first and last year, the
+/// day (units move with the calendar) and the version of the data it read.
+pub type SummaryKey = (String, i32, i32, chrono::NaiveDate, i64);
+
+/// Summaries already computed, by what they were computed from. A service
+/// keys them by a version that every write able to change a figure moves in
+/// its own transaction (the ledger's chain head, the journal's outbox head),
+/// read in the same snapshot as the figures; an entry can then never be
+/// stale, because a write makes a new key. Old keys age out.
+pub struct SummaryCache<V>(moka::sync::Cache<SummaryKey, Arc<V>>);
+
+impl<V: Send + Sync + 'static> SummaryCache<V> {
+    pub fn new() -> SummaryCache<V> {
+        SummaryCache(
+            moka::sync::Cache::builder()
+                .max_capacity(1_024)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        )
+    }
+
+    pub fn get(&self, key: &SummaryKey) -> Option<Arc<V>> {
+        self.0.get(key)
+    }
+
+    pub fn insert(&self, key: SummaryKey, value: Arc<V>) {
+        self.0.insert(key, value);
+    }
+}
+
+impl<V: Send + Sync + 'static> Default for SummaryCache<V> {
+    fn default() -> SummaryCache<V> {
+        SummaryCache::new()
+    }
+}
+
+impl<V> Clone for SummaryCache<V> {
+    fn clone(&self) -> SummaryCache<V> {
+        SummaryCache(self.0.clone())
+    }
+}
+
+impl<V> std::fmt::Debug for SummaryCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SummaryCache({} entries)", self.0.entry_count())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -315,40 +315,10 @@ pub async fn summary(
     })
 }
 
-/// What a summary was computed from: the unit, the years, the day (units
-/// move with the calendar) and the chain head's sequence.
-type SummaryKey = (String, i32, i32, chrono::NaiveDate, i64);
-
-/// Summaries already computed, by what they were computed from. Every write
-/// that can change a figure (a transfer made, posted or voided) appends to
-/// the chain and moves its head in the same transaction, and a summary is
-/// read in one snapshot with the head it is keyed by, so an entry can never
-/// be stale: a write makes a new key.
-#[derive(Clone)]
-pub struct SummaryCache(moka::sync::Cache<SummaryKey, Arc<pb::FundingSummary>>);
-
-impl SummaryCache {
-    pub fn new() -> SummaryCache {
-        SummaryCache(
-            moka::sync::Cache::builder()
-                .max_capacity(1_024)
-                .time_to_idle(std::time::Duration::from_secs(600))
-                .build(),
-        )
-    }
-}
-
-impl Default for SummaryCache {
-    fn default() -> SummaryCache {
-        SummaryCache::new()
-    }
-}
-
-impl std::fmt::Debug for SummaryCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SummaryCache({} entries)", self.0.entry_count())
-    }
-}
+/// Funding summaries by the chain head they were read at: every write that
+/// can change a figure (a transfer made, posted or voided) appends to the
+/// chain and moves its head in the same transaction.
+pub type SummaryCache = sustain_platform::cache::SummaryCache<pb::FundingSummary>;
 
 /// The summary as of the ledger's current head, from the cache when that
 /// head's summary has been computed already.
@@ -371,12 +341,12 @@ pub async fn current_summary(
         sustain_platform::api::today(),
         head.sequence,
     );
-    if let Some(hit) = cache.0.get(&key) {
+    if let Some(hit) = cache.get(&key) {
         return Ok(hit);
     }
     let fresh = Arc::new(summary(&txn, unit, from, to).await?);
     txn.commit().await?;
-    cache.0.insert(key, Arc::clone(&fresh));
+    cache.insert(key, Arc::clone(&fresh));
     Ok(fresh)
 }
 

@@ -120,7 +120,11 @@ pub fn services(
         db: db.clone(),
         cipher: cipher.clone(),
     });
-    let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi { db, registry });
+    let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi {
+        db,
+        registry,
+        cache: summary::SummaryCache::new(),
+    });
     let routes = Routes::new(InterceptedService::new(catalog, auth.interceptor()))
         .add_service(InterceptedService::new(livelihood, auth.interceptor()))
         .add_service(InterceptedService::new(summary, auth.interceptor()))

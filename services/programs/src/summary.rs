@@ -39,6 +39,35 @@ pub const MAX_YEARS: i32 = 20;
 pub struct SummaryApi {
     pub db: DatabaseConnection,
     pub registry: Registry,
+    pub cache: SummaryCache,
+}
+
+/// Local figures by the journal head they were read at: every write to the
+/// programme records (models, enrolments and outcomes, courses, trainees,
+/// support, communication, inspections, the catalogue) journals in its own
+/// transaction and moves the head.
+pub type SummaryCache = sustain_platform::cache::SummaryCache<pb::ProgrammeSummary>;
+
+/// The local figures as of the current journal head, from the cache when
+/// that head's figures have been read already.
+pub async fn current_local_summary(
+    db: &DatabaseConnection,
+    cache: &SummaryCache,
+    unit: &str,
+    from: i32,
+    to: i32,
+    today: NaiveDate,
+) -> Result<pb::ProgrammeSummary, ServiceError> {
+    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    let head = sustain_platform::journal::head(&txn).await?;
+    let key = (unit.to_owned(), from, to, today, head);
+    if let Some(hit) = cache.get(&key) {
+        return Ok(std::sync::Arc::unwrap_or_clone(hit));
+    }
+    let fresh = local_summary(&txn, unit, from, to, today).await?;
+    txn.commit().await?;
+    cache.insert(key, std::sync::Arc::new(fresh.clone()));
+    Ok(fresh)
 }
 
 /// The period and unit asked for, checked against the caller's scope: the
@@ -710,7 +739,7 @@ impl pb::programme_summary_service_server::ProgrammeSummaryService for SummaryAp
         let (born_from, born_to) = under_five_births(period_end(to, today));
         // The registry's count runs while the local figures are read.
         let (local, under_five) = tokio::join!(
-            local_summary(&self.db, &unit, from, to, today),
+            current_local_summary(&self.db, &self.cache, &unit, from, to, today),
             self.registry
                 .count_members(&credentials, caller.role, &unit, born_from, born_to)
         );

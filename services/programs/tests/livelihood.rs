@@ -829,3 +829,36 @@ async fn tallies_equal_a_recount_after_every_kind_of_write() {
         .expect("rebuild");
     check("rebuilt").await;
 }
+
+#[tokio::test]
+async fn a_summary_asked_again_after_each_write_is_never_stale() {
+    let suite = Suite::start().await;
+    let ids = households(&suite, &[("06067", Kind::Poor), ("06067", Kind::NearPoor)]).await;
+    let figures = |s: pb::ProgrammeSummary| {
+        let m = s.models.expect("models");
+        (m.models, m.enrolments, m.enrolled_households)
+    };
+    let read = || async {
+        figures(
+            programme_summary(&suite, "181", &["181"], 2022, 2024)
+                .await
+                .expect("summary"),
+        )
+    };
+    assert_eq!(read().await, (0, 0, 0));
+    // Asked twice with nothing between: the same answer.
+    assert_eq!(read().await, (0, 0, 0));
+    let mut client = suite.livelihood(Role::Admin, &["181"]).await;
+    let model = create_model(&mut client, livestock_model("Nuôi bò sinh sản"))
+        .await
+        .expect("model");
+    assert_eq!(read().await, (1, 0, 0));
+    enrol(&mut client, &model.id, &ids, "2023-04-01")
+        .await
+        .expect("enrol");
+    assert_eq!(read().await, (1, 2, 2));
+    create_model(&mut client, livestock_model("Nuôi dê"))
+        .await
+        .expect("second model");
+    assert_eq!(read().await, (2, 2, 2));
+}

@@ -39,6 +39,20 @@ pub fn state_json(state: &impl serde::Serialize) -> String {
     serde_json::to_string(state).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// The outbox sequence of the last committed change: every journaled write
+/// moves it in its own transaction, so it versions everything journaled.
+pub async fn head(conn: &impl ConnectionTrait) -> Result<i64, ServiceError> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT seq FROM outbox_head WHERE id = 1",
+        ))
+        .await?
+        .ok_or_else(|| ServiceError::Internal("outbox_head row is missing".into()))?;
+    Ok(row.try_get("", "seq")?)
+}
+
 /// Appends the audit entry and the outbox change; returns the outbox sequence.
 pub async fn record(
     conn: &impl ConnectionTrait,
