@@ -373,6 +373,52 @@ async fn a_silent_backend_costs_no_more_than_the_callers_deadline() {
 }
 
 #[tokio::test]
+async fn a_backend_that_dies_mid_call_leaves_its_section_unavailable_at_once() {
+    let suite = Suite::start().await;
+    // Takes the call, reads what the gateway sends, then goes away as a
+    // killed process would: the connection closes with the call in flight.
+    let dying = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dying_addr = dying.local_addr().expect("addr");
+    let _killer = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut socket, _)) = dying.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(socket);
+            });
+        }
+    });
+    let gateway = suite.gateway(Some(format!("http://{dying_addr}"))).await;
+    let started = Instant::now();
+    let d = dashboard(
+        &gateway,
+        Role::Viewer,
+        &["20"],
+        "20",
+        Some(Duration::from_secs(5)),
+    )
+    .await
+    .expect("dashboard");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let programmes = d.programmes.expect("programmes");
+    assert!(programmes.summary.is_none(), "no invented figures");
+    let why = programmes.unavailable.expect("why");
+    assert_eq!(why.code, "UNAVAILABLE", "{why:?}");
+    assert!(
+        why.reason
+            .starts_with("programs: the connection was lost during the call"),
+        "{why:?}"
+    );
+    assert_eq!(d.poverty.expect("poverty").years.len(), 4);
+    assert!(d.funding.expect("funding").unavailable.is_none());
+}
+
+#[tokio::test]
 async fn scope_and_roles_hold_through_the_gateway() {
     let suite = Suite::start().await;
     let gateway = suite.gateway(None).await;

@@ -98,7 +98,8 @@ pub fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request
 }
 
 /// Runs `call` within `budget`; past it, DEADLINE_EXCEEDED. A backend's
-/// own refusal keeps its code, its message prefixed with the service's name.
+/// own refusal keeps its code, its message prefixed with the service's name;
+/// a connection lost mid-call is UNAVAILABLE.
 pub async fn within<T>(
     service: &str,
     budget: Duration,
@@ -106,6 +107,17 @@ pub async fn within<T>(
 ) -> Result<T, Status> {
     match tokio::time::timeout(budget, call).await {
         Ok(Ok(answer)) => Ok(answer),
+        // The client reports a connection lost mid-call (a backend killed
+        // with the call in flight) as UNKNOWN with the transport error as
+        // its source; to the caller that service is unavailable.
+        Ok(Err(status))
+            if status.code() == Code::Unknown && std::error::Error::source(&status).is_some() =>
+        {
+            Err(Status::unavailable(format!(
+                "{service}: the connection was lost during the call ({})",
+                status.message()
+            )))
+        }
         Ok(Err(status)) => Err(Status::new(
             status.code(),
             format!("{service}: {}", status.message()),
