@@ -198,6 +198,33 @@ pub(crate) const PROVINCE_TALLY_KEY: &[&str] = &[
     "mpi_poor",
 ];
 
+/// A tally table: its key columns, the households counted and, per
+/// indicator, how many of them are deprived (`d00`…), keyed by `key`.
+fn tally_table(table: &str, key: &[&'static str]) -> TableCreateStatement {
+    let mut tally = Table::create();
+    tally.table(Alias::new(table));
+    for column in key {
+        let mut def = ColumnDef::new(*column);
+        match *column {
+            "year" => def.integer(),
+            "ethnic_minority" | "mpi_poor" => def.boolean(),
+            _ => def.string(),
+        };
+        tally.col(def.not_null());
+    }
+    tally.col(ColumnDef::new("households").big_integer().not_null());
+    for p in 0..sustain_domain::poverty::MAX_INDICATORS {
+        tally.col(ColumnDef::new(format!("d{p:02}")).big_integer().not_null());
+    }
+    let mut primary = Index::create();
+    primary.name(format!("{table}_key"));
+    for column in key {
+        primary.col(*column);
+    }
+    tally.primary_key(&mut primary);
+    tally.to_owned()
+}
+
 /// Columns that key a tally row; see `tally.rs`.
 pub(crate) const TALLY_KEY: &[&str] = &[
     "year",
@@ -301,28 +328,8 @@ impl MigrationTrait for CreateReviews {
         )
         .await?;
 
-        let mut tally = Table::create();
-        tally.table("review_tally");
-        for column in TALLY_KEY {
-            let mut def = ColumnDef::new(*column);
-            match *column {
-                "year" => def.integer(),
-                "ethnic_minority" | "mpi_poor" => def.boolean(),
-                _ => def.string(),
-            };
-            tally.col(def.not_null());
-        }
-        tally.col(ColumnDef::new("households").big_integer().not_null());
-        for p in 0..sustain_domain::poverty::MAX_INDICATORS {
-            tally.col(ColumnDef::new(format!("d{p:02}")).big_integer().not_null());
-        }
-        let mut key = Index::create();
-        key.name("review_tally_key");
-        for column in TALLY_KEY {
-            key.col(*column);
-        }
-        tally.primary_key(&mut key);
-        m.create_table(tally.to_owned()).await?;
+        m.create_table(tally_table("review_tally", TALLY_KEY))
+            .await?;
         for column in ["province_code", "district_code", "current_commune_code"] {
             m.create_index(
                 Index::create()
@@ -424,31 +431,11 @@ impl MigrationName for ProvinceTally {
 #[allow(elided_lifetimes_in_paths)]
 impl MigrationTrait for ProvinceTally {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let mut tally = Table::create();
-        tally.table("review_tally_province");
-        for column in PROVINCE_TALLY_KEY {
-            let mut def = ColumnDef::new(*column);
-            match *column {
-                "year" => def.integer(),
-                "ethnic_minority" | "mpi_poor" => def.boolean(),
-                _ => def.string(),
-            };
-            tally.col(def.not_null());
-        }
-        tally.col(ColumnDef::new("households").big_integer().not_null());
+        m.create_table(tally_table("review_tally_province", PROVINCE_TALLY_KEY))
+            .await?;
         let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
             .map(|p| format!("d{p:02}"))
             .collect();
-        for d in &deprived {
-            tally.col(ColumnDef::new(d.clone()).big_integer().not_null());
-        }
-        let mut key = Index::create();
-        key.name("review_tally_province_key");
-        for column in PROVINCE_TALLY_KEY {
-            key.col(*column);
-        }
-        tally.primary_key(&mut key);
-        m.create_table(tally.to_owned()).await?;
         let child =
             "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END";
         let grouped: Vec<&str> = PROVINCE_TALLY_KEY
