@@ -306,16 +306,7 @@ impl pb::report_service_server::ReportService for ReportApi {
         &self,
         request: Request<pb::GetPovertyReportRequest>,
     ) -> Result<Response<pb::GetPovertyReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let r = request.get_ref();
-        let asked = Asked::check(
-            &caller,
-            &r.unit_code,
-            r.from_year,
-            r.to_year,
-            r.breakdown,
-            "poverty report",
-        )?;
+        let asked = asked(&request)?;
         let report = self.poverty_report(request.metadata(), &asked).await?;
         Ok(Response::new(pb::GetPovertyReportResponse {
             report: Some(report),
@@ -326,16 +317,7 @@ impl pb::report_service_server::ReportService for ReportApi {
         &self,
         request: Request<pb::GetProgrammeReportRequest>,
     ) -> Result<Response<pb::GetProgrammeReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let r = request.get_ref();
-        let asked = Asked::check(
-            &caller,
-            &r.unit_code,
-            r.from_year,
-            r.to_year,
-            r.breakdown,
-            "programme report",
-        )?;
+        let asked = asked(&request)?;
         let report = self.programme_report(request.metadata(), &asked).await?;
         Ok(Response::new(pb::GetProgrammeReportResponse {
             report: Some(report),
@@ -346,19 +328,61 @@ impl pb::report_service_server::ReportService for ReportApi {
         &self,
         request: Request<pb::GetFundingReportRequest>,
     ) -> Result<Response<pb::GetFundingReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let r = request.get_ref();
-        let asked = Asked::check(
-            &caller,
-            &r.unit_code,
-            r.from_year,
-            r.to_year,
-            r.breakdown,
-            "funding report",
-        )?;
+        let asked = asked(&request)?;
         let report = self.funding_report(request.metadata(), &asked).await?;
         Ok(Response::new(pb::GetFundingReportResponse {
             report: Some(report),
         }))
     }
+}
+
+/// The fields the three report requests share.
+trait ReportRequest {
+    /// What the report is called in errors.
+    const WHAT: &'static str;
+    /// Unit, first year, last year, breakdown.
+    fn parts(&self) -> (&str, i32, i32, i32);
+}
+
+impl ReportRequest for pb::GetPovertyReportRequest {
+    const WHAT: &'static str = "poverty report";
+    fn parts(&self) -> (&str, i32, i32, i32) {
+        (
+            &self.unit_code,
+            self.from_year,
+            self.to_year,
+            self.breakdown,
+        )
+    }
+}
+
+impl ReportRequest for pb::GetProgrammeReportRequest {
+    const WHAT: &'static str = "programme report";
+    fn parts(&self) -> (&str, i32, i32, i32) {
+        (
+            &self.unit_code,
+            self.from_year,
+            self.to_year,
+            self.breakdown,
+        )
+    }
+}
+
+impl ReportRequest for pb::GetFundingReportRequest {
+    const WHAT: &'static str = "funding report";
+    fn parts(&self) -> (&str, i32, i32, i32) {
+        (
+            &self.unit_code,
+            self.from_year,
+            self.to_year,
+            self.breakdown,
+        )
+    }
+}
+
+/// A report request checked against its caller.
+fn asked<R: ReportRequest>(request: &Request<R>) -> Result<Asked, Status> {
+    let caller = Caller::from_request(request)?;
+    let (unit, from, to, breakdown) = request.get_ref().parts();
+    Ok(Asked::check(&caller, unit, from, to, breakdown, R::WHAT)?)
 }
