@@ -11,6 +11,7 @@ pub mod citizen_id;
 pub mod country;
 pub mod ethnicity;
 pub mod household;
+pub mod lang_son;
 pub mod ledger;
 pub mod mpi;
 pub mod nutrition;

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use sustain_domain::lang_son;
 use sustain_proto::gateway::v1 as pb;
 use sustain_proto::ledger::v1 as ledger;
 use sustain_proto::programs::v1 as programs;
@@ -430,86 +431,109 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
     let millions = |f: Option<ledger::FundingFigures>, pick: fn(&ledger::FundingFigures) -> i64| {
         f.map(|f| thousands(pick(&f) / MILLION))
     };
-    let row = |label, reported: &str, found| SeedRow {
+    let row = |label, reported: String, found| SeedRow {
         label,
-        reported: reported.to_owned(),
+        reported,
         found,
     };
+    let n = |count: u64| thousands(count as i64);
+    let rate_of = |y: i32| {
+        lang_son::POVERTY_RATES
+            .iter()
+            .find(|(year, _)| *year == y)
+            .map(|(_, r)| format!("{r}%"))
+            .unwrap_or_default()
+    };
+    let deprived_of = |code: &str| {
+        lang_son::DEPRIVED_2021
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, count)| n(*count))
+            .unwrap_or_default()
+    };
     vec![
-        row("Tỷ lệ hộ nghèo 2021", "12.2%", rate(2021)),
-        row("Tỷ lệ hộ nghèo 2022", "8.92%", rate(2022)),
-        row("Tỷ lệ hộ nghèo 2023", "6.02%", rate(2023)),
-        row("Tỷ lệ hộ nghèo 2024", "3.36%", rate(2024)),
+        row("Tỷ lệ hộ nghèo 2021", rate_of(2021), rate(2021)),
+        row("Tỷ lệ hộ nghèo 2022", rate_of(2022), rate(2022)),
+        row("Tỷ lệ hộ nghèo 2023", rate_of(2023), rate(2023)),
+        row("Tỷ lệ hộ nghèo 2024", rate_of(2024), rate(2024)),
         row(
             "Hộ nghèo 2021",
-            "23.510",
+            n(lang_son::POOR_2021),
             year(2021).map(|s| thousands(s.poor.unwrap_or_default().count)),
         ),
         row(
             "Hộ cận nghèo 2021",
-            "23.250",
+            n(lang_son::NEAR_POOR_2021),
             year(2021).map(|s| thousands(s.near_poor.unwrap_or_default().count)),
         ),
         row(
             "Thiếu nhà tiêu hợp vệ sinh (2021)",
-            "24.180",
+            deprived_of("latrine"),
             deprived("latrine"),
         ),
         row(
             "Thiếu nước sinh hoạt an toàn (2021)",
-            "4.570",
+            deprived_of("domestic_water"),
             deprived("domestic_water"),
         ),
         row(
             "Thiếu tiếp cận thông tin (2021)",
-            "2.640",
+            deprived_of("information_devices"),
             deprived("information_devices"),
         ),
         row(
             "Không thành viên nào dùng internet (2021)",
-            "7.880",
+            deprived_of("telecom_use"),
             deprived("telecom_use"),
         ),
         row(
             "Mô hình sinh kế (Dự án 2)",
-            "249",
+            n(lang_son::P2_MODELS.iter().map(|m| u64::from(*m)).sum()),
             p2.as_ref().map(|p| thousands(p.models)),
         ),
         row(
             "… chăn nuôi",
-            "231",
+            n(lang_son::P2_MODELS[0].into()),
             p2_type(programs::ModelType::Livestock),
         ),
-        row("… trồng trọt", "14", p2_type(programs::ModelType::Crop)),
-        row("… lâm nghiệp", "4", p2_type(programs::ModelType::Forestry)),
+        row(
+            "… trồng trọt",
+            n(lang_son::P2_MODELS[1].into()),
+            p2_type(programs::ModelType::Crop),
+        ),
+        row(
+            "… lâm nghiệp",
+            n(lang_son::P2_MODELS[2].into()),
+            p2_type(programs::ModelType::Forestry),
+        ),
         row(
             "Hộ nghèo tham gia mô hình",
-            "1.310",
+            n(lang_son::P2_HOUSEHOLDS[0].into()),
             p2_class(programs::EnrolmentClass::Poor),
         ),
         row(
             "Hộ cận nghèo tham gia mô hình",
-            "1.840",
+            n(lang_son::P2_HOUSEHOLDS[1].into()),
             p2_class(programs::EnrolmentClass::NearPoor),
         ),
         row(
             "Hộ mới thoát nghèo tham gia mô hình",
-            "910",
+            n(lang_son::P2_HOUSEHOLDS[2].into()),
             p2_class(programs::EnrolmentClass::RecentlyEscaped),
         ),
         row(
             "Dự án hỗ trợ sản xuất (Dự án 3)",
-            "164",
+            n(lang_son::P3_PROJECTS.into()),
             models.as_ref().map(|m| thousands(m.project3_models)),
         ),
         row(
             "Học viên đào tạo",
-            "3.260",
+            n(lang_son::P3_TRAINEES.into()),
             training.as_ref().map(|t| thousands(t.trainees)),
         ),
         row(
             "Cuộc kiểm tra, giám sát",
-            "430",
+            n(lang_son::INSPECTIONS.into()),
             summary
                 .as_ref()
                 .and_then(|s| s.inspections)
@@ -517,26 +541,26 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
         ),
         row(
             "Tin, bài viết",
-            "3.500",
+            n(lang_son::ARTICLES.into()),
             outreach.as_ref().map(|c| thousands(c.articles)),
         ),
         row(
             "Tổng vốn kế hoạch 2021–2025 (triệu đồng)",
-            "1.149.180",
+            thousands(lang_son::PLAN_MILLION),
             millions(money.as_ref().and_then(|m| m.total.clone()), |f| {
                 f.planned_vnd
             }),
         ),
         row(
             "… ngân sách trung ương",
-            "844.520",
+            thousands(lang_son::CENTRAL_MILLION),
             millions(money.as_ref().and_then(|m| m.central_budget.clone()), |f| {
                 f.planned_vnd
             }),
         ),
         row(
             "Huy động xã hội (triệu đồng)",
-            "2.822.650",
+            thousands(lang_son::MOBILISED_MILLION),
             millions(money.as_ref().and_then(|m| m.mobilised.clone()), |f| {
                 f.allocated_vnd
             }),

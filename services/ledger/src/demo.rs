@@ -19,14 +19,16 @@ use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use sustain_domain::lang_son;
+
 pub const DEFAULT_SEED: u64 = 2021;
-const PROVINCE: &str = "20";
+const PROVINCE: &str = lang_son::PROVINCE;
 const MILLION: i64 = 1_000_000;
 
 /// The report's figures, in million VND.
-pub const PLAN_MILLION: i64 = 1_149_180;
-pub const CENTRAL_MILLION: i64 = 844_520;
-pub const MOBILISED_MILLION: i64 = 2_822_650;
+pub const PLAN_MILLION: i64 = lang_son::PLAN_MILLION;
+pub const CENTRAL_MILLION: i64 = lang_son::CENTRAL_MILLION;
+pub const MOBILISED_MILLION: i64 = lang_son::MOBILISED_MILLION;
 /// Of the central budget, investment (the rest recurrent).
 const CENTRAL_INVESTMENT_MILLION: i64 = 506_712;
 

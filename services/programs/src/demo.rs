@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sustain_domain::admin::{self, Level};
+use sustain_domain::lang_son;
 use sustain_platform::auth::BearerToken;
 use sustain_proto::programs::v1 as pb;
 use sustain_proto::programs::v1::communication_service_client::CommunicationServiceClient;
@@ -28,7 +29,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const DEFAULT_SEED: u64 = 2021;
-const PROVINCE: &str = "20";
+const PROVINCE: &str = lang_son::PROVINCE;
 
 /// What the demo writes; [`LANG_SON`] is the province's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +60,21 @@ pub struct Targets {
 /// than 3,260 trainees. 430 inspections; about 3,500 articles, more than
 /// 110,000 leaflets, about 12,120 people in dialogues and trainings.
 pub const LANG_SON: Targets = Targets {
-    p2_models: [231, 14, 4],
-    p2_households: [1_310, 1_840, 910, 40],
+    p2_models: lang_son::P2_MODELS,
+    p2_households: [
+        lang_son::P2_HOUSEHOLDS[0],
+        lang_son::P2_HOUSEHOLDS[1],
+        lang_son::P2_HOUSEHOLDS[2],
+        40,
+    ],
     p2_jobs: 3_520,
-    p3_projects: [96, 58, 10],
+    // The split by type is not reported; it adds up to the 164 reported.
+    p3_projects: [96, 58, lang_son::P3_PROJECTS - 96 - 58],
     p3_households: [1_500, 2_000, 850],
     courses: 140,
-    trainees: 3_260,
-    inspections: 430,
-    articles: 3_500,
+    trainees: lang_son::P3_TRAINEES,
+    inspections: lang_son::INSPECTIONS,
+    articles: lang_son::ARTICLES,
     leaflets: 110_400,
     participants: 12_120,
 };

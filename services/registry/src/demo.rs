@@ -18,6 +18,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sustain_domain::admin::{self, Level};
+use sustain_domain::lang_son;
 use sustain_domain::poverty::{Class, PovertyStandard, Standards};
 use sustain_proto::registry::v1 as pb;
 
@@ -41,8 +42,8 @@ pub const LANG_SON: [YearTarget; 4] = [
     YearTarget {
         year: 2021,
         households: 192_750,
-        poor: 23_510,
-        near_poor: 23_250,
+        poor: lang_son::POOR_2021,
+        near_poor: lang_son::NEAR_POOR_2021,
     },
     YearTarget {
         year: 2022,
@@ -571,6 +572,30 @@ impl Demo {
             external_key: format!("demo-{}-{i:06}", self.seed),
             household: Some(household),
             reviews,
+        }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use sustain_domain::poverty::Rate;
+
+    #[test]
+    fn the_default_population_reproduces_the_reported_rates_and_deprivations() {
+        for (target, (year, rate)) in LANG_SON.iter().zip(lang_son::POVERTY_RATES) {
+            assert_eq!(target.year, year);
+            assert_eq!(
+                Rate::new(target.poor as i64, target.households as i64).to_string(),
+                rate,
+                "{year}"
+            );
+        }
+        for ((code, poor, near), (reported, total)) in
+            NAMED_2021.iter().zip(lang_son::DEPRIVED_2021)
+        {
+            assert_eq!(*code, reported);
+            assert_eq!(poor + near, total, "{code}");
         }
     }
 }
