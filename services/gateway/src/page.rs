@@ -64,6 +64,16 @@ fn bars(title: &str, items: &[(String, f64, String)], colour: &str) -> String {
     svg
 }
 
+/// A rate as the page shows it: "12.2%", or, for a year with no certified
+/// review yet, words rather than a bare "%" or a 0 that reads as "no poor".
+fn shown_rate(households_reviewed: i64, percent: &str) -> String {
+    if households_reviewed == 0 || percent.is_empty() {
+        "chưa có rà soát được công nhận".to_owned()
+    } else {
+        format!("{percent}%")
+    }
+}
+
 fn unavailable(section: &str, why: &Option<pb::Unavailable>) -> Option<String> {
     why.as_ref().map(|u| {
         format!(
@@ -129,7 +139,7 @@ pub fn render(d: &pb::Dashboard) -> String {
                 (
                     format!("Năm {}", y.year),
                     poor.percent.parse().unwrap_or(0.0),
-                    format!("{}%", poor.percent),
+                    shown_rate(y.households_reviewed, &poor.percent),
                 )
             })
             .collect();
@@ -140,13 +150,13 @@ pub fn render(d: &pb::Dashboard) -> String {
             let near = y.near_poor.clone().unwrap_or_default();
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}%</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 y.year,
                 thousands(y.households_reviewed),
                 thousands(poor.count),
-                escape(&poor.percent),
+                escape(&shown_rate(y.households_reviewed, &poor.percent)),
                 thousands(near.count),
-                escape(&near.percent)
+                escape(&shown_rate(y.households_reviewed, &near.percent))
             );
         }
         html.push_str("</table>");
@@ -222,11 +232,15 @@ pub fn render(d: &pb::Dashboard) -> String {
         let total = summary.total.unwrap_or_default();
         let _ = write!(
             html,
-            "<table><tr><th>Tổng</th><th>Kế hoạch</th><th>Phân bổ</th><th>Giải ngân</th><th>Tỷ lệ giải ngân</th></tr><tr><td>Triệu đồng</td><td>{}</td><td>{}</td><td>{}</td><td>{}%</td></tr></table>",
+            "<table><tr><th>Tổng</th><th>Kế hoạch</th><th>Phân bổ</th><th>Giải ngân</th><th>Tỷ lệ giải ngân</th></tr><tr><td>Triệu đồng</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
             thousands(total.planned_vnd / MILLION),
             thousands(total.allocated_vnd / MILLION),
             thousands(total.disbursed_vnd / MILLION),
-            escape(&total.disbursement_percent)
+            escape(&if total.disbursement_percent.is_empty() {
+                "chưa có vốn phân bổ".to_owned()
+            } else {
+                format!("{}%", total.disbursement_percent)
+            })
         );
     }
     html.push_str(&downloads(d));
@@ -265,6 +279,7 @@ fn downloads(d: &pb::Dashboard) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sustain_proto::registry::v1 as registry;
 
     #[test]
     fn text_is_escaped_and_numbers_grouped() {
@@ -280,7 +295,6 @@ mod tests {
 
     #[test]
     fn the_seed_page_marks_what_matches_and_what_is_missing() {
-        use sustain_proto::registry::v1 as registry;
         let share = |count, percent: &str| registry::Share {
             count,
             total: 192_750,
@@ -328,6 +342,39 @@ mod tests {
         assert!(page.contains("<td>Hộ nghèo 2021</td><td>23.510</td><td>23.510</td><td>✓</td>"));
         assert!(page.contains("<td>23.250</td><td>23.251</td><td>≠</td>"));
         assert!(page.contains("<td>249</td><td>chưa có</td>"));
+    }
+
+    #[test]
+    fn a_year_without_certified_reviews_says_so_rather_than_zero() {
+        let year = |year: i32, reviewed: i64, percent: &str| registry::PovertySummary {
+            year,
+            households_reviewed: reviewed,
+            poor: Some(registry::Share {
+                count: if reviewed == 0 { 0 } else { 5 },
+                total: reviewed,
+                percent: percent.into(),
+            }),
+            ..Default::default()
+        };
+        let d = pb::Dashboard {
+            unit_code: "20".into(),
+            from_year: 2024,
+            to_year: 2025,
+            poverty: Some(pb::PovertySection {
+                years: vec![year(2024, 100, "5"), year(2025, 0, "")],
+                unavailable: None,
+            }),
+            programmes: Some(pb::ProgrammeSection::default()),
+            funding: Some(pb::FundingSection::default()),
+        };
+        let page = render(&d);
+        assert!(page.contains("<td>2024</td><td>100</td><td>5</td><td>5%</td>"));
+        assert!(
+            page.contains(
+                "<td>2025</td><td>0</td><td>0</td><td>chưa có rà soát được công nhận</td>"
+            )
+        );
+        assert!(!page.contains("<td>%</td>"), "no bare percent sign");
     }
 
     #[test]
