@@ -233,6 +233,24 @@ impl Catalog {
             .collect()
     }
 
+    /// Every commune in force at `date` under `parent`, at any depth (a
+    /// province's communes through its districts, or directly after the
+    /// reform), unordered.
+    pub fn communes_under(&self, parent: &str, date: NaiveDate) -> Vec<&AdminUnit> {
+        let mut found = vec![];
+        let mut frontier = vec![parent.to_owned()];
+        while let Some(next) = frontier.pop() {
+            for u in self.children(Some(&next), date) {
+                if u.level == Level::Commune {
+                    found.push(u);
+                } else {
+                    frontier.push(u.code.clone());
+                }
+            }
+        }
+        found
+    }
+
     /// The units in force at `date` that carry `code` on: the unit itself while it is
     /// valid, otherwise its successors, followed as far as needed.
     pub fn successors_at(&self, code: &str, date: NaiveDate) -> Vec<&AdminUnit> {
@@ -412,6 +430,21 @@ mod tests {
             .map(|district| c.children(Some(&district.code), before).len())
             .sum();
         assert_eq!(communes, 194);
+    }
+
+    #[test]
+    fn communes_under_a_province_go_through_its_districts_before_the_reform() {
+        let c = catalog();
+        let before = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap_or_default();
+        let after = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap_or_default();
+        let old = c.communes_under("20", before);
+        assert!(old.len() > 100 && old.iter().all(|u| u.level == Level::Commune));
+        assert_eq!(c.communes_under("20", after).len(), 65);
+        assert!(
+            c.communes_under("181", before)
+                .iter()
+                .all(|u| u.parent_code.as_deref() == Some("181"))
+        );
     }
 
     #[test]

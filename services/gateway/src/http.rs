@@ -42,48 +42,28 @@ impl std::fmt::Debug for Http {
     }
 }
 
+/// Where each report is served, and as what.
+const REPORT_ROUTES: [(&str, Kind, Format); 9] = [
+    ("/api/v1/reports/poverty", Kind::Poverty, Format::Json),
+    ("/api/v1/reports/programmes", Kind::Programmes, Format::Json),
+    ("/api/v1/reports/funding", Kind::Funding, Format::Json),
+    ("/api/v1/poverty.csv", Kind::Poverty, Format::Csv),
+    ("/api/v1/poverty.xlsx", Kind::Poverty, Format::Xlsx),
+    ("/api/v1/programmes.csv", Kind::Programmes, Format::Csv),
+    ("/api/v1/programmes.xlsx", Kind::Programmes, Format::Xlsx),
+    ("/api/v1/funding.csv", Kind::Funding, Format::Csv),
+    ("/api/v1/funding.xlsx", Kind::Funding, Format::Xlsx),
+];
+
 pub fn router(http: Http) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/api/v1/dashboard", get(dashboard))
-        .route(
-            "/api/v1/reports/poverty",
-            report_route(Kind::Poverty, Format::Json),
-        )
-        .route(
-            "/api/v1/reports/programmes",
-            report_route(Kind::Programmes, Format::Json),
-        )
-        .route(
-            "/api/v1/reports/funding",
-            report_route(Kind::Funding, Format::Json),
-        )
-        .route(
-            "/api/v1/poverty.csv",
-            report_route(Kind::Poverty, Format::Csv),
-        )
-        .route(
-            "/api/v1/poverty.xlsx",
-            report_route(Kind::Poverty, Format::Xlsx),
-        )
-        .route(
-            "/api/v1/programmes.csv",
-            report_route(Kind::Programmes, Format::Csv),
-        )
-        .route(
-            "/api/v1/programmes.xlsx",
-            report_route(Kind::Programmes, Format::Xlsx),
-        )
-        .route(
-            "/api/v1/funding.csv",
-            report_route(Kind::Funding, Format::Csv),
-        )
-        .route(
-            "/api/v1/funding.xlsx",
-            report_route(Kind::Funding, Format::Xlsx),
-        )
         .route("/reports", get(report_page))
-        .route("/reports/lang-son", get(seed_page))
-        .with_state(http)
+        .route("/reports/lang-son", get(seed_page));
+    for (path, kind, format) in REPORT_ROUTES {
+        router = router.route(path, report_route(kind, format));
+    }
+    router.with_state(http)
 }
 
 /// An error as JSON: the gRPC code's name, the message and the bad fields.

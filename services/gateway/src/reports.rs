@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use sustain_domain::admin::{self, Level};
+use sustain_domain::admin;
 use sustain_platform::Caller;
 use sustain_platform::error::ServiceError;
 use sustain_proto::gateway::v1 as pb;
@@ -76,20 +76,11 @@ impl Asked {
                 .into_iter()
                 .map(|u| (u.code.clone(), u.name.clone()))
                 .collect(),
-            pb::Breakdown::Communes => {
-                let mut found = vec![];
-                let mut frontier = vec![self.unit.clone()];
-                while let Some(parent) = frontier.pop() {
-                    for u in catalog.children(Some(&parent), end) {
-                        if u.level == Level::Commune {
-                            found.push((u.code.clone(), u.name.clone()));
-                        } else {
-                            frontier.push(u.code.clone());
-                        }
-                    }
-                }
-                found
-            }
+            pb::Breakdown::Communes => catalog
+                .communes_under(&self.unit, end)
+                .into_iter()
+                .map(|u| (u.code.clone(), u.name.clone()))
+                .collect(),
         };
         units.sort();
         units
