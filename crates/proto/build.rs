@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sustain/programs/v1/summary.proto",
         "sustain/ledger/v1/ledger.proto",
         "sustain/gateway/v1/reports.proto",
+        "sustain/sync/v1/sync.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());
 

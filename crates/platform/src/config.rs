@@ -68,6 +68,142 @@ pub struct Config {
     pub ledger: UpstreamConfig,
     pub auth: AuthConfig,
     pub crypto: CryptoConfig,
+    /// This instance's place among a province's instances; runs alone when
+    /// `sync.instance` is empty.
+    pub sync: SyncConfig,
+}
+
+/// Province ↔ district replication of one service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// This instance's name, e.g. `province` or `district-181`; empty: no sync.
+    pub instance: String,
+    /// Units this instance owns (a province code, district codes, communes).
+    pub scope: Vec<String>,
+    /// The instance above this one; it owns every unit no row names here.
+    pub upstream: Option<PeerConfig>,
+    /// The instances below, each owning its scope.
+    pub downstream: Vec<PeerConfig>,
+    /// Most changes per pulled batch (each applied in one transaction).
+    pub batch_size: u32,
+    /// How often a followed feed looks for new commits, in milliseconds.
+    pub poll_ms: u64,
+    /// Longest wait between retries after a failed pull, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+/// Another instance's copy of this service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub name: String,
+    /// `http://host:port` of the same service at the peer.
+    pub url: String,
+    /// The units the peer owns (downstream peers; an upstream owns the rest).
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            instance: String::new(),
+            scope: vec![],
+            upstream: None,
+            downstream: vec![],
+            batch_size: 1000,
+            poll_ms: 100,
+            retry_max_ms: 5000,
+        }
+    }
+}
+
+impl SyncConfig {
+    /// True when this instance replicates with others.
+    pub fn enabled(&self) -> bool {
+        !self.instance.is_empty()
+    }
+
+    /// The peers this instance pulls from, upstream first.
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerConfig, bool)> {
+        self.upstream
+            .iter()
+            .map(|p| (p, true))
+            .chain(self.downstream.iter().map(|p| (p, false)))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |field: &'static str, problem: String| ConfigError::Invalid { field, problem };
+        if !self.enabled() {
+            if self.upstream.is_some() || !self.downstream.is_empty() || !self.scope.is_empty() {
+                return Err(invalid(
+                    "sync.instance",
+                    "is required when sync.scope, sync.upstream or sync.downstream is set".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let known = |code: &String| sustain_domain::admin::catalog().is_known(code);
+        if self.scope.is_empty() {
+            return Err(invalid(
+                "sync.scope",
+                "must name the units this instance owns".into(),
+            ));
+        }
+        if let Some(bad) = self.scope.iter().find(|c| !known(c)) {
+            return Err(invalid(
+                "sync.scope",
+                format!("{bad:?} is not a known unit code"),
+            ));
+        }
+        let mut names = vec![self.instance.as_str()];
+        for (peer, upstream) in self.peers() {
+            let field = if upstream {
+                "sync.upstream"
+            } else {
+                "sync.downstream"
+            };
+            if peer.name.trim().is_empty() || names.contains(&peer.name.as_str()) {
+                return Err(invalid(
+                    field,
+                    format!("peer name {:?} is empty or used twice", peer.name),
+                ));
+            }
+            names.push(&peer.name);
+            if !(peer.url.starts_with("http://") || peer.url.starts_with("https://"))
+                || tonic::transport::Endpoint::from_shared(peer.url.clone()).is_err()
+            {
+                return Err(invalid(
+                    field,
+                    format!("{:?} is not an http:// or https:// address", peer.url),
+                ));
+            }
+            if !upstream && peer.scope.is_empty() {
+                return Err(invalid(
+                    field,
+                    format!("peer {} needs the scope it owns", peer.name),
+                ));
+            }
+            if let Some(bad) = peer.scope.iter().find(|c| !known(c)) {
+                return Err(invalid(field, format!("{bad:?} is not a known unit code")));
+            }
+        }
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            return Err(invalid(
+                "sync.batch_size",
+                "must be between 1 and 10000".into(),
+            ));
+        }
+        if self.poll_ms == 0 || self.retry_max_ms == 0 {
+            return Err(invalid(
+                "sync.poll_ms",
+                "poll_ms and retry_max_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Another Sustain service this one calls.
@@ -195,6 +331,7 @@ impl Config {
                 audience: "sustain".into(),
             },
             crypto: CryptoConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 
@@ -263,6 +400,7 @@ impl Config {
         self.programs
             .validate(("programs.url", "programs.timeout_ms"))?;
         self.ledger.validate(("ledger.url", "ledger.timeout_ms"))?;
+        self.sync.validate()?;
         if self.cache_poll_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "cache_poll_ms",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod journal;
 pub mod placement;
 pub mod serve;
+pub mod sync;
 pub mod telemetry;
 
 pub use auth::{Caller, Role, Scope};

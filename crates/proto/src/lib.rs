@@ -29,3 +29,9 @@ pub mod gateway {
         tonic::include_proto!("sustain.gateway.v1");
     }
 }
+
+pub mod sync {
+    pub mod v1 {
+        tonic::include_proto!("sustain.sync.v1");
+    }
+}

@@ -3,6 +3,7 @@
 //! `SUSTAIN_TEST_DATABASE_URL` names a server), tokens for any role and scope,
 //! and services run on loopback ports ([`server`]).
 
+pub mod proxy;
 pub mod server;
 
 use sea_orm::{ConnectionTrait, Database};
@@ -117,14 +118,14 @@ impl Drop for TestDatabase {
 
 /// A valid token for `role` over `scope`, signed with [`JWT_SECRET`].
 pub fn token(role: Role, scope: &[&str]) -> String {
+    token_for(&format!("test-{}", role.as_str()), role, scope)
+}
+
+/// A valid token naming its subject: a sync peer's is its instance name.
+pub fn token_for(subject: &str, role: Role, scope: &[&str]) -> String {
     TokenIssuer::new(JWT_SECRET, "sustain", "sustain")
         .expect("the test secret is a valid HMAC key")
-        .issue(
-            &format!("test-{}", role.as_str()),
-            role,
-            scope,
-            chrono_hours(1),
-        )
+        .issue(subject, role, scope, chrono_hours(1))
         .expect("test tokens sign")
 }
 

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateLedger),
+            Box::new(sustain_platform::sync::migration::CreateSync),
         ]
     }
 }

@@ -151,11 +151,11 @@ pub fn item_to_proto(row: &programme_item::Model) -> pb::ProgrammeItem {
 
 fn change(row: &programme_item::Model, action: &'static str) -> Change {
     Change {
-        record_type: "programme_item",
+        record_type: "programme_item".into(),
         record_id: row.code.clone(),
         owner_unit: row.owner_unit.clone(),
         version: row.version,
-        action,
+        action: action.into(),
         state: journal::state_json(row),
     }
 }

@@ -120,11 +120,11 @@ pub async fn changeable<R: Record>(
 
 pub fn change<R: Record>(row: &R, action: &'static str) -> Change {
     Change {
-        record_type: R::KIND,
+        record_type: R::KIND.into(),
         record_id: row.id().to_owned(),
         owner_unit: row.placement().unit_code,
         version: row.version(),
-        action,
+        action: action.into(),
         state: journal::state_json(row),
     }
 }

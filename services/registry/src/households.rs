@@ -149,19 +149,19 @@ impl HouseholdApi {
         previous: &HouseholdRecord,
         action: &'static str,
     ) -> Result<(), ServiceError> {
-        if !store::update(conn, record, previous.version, &self.vault).await? {
+        let Some(state) = store::update(conn, record, previous.version, &self.vault).await? else {
             return Err(ServiceError::Aborted {
                 reason: "STALE_ETAG",
                 message: format!("household {} changed meanwhile; read it again", record.id),
             });
-        }
+        };
         // Reviews taken on the previous version read it back from here.
         store::keep_version(conn, previous, &self.vault).await?;
         journal::record(
             conn,
             caller,
             request_id,
-            journal_change(record, action, &self.vault),
+            journal_change(record, action, state),
         )
         .await?;
         Ok(())
@@ -231,14 +231,16 @@ fn check_writable(
     Ok(())
 }
 
-fn journal_change(record: &HouseholdRecord, action: &'static str, vault: &Vault) -> Change {
+/// `state`: the rows as written, so the journal hashes (and a replica copies)
+/// exactly what is stored.
+fn journal_change(record: &HouseholdRecord, action: &'static str, state: String) -> Change {
     Change {
-        record_type: "household",
+        record_type: "household".into(),
         record_id: record.id.clone(),
         owner_unit: record.owner_unit().to_owned(),
         version: record.version,
-        action,
-        state: store::journal_state(record, vault),
+        action: action.into(),
+        state,
     }
 }
 
@@ -269,8 +271,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             self.check_citizen_ids(&txn, &household, None).await?;
             let member_ids = household.members.iter().map(|_| new_id()).collect();
             let record = HouseholdRecord::new(new_id(), household, member_ids, now());
-            store::insert(&txn, &record, &self.vault).await?;
-            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "create", &self.vault))
+            let state = store::insert(&txn, &record, &self.vault).await?;
+            journal::record(&txn, &caller, &request.request_id, journal_change(&record, "create", state))
                 .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, "household created");
             let household = Some(household_to_proto(&record, false));

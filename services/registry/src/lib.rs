@@ -10,6 +10,7 @@ pub mod import_client;
 pub mod import_file;
 pub mod migration;
 pub mod model;
+pub mod replica;
 pub mod reviews;
 pub mod store;
 pub mod units;
@@ -87,6 +88,14 @@ pub fn services(
     let cache = Arc::new(RecordCache::new("household", config.cache_entries));
     let follower =
         Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));
+    let sync = sustain_platform::sync::wire(
+        &db,
+        config,
+        secrets,
+        Arc::new(replica::RegistryReplica {
+            vault: vault.clone(),
+        }),
+    )?;
     let reviews = ReviewServiceServer::new(reviews::ReviewApi {
         db: db.clone(),
         vault: vault.clone(),
@@ -96,15 +105,17 @@ pub fn services(
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
     let routes = Routes::new(InterceptedService::new(households, auth.interceptor()))
         .add_service(InterceptedService::new(units, auth.interceptor()))
-        .add_service(InterceptedService::new(reviews, auth.interceptor()));
+        .add_service(InterceptedService::new(reviews, auth.interceptor()))
+        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
     Ok(ServiceSet {
         routes,
         names: vec![
             "sustain.registry.v1.HouseholdService",
             "sustain.registry.v1.AdminUnitService",
             "sustain.registry.v1.ReviewService",
+            sustain_platform::sync::SERVICE_NAME,
         ],
-        background: vec![follower],
+        background: std::iter::once(follower).chain(sync.tasks).collect(),
     })
 }
 
@@ -116,6 +127,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
+    sustain_platform::sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, "registry serving");
     serve::serve(

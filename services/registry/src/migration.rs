@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateReviews),
             Box::new(MemberBirthDates),
             Box::new(ProvinceTally),
+            Box::new(sustain_platform::sync::migration::CreateSync),
         ]
     }
 }

@@ -63,10 +63,10 @@ pub mod member {
 
 pub mod review {
     use sea_orm::entity::prelude::*;
-    use serde::Serialize;
+    use serde::{Deserialize, Serialize};
 
     #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
     #[sea_orm(table_name = "review")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

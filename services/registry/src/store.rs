@@ -350,15 +350,17 @@ async fn insert_members(
     Ok(())
 }
 
-/// Writes a changed household if it is still at `expected_version`; `false` when
-/// someone else changed it first.
+/// Writes a changed household if it is still at `expected_version`: the
+/// journal state of what it wrote, `None` when someone else changed it first.
 pub async fn update(
     conn: &impl ConnectionTrait,
     record: &HouseholdRecord,
     expected_version: i64,
     vault: &Vault,
-) -> Result<bool, ServiceError> {
+) -> Result<Option<String>, ServiceError> {
     let row = household_row(record);
+    let members = member_rows(record, vault);
+    let state = state_of(&row, &members);
     // From a model every value is Unchanged; mark them Set so the UPDATE writes them.
     let mut active = household::ActiveModel::from(row).reset_all();
     active.id = sea_orm::ActiveValue::NotSet;
@@ -370,14 +372,14 @@ pub async fn update(
         .exec(conn)
         .await?;
     if result.rows_affected == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     member::Entity::delete_many()
         .filter(member::Column::HouseholdId.eq(record.id.clone()))
         .exec(conn)
         .await?;
-    insert_members(conn, &member_rows(record, vault)).await?;
-    Ok(true)
+    insert_members(conn, &members).await?;
+    Ok(Some(state))
 }
 
 pub async fn load(

@@ -41,6 +41,8 @@ pub mod outbox {
         pub action: String,
         #[sea_orm(column_type = "Text")]
         pub state: String,
+        /// Empty for a change made here; the peer's name for one applied from it.
+        pub origin: String,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -20,13 +20,13 @@ pub use entities::{audit_log, idempotency, outbox};
 #[derive(Debug, Clone)]
 pub struct Change {
     /// e.g. `household`.
-    pub record_type: &'static str,
+    pub record_type: String,
     pub record_id: String,
     /// Code of the administrative unit that owns the record.
     pub owner_unit: String,
     pub version: i64,
     /// e.g. `create`, `update`, `archive`.
-    pub action: &'static str,
+    pub action: String,
     /// The record's new state as stored (sensitive fields still encrypted), as
     /// JSON text: see [`state_json`].
     pub state: String,
@@ -88,6 +88,9 @@ pub async fn record_many(
     record_group(conn, caller, request_id, changes, Audit::EachChange).await
 }
 
+/// Appends a group of changes made here. Refused with FAILED_PRECONDITION,
+/// before anything is written, when a change is to a record another instance
+/// owns: every write path journals, so none can write to a replica.
 pub async fn record_group(
     conn: &impl ConnectionTrait,
     caller: &Caller,
@@ -98,6 +101,49 @@ pub async fn record_group(
     if changes.is_empty() {
         return Ok(0);
     }
+    crate::sync::Topology::load(conn)
+        .await?
+        .check_writes(changes.iter().map(|c| c.owner_unit.as_str()))?;
+    append(conn, caller, request_id, changes, audit, "").await
+}
+
+/// Appends changes applied from `peer`'s feed: no ownership check (they are
+/// the peer's), one audit entry for the batch, and the peer as their origin so
+/// this instance's feed never sends them back.
+pub async fn record_applied(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    peer: &str,
+    changes: Vec<Change>,
+) -> Result<i64, ServiceError> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    append(conn, caller, "", changes, Audit::OnePerBatch, peer).await
+}
+
+/// Appends changes made here again, unchecked: the records of units just
+/// handed over, sent out as they stand so the new owner gets them.
+pub async fn record_reissued(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    changes: Vec<Change>,
+) -> Result<i64, ServiceError> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    append(conn, caller, request_id, changes, Audit::OnePerBatch, "").await
+}
+
+async fn append(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    changes: Vec<Change>,
+    audit: Audit,
+    origin: &str,
+) -> Result<i64, ServiceError> {
     let n = changes.len() as i64;
     // One counter row, locked by the UPDATE until commit: sequences are handed out in
     // commit order with no gaps, so a reader at cursor N never misses a later commit.
@@ -129,12 +175,13 @@ pub async fn record_group(
         outbox_rows.push(outbox::Model {
             seq: first + i as i64,
             recorded_at: now,
-            record_type: change.record_type.to_owned(),
+            record_type: change.record_type.clone(),
             record_id: change.record_id.clone(),
             owner_unit: change.owner_unit.clone(),
             version: change.version,
-            action: change.action.to_owned(),
+            action: change.action.clone(),
             state: change.state,
+            origin: origin.to_owned(),
         });
         if audit == Audit::OnePerBatch {
             continue;
@@ -144,7 +191,7 @@ pub async fn record_group(
             actor: Set(caller.subject.clone()),
             role: Set(caller.role.as_str().to_owned()),
             action: Set(format!("{}.{}", change.record_type, change.action)),
-            record_type: Set(change.record_type.to_owned()),
+            record_type: Set(change.record_type),
             record_id: Set(change.record_id),
             owner_unit: Set(change.owner_unit),
             version: Set(change.version),

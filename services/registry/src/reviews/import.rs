@@ -313,11 +313,11 @@ impl Importer {
                 created_at: now,
             });
             changes.push(Change {
-                record_type: "household",
+                record_type: "household".into(),
                 record_id: p.record.id.clone(),
                 owner_unit: p.record.owner_unit().to_owned(),
                 version: p.record.version,
-                action: "import",
+                action: "import".into(),
                 state: p.state,
             });
             household_rows.push(p.household_row);

@@ -114,11 +114,11 @@ pub fn new_review(
 
 pub fn journal_change(r: &review::Model, action: &'static str) -> Change {
     Change {
-        record_type: "review",
+        record_type: "review".into(),
         record_id: r.id.clone(),
         owner_unit: r.commune_code.clone(),
         version: r.version,
-        action,
+        action: action.into(),
         state: journal::state_json(r),
     }
 }

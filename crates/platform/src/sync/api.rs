@@ -1,0 +1,479 @@
+//! `sustain.sync.v1.SyncService`, served by every service that keeps records.
+
+use std::sync::Arc;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, Statement,
+};
+use sustain_domain::admin;
+use sustain_proto::sync::v1 as pb;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::apply::{Incoming, Replica};
+use super::feed::{self, FeedLimits};
+use super::puller::Board;
+use super::{OWNER_RECORD, Topology, sync_conflict, sync_owner};
+use crate::api::timestamp;
+use crate::auth::{Caller, Role};
+use crate::error::ServiceError;
+use crate::journal::{self, Change, outbox};
+
+/// Who may ask about and steer this instance's sync.
+const OPERATE: &[Role] = &[Role::Admin];
+/// Who may read who owns what.
+const READ_OWNERS: &[Role] = &[Role::Admin, Role::Viewer, Role::Sync];
+
+pub struct SyncApi {
+    pub db: DatabaseConnection,
+    pub board: Arc<Board>,
+    pub limits: FeedLimits,
+    /// Names of the configured peers: the instances units can be handed to.
+    pub peers: Vec<String>,
+    pub replica: Arc<dyn Replica>,
+    /// Seals stored answers of retried handovers.
+    pub cipher: crate::crypto::FieldCipher,
+}
+
+impl std::fmt::Debug for SyncApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncApi")
+            .field("peers", &self.peers)
+            .finish()
+    }
+}
+
+impl SyncApi {
+    /// PERMISSION_DENIED unless the caller's scope shares ground with what this
+    /// instance owns (anything, when it runs alone).
+    fn require_instance(caller: &Caller, topology: &Topology) -> Result<(), ServiceError> {
+        let own = topology.own_units();
+        if caller.scope.is_nationwide()
+            || own.is_empty()
+            || own.iter().any(|u| caller.scope.overlaps_unit(u))
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "instance {} ({}) is outside the caller's administrative scope",
+                    topology.me,
+                    own.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+fn owner_to_proto(o: &sync_owner::Model) -> pb::Owner {
+    pb::Owner {
+        unit_code: o.unit_code.clone(),
+        instance: o.instance.clone(),
+        since: Some(timestamp(o.since)),
+        set_by: o.set_by.clone(),
+    }
+}
+
+fn conflict_to_proto(c: &sync_conflict::Model) -> pb::Conflict {
+    pb::Conflict {
+        id: c.id,
+        peer: c.peer.clone(),
+        record_type: c.record_type.clone(),
+        record_id: c.record_id.clone(),
+        owner_unit: c.owner_unit.clone(),
+        local_version: c.local_version,
+        local_state: c.local_state.clone(),
+        incoming_version: c.incoming_version,
+        incoming_state: c.incoming_state.clone(),
+        reason: c.reason.clone(),
+        recorded_at: Some(timestamp(c.recorded_at)),
+        resolution: c.resolution.clone(),
+        resolved_by: c.resolved_by.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::sync_service_server::SyncService for SyncApi {
+    type PullStream = ReceiverStream<Result<pb::PullResponse, Status>>;
+
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let stream = feed::pull(&self.db, &caller, request.into_inner(), &self.limits).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn get_sync_status(
+        &self,
+        request: Request<pb::GetSyncStatusRequest>,
+    ) -> Result<Response<pb::GetSyncStatusResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read the sync status", OPERATE)?;
+        let topology = Topology::load(&self.db).await?;
+        Self::require_instance(&caller, &topology)?;
+        let open = sync_conflict::Entity::find()
+            .filter(sync_conflict::Column::Resolution.eq(""))
+            .all(&self.db)
+            .await
+            .map_err(ServiceError::from)?
+            .len() as i64;
+        let head = journal::head(&self.db).await?;
+        let peers = self
+            .board
+            .snapshot()
+            .into_iter()
+            .map(|p| pb::PeerStatus {
+                lag_records: (p.peer_head - p.cursor).max(0),
+                lag_seconds: match (p.caught_up, p.caught_up_at) {
+                    (true, _) => 0.0,
+                    (false, Some(at)) => at.elapsed().as_secs_f64(),
+                    (false, None) => -1.0,
+                },
+                direction: if p.is_upstream {
+                    "upstream"
+                } else {
+                    "downstream"
+                }
+                .into(),
+                peer: p.peer,
+                url: p.url,
+                cursor: p.cursor,
+                peer_head: p.peer_head,
+                applied: p.applied,
+                last_error: p.last_error,
+                last_success_at: p.last_success.map(timestamp),
+                connected: p.connected,
+            })
+            .collect();
+        Ok(Response::new(pb::GetSyncStatusResponse {
+            instance: topology.me.clone(),
+            scope: topology.own_units(),
+            peers,
+            open_conflicts: open,
+            head_seq: head,
+        }))
+    }
+
+    async fn sync_now(
+        &self,
+        request: Request<pb::SyncNowRequest>,
+    ) -> Result<Response<pb::SyncNowResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("start a sync", OPERATE)?;
+        let topology = Topology::load(&self.db).await?;
+        Self::require_instance(&caller, &topology)?;
+        self.board.wake.notify_waiters();
+        Ok(Response::new(pb::SyncNowResponse {
+            peers_woken: self.board.snapshot().len() as i32,
+        }))
+    }
+
+    async fn list_owners(
+        &self,
+        request: Request<pb::ListOwnersRequest>,
+    ) -> Result<Response<pb::ListOwnersResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read who owns which units", READ_OWNERS)?;
+        let topology = Topology::load(&self.db).await?;
+        Self::require_instance(&caller, &topology)?;
+        let owners = sync_owner::Entity::find()
+            .order_by_asc(sync_owner::Column::UnitCode)
+            .all(&self.db)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ListOwnersResponse {
+            default_owner: if topology.upstream.is_empty() {
+                topology.me.clone()
+            } else {
+                topology.upstream.clone()
+            },
+            instance: topology.me,
+            owners: owners.iter().map(owner_to_proto).collect(),
+        }))
+    }
+
+    async fn hand_over(
+        &self,
+        request: Request<pb::HandOverRequest>,
+    ) -> Result<Response<pb::HandOverResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("hand units over", OPERATE)?;
+        let request = request.into_inner();
+        let key = journal::IdempotencyKey::new(&caller, "HandOver", &request.request_id, &request)?;
+        let mut v = sustain_domain::Violations::new();
+        let mut units: Vec<String> = vec![];
+        if request.unit_codes.is_empty() {
+            v.add("unit_codes", "must name at least one unit");
+        }
+        for (i, raw) in request.unit_codes.iter().enumerate() {
+            let code = raw.trim();
+            if !admin::catalog().is_known(code) {
+                v.add(format!("unit_codes[{i}]"), "is not a known unit code");
+            } else if units.iter().any(|u| u == code) {
+                v.add(format!("unit_codes[{i}]"), "is named twice");
+            } else {
+                units.push(code.to_owned());
+            }
+        }
+        let to = request.to_instance.trim().to_owned();
+        if to.is_empty() {
+            v.add("to_instance", "is required");
+        }
+        if request.reason.trim().is_empty() {
+            v.add("reason", "is required: the decision that moves the units");
+        }
+        crate::error::check(v)?;
+        for code in &units {
+            if !caller.scope.contains_unit(code) {
+                return Err(ServiceError::PermissionDenied {
+                    reason: "OUT_OF_SCOPE",
+                    message: format!("unit {code} is not wholly inside the caller's scope"),
+                }
+                .into());
+            }
+        }
+        let peers = self.peers.clone();
+        let reason = request.reason.trim().to_owned();
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let topology = Topology::load(&txn).await?;
+            if !topology.is_replicated() {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "SYNC_OFF",
+                    message: "this instance runs alone; there is no one to hand units to".into(),
+                });
+            }
+            if !topology.upstream.is_empty() {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "NOT_TOP",
+                    message: format!(
+                        "only the top instance hands units over; ask {}",
+                        topology.upstream
+                    ),
+                });
+            }
+            if to != topology.me && !peers.contains(&to) {
+                return Err(ServiceError::invalid(
+                    "to_instance",
+                    format!("is not this instance or one of its peers ({})", peers.join(", ")),
+                ));
+            }
+            let Some(home) = topology.own_units().into_iter().next() else {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "NO_SCOPE",
+                    message: "this instance owns no units".into(),
+                });
+            };
+            let now = chrono::Utc::now();
+            let mut rows = vec![];
+            let mut changes = vec![];
+            for unit in &units {
+                let previous = sync_owner::Entity::find_by_id(unit.clone()).one(&txn).await?;
+                let row = sync_owner::Model {
+                    unit_code: unit.clone(),
+                    instance: to.clone(),
+                    since: now,
+                    set_by: caller.subject.clone(),
+                    version: previous.as_ref().map_or(1, |p| p.version + 1),
+                };
+                if previous.is_some() {
+                    sync_owner::Entity::delete_by_id(unit.clone()).exec(&txn).await?;
+                }
+                sync_owner::ActiveModel::from(row.clone()).insert(&txn).await?;
+                changes.push(Change {
+                    record_type: OWNER_RECORD.into(),
+                    record_id: unit.clone(),
+                    owner_unit: home.clone(),
+                    version: row.version,
+                    action: "handover".into(),
+                    state: journal::state_json(&row),
+                });
+                rows.push(row);
+            }
+            journal::record_many(&txn, &caller, &request.request_id, changes).await?;
+            // The new owner needs what the old one wrote: every record of the
+            // units goes out again, as it stands, after the handover.
+            let reissued = latest_under(&txn, &units).await?;
+            tracing::info!(units = ?units, to = %to, %reason, records = reissued.len(), caller = %caller.subject, "units handed over");
+            journal::record_reissued(&txn, &caller, &request.request_id, reissued).await?;
+            Ok((
+                pb::HandOverResponse {
+                    owners: rows.iter().map(owner_to_proto).collect(),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        // Pullers reconnect with the scopes the handover gave.
+        self.board.rescope();
+        Ok(Response::new(answer))
+    }
+
+    async fn list_conflicts(
+        &self,
+        request: Request<pb::ListConflictsRequest>,
+    ) -> Result<Response<pb::ListConflictsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read sync conflicts", OPERATE)?;
+        let request = request.into_inner();
+        let mut query = sync_conflict::Entity::find().order_by_asc(sync_conflict::Column::Id);
+        if !request.include_resolved {
+            query = query.filter(sync_conflict::Column::Resolution.eq(""));
+        }
+        let rows = query.all(&self.db).await.map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ListConflictsResponse {
+            conflicts: rows
+                .iter()
+                .filter(|c| caller.scope.overlaps_unit(&c.owner_unit))
+                .map(conflict_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn resolve_conflict(
+        &self,
+        request: Request<pb::ResolveConflictRequest>,
+    ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("resolve sync conflicts", OPERATE)?;
+        let request = request.into_inner();
+        let mut v = sustain_domain::Violations::new();
+        if request.id <= 0 {
+            v.add("id", "must be a conflict id");
+        }
+        let resolution = match pb::Resolution::try_from(request.resolution) {
+            Ok(pb::Resolution::KeepLocal) => "keep_local",
+            Ok(pb::Resolution::TakeIncoming) => "take_incoming",
+            _ => {
+                v.add(
+                    "resolution",
+                    "must be RESOLUTION_KEEP_LOCAL or RESOLUTION_TAKE_INCOMING",
+                );
+                ""
+            }
+        };
+        crate::error::check(v)?;
+        let txn = crate::db::begin_write(&self.db)
+            .await
+            .map_err(ServiceError::from)?;
+        let found = sync_conflict::Entity::find_by_id(request.id)
+            .one(&txn)
+            .await
+            .map_err(ServiceError::from)?
+            .filter(|c| caller.scope.overlaps_unit(&c.owner_unit))
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "conflict",
+                id: request.id.to_string(),
+            })?;
+        if !found.resolution.is_empty() {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "RESOLVED",
+                message: format!(
+                    "conflict {} was already settled ({})",
+                    found.id, found.resolution
+                ),
+            }
+            .into());
+        }
+        if resolution == "take_incoming" {
+            if found.incoming_version <= found.local_version {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "VERSION_TIE",
+                    message: format!(
+                        "the incoming version {} is not newer than the one held ({}); enter the change again at the owner",
+                        found.incoming_version, found.local_version
+                    ),
+                }
+                .into());
+            }
+            let change = pb::Change {
+                seq: 0,
+                record_type: found.record_type.clone(),
+                record_id: found.record_id.clone(),
+                owner_unit: found.owner_unit.clone(),
+                version: found.incoming_version,
+                action: found.incoming_action.clone(),
+                state: found.incoming_state.clone(),
+                recorded_at: None,
+            };
+            let incoming = Incoming {
+                held: (found.local_version > 0).then_some(found.local_version),
+                change: change.clone(),
+            };
+            self.replica.write(&txn, &[incoming]).await?;
+            journal::record_reissued(
+                &txn,
+                &caller,
+                "",
+                vec![Change {
+                    record_type: change.record_type,
+                    record_id: change.record_id,
+                    owner_unit: change.owner_unit,
+                    version: change.version,
+                    action: change.action,
+                    state: change.state,
+                }],
+            )
+            .await?;
+        }
+        let mut active: sync_conflict::ActiveModel = found.into();
+        active.resolution = Set(resolution.to_owned());
+        active.resolved_by = Set(caller.subject.clone());
+        let settled = active.update(&txn).await.map_err(ServiceError::from)?;
+        txn.commit().await.map_err(ServiceError::from)?;
+        tracing::info!(conflict = settled.id, resolution, caller = %caller.subject, "sync conflict settled");
+        Ok(Response::new(pb::ResolveConflictResponse {
+            conflict: Some(conflict_to_proto(&settled)),
+        }))
+    }
+}
+
+/// The newest journaled state of every record whose unit lies in `units`.
+async fn latest_under(
+    conn: &impl ConnectionTrait,
+    units: &[String],
+) -> Result<Vec<Change>, ServiceError> {
+    let backend = conn.get_database_backend();
+    let owner_units: Vec<String> = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT DISTINCT owner_unit FROM outbox",
+        ))
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "owner_unit").ok())
+        .filter(|u| {
+            let above = admin::catalog().ancestors_or_self(u);
+            units.iter().any(|h| above.contains(h))
+        })
+        .collect();
+    let mut latest: std::collections::BTreeMap<(String, String), outbox::Model> =
+        std::collections::BTreeMap::new();
+    for chunk in owner_units.chunks(500) {
+        let rows = outbox::Entity::find()
+            .filter(crate::db::in_json_list(backend, "owner_unit", chunk)?)
+            .filter(outbox::Column::RecordType.ne(OWNER_RECORD))
+            .order_by_asc(outbox::Column::Seq)
+            .all(conn)
+            .await?;
+        for r in rows {
+            latest.insert((r.record_type.clone(), r.record_id.clone()), r);
+        }
+    }
+    let mut rows: Vec<outbox::Model> = latest.into_values().collect();
+    rows.sort_by_key(|r| r.seq);
+    Ok(rows
+        .into_iter()
+        .map(|r| Change {
+            record_type: r.record_type,
+            record_id: r.record_id,
+            owner_unit: r.owner_unit,
+            version: r.version,
+            action: "handover".into(),
+            state: r.state,
+        })
+        .collect())
+}

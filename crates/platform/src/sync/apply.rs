@@ -1,0 +1,389 @@
+//! The receiving side: a batch from a peer's feed is applied and the peer's
+//! cursor moved in one transaction. A change is applied when it is newer than
+//! what is held here and comes from the instance that owns its unit (or from
+//! the upstream, which speaks for everything above this instance); anything
+//! else is kept as a conflict with both versions, never written over.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use sustain_proto::sync::v1 as pb;
+
+use super::{OWNER_RECORD, Topology, sync_conflict, sync_cursor, sync_owner};
+use crate::auth::Caller;
+use crate::error::ServiceError;
+use crate::journal::{self, Change, outbox};
+
+/// A change as applied here, with the version of the record held before.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub change: pb::Change,
+    /// `None` when this instance held no copy.
+    pub held: Option<i64>,
+}
+
+/// What a service does with its records arriving from a peer.
+#[tonic::async_trait]
+pub trait Replica: Send + Sync + 'static {
+    /// Writes the changes, in feed order, each newer than the copy held; fails
+    /// on a state it cannot read (the batch is then retried change by change).
+    async fn write(
+        &self,
+        txn: &DatabaseTransaction,
+        changes: &[Incoming],
+    ) -> Result<(), ServiceError>;
+}
+
+/// What one applied batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub applied: usize,
+    /// Of them, handovers.
+    pub owners: usize,
+    pub skipped: usize,
+    pub conflicts: usize,
+}
+
+/// The peer a batch came from.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    /// The upstream speaks for every unit it sends down.
+    pub is_upstream: bool,
+}
+
+/// The last sequence of `peer`'s feed applied here (0 before the first).
+pub async fn cursor(conn: &impl ConnectionTrait, peer: &str) -> Result<i64, ServiceError> {
+    Ok(sync_cursor::Entity::find_by_id(peer.to_owned())
+        .one(conn)
+        .await?
+        .map_or(0, |c| c.seq))
+}
+
+/// Applies one batch pulled after `after`; ABORTED when the stored cursor is
+/// no longer `after` (another puller applied it: start again from the cursor).
+/// A batch that fails as a whole is applied change by change, and a change
+/// that fails alone is kept as a conflict, so one bad record never stops a peer.
+pub async fn apply_batch(
+    db: &DatabaseConnection,
+    replica: &dyn Replica,
+    peer: &Peer,
+    caller: &Caller,
+    after: i64,
+    batch: &pb::PullResponse,
+) -> Result<Applied, ServiceError> {
+    match apply_in_one(
+        db,
+        replica,
+        peer,
+        caller,
+        after,
+        &batch.changes,
+        batch.last_seq,
+    )
+    .await
+    {
+        Ok(done) => Ok(done),
+        Err(e @ (ServiceError::Aborted { .. } | ServiceError::Unavailable(_))) => Err(e),
+        Err(e) if batch.changes.len() <= 1 => keep_failed(db, peer, after, batch, &e).await,
+        Err(e) => {
+            tracing::warn!(peer = %peer.name, error = %e, "batch failed as a whole; applying change by change");
+            let mut total = Applied::default();
+            let mut at = after;
+            for (i, change) in batch.changes.iter().enumerate() {
+                let last = if i + 1 == batch.changes.len() {
+                    batch.last_seq
+                } else {
+                    change.seq
+                };
+                let one = std::slice::from_ref(change);
+                let done = match apply_in_one(db, replica, peer, caller, at, one, last).await {
+                    Ok(done) => done,
+                    Err(e @ (ServiceError::Aborted { .. } | ServiceError::Unavailable(_))) => {
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        let single = pb::PullResponse {
+                            changes: one.to_vec(),
+                            last_seq: last,
+                            head_seq: batch.head_seq,
+                        };
+                        keep_failed(db, peer, at, &single, &e).await?
+                    }
+                };
+                total.applied += done.applied;
+                total.owners += done.owners;
+                total.skipped += done.skipped;
+                total.conflicts += done.conflicts;
+                at = last;
+            }
+            Ok(total)
+        }
+    }
+}
+
+async fn apply_in_one(
+    db: &DatabaseConnection,
+    replica: &dyn Replica,
+    peer: &Peer,
+    caller: &Caller,
+    after: i64,
+    changes: &[pb::Change],
+    last_seq: i64,
+) -> Result<Applied, ServiceError> {
+    let txn = crate::db::begin_write(db).await?;
+    advance(&txn, &peer.name, after, last_seq).await?;
+    let topology = Topology::load(&txn).await?;
+    let mut held = held_versions(&txn, changes).await?;
+    let mut done = Applied::default();
+    let mut owners = vec![];
+    let mut records = vec![];
+    let mut conflicts = vec![];
+    for c in changes {
+        let key = (c.record_type.clone(), c.record_id.clone());
+        let local = held.get(&key).cloned();
+        let authorised = peer.is_upstream
+            || (c.record_type != OWNER_RECORD && topology.owner_of(&c.owner_unit) == peer.name);
+        if !authorised {
+            let owner = topology.owner_of(&c.owner_unit).to_owned();
+            conflicts.push((
+                c.clone(),
+                local,
+                format!(
+                    "unit {} belongs to {owner:?} here, not to {:?} which sent it",
+                    c.owner_unit, peer.name
+                ),
+            ));
+            continue;
+        }
+        match &local {
+            Some((v, _)) if c.version < *v => {
+                done.skipped += 1;
+                continue;
+            }
+            Some((v, state)) if c.version == *v => {
+                if *state != c.state {
+                    conflicts.push((
+                        c.clone(),
+                        local.clone(),
+                        format!("version {v} is held here with different content"),
+                    ));
+                } else {
+                    done.skipped += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        held.insert(key, (c.version, c.state.clone()));
+        let incoming = Incoming {
+            change: c.clone(),
+            held: local.map(|(v, _)| v),
+        };
+        if c.record_type == OWNER_RECORD {
+            owners.push(incoming);
+        } else {
+            records.push(incoming);
+        }
+    }
+    for o in &owners {
+        write_owner(&txn, &o.change).await?;
+    }
+    if !records.is_empty() {
+        replica.write(&txn, &records).await?;
+    }
+    done.applied = owners.len() + records.len();
+    done.owners = owners.len();
+    done.conflicts = conflicts.len();
+    let journaled: Vec<Change> = owners
+        .iter()
+        .chain(records.iter())
+        .map(|i| journal_change(&i.change))
+        .collect();
+    journal::record_applied(&txn, caller, &peer.name, journaled).await?;
+    for (c, local, reason) in conflicts {
+        tracing::warn!(peer = %peer.name, record_type = %c.record_type, record_id = %c.record_id, %reason, "sync conflict kept");
+        store_conflict(&txn, &peer.name, &c, local, &reason).await?;
+    }
+    txn.commit().await?;
+    Ok(done)
+}
+
+/// Keeps a change that failed alone as a conflict and moves past it.
+async fn keep_failed(
+    db: &DatabaseConnection,
+    peer: &Peer,
+    after: i64,
+    batch: &pb::PullResponse,
+    error: &ServiceError,
+) -> Result<Applied, ServiceError> {
+    let txn = crate::db::begin_write(db).await?;
+    advance(&txn, &peer.name, after, batch.last_seq).await?;
+    let mut held = held_versions(&txn, &batch.changes).await?;
+    for c in &batch.changes {
+        let local = held.remove(&(c.record_type.clone(), c.record_id.clone()));
+        tracing::warn!(peer = %peer.name, record_type = %c.record_type, record_id = %c.record_id, %error, "change could not be applied; kept as a conflict");
+        store_conflict(
+            &txn,
+            &peer.name,
+            c,
+            local,
+            &format!("could not be applied: {error}"),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Applied {
+        conflicts: batch.changes.len(),
+        ..Applied::default()
+    })
+}
+
+/// Moves the peer's cursor from `after` to `to`; ABORTED when it is elsewhere.
+async fn advance(
+    txn: &DatabaseTransaction,
+    peer: &str,
+    after: i64,
+    to: i64,
+) -> Result<(), ServiceError> {
+    let now = chrono::Utc::now();
+    let moved = if after == 0 {
+        // The first batch creates the row; a twin creating it too fails on the key.
+        match sync_cursor::Entity::find_by_id(peer.to_owned())
+            .one(txn)
+            .await?
+        {
+            None => {
+                sync_cursor::ActiveModel {
+                    peer: Set(peer.to_owned()),
+                    seq: Set(to),
+                    updated_at: Set(now),
+                }
+                .insert(txn)
+                .await?;
+                true
+            }
+            Some(c) => c.seq == 0 && update_cursor(txn, peer, 0, to).await?,
+        }
+    } else {
+        update_cursor(txn, peer, after, to).await?
+    };
+    if moved {
+        Ok(())
+    } else {
+        Err(ServiceError::Aborted {
+            reason: "CURSOR_MOVED",
+            message: format!(
+                "the cursor of peer {peer} is no longer at {after}; pull again from it"
+            ),
+        })
+    }
+}
+
+async fn update_cursor(
+    txn: &DatabaseTransaction,
+    peer: &str,
+    after: i64,
+    to: i64,
+) -> Result<bool, ServiceError> {
+    let result = sync_cursor::Entity::update_many()
+        .col_expr(
+            sync_cursor::Column::Seq,
+            sea_orm::sea_query::Expr::value(to),
+        )
+        .col_expr(
+            sync_cursor::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(sync_cursor::Column::Peer.eq(peer))
+        .filter(sync_cursor::Column::Seq.eq(after))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The newest version (and state) of each record of the batch held here, as
+/// the journal knows it: every write journals its record's new version.
+async fn held_versions(
+    conn: &impl ConnectionTrait,
+    changes: &[pb::Change],
+) -> Result<HashMap<(String, String), (i64, String)>, ServiceError> {
+    let mut held: HashMap<(String, String), (i64, i64, String)> = HashMap::new();
+    let ids: Vec<String> = changes.iter().map(|c| c.record_id.clone()).collect();
+    let backend = conn.get_database_backend();
+    for chunk in ids.chunks(1000) {
+        let rows = outbox::Entity::find()
+            .filter(crate::db::in_json_list(backend, "record_id", chunk)?)
+            .order_by_asc(outbox::Column::Seq)
+            .all(conn)
+            .await?;
+        for r in rows {
+            let entry = held.entry((r.record_type, r.record_id)).or_insert((
+                r.seq,
+                r.version,
+                String::new(),
+            ));
+            if r.seq >= entry.0 {
+                *entry = (r.seq, r.version, r.state);
+            }
+        }
+    }
+    Ok(held.into_iter().map(|(k, (_, v, s))| (k, (v, s))).collect())
+}
+
+fn journal_change(c: &pb::Change) -> Change {
+    Change {
+        record_type: c.record_type.clone(),
+        record_id: c.record_id.clone(),
+        owner_unit: c.owner_unit.clone(),
+        version: c.version,
+        action: c.action.clone(),
+        state: c.state.clone(),
+    }
+}
+
+/// Writes a handover that came down from the upstream.
+async fn write_owner(txn: &DatabaseTransaction, c: &pb::Change) -> Result<(), ServiceError> {
+    let row: sync_owner::Model = serde_json::from_str(&c.state).map_err(|e| {
+        ServiceError::Internal(format!("owner record {} does not read: {e}", c.record_id))
+    })?;
+    sync_owner::Entity::delete_by_id(row.unit_code.clone())
+        .exec(txn)
+        .await?;
+    sync_owner::Entity::insert(sync_owner::ActiveModel::from(row))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn store_conflict(
+    txn: &DatabaseTransaction,
+    peer: &str,
+    c: &pb::Change,
+    local: Option<(i64, String)>,
+    reason: &str,
+) -> Result<(), ServiceError> {
+    let (local_version, local_state) = local.unwrap_or((0, String::new()));
+    sync_conflict::ActiveModel {
+        peer: Set(peer.to_owned()),
+        record_type: Set(c.record_type.clone()),
+        record_id: Set(c.record_id.clone()),
+        owner_unit: Set(c.owner_unit.clone()),
+        local_version: Set(local_version),
+        local_state: Set(local_state),
+        incoming_version: Set(c.version),
+        incoming_state: Set(c.state.clone()),
+        incoming_action: Set(c.action.clone()),
+        reason: Set(reason.to_owned()),
+        recorded_at: Set(chrono::Utc::now()),
+        resolution: Set(String::new()),
+        resolved_by: Set(String::new()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

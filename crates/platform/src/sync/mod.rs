@@ -1,0 +1,320 @@
+//! Province ↔ district replication. Each instance of a service knows its own
+//! name, its upstream and who owns which units (`sync_owner`, seeded from
+//! configuration and changed only by an audited handover). A write to a record
+//! another instance owns is refused in the journal, so no write path can miss
+//! the check; a receiver pulls a peer's change feed ([`feed`]) and applies it
+//! with its cursor in one transaction ([`apply`]).
+
+pub mod api;
+pub mod apply;
+mod entities;
+pub mod feed;
+pub mod migration;
+pub mod puller;
+
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Set, Statement};
+use sustain_domain::admin::{self, Level};
+
+use crate::config::SyncConfig;
+use crate::error::ServiceError;
+
+pub use entities::{sync_conflict, sync_cursor, sync_owner};
+
+/// The record type a handover travels as.
+pub const OWNER_RECORD: &str = "sync_owner";
+
+/// Who owns what, as this instance knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    /// This instance's name; empty when it runs alone.
+    pub me: String,
+    /// The instance above; empty at the top.
+    pub upstream: String,
+    owners: HashMap<String, String>,
+}
+
+impl Topology {
+    /// Reads the topology; a database without one runs alone.
+    pub async fn load(conn: &impl ConnectionTrait) -> Result<Topology, ServiceError> {
+        let backend = conn.get_database_backend();
+        let Some(row) = conn
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT name, upstream FROM sync_instance WHERE id = 1",
+            ))
+            .await?
+        else {
+            return Ok(Topology::default());
+        };
+        let owners = sync_owner::Entity::find()
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|o| (o.unit_code, o.instance))
+            .collect();
+        Ok(Topology {
+            me: row.try_get("", "name")?,
+            upstream: row.try_get("", "upstream")?,
+            owners,
+        })
+    }
+
+    /// True when this instance replicates with others.
+    pub fn is_replicated(&self) -> bool {
+        !self.me.is_empty()
+    }
+
+    /// The instance owning records of `unit`: the row of the most specific unit
+    /// at or above it (a commune's row beats its district's; the 2025 successor
+    /// of an old commune counts as above it), else the upstream, else this one.
+    pub fn owner_of(&self, unit: &str) -> &str {
+        let mut best: Option<(u8, &str, &str)> = None;
+        if !self.owners.is_empty() {
+            for code in admin::catalog().ancestors_or_self(unit) {
+                let Some((code, owner)) = self.owners.get_key_value(&code) else {
+                    continue;
+                };
+                let rank = match Level::of_code(code) {
+                    Some(Level::Commune) if code == unit => 4,
+                    Some(Level::Commune) => 3,
+                    Some(Level::District) => 2,
+                    _ => 1,
+                };
+                // Ties (two successors) go to the smaller code, deterministically.
+                if best.is_none_or(|(r, c, _)| rank > r || (rank == r && code.as_str() < c)) {
+                    best = Some((rank, code.as_str(), owner.as_str()));
+                }
+            }
+        }
+        match best {
+            Some((_, _, owner)) => owner,
+            None if !self.upstream.is_empty() => &self.upstream,
+            None => &self.me,
+        }
+    }
+
+    /// True when this instance may write records of `unit`.
+    pub fn owns(&self, unit: &str) -> bool {
+        !self.is_replicated() || self.owner_of(unit) == self.me
+    }
+
+    /// The units rows give this instance: the scope it owns.
+    pub fn own_units(&self) -> Vec<String> {
+        self.units_of(&self.me)
+    }
+
+    /// The units rows give `instance`.
+    pub fn units_of(&self, instance: &str) -> Vec<String> {
+        let mut units: Vec<String> = self
+            .owners
+            .iter()
+            .filter(|(_, owner)| *owner == instance)
+            .map(|(unit, _)| unit.clone())
+            .collect();
+        units.sort();
+        units
+    }
+
+    /// FAILED_PRECONDITION naming the owner when any of `units` is not this
+    /// instance's to write.
+    pub fn check_writes<'a>(
+        &self,
+        units: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ServiceError> {
+        if !self.is_replicated() {
+            return Ok(());
+        }
+        let mut seen: Vec<&str> = vec![];
+        for unit in units {
+            if seen.contains(&unit) {
+                continue;
+            }
+            seen.push(unit);
+            let owner = self.owner_of(unit);
+            if owner != self.me {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "REPLICA",
+                    message: format!(
+                        "records of unit {unit} belong to instance {owner:?}; this instance ({}) holds a read-only copy, so write them there",
+                        self.me
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes this instance's name and upstream, and on first start the owners
+/// configuration gives: its own scope and each downstream peer's. Later starts
+/// keep the owners as handovers left them.
+pub async fn configure(
+    db: &sea_orm::DatabaseConnection,
+    config: &SyncConfig,
+) -> Result<(), ServiceError> {
+    if !config.enabled() {
+        return Ok(());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let backend = txn.get_database_backend();
+    let upstream = config
+        .upstream
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    txn.execute_raw(Statement::from_string(backend, "DELETE FROM sync_instance"))
+        .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        match backend {
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO sync_instance (id, name, upstream) VALUES (1, $1, $2)"
+            }
+            _ => "INSERT INTO sync_instance (id, name, upstream) VALUES (1, ?, ?)",
+        },
+        [config.instance.clone().into(), upstream.into()],
+    ))
+    .await?;
+    let existing = sync_owner::Entity::find()
+        .order_by_asc(sync_owner::Column::UnitCode)
+        .all(&txn)
+        .await?;
+    if existing.is_empty() {
+        let now = chrono::Utc::now();
+        let mut rows: Vec<(String, String)> = config
+            .scope
+            .iter()
+            .map(|u| (u.clone(), config.instance.clone()))
+            .collect();
+        for peer in &config.downstream {
+            rows.extend(peer.scope.iter().map(|u| (u.clone(), peer.name.clone())));
+        }
+        for (unit, instance) in rows {
+            sync_owner::Entity::insert(sync_owner::ActiveModel {
+                unit_code: Set(unit),
+                instance: Set(instance),
+                since: Set(now),
+                set_by: Set("configuration".into()),
+                version: Set(1),
+            })
+            .exec(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A service's sync, ready to serve: the API and the pullers behind it.
+pub struct Wiring {
+    pub server: sustain_proto::sync::v1::sync_service_server::SyncServiceServer<api::SyncApi>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Wiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wiring")
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+/// Builds a service's sync from its configuration: the feed and status API,
+/// and one puller per peer writing through `replica`. Call [`configure`] first.
+pub fn wire(
+    db: &sea_orm::DatabaseConnection,
+    config: &crate::config::Config,
+    secrets: &crate::config::Secrets,
+    replica: std::sync::Arc<dyn apply::Replica>,
+) -> Result<Wiring, ServiceError> {
+    let issuer = crate::auth::TokenIssuer::new(
+        &secrets.jwt_secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )
+    .map_err(|e| ServiceError::Internal(format!("auth.jwt_secret: {e}")))?;
+    let (board, tasks) = puller::start(
+        db.clone(),
+        &config.sync,
+        issuer,
+        std::sync::Arc::clone(&replica),
+    );
+    let api = api::SyncApi {
+        db: db.clone(),
+        board,
+        limits: feed::FeedLimits {
+            default_batch: config.sync.batch_size,
+            poll: std::time::Duration::from_millis(config.sync.poll_ms),
+        },
+        peers: config.sync.peers().map(|(p, _)| p.name.clone()).collect(),
+        replica,
+        cipher: crate::crypto::FieldCipher::new(&secrets.field_key),
+    };
+    Ok(Wiring {
+        server: sustain_proto::sync::v1::sync_service_server::SyncServiceServer::new(api)
+            .max_decoding_message_size(4 * 1024 * 1024),
+        tasks,
+    })
+}
+
+/// The name the sync service is known by to health checks.
+pub const SERVICE_NAME: &str = "sustain.sync.v1.SyncService";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(me: &str, upstream: &str, owners: &[(&str, &str)]) -> Topology {
+        Topology {
+            me: me.into(),
+            upstream: upstream.into(),
+            owners: owners
+                .iter()
+                .map(|(u, o)| ((*u).to_owned(), (*o).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_row_owns_a_unit() {
+        let province = topology(
+            "province",
+            "",
+            &[
+                ("20", "province"),
+                ("181", "district-181"),
+                ("06067", "district-185"),
+            ],
+        );
+        assert_eq!(province.owner_of("181"), "district-181");
+        // A commune of district 181 handed to another instance.
+        assert_eq!(province.owner_of("06067"), "district-185");
+        assert_eq!(province.owner_of("20"), "province");
+        // Another commune of 181 stays with it.
+        let other = admin::catalog()
+            .communes_under(
+                "181",
+                chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
+            )
+            .into_iter()
+            .map(|u| u.code.clone())
+            .find(|c| c != "06067")
+            .expect("181 has communes");
+        assert_eq!(province.owner_of(&other), "district-181");
+        assert!(province.check_writes(["20"]).is_ok());
+        let refused = province.check_writes(["06067"]).expect_err("replica");
+        assert!(refused.to_string().contains("district-185"), "{refused}");
+
+        // A district owns its rows; everything else is the upstream's.
+        let district = topology("district-181", "province", &[("181", "district-181")]);
+        assert!(district.owns("181") && district.owns(&other));
+        assert_eq!(district.owner_of("20"), "province");
+        assert_eq!(district.owner_of("185"), "province");
+
+        // Alone, everything is this instance's.
+        assert!(Topology::default().owns("20"));
+        assert!(Topology::default().check_writes(["181"]).is_ok());
+    }
+}

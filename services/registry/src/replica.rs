@@ -1,0 +1,144 @@
+//! The registry's side of sync: households and reviews arriving from a peer's
+//! feed, written as they were stored there (personal fields still sealed with
+//! the province's shared keys), with the tallies moved as a local write would
+//! move them and the replaced household version kept for point-in-time reads.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sustain_platform::error::ServiceError;
+use sustain_platform::sync::apply::{Incoming, Replica};
+
+use crate::model::{household, member, review};
+use crate::reviews::store as reviews;
+use crate::reviews::tally::TallyDelta;
+use crate::store::{self, Vault};
+
+/// How a household travels: its row and its members' rows.
+#[derive(serde::Deserialize)]
+struct HouseholdState {
+    household: household::Model,
+    members: Vec<member::Model>,
+}
+
+#[derive(Debug)]
+pub struct RegistryReplica {
+    pub vault: Vault,
+}
+
+/// New rows gathered to be inserted together.
+#[derive(Default)]
+struct Pending {
+    households: Vec<household::Model>,
+    members: Vec<member::Model>,
+    reviews: Vec<review::Model>,
+}
+
+impl Pending {
+    async fn flush(&mut self, txn: &DatabaseTransaction) -> Result<(), ServiceError> {
+        let households = std::mem::take(&mut self.households);
+        let members = std::mem::take(&mut self.members);
+        if !households.is_empty() {
+            store::insert_stored(txn, households, members).await?;
+        }
+        let reviews = std::mem::take(&mut self.reviews);
+        if !reviews.is_empty() {
+            sustain_platform::db::insert_rows::<review::Entity>(txn, reviews, &[]).await?;
+        }
+        Ok(())
+    }
+}
+
+fn unreadable(c: &Incoming, e: &serde_json::Error) -> ServiceError {
+    ServiceError::Internal(format!(
+        "{} {} version {} does not read: {e}",
+        c.change.record_type, c.change.record_id, c.change.version
+    ))
+}
+
+#[tonic::async_trait]
+impl Replica for RegistryReplica {
+    async fn write(
+        &self,
+        txn: &DatabaseTransaction,
+        changes: &[Incoming],
+    ) -> Result<(), ServiceError> {
+        let mut pending = Pending::default();
+        let mut delta = TallyDelta::default();
+        for c in changes {
+            match c.change.record_type.as_str() {
+                "household" => {
+                    let state: HouseholdState =
+                        serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
+                    if c.held.is_none() {
+                        pending.households.push(state.household);
+                        pending.members.extend(state.members);
+                        continue;
+                    }
+                    pending.flush(txn).await?;
+                    self.replace_household(txn, state).await?;
+                }
+                "review" => {
+                    let row: review::Model =
+                        serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
+                    if row.state == reviews::CERTIFIED {
+                        delta.add(&row, 1);
+                    }
+                    let Some(held) = c.held else {
+                        pending.reviews.push(row);
+                        continue;
+                    };
+                    pending.flush(txn).await?;
+                    let old = reviews::find(txn, &row.id).await?.ok_or_else(|| {
+                        ServiceError::Internal(format!(
+                            "review {} is journaled but missing",
+                            row.id
+                        ))
+                    })?;
+                    if old.state == reviews::CERTIFIED {
+                        delta.add(&old, -1);
+                    }
+                    if !reviews::save(txn, &row, held).await? {
+                        return Err(ServiceError::Aborted {
+                            reason: "CONCURRENT_REVIEW",
+                            message: format!("review {} changed here meanwhile", row.id),
+                        });
+                    }
+                }
+                other => {
+                    return Err(ServiceError::Internal(format!(
+                        "the registry keeps no {other} records"
+                    )));
+                }
+            }
+        }
+        pending.flush(txn).await?;
+        delta.apply(txn).await
+    }
+}
+
+impl RegistryReplica {
+    /// Writes a newer version of a household held here, keeping the old one.
+    async fn replace_household(
+        &self,
+        txn: &DatabaseTransaction,
+        state: HouseholdState,
+    ) -> Result<(), ServiceError> {
+        let id = state.household.id.clone();
+        if let Some(previous) = store::load(txn, &id, &self.vault).await? {
+            store::keep_version(txn, &previous, &self.vault).await?;
+        }
+        let mut active = household::ActiveModel::from(state.household).reset_all();
+        active.id = sea_orm::ActiveValue::NotSet;
+        active.created_at = sea_orm::ActiveValue::NotSet;
+        household::Entity::update_many()
+            .set(active)
+            .filter(household::Column::Id.eq(id.clone()))
+            .exec(txn)
+            .await?;
+        member::Entity::delete_many()
+            .filter(member::Column::HouseholdId.eq(id))
+            .exec(txn)
+            .await?;
+        sustain_platform::db::insert_rows::<member::Entity>(txn, state.members, &[]).await?;
+        Ok(())
+    }
+}
