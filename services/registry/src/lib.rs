@@ -12,6 +12,7 @@ pub mod migration;
 pub mod model;
 pub mod replica;
 pub mod reviews;
+pub mod standards;
 pub mod store;
 pub mod units;
 
@@ -84,7 +85,10 @@ pub fn services(
         cipher: FieldCipher::new(&secrets.field_key),
         hasher: LookupHasher::new(&secrets.lookup_key),
     };
-    let standards = Arc::new(load_standards(config)?);
+    let standards = Arc::new(standards::StandardsCell::new(
+        load_standards(config)?,
+        config.standards_file.is_some(),
+    ));
     let cache = Arc::new(RecordCache::new("household", config.cache_entries));
     let follower =
         Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(MemberBirthDates),
             Box::new(ProvinceTally),
             Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(StandardSet),
         ]
     }
 }
@@ -461,6 +462,43 @@ impl MigrationTrait for ProvinceTally {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("review_tally_province").to_owned())
+            .await
+    }
+}
+
+#[derive(Debug)]
+struct StandardSet;
+
+impl MigrationName for StandardSet {
+    fn name(&self) -> &str {
+        "m20261129_100002_standard_set"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for StandardSet {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("poverty_standard_set")
+                .col(ColumnDef::new("id").string().not_null().primary_key())
+                .col(ColumnDef::new("province_code").string().not_null())
+                .col(ColumnDef::new("standards_toml").text().not_null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(
+                    ColumnDef::new("updated_at")
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(ColumnDef::new("updated_by").string().not_null())
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("poverty_standard_set").to_owned())
             .await
     }
 }

@@ -145,3 +145,26 @@ pub mod import_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod standard_set {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// The poverty standards set at the province, replacing the bundled file;
+    /// one row, `id` = `current`.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "poverty_standard_set")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub province_code: String,
+        #[sea_orm(column_type = "Text")]
+        pub standards_toml: String,
+        pub version: i64,
+        pub updated_at: ChronoDateTimeUtc,
+        pub updated_by: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -103,6 +103,10 @@ impl Replica for RegistryReplica {
                         });
                     }
                 }
+                crate::standards::RECORD => {
+                    pending.flush(txn).await?;
+                    crate::standards::write_replica(txn, &c.change.state).await?;
+                }
                 other => {
                     return Err(ServiceError::Internal(format!(
                         "the registry keeps no {other} records"

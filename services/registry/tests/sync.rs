@@ -966,3 +966,160 @@ async fn eventually_conflicts(admin: &mut Sync, n: usize) -> Vec<spb::Conflict> 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+const BUNDLED_STANDARDS: &str = include_str!("../../../crates/domain/data/poverty-standards.toml");
+
+async fn standards_at(instance: &Instance) -> pb::ListPovertyStandardsResponse {
+    instance
+        .reviews(Role::Viewer, &["20"])
+        .await
+        .list_poverty_standards(pb::ListPovertyStandardsRequest {})
+        .await
+        .expect("standards")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standard_changed_at_the_province_reaches_both_districts() {
+    let p = Province::start(100).await;
+    let before = standards_at(&p.province).await;
+    assert_eq!(before.source, "bundled");
+    assert!(before.etag.is_empty());
+    // The rural poverty line of 2022–2026 raised from 1.5 to 1.6 million.
+    let raised = BUNDLED_STANDARDS.replacen("rural = 1_500_000", "rural = 1_600_000", 1);
+    assert_ne!(raised, BUNDLED_STANDARDS);
+    let set = |province_code: &str, toml: &str, etag: &str| pb::SetPovertyStandardsRequest {
+        province_code: province_code.into(),
+        standards_toml: toml.into(),
+        etag: etag.into(),
+        request_id: String::new(),
+    };
+
+    // Bad input is named and changes nothing.
+    let mut admin = p.province.reviews(Role::Admin, &["20"]).await;
+    let refused = admin
+        .set_poverty_standards(set("181", "[[standard]]\ncode = 1", ""))
+        .await
+        .expect_err("bad");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&refused),
+        vec!["province_code", "standards_toml"]
+    );
+    let only_2027 = BUNDLED_STANDARDS
+        .split("[[standard]]")
+        .filter(|part| !part.contains("decree-07-2021"))
+        .collect::<Vec<_>>()
+        .join("[[standard]]");
+    let refused = admin
+        .set_poverty_standards(set("20", &only_2027, ""))
+        .await
+        .expect_err("drops 2021–2026");
+    assert_eq!(violated_fields(&refused), vec!["standards_toml"]);
+    // Only the province's admins, and only at the province.
+    let mut district_admin = p.province.reviews(Role::Admin, &["181"]).await;
+    assert_eq!(
+        district_admin
+            .set_poverty_standards(set("20", &raised, ""))
+            .await
+            .expect_err("scope")
+            .code(),
+        Code::PermissionDenied
+    );
+    let mut viewer = p.province.reviews(Role::Viewer, &["20"]).await;
+    assert_eq!(
+        viewer
+            .set_poverty_standards(set("20", &raised, ""))
+            .await
+            .expect_err("role")
+            .code(),
+        Code::PermissionDenied
+    );
+    let mut at_a = p.a.reviews(Role::Admin, &["20"]).await;
+    let refused = at_a
+        .set_poverty_standards(set("20", &raised, ""))
+        .await
+        .expect_err("a district");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains(PROVINCE),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        standards_at(&p.province).await.source,
+        "bundled",
+        "nothing changed"
+    );
+
+    let done = admin
+        .set_poverty_standards(set("20", &raised, ""))
+        .await
+        .expect("set")
+        .into_inner();
+    let stale = admin
+        .set_poverty_standards(set("20", &raised, ""))
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), Code::Aborted);
+    let rural = |s: &pb::ListPovertyStandardsResponse| {
+        s.standards
+            .iter()
+            .find(|x| x.code == "decree-07-2021")
+            .and_then(|x| x.poor_line)
+            .map(|l| l.rural)
+    };
+    for district in [&p.a, &p.b] {
+        let took = eventually(
+            Duration::from_secs(5),
+            "the standards at a district",
+            || async { rural(&standards_at(district).await) == Some(1_600_000) },
+        )
+        .await;
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        let there = standards_at(district).await;
+        assert_eq!(there.source, "set");
+        assert_eq!(there.etag, done.etag);
+    }
+
+    // A district classifies under the new line: 1.55 million a month with three
+    // deprivations is above the old rural line and under the new one, so the
+    // household is poor only if the district uses the province's new set.
+    let mut households = p.a.households(Role::Admin, &["181"]).await;
+    let h = create(
+        &mut households,
+        household("Triệu Văn Mới", &citizen_id(700)),
+    )
+    .await
+    .expect("created");
+    let mut reviews = p.a.reviews(Role::Admin, &["181"]).await;
+    let r = reviews
+        .record_review(pb::RecordReviewRequest {
+            household_id: h.id,
+            review: Some(pb::ReviewInput {
+                year: 2025,
+                kind: pb::ReviewKind::Periodic as i32,
+                deprived_indicators: vec![
+                    "latrine".into(),
+                    "domestic_water".into(),
+                    "telecom_use".into(),
+                ],
+                income_per_person_month: Some(1_550_000),
+                score_a: None,
+                score_b: None,
+                reviewer: "Lý Văn Sáu".into(),
+                reviewed_on: "2025-10-15".into(),
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("recorded")
+        .into_inner()
+        .review
+        .expect("review");
+    assert_eq!(
+        r.poverty_class,
+        pb::PovertyClass::Poor as i32,
+        "under the raised line"
+    );
+}

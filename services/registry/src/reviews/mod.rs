@@ -50,7 +50,7 @@ const MAX_DECISION_CHARS: usize = 100;
 pub struct ReviewApi {
     pub db: DatabaseConnection,
     pub vault: Vault,
-    pub standards: Arc<Standards>,
+    pub standards: Arc<crate::standards::StandardsCell>,
 }
 
 /// Where a review was counted, for scope checks.
@@ -210,7 +210,8 @@ impl ReviewApi {
     }
 
     fn to_proto(&self, r: &review::Model) -> pb::Review {
-        review_to_proto(r, self.standards.by_code(&r.standard_code))
+        let standards = self.standards.latest();
+        review_to_proto(r, standards.by_code(&r.standard_code))
     }
 
     /// Insert, mapping a lost race on (household, year, revision) to ALREADY_EXISTS.
@@ -262,7 +263,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
                 });
             }
             let mut v = Violations::new();
-            let Some(a) = assess(&self.standards, &input, household.residence, today(), "review", &mut v)
+            let standards = self.standards.current(&txn).await?.standards;
+            let Some(a) = assess(&standards, &input, household.residence, today(), "review", &mut v)
             else {
                 return Err(v.into());
             };
@@ -321,7 +323,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
             if input.year != old.year {
                 v.add("review.year", format!("a revision keeps its review's year, {}", old.year));
             }
-            let assessed = assess(&self.standards, &input, household.residence, today(), "review", &mut v);
+            let standards = self.standards.current(&txn).await?.standards;
+            let assessed = assess(&standards, &input, household.residence, today(), "review", &mut v);
             let Some(a) = assessed.filter(|_| v.is_empty()) else {
                 return Err(v.into());
             };
@@ -607,7 +610,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         let caller = Caller::from_request(&request)?;
         caller.require("read poverty summaries", READ)?;
         let request = request.into_inner();
-        let summary = poverty_summary(&self.db, &self.standards, &caller, &request).await?;
+        let standards = self.standards.current(&self.db).await?.standards;
+        let summary = poverty_summary(&self.db, &standards, &caller, &request).await?;
         Ok(Response::new(pb::GetPovertySummaryResponse {
             summary: Some(summary),
         }))
@@ -619,8 +623,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
     ) -> Result<Response<pb::GetPovertySeriesResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("read poverty summaries", READ)?;
-        let summaries =
-            poverty_series(&self.db, &self.standards, &caller, request.get_ref()).await?;
+        let standards = self.standards.current(&self.db).await?.standards;
+        let summaries = poverty_series(&self.db, &standards, &caller, request.get_ref()).await?;
         Ok(Response::new(pb::GetPovertySeriesResponse { summaries }))
     }
 
@@ -630,9 +634,46 @@ impl pb::review_service_server::ReviewService for ReviewApi {
     ) -> Result<Response<pb::ListPovertyStandardsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("read poverty standards", READ)?;
+        let in_force = self.standards.current(&self.db).await?;
         Ok(Response::new(pb::ListPovertyStandardsResponse {
-            standards: self.standards.all().iter().map(standard_to_proto).collect(),
+            standards: in_force
+                .standards
+                .all()
+                .iter()
+                .map(standard_to_proto)
+                .collect(),
+            etag: if in_force.version == 0 {
+                String::new()
+            } else {
+                etag(in_force.version)
+            },
+            source: in_force.source.to_owned(),
         }))
+    }
+
+    async fn set_poverty_standards(
+        &self,
+        request: Request<pb::SetPovertyStandardsRequest>,
+    ) -> Result<Response<pb::SetPovertyStandardsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("set poverty standards", crate::standards::SET)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(
+            &caller,
+            "SetPovertyStandards",
+            &request.request_id,
+            &request,
+        )?;
+        let answer = crate::standards::set(
+            &self.db,
+            &self.vault.cipher,
+            &self.standards,
+            &caller,
+            key,
+            request,
+        )
+        .await?;
+        Ok(Response::new(answer))
     }
 
     async fn batch_get_standings(
@@ -662,11 +703,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
     ) -> Result<Response<Self::ImportHouseholdsStream>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("import households", IMPORT)?;
-        let importer = import::Importer::new(
-            self.db.clone(),
-            self.vault.clone(),
-            Arc::clone(&self.standards),
-        );
+        let standards = self.standards.current(&self.db).await?.standards;
+        let importer = import::Importer::new(self.db.clone(), self.vault.clone(), standards);
         let stream = importer.serve(caller, request.into_inner());
         Ok(Response::new(stream))
     }
