@@ -163,4 +163,50 @@ printf '%s' "$seed" | grep -q '<td>Tỷ lệ hộ nghèo 2021</td><td>12.2%</td>
 printf '%s' "$seed" | grep -q '<td>Tổng vốn kế hoạch 2021–2025 (triệu đồng)</td><td>1.149.180</td><td>1.149.180</td><td>✓</td>' || fail "seed page: budget"
 kill -TERM $up
 wait $up || fail "sustain up did not exit cleanly on SIGTERM"
-echo "smoke: 14 passed, 0 failed"
+
+# A province and two districts, each started the README's way with its file
+# under deploy/dev (ports moved to free ones): a household made in district
+# 181 appears at the province, the province refuses to write it, and
+# standards set at the province reach both districts.
+sync_dir=$(mktemp -d)
+pb=$((21000 + RANDOM % 8000)); ab=$((pb + 100)); bb=$((pb + 200))
+sync_pids=""
+trap 'kill $pid $up $sync_pids 2>/dev/null || true; rm -rf "$work" "$suite" "$sync_dir"' EXIT
+for n in province:$pb district-181:$ab district-185:$bb; do
+  name=${n%%:*}; base=${n##*:}
+  sed -e "s/51051/$((pb + 1))/; s/52051/$((ab + 1))/; s/53051/$((bb + 1))/" "deploy/dev/$name.toml" >"$sync_dir/$name.toml"
+  target/debug/sustain up --config "$sync_dir/$name.toml" --port-base "$base" --data-dir "$sync_dir/$name" >"$sync_dir/$name.log" 2>&1 &
+  sync_pids="$sync_pids $!"
+done
+for name in province district-181 district-185; do
+  for _ in $(seq 1 200); do grep -q 'reports serving\|gateway serving' "$sync_dir/$name.log" 2>/dev/null && break; sleep 0.1; done
+done
+sync_token=$(grep '^ey' "$sync_dir/district-181.log" | head -1) || fail "the district printed no token"
+at() { buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $sync_token" -d "$3" "http://127.0.0.1:$1/sustain.registry.v1.$2"; }
+for _ in $(seq 1 50); do at $((ab + 1)) AdminUnitService/GetAdminUnit '{"code":"181"}' >/dev/null 2>&1 && break; sleep 0.2; done
+made=$(at $((ab + 1)) HouseholdService/CreateHousehold "$household") || fail "create at the district"
+made_id=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["household"]["id"])')
+start=$(date +%s%N)
+for _ in $(seq 1 100); do at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" >/dev/null 2>&1 && break; sleep 0.05; done
+at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" >/dev/null || fail "the household never reached the province"
+echo "smoke: the district's household at the province after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+set +e
+out=$(at $((pb + 1)) HouseholdService/CreateHousehold "$other_household" 2>&1); rc=$?
+set -e
+[ "$rc" -eq 72 ] || fail "a write to the province's copy: expected FAILED_PRECONDITION (exit 72), got $rc: $out"
+printf '%s' "$out" | grep -q district-181 || fail "the refusal does not name the owner: $out"
+python3 -c 'import json; t=open("crates/domain/data/poverty-standards.toml").read().replace("rural = 1_500_000","rural = 1_600_000",1); print(json.dumps({"province_code":"20","standards_toml":t}))' >"$sync_dir/set.json"
+at $((pb + 1)) ReviewService/SetPovertyStandards @"$sync_dir/set.json" >/dev/null || fail "set standards at the province"
+for port in $((ab + 1)) $((bb + 1)); do
+  for _ in $(seq 1 100); do
+    listed=$(grpcurl -plaintext -H "authorization: Bearer $sync_token" "127.0.0.1:$port" sustain.registry.v1.ReviewService/ListPovertyStandards 2>&1) || true
+    printf '%s' "$listed" | grep -q '"rural": "1600000"' && break
+    sleep 0.05
+  done
+  printf '%s' "$listed" | grep -q '"rural": "1600000"' || fail "the standards never reached the district on $port: $listed"
+done
+sync_status=$(grpcurl -plaintext -H "authorization: Bearer $sync_token" "127.0.0.1:$((pb + 1))" sustain.sync.v1.SyncService/GetSyncStatus) || fail "sync status"
+[ "$(printf '%s' "$sync_status" | grep -c '"connected": true')" -eq 2 ] || fail "both districts connected: $sync_status"
+kill -TERM $sync_pids
+wait $sync_pids || fail "an instance did not exit cleanly on SIGTERM"
+echo "smoke: 15 passed, 0 failed"

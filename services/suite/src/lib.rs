@@ -100,7 +100,7 @@ impl Configs {
             at.programs,
         )?;
         programs.registry.url = format!("http://{}", at.registry);
-        let ledger = config_for(
+        let mut ledger = config_for(
             sustain_ledger::SERVICE,
             sustain_ledger::DEFAULT_PORT,
             args,
@@ -116,6 +116,11 @@ impl Configs {
         gateway.programs.url = format!("http://{}", at.programs);
         gateway.ledger.url = format!("http://{}", at.ledger);
         gateway.http_listen = at.reports;
+        // Sync is the registry's so far: the `[sync]` section names registry
+        // addresses, which mean nothing to the other services.
+        for c in [&mut programs, &mut ledger, &mut gateway] {
+            c.sync = sustain_platform::config::SyncConfig::default();
+        }
         let urls = [
             &registry.database_url,
             &programs.database_url,

@@ -41,6 +41,11 @@ enum Command {
         /// Where the gateway serves its reports over HTTP.
         #[arg(long, default_value = "127.0.0.1:8054")]
         reports: SocketAddr,
+        /// Listen on consecutive ports from here instead: the registry on
+        /// BASE+1, programs +2, ledger +3, gateway +4, the report page +5
+        /// (several instances on one machine, e.g. a province and districts).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1024..=65000))]
+        port_base: Option<u16>,
         /// Load the Lạng Sơn demo on first start: households and reviews,
         /// then the programme records and the money through the services'
         /// APIs. Later starts find it there (a marker under data_dir).
@@ -62,9 +67,17 @@ async fn main() -> anyhow::Result<()> {
         ledger,
         gateway,
         reports,
+        port_base,
         demo,
         demo_scale,
     } = Cli::parse().command;
+    let (registry, programs, ledger, gateway, reports) = match port_base {
+        None => (registry, programs, ledger, gateway, reports),
+        Some(base) => {
+            let at = |n: u16| SocketAddr::new(registry.ip(), base + n);
+            (at(1), at(2), at(3), at(4), at(5))
+        }
+    };
     let listeners = Listeners::bind(&Addresses {
         registry,
         programs,

@@ -93,6 +93,9 @@ type Tx = tokio::sync::mpsc::Sender<Result<pb::PullResponse, Status>>;
 
 impl Sender {
     async fn run(mut self, mut cursor: i64, tx: Tx) {
+        // The first batch goes out even when empty: it tells the puller the
+        // head, so a peer with nothing to send still shows as caught up.
+        let mut first = true;
         loop {
             let batch = match self.next_batch(cursor).await {
                 Ok(b) => b,
@@ -105,9 +108,10 @@ impl Sender {
             let advanced = batch.response.last_seq > cursor;
             cursor = batch.response.last_seq;
             // Nothing new scanned: nothing to say.
-            if advanced && tx.send(Ok(batch.response)).await.is_err() {
+            if (advanced || first) && tx.send(Ok(batch.response)).await.is_err() {
                 return; // The puller went away.
             }
+            first = false;
             if full {
                 continue;
             }

@@ -225,15 +225,20 @@ impl Puller {
                 },
                 _ = rescoped.changed() => return Ok(()),
             };
-            let done = apply::apply_batch(
-                &self.db,
-                self.replica.as_ref(),
-                &peer,
-                &caller,
-                cursor,
-                &batch,
-            )
-            .await?;
+            // The feed's opening word when there is nothing new: no transaction.
+            let done = if batch.changes.is_empty() && batch.last_seq == cursor {
+                apply::Applied::default()
+            } else {
+                apply::apply_batch(
+                    &self.db,
+                    self.replica.as_ref(),
+                    &peer,
+                    &caller,
+                    cursor,
+                    &batch,
+                )
+                .await?
+            };
             cursor = batch.last_seq;
             let caught_up = batch.last_seq >= batch.head_seq;
             self.board.update(&self.peer.name, |p| {
