@@ -187,7 +187,10 @@ pub fn chunk_size(remaining: usize, max: usize) -> usize {
 }
 
 /// A condition `column IN (the given values)` with the values as one JSON
-/// parameter, for lookups of thousands of keys at once.
+/// parameter, for lookups of thousands of keys at once. On PostgreSQL as
+/// `= ANY(ARRAY(…))`: written as `IN (SELECT …)` the planner, guessing 100 keys,
+/// hashes them and scans the whole table, which grows with it (22 ms against
+/// 3 ms for 1,000 keys over 60,000 rows; docs/benchmarks.md, issue 7).
 pub fn in_json_list(
     backend: DbBackend,
     column: &str,
@@ -197,7 +200,7 @@ pub fn in_json_list(
         .map_err(|e| DbErr::Custom(format!("cannot serialise a key list: {e}")))?;
     let sql = match backend {
         DbBackend::Postgres => {
-            format!("{column} IN (SELECT json_array_elements_text(CAST($1 AS json)))")
+            format!("{column} = ANY(ARRAY(SELECT json_array_elements_text(CAST($1 AS json))))")
         }
         _ => format!("{column} IN (SELECT value FROM json_each(?))"),
     };

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, Statement};
 use sustain_platform::Role;
 use sustain_platform::config::{Config, PeerConfig};
 use sustain_proto::registry::v1 as pb;
@@ -1122,4 +1122,152 @@ async fn a_standard_changed_at_the_province_reaches_both_districts() {
         pb::PovertyClass::Poor as i32,
         "under the raised line"
     );
+}
+
+/// A district that lies: its feed names its own commune on a household of
+/// another district, and sends a household of a commune it does not own.
+struct ForgingDistrict {
+    changes: Vec<spb::Change>,
+}
+
+#[tonic::async_trait]
+impl spb::sync_service_server::SyncService for ForgingDistrict {
+    type PullStream =
+        tokio_stream::wrappers::ReceiverStream<Result<spb::PullResponse, tonic::Status>>;
+
+    async fn pull(
+        &self,
+        _: tonic::Request<spb::PullRequest>,
+    ) -> Result<tonic::Response<Self::PullStream>, tonic::Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let batch = spb::PullResponse {
+            changes: self.changes.clone(),
+            last_seq: self.changes.len() as i64,
+            head_seq: self.changes.len() as i64,
+        };
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(batch)).await;
+            // Hold the stream open, as a followed feed does.
+            tx.closed().await;
+        });
+        Ok(tonic::Response::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+    }
+
+    async fn get_sync_status(
+        &self,
+        _: tonic::Request<spb::GetSyncStatusRequest>,
+    ) -> Result<tonic::Response<spb::GetSyncStatusResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+    async fn sync_now(
+        &self,
+        _: tonic::Request<spb::SyncNowRequest>,
+    ) -> Result<tonic::Response<spb::SyncNowResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+    async fn list_owners(
+        &self,
+        _: tonic::Request<spb::ListOwnersRequest>,
+    ) -> Result<tonic::Response<spb::ListOwnersResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+    async fn hand_over(
+        &self,
+        _: tonic::Request<spb::HandOverRequest>,
+    ) -> Result<tonic::Response<spb::HandOverResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+    async fn list_conflicts(
+        &self,
+        _: tonic::Request<spb::ListConflictsRequest>,
+    ) -> Result<tonic::Response<spb::ListConflictsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+    async fn resolve_conflict(
+        &self,
+        _: tonic::Request<spb::ResolveConflictRequest>,
+    ) -> Result<tonic::Response<spb::ResolveConflictResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("forger"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_district_cannot_write_into_ground_it_does_not_own() {
+    // Real households to forge from: made at a district of another province set-up.
+    let source = Province::start(100).await;
+    let mut at_b = source.b.households(Role::Enumerator, &["185"]).await;
+    let in_185 = create(
+        &mut at_b,
+        household_in("06325", "2022-05-01", "Hà Văn Giả", &citizen_id(800)),
+    )
+    .await
+    .expect("made in 185");
+    let other = create(
+        &mut at_b,
+        household_in("06328", "2022-05-01", "Hà Văn Khác", &citizen_id(801)),
+    )
+    .await
+    .expect("made in 185");
+    let db = Database::connect(&source.b.db.url).await.expect("connect");
+    let states: BTreeMap<String, String> = sustain_platform::journal::outbox::Entity::find()
+        .all(&db)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|r| (r.record_id, r.state))
+        .collect();
+    let forged = |seq: i64, id: &str, owner_unit: &str| spb::Change {
+        seq,
+        record_type: "household".into(),
+        record_id: id.into(),
+        owner_unit: owner_unit.into(),
+        version: 1,
+        action: "create".into(),
+        state: states[id].clone(),
+        recorded_at: None,
+    };
+    let forger = ForgingDistrict {
+        changes: vec![
+            // Names its own commune (06067, district 181) on a household of 185.
+            forged(1, &in_185.id, "06067"),
+            // Owns up to sending a household of 185.
+            forged(2, &other.id, "06328"),
+        ],
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let forger_addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(spb::sync_service_server::SyncServiceServer::new(forger))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let lp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut p = config(PROVINCE, &["20"], 100);
+    p.sync.downstream = vec![peer(A, format!("http://{forger_addr}"), &["181"])];
+    let province = Instance::start(lp, p, TestDatabase::new().await.expect("db")).await;
+    let mut admin = province.sync_admin().await;
+    let conflicts = eventually_conflicts(&mut admin, 2).await;
+    let reasons: Vec<&str> = conflicts.iter().map(|c| c.reason.as_str()).collect();
+    assert!(reasons[0].contains("06325"), "{reasons:?}");
+    assert!(
+        reasons[1].contains(PROVINCE),
+        "185 is the province's here: {reasons:?}"
+    );
+    let mut at_province = province.households(Role::Admin, &["*"]).await;
+    for id in [&in_185.id, &other.id] {
+        assert_eq!(
+            get(&mut at_province, id)
+                .await
+                .expect_err("not written")
+                .code(),
+            Code::NotFound
+        );
+    }
 }

@@ -15,6 +15,9 @@ use super::apply::{self, Peer, Replica};
 use crate::auth::{BearerToken, Caller, Role, Scope, TokenIssuer};
 use crate::config::{PeerConfig, SyncConfig};
 
+/// Changes applied between refreshes of the planner's statistics.
+const ANALYZE_EVERY: usize = 50_000;
+
 /// Largest batch message a puller accepts.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -217,6 +220,7 @@ impl Puller {
             p.connected = true;
             p.cursor = cursor;
         });
+        let mut since_analyze = 0usize;
         loop {
             let batch = tokio::select! {
                 next = stream.message() => match next? {
@@ -240,6 +244,16 @@ impl Puller {
                 .await?
             };
             cursor = batch.last_seq;
+            // A catch-up grows the tables many times over; planner statistics
+            // taken when they were small would send the lookups of held
+            // versions to full scans.
+            since_analyze += done.applied;
+            if since_analyze >= ANALYZE_EVERY {
+                since_analyze = 0;
+                if let Err(e) = crate::db::optimize(&self.db).await {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
+                }
+            }
             let caught_up = batch.last_seq >= batch.head_seq;
             self.board.update(&self.peer.name, |p| {
                 p.cursor = cursor;
