@@ -44,6 +44,20 @@ impl Running {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Running::start_on(listener, run, health_name).await
+    }
+
+    /// The same on a listener bound beforehand: instances that must know each
+    /// other's addresses before any of them starts.
+    pub async fn start_on<F, Fut>(
+        listener: tokio::net::TcpListener,
+        run: F,
+        health_name: &str,
+    ) -> anyhow::Result<Running>
+    where
+        F: FnOnce(tokio::net::TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, stopped));

@@ -32,8 +32,8 @@ use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use sustain_proto::sync::v1 as spb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use sustain_registry::demo::Demo;
+use sustain_testkit::server::Running;
 use sustain_testkit::{TestDatabase, token};
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 const IMPORT_BATCH: usize = 1_000;
@@ -56,42 +56,29 @@ fn config(name: &str, scope: &str, url: &str) -> Config {
     c
 }
 
+/// One instance: a registry on a listener bound beforehand.
 struct Instance {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    running: Running,
 }
 
 impl Instance {
     async fn start(listener: tokio::net::TcpListener, config: Config) -> Instance {
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            sustain_registry::run(&config, &secrets(), listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        for _ in 0..400 {
-            if let Ok(ch) = Channel::from_shared(format!("http://{addr}"))
-                .expect("uri")
-                .connect()
+        let running = Running::start_on(
+            listener,
+            move |listener, stopped| async move {
+                sustain_registry::run(&config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
                 .await
-            {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
-                let asked = tonic_health::pb::HealthCheckRequest {
-                    service: "sustain.sync.v1.SyncService".into(),
-                };
-                if health.check(asked).await.is_ok() {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            },
+            sustain_platform::sync::SERVICE_NAME,
+        )
+        .await
+        .expect("instance ready");
         Instance {
-            addr,
-            stop: Some(stop),
-            task,
+            addr: running.addr,
+            running,
         }
     }
 
@@ -103,11 +90,8 @@ impl Instance {
             .expect("connect")
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.task.await;
+    async fn stop(self) {
+        self.running.stop().await.expect("stopped cleanly");
     }
 }
 

@@ -16,8 +16,8 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::sync::v1 as spb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use sustain_testkit::proxy::Proxy;
+use sustain_testkit::server::Running;
 use sustain_testkit::{TestDatabase, token};
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -34,9 +34,8 @@ type Sync = SyncServiceClient<InterceptedService<Channel, Bearer>>;
 struct Instance {
     addr: SocketAddr,
     db: TestDatabase,
-    stop: Option<oneshot::Sender<()>>,
-    /// Held so the server lives as long as the instance.
-    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The server; stopped when the instance is dropped.
+    _running: Running,
 }
 
 impl Instance {
@@ -45,44 +44,25 @@ impl Instance {
         config: Config,
         db: TestDatabase,
     ) -> Instance {
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
         let mut config = config;
         config.database_url = db.url.clone();
-        let task = tokio::spawn(async move {
-            sustain_registry::run(&config, &secrets(), listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let instance = Instance {
-            addr,
-            db,
-            stop: Some(stop),
-            _task: task,
-        };
-        instance.wait_ready().await;
-        instance
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..400 {
-            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
-                .expect("uri")
-                .connect()
+        let running = Running::start_on(
+            listener,
+            move |listener, stopped| async move {
+                sustain_registry::run(&config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
                 .await
-            {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                let asked = tonic_health::pb::HealthCheckRequest {
-                    service: "sustain.sync.v1.SyncService".into(),
-                };
-                if health.check(asked).await.is_ok() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            },
+            sustain_platform::sync::SERVICE_NAME,
+        )
+        .await
+        .expect("instance ready");
+        Instance {
+            addr: running.addr,
+            db,
+            _running: running,
         }
-        panic!("instance did not become ready");
     }
 
     async fn channel(&self) -> Channel {
@@ -113,14 +93,6 @@ impl Instance {
 
     async fn sync_admin(&self) -> Sync {
         self.sync_as(token(Role::Admin, &["*"])).await
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
