@@ -58,6 +58,9 @@ pub async fn serve(
 
     let names = services.names.clone();
     let routes = services.routes;
+    // Background tasks (cache followers, sync pullers) stop with the server,
+    // also when this future is dropped rather than run to its end.
+    let _background = AbortOnDrop(services.background);
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let drain = async move {
         shutdown.await;
@@ -102,11 +105,18 @@ pub async fn serve(
         result = &mut server => result?,
         () = deadline => tracing::warn!(timeout_secs = DRAIN_TIMEOUT.as_secs(), "connections still open after the drain timeout; closing"),
     }
-    for task in services.background {
-        task.abort();
-    }
     tracing::info!("stopped");
     Ok(())
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 async fn mark_not_serving(reporter: &HealthReporter, names: &[&'static str]) {

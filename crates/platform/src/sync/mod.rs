@@ -147,9 +147,10 @@ impl Topology {
     }
 }
 
-/// Writes this instance's name and upstream, and on first start the owners
-/// configuration gives: its own scope and each downstream peer's. Later starts
-/// keep the owners as handovers left them.
+/// Writes this instance's name and upstream, and the owners configuration
+/// gives (its own scope and each downstream peer's) for units not recorded
+/// yet. A unit already recorded keeps its owner: handovers change owners,
+/// configuration only adds units.
 pub async fn configure(
     db: &sea_orm::DatabaseConnection,
     config: &SyncConfig,
@@ -177,30 +178,44 @@ pub async fn configure(
         [config.instance.clone().into(), upstream.into()],
     ))
     .await?;
-    let existing = sync_owner::Entity::find()
+    let existing: HashMap<String, String> = sync_owner::Entity::find()
         .order_by_asc(sync_owner::Column::UnitCode)
         .all(&txn)
-        .await?;
-    if existing.is_empty() {
-        let now = chrono::Utc::now();
-        let mut rows: Vec<(String, String)> = config
-            .scope
-            .iter()
-            .map(|u| (u.clone(), config.instance.clone()))
-            .collect();
-        for peer in &config.downstream {
-            rows.extend(peer.scope.iter().map(|u| (u.clone(), peer.name.clone())));
-        }
-        for (unit, instance) in rows {
-            sync_owner::Entity::insert(sync_owner::ActiveModel {
-                unit_code: Set(unit),
-                instance: Set(instance),
-                since: Set(now),
-                set_by: Set("configuration".into()),
-                version: Set(1),
-            })
-            .exec(&txn)
-            .await?;
+        .await?
+        .into_iter()
+        .map(|o| (o.unit_code, o.instance))
+        .collect();
+    let now = chrono::Utc::now();
+    let mut rows: Vec<(String, String)> = config
+        .scope
+        .iter()
+        .map(|u| (u.clone(), config.instance.clone()))
+        .collect();
+    for peer in &config.downstream {
+        rows.extend(peer.scope.iter().map(|u| (u.clone(), peer.name.clone())));
+    }
+    for (unit, instance) in rows {
+        match existing.get(&unit) {
+            // Handovers own the table once a unit is in it: configuration
+            // only adds units (a district added to the province's file).
+            Some(owner) if *owner != instance => tracing::warn!(
+                unit = %unit,
+                configured = %instance,
+                recorded = %owner,
+                "sync: unit owned by another instance than configured (a handover moved it); keeping the recorded owner"
+            ),
+            Some(_) => {}
+            None => {
+                sync_owner::Entity::insert(sync_owner::ActiveModel {
+                    unit_code: Set(unit),
+                    instance: Set(instance),
+                    since: Set(now),
+                    set_by: Set("configuration".into()),
+                    version: Set(1),
+                })
+                .exec(&txn)
+                .await?;
+            }
         }
     }
     txn.commit().await?;
@@ -316,5 +331,64 @@ mod tests {
         // Alone, everything is this instance's.
         assert!(Topology::default().owns("20"));
         assert!(Topology::default().check_writes(["181"]).is_ok());
+    }
+
+    struct Migrator;
+
+    impl sea_orm_migration::MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+            vec![
+                Box::new(crate::journal::migration::CreateJournal),
+                Box::new(migration::CreateSync),
+            ]
+        }
+    }
+
+    #[tokio::test]
+    async fn configuration_adds_units_and_never_moves_a_recorded_owner() {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        use sea_orm_migration::MigratorTrait;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("t.sqlite").display()
+        );
+        let db = crate::db::connect(&url).await.expect("connect");
+        Migrator::up(&db, None).await.expect("migrate");
+        let peer = |name: &str, scope: &str| crate::config::PeerConfig {
+            name: name.into(),
+            url: "http://127.0.0.1:1".into(),
+            scope: vec![scope.into()],
+        };
+        let mut config = SyncConfig {
+            instance: "province".into(),
+            scope: vec!["20".into()],
+            downstream: vec![peer("district-181", "181")],
+            ..SyncConfig::default()
+        };
+        configure(&db, &config).await.expect("first start");
+        let t = Topology::load(&db).await.expect("load");
+        assert_eq!(t.units_of("district-181"), vec!["181"]);
+        // A handover moved 181 meanwhile; then a district is added to the file.
+        sync_owner::Entity::update_many()
+            .col_expr(
+                sync_owner::Column::Instance,
+                sea_orm::sea_query::Expr::value("district-185"),
+            )
+            .filter(sync_owner::Column::UnitCode.eq("181"))
+            .exec(&db)
+            .await
+            .expect("handover");
+        config.downstream.push(peer("district-185", "185"));
+        configure(&db, &config).await.expect("restart");
+        let t = Topology::load(&db).await.expect("load");
+        assert_eq!(
+            t.units_of("district-185"),
+            vec!["181", "185"],
+            "added, and the handover kept"
+        );
+        assert!(t.units_of("district-181").is_empty());
+        assert_eq!(t.me, "province");
+        assert!(t.owns("20") && !t.owns("181"));
     }
 }
