@@ -166,8 +166,9 @@ wait $up || fail "sustain up did not exit cleanly on SIGTERM"
 
 # A province and two districts, each started the README's way with its file
 # under deploy/dev (ports moved to free ones): a household made in district
-# 181 appears at the province, the province refuses to write it, and
-# standards set at the province reach both districts.
+# 181 appears at the province, the province refuses to write it, standards
+# set at the province reach both districts, and so does its own programme
+# activity.
 sync_dir=$(mktemp -d)
 pb=$((21000 + RANDOM % 8000)); ab=$((pb + 100)); bb=$((pb + 200))
 sync_pids=""
@@ -204,6 +205,19 @@ for port in $((ab + 1)) $((bb + 1)); do
     sleep 0.05
   done
   printf '%s' "$listed" | grep -q '"rural": "1600000"' || fail "the standards never reached the district on $port: $listed"
+done
+# The province's own programme activity reaches both districts' programmes services.
+item='{"item":{"code":"LS-2-CATTLE","parent_code":"NTP-SPR.2","level":"ITEM_LEVEL_ACTIVITY","name":"Hỗ trợ nuôi bò sinh sản","owner_unit_code":"20"}}'
+buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $sync_token" -d "$item" \
+  "http://127.0.0.1:$((pb + 2))/sustain.programs.v1.CatalogService/CreateProgrammeItem" >/dev/null || fail "catalogue item at the province"
+for port in $((ab + 2)) $((bb + 2)); do
+  for _ in $(seq 1 100); do
+    grpcurl -plaintext -H "authorization: Bearer $sync_token" -d '{"code":"LS-2-CATTLE"}' "127.0.0.1:$port" \
+      sustain.programs.v1.CatalogService/GetProgrammeItem >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  grpcurl -plaintext -H "authorization: Bearer $sync_token" -d '{"code":"LS-2-CATTLE"}' "127.0.0.1:$port" \
+    sustain.programs.v1.CatalogService/GetProgrammeItem >/dev/null || fail "the catalogue item never reached the programmes service on $port"
 done
 sync_status=$(grpcurl -plaintext -H "authorization: Bearer $sync_token" "127.0.0.1:$((pb + 1))" sustain.sync.v1.SyncService/GetSyncStatus) || fail "sync status"
 [ "$(printf '%s' "$sync_status" | grep -c '"connected": true')" -eq 2 ] || fail "both districts connected: $sync_status"

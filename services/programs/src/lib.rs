@@ -12,6 +12,7 @@ pub mod model;
 pub mod outreach;
 pub mod records;
 pub mod registry;
+pub mod replica;
 pub mod store;
 pub mod summary;
 pub mod support;
@@ -120,6 +121,12 @@ pub fn services(
         db: db.clone(),
         cipher: cipher.clone(),
     });
+    let sync = sustain_platform::sync::wire(
+        &db,
+        config,
+        secrets,
+        std::sync::Arc::new(replica::ProgramsReplica),
+    )?;
     let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi {
         db,
         registry,
@@ -131,7 +138,8 @@ pub fn services(
         .add_service(InterceptedService::new(training, auth.interceptor()))
         .add_service(InterceptedService::new(support, auth.interceptor()))
         .add_service(InterceptedService::new(communication, auth.interceptor()))
-        .add_service(InterceptedService::new(inspections, auth.interceptor()));
+        .add_service(InterceptedService::new(inspections, auth.interceptor()))
+        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
     Ok(ServiceSet {
         routes,
         names: vec![
@@ -142,8 +150,9 @@ pub fn services(
             "sustain.programs.v1.SupportService",
             "sustain.programs.v1.CommunicationService",
             "sustain.programs.v1.InspectionService",
+            sustain_platform::sync::SERVICE_NAME,
         ],
-        background: vec![],
+        background: sync.tasks,
     })
 }
 
@@ -155,6 +164,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
+    sustain_platform::sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, registry = %config.registry.url, "programs serving");
     serve::serve(

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sustain_platform::config::{Config, Secrets, ServeArgs};
+use sustain_platform::config::{Config, Secrets, ServeArgs, SyncConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -71,6 +71,26 @@ pub struct Configs {
     pub gateway: Config,
 }
 
+/// The same peers, each at the port after its registry's.
+fn one_port_up(sync: &SyncConfig) -> anyhow::Result<SyncConfig> {
+    let mut shifted = sync.clone();
+    let peers = shifted
+        .upstream
+        .iter_mut()
+        .chain(shifted.downstream.iter_mut());
+    for peer in peers {
+        let (host, port) = peer
+            .url
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.trim_end_matches('/').parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                anyhow::anyhow!("sync peer {}: {:?} has no port", peer.name, peer.url)
+            })?;
+        peer.url = format!("{host}:{}", port + 1);
+    }
+    Ok(shifted)
+}
+
 /// A service's configuration: the shared layers, its own address and database.
 fn config_for(
     service: &str,
@@ -116,9 +136,11 @@ impl Configs {
         gateway.programs.url = format!("http://{}", at.programs);
         gateway.ledger.url = format!("http://{}", at.ledger);
         gateway.http_listen = at.reports;
-        // Sync is the registry's so far: the `[sync]` section names registry
-        // addresses, which mean nothing to the other services.
-        for c in [&mut programs, &mut ledger, &mut gateway] {
+        // The `[sync]` section names the peers' registries; their programmes
+        // services answer one port up (the `--port-base` layout). The ledger
+        // does not replicate yet, and the gateway keeps no records.
+        programs.sync = one_port_up(&registry.sync)?;
+        for c in [&mut ledger, &mut gateway] {
             c.sync = sustain_platform::config::SyncConfig::default();
         }
         let urls = [

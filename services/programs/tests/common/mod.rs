@@ -92,6 +92,53 @@ impl Suite {
         }
     }
 
+    /// Both services on listeners bound beforehand, with these configurations
+    /// (their databases and the programmes service's registry set here): an
+    /// instance of a province's sync topology.
+    pub async fn start_on(
+        registry: (tokio::net::TcpListener, Config),
+        programs: (tokio::net::TcpListener, Config),
+    ) -> Suite {
+        let registry_db = TestDatabase::new().await.expect("registry database");
+        let programs_db = TestDatabase::new().await.expect("programs database");
+        let (registry_listener, mut registry_config) = registry;
+        registry_config.database_url = registry_db.url.clone();
+        let registry_addr = registry_listener.local_addr().expect("addr");
+        let registry = Running::start_on(
+            registry_listener,
+            move |listener, stopped| async move {
+                sustain_registry::run(&registry_config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.registry.v1.ReviewService",
+        )
+        .await
+        .expect("registry serving");
+        let (programs_listener, mut programs_config) = programs;
+        programs_config.database_url = programs_db.url.clone();
+        programs_config.registry.url = format!("http://{registry_addr}");
+        let programs = Running::start_on(
+            programs_listener,
+            move |listener, stopped| async move {
+                sustain_programs::run(&programs_config, &secrets(), listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.programs.v1.LivelihoodService",
+        )
+        .await
+        .expect("programs serving");
+        Suite {
+            registry: Some(registry),
+            programs,
+            programs_db,
+            _registry_db: registry_db,
+        }
+    }
+
     pub fn registry(&self) -> &Running {
         self.registry.as_ref().expect("registry running")
     }

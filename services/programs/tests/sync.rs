@@ -1,0 +1,200 @@
+//! Programme records between a province and a district, each a registry and
+//! a programmes service over their own databases: a district's model and
+//! enrolments reach the province with the same figures, the province's own
+//! catalogue item reaches the district, and each refuses to write the other's.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sustain_platform::Role;
+use sustain_platform::config::{Config, PeerConfig};
+use sustain_proto::programs::v1 as pb;
+use tonic::Code;
+
+fn config(name: &str, scope: &str) -> Config {
+    let mut c = Config::defaults(0);
+    c.shutdown_grace_secs = 0;
+    c.sync.instance = name.into();
+    c.sync.scope = vec![scope.into()];
+    c.sync.poll_ms = 50;
+    c.sync.retry_max_ms = 300;
+    // The under-five count a summary divides by is otherwise reused for a
+    // minute: the province would keep the count it read before the district's
+    // households arrived.
+    c.registry.count_cache_secs = 0;
+    c
+}
+
+fn peer(name: &str, addr: std::net::SocketAddr, scope: &[&str]) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        url: format!("http://{addr}"),
+        scope: scope.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn programme_records_flow_up_and_the_catalogue_flows_down() {
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (pr, pp, ar, ap) = (
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+    );
+    let addr = |l: &tokio::net::TcpListener| l.local_addr().expect("addr");
+    let (pr_at, pp_at, ar_at, ap_at) = (addr(&pr), addr(&pp), addr(&ar), addr(&ap));
+    let mut p_registry = config("province", "20");
+    p_registry.sync.downstream = vec![peer("district-181", ar_at, &["181"])];
+    let mut p_programs = config("province", "20");
+    p_programs.sync.downstream = vec![peer("district-181", ap_at, &["181"])];
+    let mut a_registry = config("district-181", "181");
+    a_registry.sync.upstream = Some(peer("province", pr_at, &[]));
+    let mut a_programs = config("district-181", "181");
+    a_programs.sync.upstream = Some(peer("province", pp_at, &[]));
+    let province = Suite::start_on((pr, p_registry), (pp, p_programs)).await;
+    let district = Suite::start_on((ar, a_registry), (ap, a_programs)).await;
+
+    // The district's households, model and enrolments.
+    let ids = households(
+        &district,
+        &[
+            ("06067", Kind::Poor),
+            ("06070", Kind::NearPoor),
+            ("06067", Kind::Other),
+        ],
+    )
+    .await;
+    let mut at_district = district.livelihood(Role::Admin, &["181"]).await;
+    let model = create_model(&mut at_district, livestock_model("Nuôi bò sinh sản"))
+        .await
+        .expect("model");
+    let enrolled = enrol(&mut at_district, &model.id, &ids, "2023-04-01")
+        .await
+        .expect("enrolled");
+    assert_eq!(enrolled.len(), 3);
+    let want = programme_summary(&district, "181", &["181"], 2022, 2024)
+        .await
+        .expect("summary");
+    eventually(
+        "the province's figures for 181 equal the district's",
+        || async {
+            programme_summary(&province, "181", &["20"], 2022, 2024)
+                .await
+                .is_ok_and(|s| s == want)
+        },
+    )
+    .await;
+    let mut at_province = province.livelihood(Role::Admin, &["20"]).await;
+    let copy = at_province
+        .get_model(pb::GetModelRequest {
+            id: model.id.clone(),
+        })
+        .await
+        .expect("the model at the province")
+        .into_inner()
+        .model
+        .expect("model");
+    assert_eq!(copy.name, model.name);
+    // The province holds a copy: its writes there are refused, naming the owner.
+    let refused = create_model(&mut at_province, livestock_model("Nuôi dê"))
+        .await
+        .expect_err("181 is the district's");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("district-181"),
+        "{}",
+        refused.message()
+    );
+
+    // The province's own activity reaches the district, which may not edit it.
+    let mut catalog = province.catalog(Role::Admin, &["20"]).await;
+    catalog
+        .create_programme_item(pb::CreateProgrammeItemRequest {
+            item: Some(pb::ProgrammeItem {
+                code: "LS-2-CATTLE".into(),
+                parent_code: "NTP-SPR.2".into(),
+                level: pb::ItemLevel::Activity as i32,
+                name: "Lạng Sơn cattle breeding support".into(),
+                owner_unit_code: "20".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("created at the province");
+    let mut district_catalog = district.catalog(Role::Admin, &["*"]).await;
+    eventually("the province's item at the district", || {
+        let mut c = district_catalog.clone();
+        async move {
+            c.get_programme_item(pb::GetProgrammeItemRequest {
+                code: "LS-2-CATTLE".into(),
+            })
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    let refused = district_catalog
+        .create_programme_item(pb::CreateProgrammeItemRequest {
+            item: Some(pb::ProgrammeItem {
+                code: "LS-2-GOATS".into(),
+                parent_code: "NTP-SPR.2".into(),
+                level: pb::ItemLevel::Activity as i32,
+                name: "Goats".into(),
+                owner_unit_code: "20".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("the province's catalogue");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("province"),
+        "{}",
+        refused.message()
+    );
+
+    // An archived enrolment leaves both sides' figures alike.
+    at_district
+        .archive_enrolment(pb::ArchiveEnrolmentRequest {
+            id: enrolled[0].id.clone(),
+            etag: enrolled[0]
+                .meta
+                .as_ref()
+                .map(|m| m.etag.clone())
+                .unwrap_or_default(),
+            reason: "moved away".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("archived");
+    let after = programme_summary(&district, "181", &["181"], 2022, 2024)
+        .await
+        .expect("summary");
+    assert_ne!(after, want, "the archive moved the figures");
+    eventually("the province follows the archive", || async {
+        programme_summary(&province, "181", &["20"], 2022, 2024)
+            .await
+            .is_ok_and(|s| s == after)
+    })
+    .await;
+}
