@@ -32,21 +32,6 @@ fn read<M: DeserializeOwned>(c: &Incoming) -> Result<M, ServiceError> {
     })
 }
 
-/// A change is let in by the unit it names; the record must lie there too.
-fn same_unit(c: &Incoming, unit: &str) -> Result<(), ServiceError> {
-    if unit == c.change.owner_unit {
-        Ok(())
-    } else {
-        Err(ServiceError::FailedPrecondition {
-            reason: "UNIT_MISMATCH",
-            message: format!(
-                "{} {} names unit {} but lies in {unit}",
-                c.change.record_type, c.change.record_id, c.change.owner_unit
-            ),
-        })
-    }
-}
-
 /// Writes `row` as the record's new version: inserted when none was held,
 /// else written over the held one.
 async fn put<E, A>(
@@ -78,7 +63,7 @@ where
         ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send,
 {
     let row: R = read(c)?;
-    same_unit(c, &row.placement().unit_code)?;
+    c.require_unit(&row.placement().unit_code)?;
     put::<R::Entity, _>(txn, row.clone(), c.held).await?;
     Ok(row)
 }
@@ -96,7 +81,7 @@ impl Replica for ProgramsReplica {
             match c.change.record_type.as_str() {
                 "programme_item" => {
                     let row: programme_item::Model = read(c)?;
-                    same_unit(c, &row.owner_unit)?;
+                    c.require_unit(&row.owner_unit)?;
                     put::<programme_item::Entity, _>(txn, row, c.held).await?;
                 }
                 "enrolment" => {

@@ -35,6 +35,21 @@ fn peer(name: &str, addr: std::net::SocketAddr, scope: &[&str]) -> PeerConfig {
     }
 }
 
+/// The province's own activity under Project 2.
+fn activity(code: &str, name: &str) -> pb::CreateProgrammeItemRequest {
+    pb::CreateProgrammeItemRequest {
+        item: Some(pb::ProgrammeItem {
+            code: code.into(),
+            parent_code: "NTP-SPR.2".into(),
+            level: pb::ItemLevel::Activity as i32,
+            name: name.into(),
+            owner_unit_code: "20".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -127,17 +142,7 @@ async fn programme_records_flow_up_and_the_catalogue_flows_down() {
     // The province's own activity reaches the district, which may not edit it.
     let mut catalog = province.catalog(Role::Admin, &["20"]).await;
     catalog
-        .create_programme_item(pb::CreateProgrammeItemRequest {
-            item: Some(pb::ProgrammeItem {
-                code: "LS-2-CATTLE".into(),
-                parent_code: "NTP-SPR.2".into(),
-                level: pb::ItemLevel::Activity as i32,
-                name: "Lạng Sơn cattle breeding support".into(),
-                owner_unit_code: "20".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+        .create_programme_item(activity("LS-2-CATTLE", "Lạng Sơn cattle breeding support"))
         .await
         .expect("created at the province");
     let mut district_catalog = district.catalog(Role::Admin, &["*"]).await;
@@ -153,17 +158,7 @@ async fn programme_records_flow_up_and_the_catalogue_flows_down() {
     })
     .await;
     let refused = district_catalog
-        .create_programme_item(pb::CreateProgrammeItemRequest {
-            item: Some(pb::ProgrammeItem {
-                code: "LS-2-GOATS".into(),
-                parent_code: "NTP-SPR.2".into(),
-                level: pb::ItemLevel::Activity as i32,
-                name: "Goats".into(),
-                owner_unit_code: "20".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+        .create_programme_item(activity("LS-2-GOATS", "Goats"))
         .await
         .expect_err("the province's catalogue");
     assert_eq!(refused.code(), Code::FailedPrecondition);

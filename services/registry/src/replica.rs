@@ -54,22 +54,6 @@ fn unreadable(c: &Incoming, e: &serde_json::Error) -> ServiceError {
     ))
 }
 
-/// A change is let in by the unit it names; the record must lie there too, or
-/// a peer could write into ground it does not own by naming its own.
-fn same_unit(c: &Incoming, unit: &str) -> Result<(), ServiceError> {
-    if unit == c.change.owner_unit {
-        Ok(())
-    } else {
-        Err(ServiceError::FailedPrecondition {
-            reason: "UNIT_MISMATCH",
-            message: format!(
-                "{} {} names unit {} but lies in {unit}",
-                c.change.record_type, c.change.record_id, c.change.owner_unit
-            ),
-        })
-    }
-}
-
 #[tonic::async_trait]
 impl Replica for RegistryReplica {
     async fn write(
@@ -84,7 +68,7 @@ impl Replica for RegistryReplica {
                 "household" => {
                     let state: HouseholdState =
                         serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
-                    same_unit(c, &state.household.commune_code)?;
+                    c.require_unit(&state.household.commune_code)?;
                     if c.held.is_none() {
                         pending.households.push(state.household);
                         pending.members.extend(state.members);
@@ -96,7 +80,7 @@ impl Replica for RegistryReplica {
                 "review" => {
                     let row: review::Model =
                         serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
-                    same_unit(c, &row.commune_code)?;
+                    c.require_unit(&row.commune_code)?;
                     if row.state == reviews::CERTIFIED {
                         delta.add(&row, 1);
                     }

@@ -25,6 +25,25 @@ pub struct Incoming {
     pub held: Option<i64>,
 }
 
+impl Incoming {
+    /// A change is let in by the unit it names; the record must lie there
+    /// too, or a peer could write into ground it does not own by naming its
+    /// own. `unit`: where the record's state places it.
+    pub fn require_unit(&self, unit: &str) -> Result<(), ServiceError> {
+        if unit == self.change.owner_unit {
+            Ok(())
+        } else {
+            Err(ServiceError::FailedPrecondition {
+                reason: "UNIT_MISMATCH",
+                message: format!(
+                    "{} {} names unit {} but lies in {unit}",
+                    self.change.record_type, self.change.record_id, self.change.owner_unit
+                ),
+            })
+        }
+    }
+}
+
 /// What a service does with its records arriving from a peer.
 #[tonic::async_trait]
 pub trait Replica: Send + Sync + 'static {
