@@ -832,8 +832,14 @@ async fn a_handover_moves_communes_and_a_racing_write_becomes_a_conflict() {
         async move { get(&mut c, &id).await.is_ok_and(|h| h.etag == etag) }
     })
     .await;
-    // A's racing write reached the province and was kept as a conflict, not applied.
-    let conflicts = eventually_conflicts(&mut admin, 1).await;
+    // A writes again, still unaware: a version newer than the province's copy.
+    let mut again = raced.clone();
+    again.address.as_mut().expect("address").village = "Bản Tranh Hai".into();
+    let raced_again = update(&mut a, again, &["address.village"], "")
+        .await
+        .expect("A still thinks it owns it");
+    // A's racing writes reached the province and were kept as conflicts, not applied.
+    let conflicts = eventually_conflicts(&mut admin, 2).await;
     let c = &conflicts[0];
     assert_eq!(c.record_id, moving.id);
     assert_eq!(c.peer, A);
@@ -844,7 +850,43 @@ async fn a_handover_moves_communes_and_a_racing_write_becomes_a_conflict() {
         .await
         .expect("province copy");
     assert_eq!(at_p.etag, b_version.etag, "the owner's version stands");
-    let _ = raced;
+
+    // Taking A's first version is refused: it is no newer than the owner's.
+    let take = |id: i64| spb::ResolveConflictRequest {
+        id,
+        resolution: spb::Resolution::TakeIncoming as i32,
+    };
+    let refused = admin
+        .resolve_conflict(take(c.id))
+        .await
+        .expect_err("not newer");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "NOT_NEWER");
+    // A person takes A's second one: it is written at the province and goes
+    // out to the owner, B, like any write of the province's.
+    let later = &conflicts[1];
+    assert_eq!(later.incoming_version, 3);
+    let taken = admin
+        .resolve_conflict(take(later.id))
+        .await
+        .expect("taken")
+        .into_inner()
+        .conflict
+        .expect("conflict");
+    assert_eq!(taken.resolution, "take_incoming");
+    for (name, client) in [("province", &at_province), ("B", &at_b)] {
+        eventually(Duration::from_secs(5), name, || {
+            let mut c = client.clone();
+            let id = moving.id.clone();
+            let etag = raced_again.etag.clone();
+            async move {
+                get(&mut c, &id).await.is_ok_and(|h| {
+                    h.etag == etag && h.address.is_some_and(|a| a.village == "Bản Tranh Hai")
+                })
+            }
+        })
+        .await;
+    }
 
     // Once A hears of the handover its writes there are refused, naming B; its
     // other communes stay its own.
@@ -903,7 +945,7 @@ async fn a_handover_moves_communes_and_a_racing_write_becomes_a_conflict() {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(all.conflicts.len(), 1);
+    assert_eq!(all.conflicts.len(), 2);
     let again = admin
         .resolve_conflict(spb::ResolveConflictRequest {
             id: c.id,

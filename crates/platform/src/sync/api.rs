@@ -379,12 +379,17 @@ impl pb::sync_service_server::SyncService for SyncApi {
             .into());
         }
         if resolution == "take_incoming" {
-            if found.incoming_version <= found.local_version {
+            // Against the copy held now: it may have moved on since the
+            // conflict was kept (the owner's own later version arriving).
+            let held =
+                super::apply::held_version(&txn, &found.record_type, &found.record_id).await?;
+            if found.incoming_version <= held.unwrap_or(0) {
                 return Err(ServiceError::FailedPrecondition {
-                    reason: "VERSION_TIE",
+                    reason: "NOT_NEWER",
                     message: format!(
-                        "the incoming version {} is not newer than the one held ({}); enter the change again at the owner",
-                        found.incoming_version, found.local_version
+                        "the incoming version {} is not newer than the one held now ({}); enter the change again at the owner",
+                        found.incoming_version,
+                        held.unwrap_or(0)
                     ),
                 }
                 .into());
@@ -400,7 +405,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
                 recorded_at: None,
             };
             let incoming = Incoming {
-                held: (found.local_version > 0).then_some(found.local_version),
+                held,
                 change: change.clone(),
             };
             self.replica.write(&txn, &[incoming]).await?;

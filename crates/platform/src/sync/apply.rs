@@ -324,6 +324,21 @@ async fn update_cursor(
     Ok(result.rows_affected == 1)
 }
 
+/// The version of one record held here now, as the journal knows it.
+pub async fn held_version(
+    conn: &impl ConnectionTrait,
+    record_type: &str,
+    record_id: &str,
+) -> Result<Option<i64>, ServiceError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::RecordId.eq(record_id))
+        .filter(outbox::Column::RecordType.eq(record_type))
+        .order_by_desc(outbox::Column::Seq)
+        .one(conn)
+        .await?
+        .map(|r| r.version))
+}
+
 /// The newest version (and state) of each record of the batch held here, as
 /// the journal knows it: every write journals its record's new version.
 async fn held_versions(
