@@ -169,8 +169,8 @@ impl Province {
     }
 }
 
-/// Waits until `check` holds, up to `limit`; how long it took.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+/// Waits until `check` holds, up to `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -178,7 +178,7 @@ where
     let start = Instant::now();
     while start.elapsed() < limit {
         if check().await {
-            return start.elapsed();
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -292,13 +292,13 @@ async fn a_household_made_in_a_district_reaches_the_province_and_replicas_refuse
         .expect("created in 181");
 
     let mut at_province = p.province.households(Role::Admin, &["20"]).await;
-    let took = eventually(Duration::from_secs(5), "household at the province", || {
+    // How fast is the benchmark's to say (docs/benchmarks.md); here, that it comes.
+    eventually(Duration::from_secs(5), "household at the province", || {
         let id = created.id.clone();
         let mut c = at_province.clone();
         async move { found(&mut c, &id).await }
     })
     .await;
-    assert!(took < Duration::from_secs(1), "took {took:?}");
     let copy = get(&mut at_province, &created.id).await.expect("copy");
     assert_eq!(copy.etag, created.etag);
     assert_eq!(copy.members.len(), created.members.len());
@@ -1084,13 +1084,12 @@ async fn a_standard_changed_at_the_province_reaches_both_districts() {
             .map(|l| l.rural)
     };
     for district in [&p.a, &p.b] {
-        let took = eventually(
+        eventually(
             Duration::from_secs(5),
             "the standards at a district",
             || async { rural(&standards_at(district).await) == Some(1_600_000) },
         )
         .await;
-        assert!(took < Duration::from_secs(1), "took {took:?}");
         let there = standards_at(district).await;
         assert_eq!(there.source, "set");
         assert_eq!(there.etag, done.etag);
