@@ -23,15 +23,6 @@ use crate::records::Record;
 #[derive(Debug)]
 pub struct ProgramsReplica;
 
-fn read<M: DeserializeOwned>(c: &Incoming) -> Result<M, ServiceError> {
-    serde_json::from_str(&c.change.state).map_err(|e| {
-        ServiceError::Internal(format!(
-            "{} {} version {} does not read: {e}",
-            c.change.record_type, c.change.record_id, c.change.version
-        ))
-    })
-}
-
 /// Writes `row` as the record's new version: inserted when none was held,
 /// else written over the held one.
 async fn put<E, A>(
@@ -62,7 +53,7 @@ where
     <R::Entity as EntityTrait>::ActiveModel:
         ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send,
 {
-    let row: R = read(c)?;
+    let row: R = c.read()?;
     c.require_unit(&row.placement().unit_code)?;
     put::<R::Entity, _>(txn, row.clone(), c.held).await?;
     Ok(row)
@@ -80,7 +71,7 @@ impl Replica for ProgramsReplica {
         for c in changes {
             match c.change.record_type.as_str() {
                 "programme_item" => {
-                    let row: programme_item::Model = read(c)?;
+                    let row: programme_item::Model = c.read()?;
                     c.require_unit(&row.owner_unit)?;
                     put::<programme_item::Entity, _>(txn, row, c.held).await?;
                 }

@@ -21,7 +21,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Bearer, household_in, secrets};
+use common::{Bearer, household_in, registry_on};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use sustain_platform::Role;
 use sustain_platform::config::{Config, PeerConfig};
@@ -64,18 +64,7 @@ struct Instance {
 
 impl Instance {
     async fn start(listener: tokio::net::TcpListener, config: Config) -> Instance {
-        let running = Running::start_on(
-            listener,
-            move |listener, stopped| async move {
-                sustain_registry::run(&config, &secrets(), listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-            },
-            sustain_platform::sync::SERVICE_NAME,
-        )
-        .await
-        .expect("instance ready");
+        let running = registry_on(listener, config).await;
         Instance {
             addr: running.addr,
             running,

@@ -47,13 +47,6 @@ impl Pending {
     }
 }
 
-fn unreadable(c: &Incoming, e: &serde_json::Error) -> ServiceError {
-    ServiceError::Internal(format!(
-        "{} {} version {} does not read: {e}",
-        c.change.record_type, c.change.record_id, c.change.version
-    ))
-}
-
 #[tonic::async_trait]
 impl Replica for RegistryReplica {
     async fn write(
@@ -66,8 +59,7 @@ impl Replica for RegistryReplica {
         for c in changes {
             match c.change.record_type.as_str() {
                 "household" => {
-                    let state: HouseholdState =
-                        serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
+                    let state: HouseholdState = c.read()?;
                     c.require_unit(&state.household.commune_code)?;
                     if c.held.is_none() {
                         pending.households.push(state.household);
@@ -78,8 +70,7 @@ impl Replica for RegistryReplica {
                     self.replace_household(txn, state).await?;
                 }
                 "review" => {
-                    let row: review::Model =
-                        serde_json::from_str(&c.change.state).map_err(|e| unreadable(c, &e))?;
+                    let row: review::Model = c.read()?;
                     c.require_unit(&row.commune_code)?;
                     if row.state == reviews::CERTIFIED {
                         delta.add(&row, 1);

@@ -46,18 +46,7 @@ impl Instance {
     ) -> Instance {
         let mut config = config;
         config.database_url = db.url.clone();
-        let running = Running::start_on(
-            listener,
-            move |listener, stopped| async move {
-                sustain_registry::run(&config, &secrets(), listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-            },
-            sustain_platform::sync::SERVICE_NAME,
-        )
-        .await
-        .expect("instance ready");
+        let running = registry_on(listener, config).await;
         Instance {
             addr: running.addr,
             db,

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, Statement,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use sustain_domain::admin;
 use sustain_proto::sync::v1 as pb;
@@ -18,7 +17,7 @@ use super::{OWNER_RECORD, Topology, sync_conflict, sync_owner};
 use crate::api::timestamp;
 use crate::auth::{Caller, Role};
 use crate::error::ServiceError;
-use crate::journal::{self, Change, outbox};
+use crate::journal::{self, Change};
 
 /// Who may ask about and steer this instance's sync.
 const OPERATE: &[Role] = &[Role::Admin];
@@ -296,7 +295,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
             journal::record_many(&txn, &caller, &request.request_id, changes).await?;
             // The new owner needs what the old one wrote: every record of the
             // units goes out again, as it stands, after the handover.
-            let reissued = latest_under(&txn, &units).await?;
+            let reissued = super::store::latest_under(&txn, &units).await?;
             tracing::info!(units = ?units, to = %to, %reason, records = reissued.len(), caller = %caller.subject, "units handed over");
             journal::record_reissued(&txn, &caller, &request.request_id, reissued).await?;
             Ok((
@@ -382,7 +381,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
             // Against the copy held now: it may have moved on since the
             // conflict was kept (the owner's own later version arriving).
             let held =
-                super::apply::held_version(&txn, &found.record_type, &found.record_id).await?;
+                super::store::held_version(&txn, &found.record_type, &found.record_id).await?;
             if found.incoming_version <= held.unwrap_or(0) {
                 return Err(ServiceError::FailedPrecondition {
                     reason: "NOT_NEWER",
@@ -434,51 +433,4 @@ impl pb::sync_service_server::SyncService for SyncApi {
             conflict: Some(conflict_to_proto(&settled)),
         }))
     }
-}
-
-/// The newest journaled state of every record whose unit lies in `units`.
-async fn latest_under(
-    conn: &impl ConnectionTrait,
-    units: &[String],
-) -> Result<Vec<Change>, ServiceError> {
-    let backend = conn.get_database_backend();
-    let owner_units: Vec<String> = conn
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT DISTINCT owner_unit FROM outbox",
-        ))
-        .await?
-        .iter()
-        .filter_map(|r| r.try_get::<String>("", "owner_unit").ok())
-        .filter(|u| {
-            let above = admin::catalog().ancestors_or_self(u);
-            units.iter().any(|h| above.contains(h))
-        })
-        .collect();
-    let mut latest: std::collections::BTreeMap<(String, String), outbox::Model> =
-        std::collections::BTreeMap::new();
-    for chunk in owner_units.chunks(500) {
-        let rows = outbox::Entity::find()
-            .filter(crate::db::in_json_list(backend, "owner_unit", chunk)?)
-            .filter(outbox::Column::RecordType.ne(OWNER_RECORD))
-            .order_by_asc(outbox::Column::Seq)
-            .all(conn)
-            .await?;
-        for r in rows {
-            latest.insert((r.record_type.clone(), r.record_id.clone()), r);
-        }
-    }
-    let mut rows: Vec<outbox::Model> = latest.into_values().collect();
-    rows.sort_by_key(|r| r.seq);
-    Ok(rows
-        .into_iter()
-        .map(|r| Change {
-            record_type: r.record_type,
-            record_id: r.record_id,
-            owner_unit: r.owner_unit,
-            version: r.version,
-            action: "handover".into(),
-            state: r.state,
-        })
-        .collect())
 }

@@ -4,18 +4,16 @@
 //! the upstream, which speaks for everything above this instance); anything
 //! else is kept as a conflict with both versions, never written over.
 
-use std::collections::HashMap;
-
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, Set,
+    EntityTrait, QueryFilter, Set,
 };
 use sustain_proto::sync::v1 as pb;
 
-use super::{OWNER_RECORD, Topology, sync_conflict, sync_cursor, sync_owner};
+use super::{OWNER_RECORD, Topology, store, sync_conflict, sync_cursor, sync_owner};
 use crate::auth::Caller;
 use crate::error::ServiceError;
-use crate::journal::{self, Change, outbox};
+use crate::journal::{self, Change};
 
 /// A change as applied here, with the version of the record held before.
 #[derive(Debug, Clone)]
@@ -26,6 +24,16 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// The record's state as `T`; INTERNAL naming it when it does not read.
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, ServiceError> {
+        serde_json::from_str(&self.change.state).map_err(|e| {
+            ServiceError::Internal(format!(
+                "{} {} version {} does not read: {e}",
+                self.change.record_type, self.change.record_id, self.change.version
+            ))
+        })
+    }
+
     /// A change is let in by the unit it names; the record must lie there
     /// too, or a peer could write into ground it does not own by naming its
     /// own. `unit`: where the record's state places it.
@@ -156,7 +164,7 @@ async fn apply_in_one(
     let txn = crate::db::begin_write(db).await?;
     advance(&txn, &peer.name, after, last_seq).await?;
     let topology = Topology::load(&txn).await?;
-    let mut held = held_versions(&txn, changes).await?;
+    let mut held = store::held_versions(&txn, changes).await?;
     let mut done = Applied::default();
     let mut owners = vec![];
     let mut records = vec![];
@@ -241,7 +249,7 @@ async fn keep_failed(
 ) -> Result<Applied, ServiceError> {
     let txn = crate::db::begin_write(db).await?;
     advance(&txn, &peer.name, after, batch.last_seq).await?;
-    let mut held = held_versions(&txn, &batch.changes).await?;
+    let mut held = store::held_versions(&txn, &batch.changes).await?;
     for c in &batch.changes {
         let local = held.remove(&(c.record_type.clone(), c.record_id.clone()));
         tracing::warn!(peer = %peer.name, record_type = %c.record_type, record_id = %c.record_id, %error, "change could not be applied; kept as a conflict");
@@ -322,50 +330,6 @@ async fn update_cursor(
         .exec(txn)
         .await?;
     Ok(result.rows_affected == 1)
-}
-
-/// The version of one record held here now, as the journal knows it.
-pub async fn held_version(
-    conn: &impl ConnectionTrait,
-    record_type: &str,
-    record_id: &str,
-) -> Result<Option<i64>, ServiceError> {
-    Ok(outbox::Entity::find()
-        .filter(outbox::Column::RecordId.eq(record_id))
-        .filter(outbox::Column::RecordType.eq(record_type))
-        .order_by_desc(outbox::Column::Seq)
-        .one(conn)
-        .await?
-        .map(|r| r.version))
-}
-
-/// The newest version (and state) of each record of the batch held here, as
-/// the journal knows it: every write journals its record's new version.
-async fn held_versions(
-    conn: &impl ConnectionTrait,
-    changes: &[pb::Change],
-) -> Result<HashMap<(String, String), (i64, String)>, ServiceError> {
-    let mut held: HashMap<(String, String), (i64, i64, String)> = HashMap::new();
-    let ids: Vec<String> = changes.iter().map(|c| c.record_id.clone()).collect();
-    let backend = conn.get_database_backend();
-    for chunk in ids.chunks(1000) {
-        let rows = outbox::Entity::find()
-            .filter(crate::db::in_json_list(backend, "record_id", chunk)?)
-            .order_by_asc(outbox::Column::Seq)
-            .all(conn)
-            .await?;
-        for r in rows {
-            let entry = held.entry((r.record_type, r.record_id)).or_insert((
-                r.seq,
-                r.version,
-                String::new(),
-            ));
-            if r.seq >= entry.0 {
-                *entry = (r.seq, r.version, r.state);
-            }
-        }
-    }
-    Ok(held.into_iter().map(|(k, (_, v, s))| (k, (v, s))).collect())
 }
 
 fn journal_change(c: &pb::Change) -> Change {

@@ -11,6 +11,7 @@ mod entities;
 pub mod feed;
 pub mod migration;
 pub mod puller;
+mod store;
 
 use std::collections::HashMap;
 

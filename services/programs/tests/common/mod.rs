@@ -39,8 +39,26 @@ fn config(url: &str) -> Config {
 }
 
 pub async fn start_registry(url: &str) -> Running {
-    let config = config(url);
-    Running::start(
+    registry_on(loopback().await, config(url)).await
+}
+
+pub async fn start_programs(url: &str, registry: SocketAddr, timeout_ms: u64) -> Running {
+    let mut config = config(url);
+    config.registry.url = format!("http://{registry}");
+    config.registry.timeout_ms = timeout_ms;
+    programs_on(loopback().await, config).await
+}
+
+async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+/// The registry with `config` on a listener bound beforehand.
+pub async fn registry_on(listener: tokio::net::TcpListener, config: Config) -> Running {
+    Running::start_on(
+        listener,
         move |listener, stopped| async move {
             sustain_registry::run(&config, &secrets(), listener, async {
                 let _ = stopped.await;
@@ -53,11 +71,10 @@ pub async fn start_registry(url: &str) -> Running {
     .expect("registry serving")
 }
 
-pub async fn start_programs(url: &str, registry: SocketAddr, timeout_ms: u64) -> Running {
-    let mut config = config(url);
-    config.registry.url = format!("http://{registry}");
-    config.registry.timeout_ms = timeout_ms;
-    Running::start(
+/// The programmes service with `config` on a listener bound beforehand.
+pub async fn programs_on(listener: tokio::net::TcpListener, config: Config) -> Running {
+    Running::start_on(
+        listener,
         move |listener, stopped| async move {
             sustain_programs::run(&config, &secrets(), listener, async {
                 let _ = stopped.await;
@@ -103,34 +120,11 @@ impl Suite {
         let programs_db = TestDatabase::new().await.expect("programs database");
         let (registry_listener, mut registry_config) = registry;
         registry_config.database_url = registry_db.url.clone();
-        let registry_addr = registry_listener.local_addr().expect("addr");
-        let registry = Running::start_on(
-            registry_listener,
-            move |listener, stopped| async move {
-                sustain_registry::run(&registry_config, &secrets(), listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-            },
-            "sustain.registry.v1.ReviewService",
-        )
-        .await
-        .expect("registry serving");
+        let registry = registry_on(registry_listener, registry_config).await;
         let (programs_listener, mut programs_config) = programs;
         programs_config.database_url = programs_db.url.clone();
-        programs_config.registry.url = format!("http://{registry_addr}");
-        let programs = Running::start_on(
-            programs_listener,
-            move |listener, stopped| async move {
-                sustain_programs::run(&programs_config, &secrets(), listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-            },
-            "sustain.programs.v1.LivelihoodService",
-        )
-        .await
-        .expect("programs serving");
+        programs_config.registry.url = format!("http://{}", registry.addr);
+        let programs = programs_on(programs_listener, programs_config).await;
         Suite {
             registry: Some(registry),
             programs,

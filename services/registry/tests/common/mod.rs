@@ -46,6 +46,27 @@ pub type Households = HouseholdServiceClient<InterceptedService<Channel, Bearer>
 pub type Units = AdminUnitServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Reviews = ReviewServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// The registry with `config` on a listener bound beforehand (instances that
+/// must know each other's addresses before any starts), ready once its sync
+/// service answers.
+pub async fn registry_on(
+    listener: tokio::net::TcpListener,
+    config: Config,
+) -> sustain_testkit::server::Running {
+    sustain_testkit::server::Running::start_on(
+        listener,
+        move |listener, stopped| async move {
+            sustain_registry::run(&config, &secrets(), listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        },
+        sustain_platform::sync::SERVICE_NAME,
+    )
+    .await
+    .expect("registry ready")
+}
+
 pub fn secrets() -> Secrets {
     Secrets {
         jwt_secret: JWT_SECRET.to_vec(),
