@@ -168,7 +168,7 @@ wait $up || fail "sustain up did not exit cleanly on SIGTERM"
 # under deploy/dev (ports moved to free ones): a household made in district
 # 181 appears at the province, the province refuses to write it, standards
 # set at the province reach both districts, and so does its own programme
-# activity.
+# activity; the district's ledger chain reaches the province, verified.
 sync_dir=$(mktemp -d)
 pb=$((21000 + RANDOM % 8000)); ab=$((pb + 100)); bb=$((pb + 200))
 sync_pids=""
@@ -219,6 +219,20 @@ for port in $((ab + 2)) $((bb + 2)); do
   grpcurl -plaintext -H "authorization: Bearer $sync_token" -d '{"code":"LS-2-CATTLE"}' "127.0.0.1:$port" \
     sustain.programs.v1.CatalogService/GetProgrammeItem >/dev/null || fail "the catalogue item never reached the programmes service on $port"
 done
+# The district's ledger chain reaches the province, which holds a verified copy
+# equal to the district's own head.
+ledger_at() { buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $sync_token" -d "$3" "http://127.0.0.1:$1/sustain.ledger.v1.$2"; }
+ledger_at $((ab + 3)) AccountService/CreateAccount \
+  '{"account":{"kind":"ACCOUNT_KIND_SOURCE","source":"FUNDING_SOURCE_LOCAL_BUDGET","name":"Ngân sách huyện Bình Gia","unit_code":"181"}}' >/dev/null \
+  || fail "an account at the district's ledger"
+theirs=$(ledger_at $((ab + 3)) ChainService/GetChainHead '{}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["hash"])')
+for _ in $(seq 1 100); do
+  copy=$(ledger_at $((pb + 3)) ChainService/GetChainHead '{"instance":"district-181"}' 2>&1) || true
+  printf '%s' "$copy" | grep -q "$theirs" && break
+  sleep 0.05
+done
+printf '%s' "$copy" | grep -q "$theirs" || fail "the province's copy of the district's chain is not at its head $theirs: $copy"
+printf '%s' "$copy" | grep -q '"alarm"' && fail "the district's chain raised an alarm: $copy"
 sync_status=$(grpcurl -plaintext -H "authorization: Bearer $sync_token" "127.0.0.1:$((pb + 1))" sustain.sync.v1.SyncService/GetSyncStatus) || fail "sync status"
 [ "$(printf '%s' "$sync_status" | grep -c '"connected": true')" -eq 2 ] || fail "both districts connected: $sync_status"
 kill -TERM $sync_pids

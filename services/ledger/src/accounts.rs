@@ -208,6 +208,7 @@ fn checked_account(
 /// Opens `row` inside `conn`'s transaction: its entry goes on the chain.
 pub async fn open(
     conn: &impl ConnectionTrait,
+    caller: &Caller,
     mut row: account::Model,
 ) -> Result<account::Model, ServiceError> {
     let mut chain = Chain::lock(conn).await?;
@@ -216,11 +217,13 @@ pub async fn open(
         chain::ACCOUNT,
         &row.id,
         &chain::account_bytes(row.sequence, &row),
+        &row.unit_code,
+        &row,
     );
     account::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row.clone()))
         .exec_without_returning(conn)
         .await?;
-    chain.save(conn).await?;
+    chain.save(conn, caller).await?;
     Ok(row)
 }
 
@@ -291,7 +294,7 @@ impl pb::account_service_server::AccountService for AccountApi {
         let (row, placement) = checked_account(&sent, today())?;
         caller.require_placement(&placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let row = open(&txn, row).await?;
+            let row = open(&txn, &caller, row).await?;
             Ok((
                 pb::CreateAccountResponse {
                     account: Some(account_to_proto(&row)),

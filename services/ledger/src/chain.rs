@@ -10,12 +10,14 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sustain_domain::ledger::{GENESIS, chain_hash};
+use sustain_platform::auth::Caller;
 use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change};
 use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::CHAIN;
-use crate::model::{account, entry, head, transfer};
+use crate::model::{account, entry, head, replica_entry, transfer};
 
 pub const ACCOUNT: &str = "account";
 pub const TRANSFER: &str = "transfer";
@@ -80,6 +82,39 @@ pub fn resolution_bytes(sequence: i64, t: &transfer::Model) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The record type a chain entry travels under to the upstream.
+pub const LINK_RECORD: &str = "ledger_link";
+
+/// One entry of an instance's chain as it travels to the upstream: the link
+/// and the record as it stood after the change, from which the upstream
+/// rebuilds the entry's bytes and checks the hash itself.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Link {
+    /// The instance whose chain this is.
+    pub instance: String,
+    pub sequence: i64,
+    /// account, transfer, post or void.
+    pub kind: String,
+    pub record_id: String,
+    pub hash: String,
+    /// The account or transfer row after the change.
+    pub record: serde_json::Value,
+}
+
+impl Link {
+    /// The id a link travels under: unique across instances.
+    pub fn id(instance: &str, sequence: i64) -> String {
+        format!("{instance}/{sequence}")
+    }
+}
+
+/// An appended entry's record, for the outbox.
+#[derive(Debug)]
+struct Pending {
+    unit: String,
+    record: serde_json::Value,
+}
+
 /// The chain's head locked for one write transaction, and the entries it
 /// appends; [`Chain::save`] writes them and moves the head.
 #[derive(Debug)]
@@ -87,6 +122,7 @@ pub struct Chain {
     pub sequence: i64,
     hash: [u8; 32],
     entries: Vec<entry::Model>,
+    records: Vec<Pending>,
 }
 
 fn decode(hash: &str) -> Option<[u8; 32]> {
@@ -111,6 +147,7 @@ impl Chain {
             sequence: row.sequence,
             hash,
             entries: vec![],
+            records: vec![],
         })
     }
 
@@ -120,8 +157,20 @@ impl Chain {
     }
 
     /// Appends the entry `kind` of `record_id` with `bytes` built for
-    /// sequence [`Chain::next`].
-    pub fn append(&mut self, kind: &str, record_id: &str, bytes: &[u8]) -> i64 {
+    /// sequence [`Chain::next`]; `record` is the row after the change and
+    /// `unit` the unit it is kept for.
+    pub fn append(
+        &mut self,
+        kind: &str,
+        record_id: &str,
+        bytes: &[u8],
+        unit: &str,
+        record: &impl serde::Serialize,
+    ) -> i64 {
+        self.records.push(Pending {
+            unit: unit.to_owned(),
+            record: serde_json::to_value(record).unwrap_or_default(),
+        });
         self.sequence += 1;
         self.hash = chain_hash(&self.hash, bytes);
         self.entries.push(entry::Model {
@@ -134,9 +183,44 @@ impl Chain {
         self.sequence
     }
 
-    pub async fn save(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
+    /// Writes the appended entries and moves the head. An instance with an
+    /// upstream also puts each entry in its outbox, so its chain flows up and
+    /// the upstream can hold it to account; the journal refuses an entry for
+    /// a unit this instance does not own.
+    pub async fn save(
+        self,
+        conn: &impl ConnectionTrait,
+        caller: &Caller,
+    ) -> Result<(), ServiceError> {
         if self.entries.is_empty() {
             return Ok(());
+        }
+        let topology = sustain_platform::sync::Topology::load(conn).await?;
+        if !topology.upstream.is_empty() {
+            let changes = self
+                .entries
+                .iter()
+                .zip(self.records)
+                .map(|(e, p)| {
+                    let link = Link {
+                        instance: topology.me.clone(),
+                        sequence: e.sequence,
+                        kind: e.kind.clone(),
+                        record_id: e.record_id.clone(),
+                        hash: e.hash.clone(),
+                        record: p.record,
+                    };
+                    Change {
+                        record_type: LINK_RECORD.to_owned(),
+                        record_id: Link::id(&topology.me, e.sequence),
+                        owner_unit: p.unit,
+                        version: 1,
+                        action: e.kind.clone(),
+                        state: journal::state_json(&link),
+                    }
+                })
+                .collect();
+            journal::record_many(conn, caller, "", changes).await?;
         }
         sustain_platform::db::insert_rows::<entry::Entity>(conn, self.entries, &[]).await?;
         head::Entity::update_many()
@@ -333,6 +417,57 @@ pub struct ChainApi {
     pub db: sea_orm::DatabaseConnection,
 }
 
+impl ChainApi {
+    /// The copy held here of another instance's chain: its verified head (or
+    /// an entry of it) and its alarm. The caller must see the instance's ground.
+    async fn replica_head(
+        &self,
+        caller: &Caller,
+        r: &pb::GetChainHeadRequest,
+    ) -> Result<pb::GetChainHeadResponse, ServiceError> {
+        let topology = sustain_platform::sync::Topology::load(&self.db).await?;
+        let units = topology.units_of(&r.instance);
+        let unknown = || ServiceError::NotFound {
+            resource: "replicated chain",
+            id: r.instance.clone(),
+        };
+        if units.is_empty() {
+            return Err(unknown());
+        }
+        if !caller.scope.is_nationwide() && !units.iter().any(|u| caller.scope.contains_unit(u)) {
+            return Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "the chain of {} lies outside the caller's scope",
+                    r.instance
+                ),
+            });
+        }
+        let head = crate::replica::head_of(&self.db, &r.instance)
+            .await?
+            .ok_or_else(unknown)?;
+        if r.at_sequence == 0 {
+            return Ok(pb::GetChainHeadResponse {
+                sequence: head.sequence,
+                hash: head.hash,
+                alarm: head.alarm,
+            });
+        }
+        let at = replica_entry::Entity::find_by_id((r.instance.clone(), r.at_sequence))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "ledger entry",
+                id: Link::id(&r.instance, r.at_sequence),
+            })?;
+        Ok(pb::GetChainHeadResponse {
+            sequence: at.sequence,
+            hash: at.hash,
+            alarm: head.alarm,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl pb::chain_service_server::ChainService for ChainApi {
     async fn get_chain_head(
@@ -341,14 +476,41 @@ impl pb::chain_service_server::ChainService for ChainApi {
     ) -> Result<Response<pb::GetChainHeadResponse>, Status> {
         let caller = sustain_platform::Caller::from_request(&request)?;
         caller.require("read the chain head", CHAIN)?;
+        let r = request.into_inner();
+        if r.at_sequence < 0 {
+            return Err(ServiceError::invalid(
+                "at_sequence",
+                "must be 0 (the head) or an entry's sequence",
+            )
+            .into());
+        }
+        if !r.instance.is_empty() {
+            return Ok(Response::new(self.replica_head(&caller, &r).await?));
+        }
         let head = head::Entity::find_by_id(1)
             .one(&self.db)
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+        if r.at_sequence == 0 {
+            return Ok(Response::new(pb::GetChainHeadResponse {
+                sequence: head.sequence,
+                hash: head.hash,
+                alarm: String::new(),
+            }));
+        }
+        let at = entry::Entity::find_by_id(r.at_sequence)
+            .one(&self.db)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::NotFound {
+                resource: "ledger entry",
+                id: r.at_sequence.to_string(),
+            })?;
         Ok(Response::new(pb::GetChainHeadResponse {
-            sequence: head.sequence,
-            hash: head.hash,
+            sequence: at.sequence,
+            hash: at.hash,
+            alarm: String::new(),
         }))
     }
 

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod funding;
 pub mod migration;
 pub mod model;
+pub mod replica;
 pub mod transfers;
 
 use std::future::Future;
@@ -83,6 +84,12 @@ pub fn services(
     )
     .context("auth.jwt_secret")?;
     let cipher = FieldCipher::new(&secrets.field_key);
+    let sync = sustain_platform::sync::wire(
+        &db,
+        config,
+        secrets,
+        std::sync::Arc::new(replica::LedgerReplica),
+    )?;
     let accounts = AccountServiceServer::new(accounts::AccountApi {
         db: db.clone(),
         cipher,
@@ -96,7 +103,8 @@ pub fn services(
     let routes = Routes::new(InterceptedService::new(accounts, auth.interceptor()))
         .add_service(InterceptedService::new(transfers, auth.interceptor()))
         .add_service(InterceptedService::new(chain, auth.interceptor()))
-        .add_service(InterceptedService::new(funding, auth.interceptor()));
+        .add_service(InterceptedService::new(funding, auth.interceptor()))
+        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
     Ok(ServiceSet {
         routes,
         names: vec![
@@ -104,8 +112,9 @@ pub fn services(
             "sustain.ledger.v1.TransferService",
             "sustain.ledger.v1.ChainService",
             "sustain.ledger.v1.FundingService",
+            sustain_platform::sync::SERVICE_NAME,
         ],
-        background: vec![],
+        background: sync.tasks,
     })
 }
 
@@ -117,6 +126,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
+    sustain_platform::sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, "ledger serving");
     serve::serve(

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateLedger),
             Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(CreateReplicaChains),
         ]
     }
 }
@@ -165,6 +166,61 @@ impl MigrationTrait for CreateLedger {
                     0i64.into(),
                     hex::encode(sustain_domain::ledger::GENESIS).into(),
                 ])
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The chains of the instances below, as they arrived: every entry with the
+/// record it covers, and per instance the last entry that verified and the
+/// alarm raised when one did not.
+#[derive(Debug)]
+struct CreateReplicaChains;
+
+impl MigrationName for CreateReplicaChains {
+    fn name(&self) -> &str {
+        "m20261129_200001_create_ledger_replica_chains"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateReplicaChains {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table("ledger_replica_entry")
+                .col(ColumnDef::new("instance").string().not_null())
+                .col(ColumnDef::new("sequence").big_integer().not_null())
+                .col(ColumnDef::new("kind").string().not_null())
+                .col(ColumnDef::new("record_id").string().not_null())
+                .col(ColumnDef::new("hash").string().not_null())
+                .col(ColumnDef::new("record").text().not_null())
+                .col(ColumnDef::new("verified").boolean().not_null())
+                .col(
+                    ColumnDef::new("received_at")
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .primary_key(Index::create().col("instance").col("sequence"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table("ledger_replica_head")
+                .col(ColumnDef::new("instance").string().not_null().primary_key())
+                .col(ColumnDef::new("sequence").big_integer().not_null())
+                .col(ColumnDef::new("hash").string().not_null())
+                .col(ColumnDef::new("alarm").text().not_null())
+                .col(ColumnDef::new("alarm_at").timestamp_with_time_zone().null())
+                .col(
+                    ColumnDef::new("checked_at")
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
                 .to_owned(),
         )
         .await?;

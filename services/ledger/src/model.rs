@@ -115,3 +115,53 @@ pub mod head {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// An entry of another instance's chain, as it arrived; `verified` when it
+/// chained on the entry before it.
+pub mod replica_entry {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "ledger_replica_entry")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub instance: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sequence: i64,
+        pub kind: String,
+        pub record_id: String,
+        pub hash: String,
+        /// The account or transfer row after the change, as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub record: String,
+        pub verified: bool,
+        pub received_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Per instance below: the last entry of its chain that verified here, and
+/// the alarm raised when an entry did not, or when the instance's own chain
+/// stopped agreeing with the copy held here.
+pub mod replica_head {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ledger_replica_head")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub instance: String,
+        pub sequence: i64,
+        pub hash: String,
+        #[sea_orm(column_type = "Text")]
+        pub alarm: String,
+        pub alarm_at: Option<ChronoDateTimeUtc>,
+        pub checked_at: Option<ChronoDateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

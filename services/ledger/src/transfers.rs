@@ -469,17 +469,23 @@ pub async fn create(
             resolve_sequence: None,
             created_at: at,
         };
+        let unit = accounts
+            .get(&row.debit_account_id)
+            .map(|a| a.unit_code.clone())
+            .unwrap_or_default();
         row.sequence = chain.append(
             chain::TRANSFER,
             &row.id,
             &chain::transfer_bytes(row.sequence, &row),
+            &unit,
+            &row,
         );
         rows.push(row);
     }
     sustain_platform::db::insert_rows::<transfer::Entity>(conn, rows.clone(), &[]).await?;
     let touched: HashSet<String> = account_ids.into_iter().collect();
     save_balances(conn, &rules, &touched).await?;
-    chain.save(conn).await?;
+    chain.save(conn, caller).await?;
     Ok(rows)
 }
 
@@ -563,6 +569,8 @@ pub async fn resolve(
         if post { chain::POST } else { chain::VOID },
         &t.id,
         &chain::resolution_bytes(seq, &t),
+        &d.unit_code,
+        &t,
     );
     let updated = transfer::Entity::update_many()
         .col_expr(transfer::Column::State, Expr::val(t.state.clone()))
@@ -585,7 +593,7 @@ pub async fn resolve(
     let rules = HashMap::from([(d.id.clone(), dr), (c.id.clone(), cr)]);
     let touched = HashSet::from([d.id.clone(), c.id.clone()]);
     save_balances(conn, &rules, &touched).await?;
-    chain.save(conn).await?;
+    chain.save(conn, caller).await?;
     Ok(t)
 }
 

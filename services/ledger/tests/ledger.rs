@@ -228,7 +228,7 @@ async fn a_batch_applies_whole_or_not_at_all_and_retries_return_the_original() {
     send(&mut money, vec![funded.clone()]).await.expect("fund");
     let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
     let head = chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();
@@ -255,7 +255,7 @@ async fn a_batch_applies_whole_or_not_at_all_and_retries_return_the_original() {
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(balance(&mut finance, &alloc, "").await.available, 500);
     let after = chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();
@@ -377,7 +377,7 @@ async fn a_tampered_amount_is_found_at_its_entry() {
     }
     let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
     let head = chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();
@@ -535,7 +535,7 @@ async fn roles_and_scope_hold_on_every_path() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     let mut viewer_chain = ledger.chain(Role::Viewer, PROVINCE).await;
     let denied = viewer_chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect_err("chain is finance's");
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -609,7 +609,7 @@ async fn bad_input_names_every_field_and_writes_nothing() {
     let head = ledger
         .chain(Role::Finance, PROVINCE)
         .await
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();
@@ -750,13 +750,13 @@ async fn the_demo_money_matches_the_report_and_runs_twice_without_writing() {
     }
     let mut chain = ledger.chain(Role::Finance, PROVINCE).await;
     let head = chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();
     demo::load(&mut clients, 7).await.expect("demo again");
     let again = chain
-        .get_chain_head(pb::GetChainHeadRequest {})
+        .get_chain_head(pb::GetChainHeadRequest::default())
         .await
         .expect("head")
         .into_inner();

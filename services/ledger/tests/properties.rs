@@ -113,7 +113,7 @@ async fn open_accounts(db: &DatabaseConnection) -> Vec<String> {
             created_at: now(),
         };
         ids.push(
-            sustain_ledger::accounts::open(&txn, row)
+            sustain_ledger::accounts::open(&txn, &caller(), row)
                 .await
                 .expect("open")
                 .id,

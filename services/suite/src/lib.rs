@@ -71,8 +71,8 @@ pub struct Configs {
     pub gateway: Config,
 }
 
-/// The same peers, each at the port after its registry's.
-fn one_port_up(sync: &SyncConfig) -> anyhow::Result<SyncConfig> {
+/// The same peers, each `by` ports after its registry's.
+fn ports_up(sync: &SyncConfig, by: u16) -> anyhow::Result<SyncConfig> {
     let mut shifted = sync.clone();
     let peers = shifted
         .upstream
@@ -86,7 +86,7 @@ fn one_port_up(sync: &SyncConfig) -> anyhow::Result<SyncConfig> {
             .ok_or_else(|| {
                 anyhow::anyhow!("sync peer {}: {:?} has no port", peer.name, peer.url)
             })?;
-        peer.url = format!("{host}:{}", port + 1);
+        peer.url = format!("{host}:{}", port + by);
     }
     Ok(shifted)
 }
@@ -137,12 +137,11 @@ impl Configs {
         gateway.ledger.url = format!("http://{}", at.ledger);
         gateway.http_listen = at.reports;
         // The `[sync]` section names the peers' registries; their programmes
-        // services answer one port up (the `--port-base` layout). The ledger
-        // does not replicate yet, and the gateway keeps no records.
-        programs.sync = one_port_up(&registry.sync)?;
-        for c in [&mut ledger, &mut gateway] {
-            c.sync = sustain_platform::config::SyncConfig::default();
-        }
+        // services answer one port up and their ledgers two (the
+        // `--port-base` layout). The gateway keeps no records.
+        programs.sync = ports_up(&registry.sync, 1)?;
+        ledger.sync = ports_up(&registry.sync, 2)?;
+        gateway.sync = sustain_platform::config::SyncConfig::default();
         let urls = [
             &registry.database_url,
             &programs.database_url,

@@ -146,6 +146,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
                 last_error: p.last_error,
                 last_success_at: p.last_success.map(timestamp),
                 connected: p.connected,
+                alarm: p.alarm,
             })
             .collect();
         Ok(Response::new(pb::GetSyncStatusResponse {

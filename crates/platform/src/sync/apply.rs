@@ -62,6 +62,24 @@ pub trait Replica: Send + Sync + 'static {
         txn: &DatabaseTransaction,
         changes: &[Incoming],
     ) -> Result<(), ServiceError>;
+
+    /// Whether this service takes anything from the upstream (the ledger
+    /// does not: a district's chain flows up, the province's stays there).
+    fn pulls_upstream(&self) -> bool {
+        true
+    }
+
+    /// Checks what is held of `peer`'s data against the peer itself, after
+    /// each batch applied from it: `Some(alarm)` when they disagree.
+    async fn check_peer(
+        &self,
+        _db: &DatabaseConnection,
+        _peer: &str,
+        _channel: tonic::transport::Channel,
+        _bearer: crate::auth::BearerToken,
+    ) -> Result<Option<String>, ServiceError> {
+        Ok(None)
+    }
 }
 
 /// What one applied batch did.

@@ -37,6 +37,8 @@ pub struct PeerState {
     pub caught_up_at: Option<Instant>,
     pub caught_up: bool,
     pub connected: bool,
+    /// The peer's data does not verify here: see [`Replica::check_peer`].
+    pub alarm: String,
 }
 
 /// Every peer's state, shared by the pullers and the status RPC.
@@ -87,20 +89,25 @@ pub fn start(
     if !config.enabled() {
         return (board, tasks);
     }
-    if let Ok(mut peers) = board.peers.lock() {
-        for (peer, is_upstream) in config.peers() {
-            peers.push(PeerState {
+    let peers: Vec<(PeerConfig, bool)> = config
+        .peers()
+        .filter(|(_, is_upstream)| !is_upstream || replica.pulls_upstream())
+        .map(|(p, u)| (p.clone(), u))
+        .collect();
+    if let Ok(mut board_peers) = board.peers.lock() {
+        for (peer, is_upstream) in &peers {
+            board_peers.push(PeerState {
                 peer: peer.name.clone(),
-                is_upstream,
+                is_upstream: *is_upstream,
                 url: peer.url.clone(),
                 ..PeerState::default()
             });
         }
     }
-    for (peer, is_upstream) in config.peers() {
+    for (peer, is_upstream) in peers {
         let puller = Puller {
             db: db.clone(),
-            peer: peer.clone(),
+            peer,
             is_upstream,
             me: config.instance.clone(),
             issuer: issuer.clone(),
@@ -174,6 +181,29 @@ impl Puller {
         Ok(scope)
     }
 
+    /// Checks what is held of the peer's data against the peer; an alarm is
+    /// logged and shown in the status until it clears.
+    async fn check(&self, channel: tonic::transport::Channel, bearer: BearerToken) {
+        match self
+            .replica
+            .check_peer(&self.db, &self.peer.name, channel, bearer)
+            .await
+        {
+            Ok(alarm) => {
+                let alarm = alarm.unwrap_or_default();
+                if !alarm.is_empty() {
+                    tracing::error!(peer = %self.peer.name, %alarm, "sync alarm");
+                }
+                self.board.update(&self.peer.name, |p| p.alarm = alarm);
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer.name, error = %e, "checking the peer failed");
+                self.board
+                    .update(&self.peer.name, |p| p.last_error = format!("check: {e}"));
+            }
+        }
+    }
+
     /// Pulls with `follow` until the stream fails (an error) or ownership
     /// changes (`Ok`: reconnect with the new scope).
     async fn follow(&self) -> anyhow::Result<()> {
@@ -206,7 +236,7 @@ impl Puller {
             .issuer
             .issue(&self.me, Role::Sync, &scope, chrono::Duration::hours(12))?;
         let bearer = BearerToken::new(&token)?;
-        let mut client = SyncServiceClient::with_interceptor(channel, bearer)
+        let mut client = SyncServiceClient::with_interceptor(channel.clone(), bearer.clone())
             .max_decoding_message_size(MAX_MESSAGE);
         let mut stream = client
             .pull(pb::PullRequest {
@@ -221,6 +251,7 @@ impl Puller {
             p.cursor = cursor;
         });
         let mut since_analyze = 0usize;
+        let mut checked = false;
         loop {
             let batch = tokio::select! {
                 next = stream.message() => match next? {
@@ -268,6 +299,10 @@ impl Puller {
                 }
             });
             tracing::debug!(peer = %self.peer.name, cursor, applied = done.applied, "sync batch applied");
+            if done.applied > 0 || !checked {
+                checked = true;
+                self.check(channel.clone(), bearer.clone()).await;
+            }
             if done.owners > 0 {
                 // Units changed hands: every puller here asks again with its new scope.
                 self.board.rescope();

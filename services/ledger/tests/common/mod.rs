@@ -31,11 +31,36 @@ pub struct Ledger {
 
 impl Ledger {
     pub async fn start() -> Ledger {
-        let db = TestDatabase::new().await.expect("database");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let mut config = Config::defaults(0);
-        config.database_url = db.url.clone();
         config.shutdown_grace_secs = 0;
-        let server = Running::start(
+        Ledger::start_on(listener, config).await
+    }
+
+    /// On a listener bound beforehand, with `config` over a fresh database.
+    pub async fn start_on(listener: tokio::net::TcpListener, config: Config) -> Ledger {
+        let db = TestDatabase::new().await.expect("database");
+        let server = Ledger::serve(listener, config, &db.url).await;
+        Ledger { server, db }
+    }
+
+    /// Starts again over the same database, on a new port.
+    pub async fn restart(self, config: Config) -> Ledger {
+        let Ledger { server, db } = self;
+        server.stop().await.expect("stopped cleanly");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let server = Ledger::serve(listener, config, &db.url).await;
+        Ledger { server, db }
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, mut config: Config, url: &str) -> Running {
+        config.database_url = url.to_owned();
+        Running::start_on(
+            listener,
             move |listener, stopped| async move {
                 let secrets = Secrets {
                     jwt_secret: JWT_SECRET.to_vec(),
@@ -50,8 +75,7 @@ impl Ledger {
             "sustain.ledger.v1.TransferService",
         )
         .await
-        .expect("ledger serving");
-        Ledger { server, db }
+        .expect("ledger serving")
     }
 
     async fn authed(&self, role: Role, scope: &[&str]) -> Authed {

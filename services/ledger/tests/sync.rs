@@ -1,0 +1,331 @@
+//! A district's ledger chain at the province: it arrives entry by entry, each
+//! checked to chain on the one before; the province's copy agrees with the
+//! district's head; and when the district rewrites its history so well that
+//! its own verification still passes, the province raises the alarm and keeps
+//! the original.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sustain_domain::ledger::{GENESIS, chain_hash};
+use sustain_ledger::chain;
+use sustain_ledger::model::{account, entry, head, replica_entry, transfer};
+use sustain_platform::Role;
+use sustain_platform::config::{Config, PeerConfig};
+use sustain_proto::ledger::v1 as pb;
+use sustain_proto::sync::v1 as sync_pb;
+use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
+use sustain_testkit::proxy::Proxy;
+use sustain_testkit::server::Bearer;
+use sustain_testkit::token;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+
+use pb::AccountKind::{Allocation, Expenditure, Source};
+
+const P3: &str = "NTP-SPR.3";
+
+fn config(name: &str, scope: &str) -> Config {
+    let mut c = Config::defaults(0);
+    c.shutdown_grace_secs = 0;
+    c.sync.instance = name.into();
+    c.sync.scope = vec![scope.into()];
+    c.sync.poll_ms = 50;
+    c.sync.retry_max_ms = 300;
+    c
+}
+
+fn province_config(district_url: String) -> Config {
+    let mut c = config("province", "20");
+    c.sync.downstream = vec![PeerConfig {
+        name: "district-181".into(),
+        url: district_url,
+        scope: vec!["181".into()],
+    }];
+    c
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+async fn own_head(ledger: &Ledger) -> pb::GetChainHeadResponse {
+    ledger
+        .chain(Role::Finance, &["20"])
+        .await
+        .get_chain_head(pb::GetChainHeadRequest::default())
+        .await
+        .expect("head")
+        .into_inner()
+}
+
+async fn district_copy(
+    province: &Ledger,
+    scope: &[&str],
+) -> Result<pb::GetChainHeadResponse, tonic::Status> {
+    province
+        .chain(Role::Finance, scope)
+        .await
+        .get_chain_head(pb::GetChainHeadRequest {
+            at_sequence: 0,
+            instance: "district-181".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn peer_alarm(province: &Ledger) -> String {
+    let channel = province.server.channel().await.expect("connect");
+    let mut sync = SyncServiceClient::new(InterceptedService::new(
+        channel,
+        Bearer(token(Role::Admin, &["20"])),
+    ));
+    let status = sync
+        .get_sync_status(sync_pb::GetSyncStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner();
+    status
+        .peers
+        .iter()
+        .find(|p| p.peer == "district-181")
+        .map(|p| p.alarm.clone())
+        .expect("district-181 is a peer")
+}
+
+/// Rewrites the district's history as a careful forger would: a transfer's
+/// amount changed, and every hash from its entry to the head recomputed, so
+/// the district's own verification still passes.
+async fn forge(url: &str, transfer_id: &str, amount: i64) {
+    let db = sustain_platform::db::connect(url).await.expect("connect");
+    transfer::Entity::update_many()
+        .col_expr(transfer::Column::Amount, amount.into())
+        .filter(transfer::Column::Id.eq(transfer_id))
+        .exec(&db)
+        .await
+        .expect("amount changed");
+    let entries = entry::Entity::find()
+        .order_by_asc(entry::Column::Sequence)
+        .all(&db)
+        .await
+        .expect("entries");
+    let mut hash = GENESIS;
+    for e in entries {
+        let bytes = match e.kind.as_str() {
+            chain::ACCOUNT => {
+                let a = account::Entity::find_by_id(e.record_id.clone())
+                    .one(&db)
+                    .await
+                    .expect("read")
+                    .expect("account");
+                chain::account_bytes(e.sequence, &a)
+            }
+            kind => {
+                let t = transfer::Entity::find_by_id(e.record_id.clone())
+                    .one(&db)
+                    .await
+                    .expect("read")
+                    .expect("transfer");
+                if kind == chain::TRANSFER {
+                    chain::transfer_bytes(e.sequence, &t)
+                } else {
+                    chain::resolution_bytes(e.sequence, &t)
+                }
+            }
+        };
+        hash = chain_hash(&hash, &bytes);
+        entry::Entity::update_many()
+            .col_expr(entry::Column::Hash, hex::encode(hash).into())
+            .filter(entry::Column::Sequence.eq(e.sequence))
+            .exec(&db)
+            .await
+            .expect("rehashed");
+    }
+    head::Entity::update_many()
+        .col_expr(head::Column::Hash, hex::encode(hash).into())
+        .filter(head::Column::Id.eq(1))
+        .exec(&db)
+        .await
+        .expect("head moved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises_the_alarm() {
+    let district_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let province_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut district_config = config("district-181", "181");
+    district_config.sync.upstream = Some(PeerConfig {
+        name: "province".into(),
+        url: format!("http://{}", province_listener.local_addr().expect("addr")),
+        scope: vec![],
+    });
+    let district = Ledger::start_on(district_listener, district_config).await;
+    // The province pulls through a proxy that can cut the link.
+    let link = Proxy::start(district.server.addr).await.expect("proxy");
+    let province = Ledger::start_on(province_listener, province_config(link.url())).await;
+
+    // The district's money: its own source, an allocation, a commune's spending.
+    let mut accounts = district.accounts(Role::Finance, BINH_GIA).await;
+    let source = central(&mut accounts, Source, "181", "", 0).await;
+    let allocation = central(&mut accounts, Allocation, "181", P3, 2024).await;
+    let spent = central(&mut accounts, Expenditure, "06067", P3, 2024).await;
+    let mut transfers = district.transfers(Role::Finance, BINH_GIA).await;
+    let funded = send(&mut transfers, vec![leg(&source, &allocation, 900_000_000)])
+        .await
+        .expect("allocated");
+    let mut pending = leg(&allocation, &spent, 300_000_000);
+    pending.pending = true;
+    let pending = send(&mut transfers, vec![pending])
+        .await
+        .expect("committed");
+    transfers
+        .post_transfer(pb::PostTransferRequest {
+            id: pending[0].id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("posted");
+
+    // Entry by entry the province's copy reaches the district's head.
+    let theirs = own_head(&district).await;
+    assert_eq!(
+        theirs.sequence, 6,
+        "three accounts, two transfers, a posting"
+    );
+    eventually(
+        "the province holds the district's chain to its head",
+        || async {
+            district_copy(&province, &["20"])
+                .await
+                .is_ok_and(|c| c.sequence == theirs.sequence && c.hash == theirs.hash)
+        },
+    )
+    .await;
+    assert_eq!(peer_alarm(&province).await, "");
+    let copy = district_copy(&province, &["20"]).await.expect("copy");
+    assert_eq!(copy.alarm, "");
+    // Only the province's own ground reads it: district 185 does not.
+    let refused = district_copy(&province, &["185"])
+        .await
+        .expect_err("out of scope");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // The province's own chain is untouched by the district's.
+    assert_eq!(own_head(&province).await.sequence, 0);
+
+    // The district cannot open an account on ground it does not own: the
+    // province keeps that ledger.
+    let mut admin = district.accounts(Role::Admin, &["20"]).await;
+    let elsewhere = admin
+        .create_account(pb::CreateAccountRequest {
+            account: Some(account(
+                Allocation,
+                pb::FundingSource::LocalBudget,
+                "185",
+                P3,
+                2024,
+            )),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("185 is not the district's");
+    assert_eq!(elsewhere.code(), Code::FailedPrecondition);
+    assert!(
+        elsewhere.message().contains("province"),
+        "{}",
+        elsewhere.message()
+    );
+
+    // The district rewrites its first allocation, consistently: its own check passes.
+    forge(&district.db.url, &funded[0].id, 90_000_000).await;
+    let verified = district
+        .chain(Role::Finance, BINH_GIA)
+        .await
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(
+        verified.valid,
+        "the forgery is self-consistent: {verified:?}"
+    );
+    assert_ne!(verified.hash, theirs.hash);
+
+    // The province compares on every (re)connection and after every batch.
+    link.cut();
+    eventually("the province raises the alarm", || async {
+        !peer_alarm(&province).await.is_empty()
+    })
+    .await;
+    let alarm = peer_alarm(&province).await;
+    assert!(
+        alarm.contains("rewritten") && alarm.contains("entry 6"),
+        "{alarm}"
+    );
+
+    // A later entry, chained on the forged history, does not chain on the
+    // copy held here: kept, unverified, and the head stays where it was.
+    send(&mut transfers, vec![leg(&allocation, &spent, 1_000_000)])
+        .await
+        .expect("spent");
+    let province_db = sustain_platform::db::connect(&province.db.url)
+        .await
+        .expect("connect");
+    eventually("the later entry arrives", || async {
+        replica_entry::Entity::find_by_id(("district-181".to_owned(), 7))
+            .one(&province_db)
+            .await
+            .expect("read")
+            .is_some()
+    })
+    .await;
+    let later = replica_entry::Entity::find_by_id(("district-181".to_owned(), 7))
+        .one(&province_db)
+        .await
+        .expect("read")
+        .expect("entry 7");
+    assert!(!later.verified);
+    let copy = district_copy(&province, &["20"]).await.expect("copy");
+    assert_eq!(
+        (copy.sequence, copy.hash.as_str()),
+        (6, theirs.hash.as_str())
+    );
+    assert!(
+        copy.alarm.contains("rewritten"),
+        "the first alarm stays: {}",
+        copy.alarm
+    );
+    // The province still holds the amount as it was first recorded.
+    let original = replica_entry::Entity::find()
+        .filter(replica_entry::Column::RecordId.eq(funded[0].id.clone()))
+        .one(&province_db)
+        .await
+        .expect("read")
+        .expect("the allocation's entry");
+    let record: serde_json::Value = serde_json::from_str(&original.record).expect("json");
+    assert_eq!(record["amount"], 900_000_000);
+
+    // The alarm outlives a restart of the province.
+    let province = province.restart(province_config(link.url())).await;
+    eventually("the alarm is shown again", || async {
+        peer_alarm(&province).await.contains("rewritten")
+    })
+    .await;
+}
