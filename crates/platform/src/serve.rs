@@ -24,7 +24,15 @@ pub struct ServiceSet {
     pub names: Vec<&'static str>,
     /// Tasks that live as long as the server (cache followers); stopped with it.
     pub background: Vec<tokio::task::JoinHandle<()>>,
+    /// The database the services answer from: while it does not answer, the
+    /// health service reports NOT_SERVING, and SERVING again once it does.
+    pub database: Option<sea_orm::DatabaseConnection>,
 }
+
+/// How often the database is asked whether it answers.
+pub const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long it has to answer.
+pub const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -58,12 +66,23 @@ pub async fn serve(
 
     let names = services.names.clone();
     let routes = services.routes;
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let (draining_tx, draining) = tokio::sync::watch::channel(false);
+    let mut background = services.background;
+    if let Some(db) = services.database {
+        background.push(tokio::spawn(watch_database(
+            db,
+            reporter.clone(),
+            names.clone(),
+            draining,
+        )));
+    }
     // Background tasks (cache followers, sync pullers) stop with the server,
     // also when this future is dropped rather than run to its end.
-    let _background = AbortOnDrop(services.background);
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let _background = AbortOnDrop(background);
     let drain = async move {
         shutdown.await;
+        let _ = draining_tx.send(true);
         mark_not_serving(&reporter, &names).await;
         tracing::info!(
             grace_secs = grace.as_secs_f64(),
@@ -107,6 +126,46 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Follows the database's health into the health service: NOT_SERVING while
+/// it does not answer (a probe balancer then sends no calls here), SERVING
+/// once it does again, until shutdown begins.
+async fn watch_database(
+    db: sea_orm::DatabaseConnection,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    draining: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut up = true;
+    loop {
+        tokio::time::sleep(DATABASE_PROBE_EVERY).await;
+        let answered = matches!(
+            tokio::time::timeout(DATABASE_PROBE_TIMEOUT, db.ping()).await,
+            Ok(Ok(()))
+        );
+        if *draining.borrow() {
+            return;
+        }
+        if answered == up {
+            continue;
+        }
+        up = answered;
+        if up {
+            tracing::info!("the database answers again: SERVING");
+            reporter
+                .set_service_status("", ServingStatus::Serving)
+                .await;
+            for name in &names {
+                reporter
+                    .set_service_status(*name, ServingStatus::Serving)
+                    .await;
+            }
+        } else {
+            tracing::error!("the database does not answer: NOT_SERVING");
+            mark_not_serving(&reporter, &names).await;
+        }
+    }
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);

@@ -99,6 +99,7 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
             routes: Routes::new(InterceptedService::new(reports, auth.interceptor())),
             names: vec!["sustain.gateway.v1.ReportService"],
             background: vec![],
+            database: None,
         },
         routes,
     ))

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_gateway::{DEFAULT_PORT, SERVICE};
-use sustain_platform::cli::{TokenArgs, dev_token};
+use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -20,6 +20,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print a bearer token signed with the configured key.
     Token(TokenArgs),
+    /// Ask a running service whether it serves (exit 0) or not (exit 1): the
+    /// containers' readiness and liveness probe.
+    Health(HealthArgs),
 }
 
 #[tokio::main]
@@ -54,5 +57,12 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
+        Command::Health(h) => {
+            if h.probe(DEFAULT_PORT).await {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }

@@ -77,6 +77,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
+    let database = Some(db.clone());
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -115,6 +116,7 @@ pub fn services(
             sustain_platform::sync::SERVICE_NAME,
         ],
         background: sync.tasks,
+        database,
     })
 }
 

@@ -86,6 +86,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
+    let database = Some(db.clone());
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -153,6 +154,7 @@ pub fn services(
             sustain_platform::sync::SERVICE_NAME,
         ],
         background: sync.tasks,
+        database,
     })
 }
 

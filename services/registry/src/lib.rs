@@ -75,6 +75,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
+    let database = Some(db.clone());
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -120,6 +121,7 @@ pub fn services(
             sustain_platform::sync::SERVICE_NAME,
         ],
         background: std::iter::once(follower).chain(sync.tasks).collect(),
+        database,
     })
 }
 

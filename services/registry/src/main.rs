@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{TokenArgs, dev_token};
+use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -29,6 +29,9 @@ enum Command {
     Migrate(ServeArgs),
     /// Print a bearer token signed with the configured key.
     Token(TokenArgs),
+    /// Ask a running service whether it serves (exit 0) or not (exit 1): the
+    /// containers' readiness and liveness probe.
+    Health(HealthArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -106,6 +109,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
+        Command::Health(h) => {
+            if h.probe(DEFAULT_PORT).await {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         Command::Import {
             file,
             server,

@@ -57,7 +57,11 @@ impl Ledger {
         Ledger { server, db }
     }
 
-    async fn serve(listener: tokio::net::TcpListener, mut config: Config, url: &str) -> Running {
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        mut config: Config,
+        url: &str,
+    ) -> Running {
         config.database_url = url.to_owned();
         Running::start_on(
             listener,
