@@ -46,6 +46,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the gateway serves its reports over HTTP.
     pub http_listen: SocketAddr,
+    /// Where Prometheus scrapes `/metrics` over HTTP; unset: nowhere. One
+    /// endpoint covers every service in the process.
+    pub metrics_listen: Option<SocketAddr>,
     /// Empty: a SQLite file named after the service under `data_dir`.
     pub database_url: String,
     pub data_dir: PathBuf,
@@ -301,6 +304,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], default_port)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8054)),
+            metrics_listen: None,
             database_url: String::new(),
             data_dir: PathBuf::from("data"),
             dev: false,

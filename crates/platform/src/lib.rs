@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod journal;
+pub mod metrics;
 pub mod placement;
 pub mod serve;
 pub mod sync;

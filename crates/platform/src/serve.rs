@@ -27,6 +27,8 @@ pub struct ServiceSet {
     /// The database the services answer from: while it does not answer, the
     /// health service reports NOT_SERVING, and SERVING again once it does.
     pub database: Option<sea_orm::DatabaseConnection>,
+    /// Where to serve `/metrics` (`Config::metrics_listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How often the database is asked whether it answers.
@@ -40,6 +42,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] std::io::Error),
 }
 
 /// Serves until `shutdown` resolves, then drains.
@@ -69,6 +73,9 @@ pub async fn serve(
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let (draining_tx, draining) = tokio::sync::watch::channel(false);
     let mut background = services.background;
+    if let Some(addr) = services.metrics_listen {
+        background.push(crate::metrics::serve(addr).await?);
+    }
     if let Some(db) = services.database {
         background.push(tokio::spawn(watch_database(
             db,
@@ -93,6 +100,7 @@ pub async fn serve(
     };
 
     let server = Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer)
         .trace_fn(|request| {
             let request_id = request
                 .headers()

@@ -100,6 +100,7 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
             names: vec!["sustain.gateway.v1.ReportService"],
             background: vec![],
             database: None,
+            metrics_listen: config.metrics_listen,
         },
         routes,
     ))

@@ -86,6 +86,7 @@ pub fn services(
     .context("auth.jwt_secret")?;
     let cipher = FieldCipher::new(&secrets.field_key);
     let sync = sustain_platform::sync::wire(
+        SERVICE,
         &db,
         config,
         secrets,
@@ -117,6 +118,7 @@ pub fn services(
         ],
         background: sync.tasks,
         database,
+        metrics_listen: config.metrics_listen,
     })
 }
 

@@ -40,6 +40,7 @@ fn config(name: &str, scope: &str) -> Config {
 
 fn province_config(district_url: String) -> Config {
     let mut c = config("province", "20");
+    c.metrics_listen = Some(sustain_testkit::free_addr().expect("a free port"));
     c.sync.downstream = vec![PeerConfig {
         name: "district-181".into(),
         url: district_url,
@@ -86,6 +87,11 @@ async fn district_copy(
         })
         .await
         .map(tonic::Response::into_inner)
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let body = sustain_testkit::scrape(addr).await.expect("scraped");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parsed")
 }
 
 async fn peer_alarm(province: &Ledger) -> String {
@@ -180,7 +186,9 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
     let district = Ledger::start_on(district_listener, district_config).await;
     // The province pulls through a proxy that can cut the link.
     let link = Proxy::start(district.server.addr).await.expect("proxy");
-    let province = Ledger::start_on(province_listener, province_config(link.url())).await;
+    let first = province_config(link.url());
+    let metrics_at = first.metrics_listen.expect("metrics");
+    let province = Ledger::start_on(province_listener, first).await;
 
     // The district's money: its own source, an allocation, a commune's spending.
     let mut accounts = district.accounts(Role::Finance, BINH_GIA).await;
@@ -321,6 +329,57 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
         .expect("the allocation's entry");
     let record: serde_json::Value = serde_json::from_str(&original.record).expect("json");
     assert_eq!(record["amount"], 900_000_000);
+
+    // Prometheus sees the same: the alarm, the cursor, and the calls made.
+    let scraped = scrape(metrics_at).await;
+    let sample = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scraped
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let peer = [("service", "ledger"), ("peer", "district-181")];
+    assert_eq!(sample("sustain_sync_alarm", &peer), 1.0);
+    assert!(sample("sustain_sync_cursor", &peer) >= 6.0);
+    assert_eq!(sample("sustain_sync_connected", &peer), 1.0);
+    let head_calls = |code: &str| {
+        sample(
+            "grpc_server_handled_total",
+            &[
+                ("grpc_service", "sustain.ledger.v1.ChainService"),
+                ("grpc_method", "GetChainHead"),
+                ("grpc_type", "unary"),
+                ("grpc_code", code),
+            ],
+        )
+    };
+    assert!(head_calls("OK") >= 2.0, "{}", head_calls("OK"));
+    assert!(head_calls("PermissionDenied") >= 1.0);
+    assert!(
+        sample(
+            "grpc_server_started_total",
+            &[
+                ("grpc_service", "sustain.sync.v1.SyncService"),
+                ("grpc_method", "Pull"),
+                ("grpc_type", "server_stream"),
+            ],
+        ) >= 1.0
+    );
+    assert!(
+        scraped
+            .samples
+            .iter()
+            .any(|s| s.metric == "grpc_server_handling_seconds"),
+        "the latency histogram"
+    );
 
     // The alarm outlives a restart of the province.
     let province = province.restart(province_config(link.url())).await;

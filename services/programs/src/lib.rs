@@ -123,6 +123,7 @@ pub fn services(
         cipher: cipher.clone(),
     });
     let sync = sustain_platform::sync::wire(
+        SERVICE,
         &db,
         config,
         secrets,
@@ -155,6 +156,7 @@ pub fn services(
         ],
         background: sync.tasks,
         database,
+        metrics_listen: config.metrics_listen,
     })
 }
 

@@ -94,6 +94,7 @@ pub fn services(
     let follower =
         Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));
     let sync = sustain_platform::sync::wire(
+        SERVICE,
         &db,
         config,
         secrets,
@@ -122,6 +123,7 @@ pub fn services(
         ],
         background: std::iter::once(follower).chain(sync.tasks).collect(),
         database,
+        metrics_listen: config.metrics_listen,
     })
 }
 

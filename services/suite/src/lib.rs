@@ -142,6 +142,11 @@ impl Configs {
         programs.sync = ports_up(&registry.sync, 1)?;
         ledger.sync = ports_up(&registry.sync, 2)?;
         gateway.sync = sustain_platform::config::SyncConfig::default();
+        // One process, one registry of metrics: the registry's listener
+        // serves every service's.
+        for c in [&mut programs, &mut ledger, &mut gateway] {
+            c.metrics_listen = None;
+        }
         let urls = [
             &registry.database_url,
             &programs.database_url,

@@ -240,6 +240,7 @@ impl std::fmt::Debug for Wiring {
 /// Builds a service's sync from its configuration: the feed and status API,
 /// and one puller per peer writing through `replica`. Call [`configure`] first.
 pub fn wire(
+    service: &'static str,
     db: &sea_orm::DatabaseConnection,
     config: &crate::config::Config,
     secrets: &crate::config::Secrets,
@@ -257,6 +258,9 @@ pub fn wire(
         issuer,
         std::sync::Arc::clone(&replica),
     );
+    if let Some(metrics) = crate::metrics::metrics() {
+        metrics.watch_sync(service, &board);
+    }
     let api = api::SyncApi {
         db: db.clone(),
         board,
