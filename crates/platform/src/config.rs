@@ -367,6 +367,19 @@ impl Config {
                 config.data_dir.join(format!("{service}.sqlite")).display()
             );
         }
+        // One file serves every service of an instance: a peer's address may
+        // name the service and its port, each service reading its own.
+        let peers = config
+            .sync
+            .upstream
+            .iter_mut()
+            .chain(config.sync.downstream.iter_mut());
+        for peer in peers {
+            peer.url = peer
+                .url
+                .replace("{service}", service)
+                .replace("{port}", &default_port.to_string());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -549,6 +562,31 @@ mod tests {
         assert_eq!(config.listen.port(), 7001, "flag beats file");
         assert_eq!(config.log_filter, "debug", "file beats default");
         assert!(config.database_url.ends_with("registry.sqlite?mode=rwc"));
+    }
+
+    #[test]
+    fn a_peer_address_names_each_service_and_its_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[sync]\ninstance = \"district-181\"\nscope = [\"181\"]\n[sync.upstream]\nname = \"province\"\nurl = \"http://province-{service}:{port}\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let url = |service: &str, port: u16| {
+            Config::load(service, port, &args)
+                .expect("loads")
+                .sync
+                .upstream
+                .expect("upstream")
+                .url
+        };
+        assert_eq!(url("registry", 50051), "http://province-registry:50051");
+        assert_eq!(url("ledger", 50053), "http://province-ledger:50053");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct ServiceSet {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// The health name a liveness probe asks about.
+pub const LIVENESS: &str = "liveness";
+
 /// How often the database is asked whether it answers.
 pub const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How long it has to answer.
@@ -54,6 +57,11 @@ pub async fn serve(
     grace: Duration,
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
+    // Liveness: the process answers. Its database being down is not cured by
+    // a restart, so only shutdown turns this one off.
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     for name in &services.names {
         reporter
             .set_service_status(*name, ServingStatus::Serving)
@@ -171,7 +179,14 @@ async fn watch_database(
             }
         } else {
             tracing::error!("the database does not answer: NOT_SERVING");
-            mark_not_serving(&reporter, &names).await;
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            for name in &names {
+                reporter
+                    .set_service_status(*name, ServingStatus::NotServing)
+                    .await;
+            }
         }
     }
 }
@@ -189,6 +204,9 @@ impl Drop for AbortOnDrop {
 async fn mark_not_serving(reporter: &HealthReporter, names: &[&'static str]) {
     reporter
         .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::NotServing)
         .await;
     for name in names {
         reporter

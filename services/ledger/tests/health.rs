@@ -80,6 +80,11 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
         Some(ServingStatus::NotServing)
     );
     assert!(!probe.probe(0).await, "the probe command fails too");
+    assert_eq!(
+        status(&ledger, "liveness").await,
+        Some(ServingStatus::Serving),
+        "alive all the same: a restart would not bring the database back"
+    );
 
     link.set_down(false);
     until(&ledger, ServingStatus::Serving).await;
