@@ -153,3 +153,20 @@ pub async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
 pub fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
+
+/// Waits until `check` holds, asking every 50 ms; panics naming `what` after
+/// 10 s. For effects that cross a process or a sync link, never a timing claim.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use sustain_domain::ledger::{GENESIS, chain_hash};
@@ -18,6 +16,7 @@ use sustain_platform::config::{Config, PeerConfig};
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::sync::v1 as sync_pb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
+use sustain_testkit::eventually;
 use sustain_testkit::proxy::Proxy;
 use sustain_testkit::server::Bearer;
 use sustain_testkit::token;
@@ -47,21 +46,6 @@ fn province_config(district_url: String) -> Config {
         scope: vec!["181".into()],
     }];
     c
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 10 s");
 }
 
 async fn own_head(ledger: &Ledger) -> pb::GetChainHeadResponse {

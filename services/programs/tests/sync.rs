@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use sustain_platform::Role;
 use sustain_platform::config::{Config, PeerConfig};
 use sustain_proto::programs::v1 as pb;
+use sustain_testkit::eventually;
 use tonic::Code;
 
 fn config(name: &str, scope: &str) -> Config {
@@ -48,21 +47,6 @@ fn activity(code: &str, name: &str) -> pb::CreateProgrammeItemRequest {
         }),
         request_id: String::new(),
     }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
