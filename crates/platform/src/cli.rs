@@ -66,7 +66,11 @@ pub fn dev_token(config: &Config, secrets: &Secrets, role: Role) -> anyhow::Resu
 /// `health`: ask a running service whether it serves, for container probes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HealthArgs {
-    /// The service's gRPC address (default: this service's port on loopback).
+    /// The configuration the service runs with: its port, and its TLS
+    /// certificate, which the probe presents.
+    #[command(flatten)]
+    pub args: ServeArgs,
+    /// The service's gRPC address (default: its configured port on loopback).
     #[arg(long)]
     pub addr: Option<String>,
     /// The gRPC service to ask about; empty: the server as a whole.
@@ -80,11 +84,18 @@ pub struct HealthArgs {
 impl HealthArgs {
     /// Asks `grpc.health.v1.Health/Check`; `Ok(true)` when it says SERVING.
     /// Prints the answer or why there is none.
-    pub async fn probe(&self, default_port: u16) -> bool {
+    pub async fn probe(&self, service: &str, default_port: u16) -> bool {
+        let config = match Config::load(service, default_port, &self.args) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("{e}");
+                return false;
+            }
+        };
         let addr = self
             .addr
             .clone()
-            .unwrap_or_else(|| format!("127.0.0.1:{default_port}"));
+            .unwrap_or_else(|| format!("127.0.0.1:{}", config.listen.port()));
         let url = if addr.contains("://") {
             addr
         } else {
@@ -92,10 +103,14 @@ impl HealthArgs {
         };
         let timeout = std::time::Duration::from_millis(self.timeout_ms);
         let asked = async {
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                .connect_timeout(timeout)
-                .connect()
-                .await?;
+            let tls = config.tls.load()?;
+            // The certificate names localhost (`dev-certs` always adds it).
+            let endpoint = crate::tls::endpoint(&url, tls.as_ref())?;
+            let endpoint = match &tls {
+                Some(tls) => endpoint.tls_config(tls.client().domain_name("localhost"))?,
+                None => endpoint,
+            };
+            let channel = endpoint.connect_timeout(timeout).connect().await?;
             let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
             let answer = health
                 .check(tonic_health::pb::HealthCheckRequest {
@@ -123,5 +138,34 @@ impl HealthArgs {
                 false
             }
         }
+    }
+}
+
+/// `dev-certs`: a development CA and a certificate signed by it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevCertsArgs {
+    /// Directory for ca.pem, ca.key (made once, then reused), NAME.pem, NAME.key.
+    #[arg(long, default_value = "certs")]
+    pub out: std::path::PathBuf,
+    /// The certificate's name (its file names and common name).
+    #[arg(long, default_value = "sustain")]
+    pub name: String,
+    /// Host names and addresses it is valid for (repeat; localhost and
+    /// 127.0.0.1 are always added).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+}
+
+impl DevCertsArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        for path in crate::tls::dev_certs(&self.out, &self.name, &self.hosts)? {
+            println!("wrote {}", path.display());
+        }
+        println!(
+            "[tls] cert = \"{0}/{1}.pem\", key = \"{0}/{1}.key\", ca = \"{0}/ca.pem\"  (development only)",
+            self.out.display(),
+            self.name
+        );
+        Ok(())
     }
 }

@@ -74,6 +74,8 @@ pub struct Config {
     /// This instance's place among a province's instances; runs alone when
     /// `sync.instance` is empty.
     pub sync: SyncConfig,
+    /// Mutual TLS for every gRPC server and client of the service.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Province ↔ district replication of one service.
@@ -336,6 +338,7 @@ impl Config {
             },
             crypto: CryptoConfig::default(),
             sync: SyncConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 
@@ -385,6 +388,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((field, problem)) = self.tls.problem() {
+            return Err(ConfigError::Invalid { field, problem });
+        }
+        if !self.tls.enabled() && !self.dev && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "tls",
+                problem: format!(
+                    "gRPC in plain text is served on loopback only, not on {}: set tls.cert, tls.key and tls.ca",
+                    self.listen
+                ),
+            });
+        }
         if self.dev && !self.http_listen.ip().is_loopback() {
             return Err(ConfigError::Invalid {
                 field: "dev",

@@ -19,6 +19,7 @@ pub mod placement;
 pub mod serve;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 
 pub use auth::{Caller, Role, Scope};
 pub use error::ServiceError;

@@ -29,6 +29,8 @@ pub struct ServiceSet {
     pub database: Option<sea_orm::DatabaseConnection>,
     /// Where to serve `/metrics` (`Config::metrics_listen`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Mutual TLS (`Config::tls`); `None`: plain text.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// The health name a liveness probe asks about.
@@ -107,7 +109,11 @@ pub async fn serve(
         let _ = stopping_tx.send(true);
     };
 
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &services.tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    let server = builder
         .layer(crate::metrics::GrpcMetricsLayer)
         .trace_fn(|request| {
             let request_id = request

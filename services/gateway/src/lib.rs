@@ -18,6 +18,7 @@ use sustain_platform::Role;
 use sustain_platform::auth::Authenticator;
 use sustain_platform::config::{Config, Secrets, UpstreamConfig};
 use sustain_platform::serve::{self, ServiceSet};
+use sustain_platform::tls::Tls;
 use sustain_proto::gateway::v1::report_service_server::ReportServiceServer;
 use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
 use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
@@ -25,7 +26,7 @@ use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Default port of the gateway.
 pub const DEFAULT_PORT: u16 = 50054;
@@ -38,9 +39,9 @@ pub const READ: &[Role] = &[Role::Viewer, Role::Approver, Role::Finance, Role::A
 
 /// A lazily connecting channel: the gateway starts whether or not a backend
 /// is up, and each call finds out.
-fn channel(upstream: &UpstreamConfig) -> anyhow::Result<Channel> {
+fn channel(upstream: &UpstreamConfig, tls: Option<&Tls>) -> anyhow::Result<Channel> {
     let timeout = Duration::from_millis(upstream.timeout_ms);
-    Ok(Endpoint::from_shared(upstream.url.clone())?
+    Ok(sustain_platform::tls::endpoint(&upstream.url, tls)?
         .connect_timeout(timeout)
         .timeout(timeout)
         .tcp_nodelay(true)
@@ -48,12 +49,14 @@ fn channel(upstream: &UpstreamConfig) -> anyhow::Result<Channel> {
 }
 
 pub fn backends(config: &Config) -> anyhow::Result<dashboard::Backends> {
+    let tls = config.tls.load()?;
+    let tls = tls.as_ref();
     Ok(dashboard::Backends {
-        registry: ReviewServiceClient::new(channel(&config.registry).context("registry.url")?),
+        registry: ReviewServiceClient::new(channel(&config.registry, tls).context("registry.url")?),
         programs: ProgrammeSummaryServiceClient::new(
-            channel(&config.programs).context("programs.url")?,
+            channel(&config.programs, tls).context("programs.url")?,
         ),
-        ledger: FundingServiceClient::new(channel(&config.ledger).context("ledger.url")?),
+        ledger: FundingServiceClient::new(channel(&config.ledger, tls).context("ledger.url")?),
         default_deadline: Duration::from_millis(
             config
                 .registry
@@ -101,6 +104,7 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
             background: vec![],
             database: None,
             metrics_listen: config.metrics_listen,
+            tls: config.tls.load()?,
         },
         routes,
     ))

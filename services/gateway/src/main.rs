@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_gateway::{DEFAULT_PORT, SERVICE};
-use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -23,6 +23,8 @@ enum Command {
     /// Ask a running service whether it serves (exit 0) or not (exit 1): the
     /// containers' readiness and liveness probe.
     Health(HealthArgs),
+    /// Write a development CA and a certificate it signed, for `[tls]`.
+    DevCerts(DevCertsArgs),
 }
 
 #[tokio::main]
@@ -57,8 +59,9 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
+        Command::DevCerts(d) => d.run(),
         Command::Health(h) => {
-            if h.probe(DEFAULT_PORT).await {
+            if h.probe(SERVICE, DEFAULT_PORT).await {
                 Ok(())
             } else {
                 std::process::exit(1)

@@ -119,6 +119,7 @@ pub fn services(
         background: sync.tasks,
         database,
         metrics_listen: config.metrics_listen,
+        tls: config.tls.load()?,
     })
 }
 

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_ledger::{DEFAULT_PORT, SERVICE};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -31,6 +31,8 @@ enum Command {
     /// Ask a running service whether it serves (exit 0) or not (exit 1): the
     /// containers' readiness and liveness probe.
     Health(HealthArgs),
+    /// Write a development CA and a certificate it signed, for `[tls]`.
+    DevCerts(DevCertsArgs),
     /// Write the money side of the Lạng Sơn demo through the running ledger,
     /// then compare the province's funding summary with the report and
     /// verify the chain. Running it twice writes nothing new.
@@ -119,8 +121,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Finance),
+        Command::DevCerts(d) => d.run(),
         Command::Health(h) => {
-            if h.probe(DEFAULT_PORT).await {
+            if h.probe(SERVICE, DEFAULT_PORT).await {
                 Ok(())
             } else {
                 std::process::exit(1)

@@ -65,12 +65,13 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
     let server = Ledger::serve(listener, config, &through).await;
     let ledger = Ledger { server, db };
     let probe = HealthArgs {
+        args: Default::default(),
         addr: Some(ledger.server.addr.to_string()),
         service: String::new(),
         timeout_ms: 2000,
     };
     assert_eq!(status(&ledger, "").await, Some(ServingStatus::Serving));
-    assert!(probe.probe(0).await);
+    assert!(probe.probe("ledger", 0).await);
 
     link.set_down(true);
     link.cut();
@@ -79,7 +80,10 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
         status(&ledger, "sustain.ledger.v1.TransferService").await,
         Some(ServingStatus::NotServing)
     );
-    assert!(!probe.probe(0).await, "the probe command fails too");
+    assert!(
+        !probe.probe("ledger", 0).await,
+        "the probe command fails too"
+    );
     assert_eq!(
         status(&ledger, "liveness").await,
         Some(ServingStatus::Serving),
@@ -92,7 +96,7 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
         status(&ledger, "sustain.ledger.v1.TransferService").await,
         Some(ServingStatus::Serving)
     );
-    assert!(probe.probe(0).await);
+    assert!(probe.probe("ledger", 0).await);
     // And it answers calls again.
     let head = ledger
         .chain(sustain_platform::Role::Finance, &["20"])

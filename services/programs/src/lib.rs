@@ -94,7 +94,8 @@ pub fn services(
     )
     .context("auth.jwt_secret")?;
     let cipher = FieldCipher::new(&secrets.field_key);
-    let registry = registry::Registry::new(&config.registry).context("registry.url")?;
+    let registry = registry::Registry::new(&config.registry, config.tls.load()?.as_ref())
+        .context("registry.url")?;
     let catalog = CatalogServiceServer::new(catalog::CatalogApi {
         db: db.clone(),
         cipher: cipher.clone(),
@@ -157,6 +158,7 @@ pub fn services(
         background: sync.tasks,
         database,
         metrics_listen: config.metrics_listen,
+        tls: config.tls.load()?,
     })
 }
 

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
@@ -31,6 +31,8 @@ enum Command {
     /// Ask a running service whether it serves (exit 0) or not (exit 1): the
     /// containers' readiness and liveness probe.
     Health(HealthArgs),
+    /// Write a development CA and a certificate it signed, for `[tls]`.
+    DevCerts(DevCertsArgs),
     /// Write the programme side of the Lạng Sơn demo through the running
     /// registry (loaded with `sustain-registry demo`) and programmes service,
     /// then compare the province's programme summary with the report's
@@ -134,8 +136,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
+        Command::DevCerts(d) => d.run(),
         Command::Health(h) => {
-            if h.probe(DEFAULT_PORT).await {
+            if h.probe(SERVICE, DEFAULT_PORT).await {
                 Ok(())
             } else {
                 std::process::exit(1)

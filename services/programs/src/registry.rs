@@ -11,7 +11,7 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 /// Households per registry call (the registry's own limit).
@@ -34,9 +34,12 @@ pub type Credentials = MetadataValue<Ascii>;
 impl Registry {
     /// A lazily connecting client: the service starts whether or not the
     /// registry is up, and each call finds out.
-    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Registry> {
+    pub fn new(
+        config: &UpstreamConfig,
+        tls: Option<&sustain_platform::tls::Tls>,
+    ) -> anyhow::Result<Registry> {
         let timeout = Duration::from_millis(config.timeout_ms);
-        let endpoint = Endpoint::from_shared(config.url.clone())?
+        let endpoint = sustain_platform::tls::endpoint(&config.url, tls)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .tcp_nodelay(true);

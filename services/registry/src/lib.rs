@@ -124,6 +124,7 @@ pub fn services(
         background: std::iter::once(follower).chain(sync.tasks).collect(),
         database,
         metrics_listen: config.metrics_listen,
+        tls: config.tls.load()?,
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{HealthArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -32,6 +32,8 @@ enum Command {
     /// Ask a running service whether it serves (exit 0) or not (exit 1): the
     /// containers' readiness and liveness probe.
     Health(HealthArgs),
+    /// Write a development CA and a certificate it signed, for `[tls]`.
+    DevCerts(DevCertsArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -109,8 +111,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
+        Command::DevCerts(d) => d.run(),
         Command::Health(h) => {
-            if h.probe(DEFAULT_PORT).await {
+            if h.probe(SERVICE, DEFAULT_PORT).await {
                 Ok(())
             } else {
                 std::process::exit(1)

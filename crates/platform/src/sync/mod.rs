@@ -252,11 +252,16 @@ pub fn wire(
         &config.auth.audience,
     )
     .map_err(|e| ServiceError::Internal(format!("auth.jwt_secret: {e}")))?;
+    let tls = config
+        .tls
+        .load()
+        .map_err(|e| ServiceError::Internal(format!("{e:#}")))?;
     let (board, tasks) = puller::start(
         db.clone(),
         &config.sync,
         issuer,
         std::sync::Arc::clone(&replica),
+        tls,
     );
     if let Some(metrics) = crate::metrics::metrics() {
         metrics.watch_sync(service, &board);

@@ -9,7 +9,6 @@ use sea_orm::DatabaseConnection;
 use sustain_proto::sync::v1 as pb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use tokio::sync::Notify;
-use tonic::transport::Endpoint;
 
 use super::apply::{self, Peer, Replica};
 use crate::auth::{BearerToken, Caller, Role, Scope, TokenIssuer};
@@ -79,6 +78,7 @@ pub fn start(
     config: &SyncConfig,
     issuer: TokenIssuer,
     replica: Arc<dyn Replica>,
+    tls: Option<crate::tls::Tls>,
 ) -> (Arc<Board>, Vec<tokio::task::JoinHandle<()>>) {
     let board = Arc::new(Board {
         peers: Mutex::new(vec![]),
@@ -115,6 +115,7 @@ pub fn start(
             board: Arc::clone(&board),
             batch: config.batch_size,
             retry_max: Duration::from_millis(config.retry_max_ms),
+            tls: tls.clone(),
         };
         tasks.push(tokio::spawn(puller.run()));
     }
@@ -131,6 +132,7 @@ struct Puller {
     board: Arc<Board>,
     batch: u32,
     retry_max: Duration,
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Puller {
@@ -220,7 +222,7 @@ impl Puller {
             scope: Scope::new(scope.clone()),
         };
         let mut cursor = apply::cursor(&self.db, &self.peer.name).await?;
-        let channel = Endpoint::from_shared(self.peer.url.clone())?
+        let channel = crate::tls::endpoint(&self.peer.url, self.tls.as_ref())?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
