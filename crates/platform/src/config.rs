@@ -49,6 +49,9 @@ pub struct Config {
     /// Where Prometheus scrapes `/metrics` over HTTP; unset: nowhere. One
     /// endpoint covers every service in the process.
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/gRPC collector the RPC spans go to (`http://host:4317`); unset:
+    /// no traces.
+    pub otlp_endpoint: Option<String>,
     /// Empty: a SQLite file named after the service under `data_dir`.
     pub database_url: String,
     pub data_dir: PathBuf,
@@ -307,6 +310,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], default_port)),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8054)),
             metrics_listen: None,
+            otlp_endpoint: None,
             database_url: String::new(),
             data_dir: PathBuf::from("data"),
             dev: false,

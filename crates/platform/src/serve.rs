@@ -115,15 +115,7 @@ pub async fn serve(
     }
     let server = builder
         .layer(crate::metrics::GrpcMetricsLayer)
-        .trace_fn(|request| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            tracing::info_span!("rpc", method = %request.uri().path(), request_id)
-        })
+        .trace_fn(crate::telemetry::rpc_span)
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection_v1)

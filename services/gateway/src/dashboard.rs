@@ -88,9 +88,16 @@ fn unavailable(status: &Status) -> pb::Unavailable {
 /// (DEADLINE_EXCEEDED) rather than the client's (CANCELLED).
 pub fn forwarded<T>(message: T, from: &MetadataMap, budget: Duration) -> Request<T> {
     let mut request = Request::new(message);
-    for key in ["authorization", "traceparent", "tracestate"] {
-        if let Some(v) = from.get(key) {
-            request.metadata_mut().insert(key, v.clone());
+    if let Some(v) = from.get("authorization") {
+        request.metadata_mut().insert("authorization", v.clone());
+    }
+    // The gateway's own span is the parent when traces are on; otherwise the
+    // caller's context passes through unchanged.
+    if !sustain_platform::telemetry::inject_current(request.metadata_mut()) {
+        for key in ["traceparent", "tracestate"] {
+            if let Some(v) = from.get(key) {
+                request.metadata_mut().insert(key, v.clone());
+            }
         }
     }
     request.set_timeout(budget + Duration::from_millis(25));

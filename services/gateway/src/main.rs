@@ -32,7 +32,12 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            telemetry::init(config.log_format, &config.log_filter);
+            let telemetry = telemetry::init_service(
+                config.log_format,
+                &config.log_filter,
+                config.otlp_endpoint.as_deref(),
+                &format!("sustain-{SERVICE}"),
+            )?;
             let secrets = config.secrets()?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
@@ -49,14 +54,16 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("admin token (12 h, whole country):\n{token}");
             }
-            sustain_gateway::run(
+            let served = sustain_gateway::run(
                 &config,
                 &secrets,
                 listener,
                 http,
                 sustain_platform::serve::shutdown_signal(),
             )
-            .await
+            .await;
+            telemetry.shutdown();
+            served
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
         Command::DevCerts(d) => d.run(),

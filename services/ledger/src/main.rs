@@ -53,7 +53,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            telemetry::init(config.log_format, &config.log_filter);
+            let telemetry = telemetry::init_service(
+                config.log_format,
+                &config.log_filter,
+                config.otlp_endpoint.as_deref(),
+                &format!("sustain-{SERVICE}"),
+            )?;
             let secrets = config.secrets()?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
@@ -66,13 +71,15 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("finance token (12 h, whole country):\n{token}");
             }
-            sustain_ledger::run(
+            let served = sustain_ledger::run(
                 &config,
                 &secrets,
                 listener,
                 sustain_platform::serve::shutdown_signal(),
             )
-            .await
+            .await;
+            telemetry.shutdown();
+            served
         }
         Command::Migrate(args) => {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;

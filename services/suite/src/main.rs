@@ -87,7 +87,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let configs = Configs::new(&args, &listeners.addresses()?)?;
-    telemetry::init(configs.registry.log_format, &configs.registry.log_filter);
+    let telemetry = telemetry::init_service(
+        configs.registry.log_format,
+        &configs.registry.log_filter,
+        configs.registry.otlp_endpoint.as_deref(),
+        "sustain",
+    )?;
     let secrets = configs.registry.secrets()?;
     if configs.registry.dev {
         let admin = dev_token(&configs.registry, &secrets, Role::Admin)?;
@@ -130,5 +135,7 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    serve(&configs, &secrets, listeners, stop).await
+    let served = serve(&configs, &secrets, listeners, stop).await;
+    telemetry.shutdown();
+    served
 }
