@@ -79,6 +79,44 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Mutual TLS for every gRPC server and client of the service.
     pub tls: crate::tls::TlsConfig,
+    /// What one client may ask of a server.
+    pub limits: LimitsConfig,
+}
+
+/// The gRPC server's limits, each set on purpose (docs/operations.md).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request message a service accepts, in bytes (a page of
+    /// households to import stays far below it).
+    pub max_request_bytes: usize,
+    /// Largest response message a service sends, in bytes (a sync batch of
+    /// 5,000 changes is a few MB).
+    pub max_response_bytes: usize,
+    /// Calls in flight on one connection; past it a call is refused at once
+    /// (RESOURCE_EXHAUSTED, load shed) rather than queued.
+    pub concurrency_per_connection: usize,
+    /// Streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Longest a call may take to its answer (for a stream: to its first
+    /// message); a shorter `grpc-timeout` from the client wins.
+    pub request_timeout_secs: u64,
+    /// HTTP/2 pings this often find a dead peer (20 s to answer); TCP
+    /// keepalive runs at the same period.
+    pub keepalive_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+            concurrency_per_connection: 256,
+            max_concurrent_streams: 512,
+            request_timeout_secs: 60,
+            keepalive_secs: 30,
+        }
+    }
 }
 
 /// Province ↔ district replication of one service.
@@ -343,6 +381,7 @@ impl Config {
             crypto: CryptoConfig::default(),
             sync: SyncConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -392,6 +431,23 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_request_bytes < 64 * 1024 || l.max_response_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                field: "limits",
+                problem: "message sizes below 64 KiB would refuse ordinary calls".into(),
+            });
+        }
+        if l.concurrency_per_connection == 0
+            || l.max_concurrent_streams == 0
+            || l.request_timeout_secs == 0
+            || l.keepalive_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                field: "limits",
+                problem: "concurrency, streams, timeout and keepalive must be above 0".into(),
+            });
+        }
         if let Some((field, problem)) = self.tls.problem() {
             return Err(ConfigError::Invalid { field, problem });
         }

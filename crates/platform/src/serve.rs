@@ -31,6 +31,18 @@ pub struct ServiceSet {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Mutual TLS (`Config::tls`); `None`: plain text.
     pub tls: Option<crate::tls::Tls>,
+    /// `Config::limits`.
+    pub limits: crate::config::LimitsConfig,
+}
+
+/// A generated gRPC server with the configured message size limits.
+#[macro_export]
+macro_rules! sized {
+    ($server:expr, $limits:expr) => {
+        $server
+            .max_decoding_message_size($limits.max_request_bytes)
+            .max_encoding_message_size($limits.max_response_bytes)
+    };
 }
 
 /// The health name a liveness probe asks about.
@@ -109,7 +121,19 @@ pub async fn serve(
         let _ = stopping_tx.send(true);
     };
 
-    let mut builder = Server::builder();
+    let limits = services.limits;
+    let keepalive = Duration::from_secs(limits.keepalive_secs);
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .load_shed(true)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(keepalive))
+        // Sync batches and imports move megabytes: windows sized for bulk.
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(8 * 1024 * 1024));
     if let Some(tls) = &services.tls {
         builder = builder.tls_config(tls.server())?;
     }

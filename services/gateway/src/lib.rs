@@ -99,12 +99,16 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
     });
     Ok((
         ServiceSet {
-            routes: Routes::new(InterceptedService::new(reports, auth.interceptor())),
+            routes: Routes::new(InterceptedService::new(
+                sustain_platform::sized!(reports, config.limits),
+                auth.interceptor(),
+            )),
             names: vec!["sustain.gateway.v1.ReportService"],
             background: vec![],
             database: None,
             metrics_listen: config.metrics_listen,
             tls: config.tls.load()?,
+            limits: config.limits,
         },
         routes,
     ))

@@ -102,11 +102,26 @@ pub fn services(
         db,
         cache: funding::SummaryCache::new(),
     });
-    let routes = Routes::new(InterceptedService::new(accounts, auth.interceptor()))
-        .add_service(InterceptedService::new(transfers, auth.interceptor()))
-        .add_service(InterceptedService::new(chain, auth.interceptor()))
-        .add_service(InterceptedService::new(funding, auth.interceptor()))
-        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
+    let routes = Routes::new(InterceptedService::new(
+        sustain_platform::sized!(accounts, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(transfers, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(chain, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(funding, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(sync.server, config.limits),
+        auth.interceptor(),
+    ));
     Ok(ServiceSet {
         routes,
         names: vec![
@@ -120,6 +135,7 @@ pub fn services(
         database,
         metrics_listen: config.metrics_listen,
         tls: config.tls.load()?,
+        limits: config.limits,
     })
 }
 

@@ -106,3 +106,45 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
         .expect("the ledger answers once the database is back");
     assert_eq!(head.into_inner().sequence, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_size_limit_is_refused_and_changes_nothing() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut config = Config::defaults(0);
+    config.shutdown_grace_secs = 0;
+    config.limits.max_request_bytes = 64 * 1024;
+    let ledger = Ledger::start_on(listener, config).await;
+    let mut accounts = ledger
+        .accounts(sustain_platform::Role::Finance, &["20"])
+        .await;
+    let mut big = account(
+        sustain_proto::ledger::v1::AccountKind::Source,
+        sustain_proto::ledger::v1::FundingSource::LocalBudget,
+        "20",
+        "",
+        0,
+    );
+    big.name = "x".repeat(100 * 1024);
+    let refused = accounts
+        .create_account(sustain_proto::ledger::v1::CreateAccountRequest {
+            account: Some(big),
+            request_id: String::new(),
+        })
+        .await
+        .expect_err("100 KiB over a 64 KiB limit");
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert_eq!(
+        ledger
+            .chain(sustain_platform::Role::Finance, &["20"])
+            .await
+            .get_chain_head(sustain_proto::ledger::v1::GetChainHeadRequest::default())
+            .await
+            .expect("head")
+            .into_inner()
+            .sequence,
+        0,
+        "nothing was written"
+    );
+}

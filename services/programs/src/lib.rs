@@ -135,14 +135,38 @@ pub fn services(
         registry,
         cache: summary::SummaryCache::new(),
     });
-    let routes = Routes::new(InterceptedService::new(catalog, auth.interceptor()))
-        .add_service(InterceptedService::new(livelihood, auth.interceptor()))
-        .add_service(InterceptedService::new(summary, auth.interceptor()))
-        .add_service(InterceptedService::new(training, auth.interceptor()))
-        .add_service(InterceptedService::new(support, auth.interceptor()))
-        .add_service(InterceptedService::new(communication, auth.interceptor()))
-        .add_service(InterceptedService::new(inspections, auth.interceptor()))
-        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
+    let routes = Routes::new(InterceptedService::new(
+        sustain_platform::sized!(catalog, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(livelihood, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(summary, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(training, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(support, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(communication, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(inspections, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(sync.server, config.limits),
+        auth.interceptor(),
+    ));
     Ok(ServiceSet {
         routes,
         names: vec![
@@ -159,6 +183,7 @@ pub fn services(
         database,
         metrics_listen: config.metrics_listen,
         tls: config.tls.load()?,
+        limits: config.limits,
     })
 }
 

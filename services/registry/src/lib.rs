@@ -109,10 +109,22 @@ pub fn services(
     });
     let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault, cache });
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
-    let routes = Routes::new(InterceptedService::new(households, auth.interceptor()))
-        .add_service(InterceptedService::new(units, auth.interceptor()))
-        .add_service(InterceptedService::new(reviews, auth.interceptor()))
-        .add_service(InterceptedService::new(sync.server, auth.interceptor()));
+    let routes = Routes::new(InterceptedService::new(
+        sustain_platform::sized!(households, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(units, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(reviews, config.limits),
+        auth.interceptor(),
+    ))
+    .add_service(InterceptedService::new(
+        sustain_platform::sized!(sync.server, config.limits),
+        auth.interceptor(),
+    ));
     Ok(ServiceSet {
         routes,
         names: vec![
@@ -125,6 +137,7 @@ pub fn services(
         database,
         metrics_listen: config.metrics_listen,
         tls: config.tls.load()?,
+        limits: config.limits,
     })
 }
 
