@@ -82,6 +82,15 @@ pub struct HealthArgs {
 }
 
 impl HealthArgs {
+    /// The `health` command: exits 0 on SERVING, 1 otherwise.
+    pub async fn run(&self, service: &str, default_port: u16) -> anyhow::Result<()> {
+        if self.probe(service, default_port).await {
+            Ok(())
+        } else {
+            std::process::exit(1)
+        }
+    }
+
     /// Asks `grpc.health.v1.Health/Check`; `Ok(true)` when it says SERVING.
     /// Prints the answer or why there is none.
     pub async fn probe(&self, service: &str, default_port: u16) -> bool {

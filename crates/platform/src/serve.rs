@@ -35,6 +35,38 @@ pub struct ServiceSet {
     pub limits: crate::config::LimitsConfig,
 }
 
+impl ServiceSet {
+    /// `routes` serving `names`, with the configuration's metrics endpoint,
+    /// TLS and limits; no background tasks, no database watched.
+    pub fn new(
+        config: &crate::config::Config,
+        routes: Routes,
+        names: Vec<&'static str>,
+    ) -> anyhow::Result<ServiceSet> {
+        Ok(ServiceSet {
+            routes,
+            names,
+            background: vec![],
+            database: None,
+            metrics_listen: config.metrics_listen,
+            tls: config.tls.load()?,
+            limits: config.limits,
+        })
+    }
+
+    /// With tasks that live as long as the server.
+    pub fn with_background(mut self, tasks: Vec<tokio::task::JoinHandle<()>>) -> ServiceSet {
+        self.background.extend(tasks);
+        self
+    }
+
+    /// Reporting NOT_SERVING while `db` does not answer.
+    pub fn watching(mut self, db: sea_orm::DatabaseConnection) -> ServiceSet {
+        self.database = Some(db);
+        self
+    }
+}
+
 /// A generated gRPC server with the configured message size limits.
 #[macro_export]
 macro_rules! sized {

@@ -61,6 +61,16 @@ impl Telemetry {
     }
 }
 
+/// [`init_service`] as `config` says, for the process `sustain-<service>`.
+pub fn for_service(config: &crate::config::Config, service: &str) -> anyhow::Result<Telemetry> {
+    init_service(
+        config.log_format,
+        &config.log_filter,
+        config.otlp_endpoint.as_deref(),
+        &format!("sustain-{service}"),
+    )
+}
+
 /// Installs logging and, with `otlp_endpoint`, trace export for a serving
 /// process named `service`. Call inside the Tokio runtime.
 pub fn init_service(

@@ -98,18 +98,14 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
         pool,
     });
     Ok((
-        ServiceSet {
-            routes: Routes::new(InterceptedService::new(
+        ServiceSet::new(
+            config,
+            Routes::new(InterceptedService::new(
                 sustain_platform::sized!(reports, config.limits),
                 auth.interceptor(),
             )),
-            names: vec!["sustain.gateway.v1.ReportService"],
-            background: vec![],
-            database: None,
-            metrics_listen: config.metrics_listen,
-            tls: config.tls.load()?,
-            limits: config.limits,
-        },
+            vec!["sustain.gateway.v1.ReportService"],
+        )?,
         routes,
     ))
 }

@@ -77,7 +77,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
-    let database = Some(db.clone());
+    let database = db.clone();
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -122,21 +122,19 @@ pub fn services(
         sustain_platform::sized!(sync.server, config.limits),
         auth.interceptor(),
     ));
-    Ok(ServiceSet {
+    Ok(ServiceSet::new(
+        config,
         routes,
-        names: vec![
+        vec![
             "sustain.ledger.v1.AccountService",
             "sustain.ledger.v1.TransferService",
             "sustain.ledger.v1.ChainService",
             "sustain.ledger.v1.FundingService",
             sustain_platform::sync::SERVICE_NAME,
         ],
-        background: sync.tasks,
-        database,
-        metrics_listen: config.metrics_listen,
-        tls: config.tls.load()?,
-        limits: config.limits,
-    })
+    )?
+    .with_background(sync.tasks)
+    .watching(database))
 }
 
 /// Serves on `listener` until `shutdown` resolves.

@@ -86,7 +86,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
-    let database = Some(db.clone());
+    let database = db.clone();
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -167,9 +167,10 @@ pub fn services(
         sustain_platform::sized!(sync.server, config.limits),
         auth.interceptor(),
     ));
-    Ok(ServiceSet {
+    Ok(ServiceSet::new(
+        config,
         routes,
-        names: vec![
+        vec![
             "sustain.programs.v1.CatalogService",
             "sustain.programs.v1.LivelihoodService",
             "sustain.programs.v1.ProgrammeSummaryService",
@@ -179,12 +180,9 @@ pub fn services(
             "sustain.programs.v1.InspectionService",
             sustain_platform::sync::SERVICE_NAME,
         ],
-        background: sync.tasks,
-        database,
-        metrics_listen: config.metrics_listen,
-        tls: config.tls.load()?,
-        limits: config.limits,
-    })
+    )?
+    .with_background(sync.tasks)
+    .watching(database))
 }
 
 /// Serves on `listener` until `shutdown` resolves.

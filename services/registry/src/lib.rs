@@ -75,7 +75,7 @@ pub fn services(
     secrets: &Secrets,
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
-    let database = Some(db.clone());
+    let database = db.clone();
     let auth = Authenticator::new(
         &secrets.jwt_secret,
         &config.auth.issuer,
@@ -125,20 +125,18 @@ pub fn services(
         sustain_platform::sized!(sync.server, config.limits),
         auth.interceptor(),
     ));
-    Ok(ServiceSet {
+    Ok(ServiceSet::new(
+        config,
         routes,
-        names: vec![
+        vec![
             "sustain.registry.v1.HouseholdService",
             "sustain.registry.v1.AdminUnitService",
             "sustain.registry.v1.ReviewService",
             sustain_platform::sync::SERVICE_NAME,
         ],
-        background: std::iter::once(follower).chain(sync.tasks).collect(),
-        database,
-        metrics_listen: config.metrics_listen,
-        tls: config.tls.load()?,
-        limits: config.limits,
-    })
+    )?
+    .with_background(std::iter::once(follower).chain(sync.tasks).collect())
+    .watching(database))
 }
 
 /// Serves on `listener` until `shutdown` resolves.

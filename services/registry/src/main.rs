@@ -82,12 +82,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let telemetry = telemetry::init_service(
-                config.log_format,
-                &config.log_filter,
-                config.otlp_endpoint.as_deref(),
-                &format!("sustain-{SERVICE}"),
-            )?;
+            let telemetry = telemetry::for_service(&config, SERVICE)?;
             let secrets = config.secrets()?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
@@ -119,13 +114,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::DevCerts(d) => d.run(),
-        Command::Health(h) => {
-            if h.probe(SERVICE, DEFAULT_PORT).await {
-                Ok(())
-            } else {
-                std::process::exit(1)
-            }
-        }
+        Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {
             file,
             server,
