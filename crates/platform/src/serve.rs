@@ -67,6 +67,23 @@ impl ServiceSet {
     }
 }
 
+/// Routes over generated gRPC servers, each behind `auth`'s bearer-token
+/// check and with `limits`' message sizes:
+/// `guarded_routes!(auth, config.limits; households, units, reviews)`.
+#[macro_export]
+macro_rules! guarded_routes {
+    ($auth:expr, $limits:expr; $first:expr $(, $rest:expr)* $(,)?) => {
+        ::tonic::service::Routes::new(::tonic::service::interceptor::InterceptedService::new(
+            $crate::sized!($first, $limits),
+            $auth.interceptor(),
+        ))
+        $(.add_service(::tonic::service::interceptor::InterceptedService::new(
+            $crate::sized!($rest, $limits),
+            $auth.interceptor(),
+        )))*
+    };
+}
+
 /// A generated gRPC server with the configured message size limits.
 #[macro_export]
 macro_rules! sized {

@@ -24,8 +24,6 @@ use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
 use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSummaryServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Default port of the gateway.
@@ -100,10 +98,7 @@ pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSe
     Ok((
         ServiceSet::new(
             config,
-            Routes::new(InterceptedService::new(
-                sustain_platform::sized!(reports, config.limits),
-                auth.interceptor(),
-            )),
+            sustain_platform::guarded_routes!(auth, config.limits; reports),
             vec!["sustain.gateway.v1.ReportService"],
         )?,
         routes,

@@ -30,8 +30,6 @@ use sustain_proto::ledger::v1::chain_service_server::ChainServiceServer;
 use sustain_proto::ledger::v1::funding_service_server::FundingServiceServer;
 use sustain_proto::ledger::v1::transfer_service_server::TransferServiceServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 pub use migration::Migrator;
 
@@ -102,26 +100,7 @@ pub fn services(
         db,
         cache: funding::SummaryCache::new(),
     });
-    let routes = Routes::new(InterceptedService::new(
-        sustain_platform::sized!(accounts, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(transfers, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(chain, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(funding, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(sync.server, config.limits),
-        auth.interceptor(),
-    ));
+    let routes = sustain_platform::guarded_routes!(auth, config.limits; accounts, transfers, chain, funding, sync.server);
     Ok(ServiceSet::new(
         config,
         routes,

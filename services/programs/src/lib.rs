@@ -37,8 +37,6 @@ use sustain_proto::programs::v1::programme_summary_service_server::ProgrammeSumm
 use sustain_proto::programs::v1::support_service_server::SupportServiceServer;
 use sustain_proto::programs::v1::training_service_server::TrainingServiceServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 pub use migration::Migrator;
 
@@ -135,38 +133,7 @@ pub fn services(
         registry,
         cache: summary::SummaryCache::new(),
     });
-    let routes = Routes::new(InterceptedService::new(
-        sustain_platform::sized!(catalog, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(livelihood, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(summary, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(training, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(support, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(communication, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(inspections, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(sync.server, config.limits),
-        auth.interceptor(),
-    ));
+    let routes = sustain_platform::guarded_routes!(auth, config.limits; catalog, livelihood, summary, training, support, communication, inspections, sync.server);
     Ok(ServiceSet::new(
         config,
         routes,

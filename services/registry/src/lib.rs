@@ -32,8 +32,6 @@ use sustain_proto::registry::v1::admin_unit_service_server::AdminUnitServiceServ
 use sustain_proto::registry::v1::household_service_server::HouseholdServiceServer;
 use sustain_proto::registry::v1::review_service_server::ReviewServiceServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 pub use migration::Migrator;
 
@@ -109,22 +107,7 @@ pub fn services(
     });
     let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault, cache });
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
-    let routes = Routes::new(InterceptedService::new(
-        sustain_platform::sized!(households, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(units, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(reviews, config.limits),
-        auth.interceptor(),
-    ))
-    .add_service(InterceptedService::new(
-        sustain_platform::sized!(sync.server, config.limits),
-        auth.interceptor(),
-    ));
+    let routes = sustain_platform::guarded_routes!(auth, config.limits; households, units, reviews, sync.server);
     Ok(ServiceSet::new(
         config,
         routes,
