@@ -15,7 +15,6 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
 
 use crate::import_file::{self, Group};
 
@@ -40,6 +39,8 @@ pub struct ImportOptions<'a> {
     pub rejected_file: PathBuf,
     pub batch_size: usize,
     pub progress: bool,
+    /// The client certificate and CA when the registry speaks mutual TLS.
+    pub tls: Option<&'a sustain_platform::tls::Tls>,
 }
 
 struct Rejections {
@@ -93,7 +94,7 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
         }
     });
 
-    let channel = Endpoint::from_shared(options.server.to_owned())
+    let channel = sustain_platform::tls::endpoint(options.server, options.tls)
         .context("--server")?
         .connect()
         .await

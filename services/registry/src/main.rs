@@ -54,6 +54,14 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// With a registry speaking mutual TLS: this client's certificate,
+        /// its key and the CA (PEM files).
+        #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+        tls_key: Option<PathBuf>,
+        #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+        tls_ca: Option<PathBuf>,
     },
     /// Load the synthetic Lạng Sơn (2021–2024 reviews, the province's reported
     /// figures) into the configured database, then print its summaries. Loading
@@ -122,8 +130,17 @@ async fn main() -> anyhow::Result<()> {
             rejected,
             batch,
             quiet,
+            tls_cert,
+            tls_key,
+            tls_ca,
         } => {
             let rejected_file = rejected.unwrap_or_else(|| file.with_extension("rejected.csv"));
+            let tls = sustain_platform::tls::TlsConfig {
+                cert: tls_cert,
+                key: tls_key,
+                ca: tls_ca,
+            }
+            .load()?;
             let report = sustain_registry::import_client::import(
                 sustain_registry::import_client::ImportOptions {
                     file: &file,
@@ -132,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
                     rejected_file: rejected_file.clone(),
                     batch_size: batch,
                     progress: !quiet,
+                    tls: tls.as_ref(),
                 },
             )
             .await?;

@@ -476,6 +476,7 @@ async fn the_cli_imports_an_xlsx_of_a_thousand_households_with_ten_broken() {
         rejected_file: rejected_file.clone(),
         batch_size: 128,
         progress: false,
+        tls: None,
     };
     let report = import(options()).await.expect("import");
     assert_eq!(
