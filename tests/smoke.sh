@@ -130,11 +130,12 @@ table=$(curl -sf "http://127.0.0.1:$hport/api/v1/poverty.csv?unit_code=20&from_y
 printf '%s' "$table" | head -1 | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
 [ "$(printf '%s\n' "$table" | wc -l)" -eq 13 ] || fail "poverty CSV rows: $table"
 # The funding report by district through reflection, and its table as XLSX.
-# A walk-through, not a timing: a generous deadline (the gateway's default is
-# 5 s), since a CI machine's two cores may still be busy with the demo.
-report=$(buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $suite_token" -H "grpc-timeout: 60S" \
+# A walk-through, not a timing: grpcurl sends a generous deadline (the
+# gateway's default is 5 s), since a CI machine's two cores may still be busy
+# with the demo.
+report=$(grpcurl -plaintext -max-time 60 -H "authorization: Bearer $suite_token" \
   -d '{"unit_code":"20","from_year":2021,"to_year":2025,"breakdown":"BREAKDOWN_CHILDREN"}' \
-  "http://127.0.0.1:$gport/sustain.gateway.v1.ReportService/GetFundingReport") || fail "funding report"
+  "127.0.0.1:$gport" sustain.gateway.v1.ReportService/GetFundingReport) || fail "funding report"
 printf '%s' "$report" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)["report"]
