@@ -28,11 +28,7 @@ use tonic::transport::Channel;
 type Authed = InterceptedService<Channel, Bearer>;
 
 fn secrets() -> Secrets {
-    Secrets {
-        jwt_secret: JWT_SECRET.to_vec(),
-        field_key: FIELD_KEY,
-        lookup_key: LOOKUP_KEY,
-    }
+    sustain_testkit::secrets()
 }
 
 fn config(url: &str) -> Config {

@@ -170,3 +170,34 @@ where
     }
     panic!("{what}: not within 10 s");
 }
+
+/// The keys every test server runs with: [`JWT_SECRET`], [`FIELD_KEY`],
+/// [`LOOKUP_KEY`].
+pub fn secrets() -> sustain_platform::config::Secrets {
+    sustain_platform::config::Secrets {
+        jwt_secret: JWT_SECRET.to_vec(),
+        field_key: FIELD_KEY,
+        lookup_key: LOOKUP_KEY,
+    }
+}
+
+/// A service's configuration as instance `name` owning `scope`, polling and
+/// retrying quickly, stopping at once: the base of every multi-instance test.
+pub fn sync_config(name: &str, scope: &str) -> sustain_platform::config::Config {
+    let mut c = sustain_platform::config::Config::defaults(0);
+    c.shutdown_grace_secs = 0;
+    c.sync.instance = name.into();
+    c.sync.scope = vec![scope.into()];
+    c.sync.poll_ms = 50;
+    c.sync.retry_max_ms = 300;
+    c
+}
+
+/// Peer `name` at `url`, owning `scope` (empty for an upstream).
+pub fn peer(name: &str, url: String, scope: &[&str]) -> sustain_platform::config::PeerConfig {
+    sustain_platform::config::PeerConfig {
+        name: name.into(),
+        url,
+        scope: scope.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}

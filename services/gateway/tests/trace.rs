@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use sustain_platform::Role;
-use sustain_platform::config::{Config, LogFormat, Secrets};
+use sustain_platform::config::{Config, LogFormat};
 use sustain_proto::gateway::v1 as gw;
 use sustain_proto::gateway::v1::report_service_client::ReportServiceClient;
 use sustain_testkit::server::{Bearer, Running};
@@ -106,11 +106,7 @@ async fn one_trace_spans_the_gateway_and_the_registry() {
     config.shutdown_grace_secs = 0;
     let registry = Running::start(
         move |listener, stopped| async move {
-            let secrets = Secrets {
-                jwt_secret: JWT_SECRET.to_vec(),
-                field_key: FIELD_KEY,
-                lookup_key: LOOKUP_KEY,
-            };
+            let secrets = sustain_testkit::secrets();
             sustain_registry::run(&config, &secrets, listener, async {
                 let _ = stopped.await;
             })

@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use sea_orm::ConnectionTrait;
 use sustain_platform::Role;
-use sustain_platform::config::{Config, Secrets};
+use sustain_platform::config::Config;
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::account_service_client::AccountServiceClient;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
 use sustain_testkit::server::{Bearer, Running};
-use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use sustain_testkit::{TestDatabase, token};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -52,11 +52,7 @@ async fn run(backend: &str, scale: usize) -> anyhow::Result<()> {
     config.shutdown_grace_secs = 0;
     let server = Running::start(
         move |listener, stopped| async move {
-            let secrets = Secrets {
-                jwt_secret: JWT_SECRET.to_vec(),
-                field_key: FIELD_KEY,
-                lookup_key: LOOKUP_KEY,
-            };
+            let secrets = sustain_testkit::secrets();
             sustain_ledger::run(&config, &secrets, listener, async {
                 let _ = stopped.await;
             })

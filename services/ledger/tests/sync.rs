@@ -12,14 +12,14 @@ use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_ledger::chain;
 use sustain_ledger::model::{account, entry, head, replica_entry, transfer};
 use sustain_platform::Role;
-use sustain_platform::config::{Config, PeerConfig};
+use sustain_platform::config::Config;
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::sync::v1 as sync_pb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
-use sustain_testkit::eventually;
 use sustain_testkit::proxy::Proxy;
 use sustain_testkit::server::Bearer;
 use sustain_testkit::token;
+use sustain_testkit::{eventually, peer, sync_config};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 
@@ -27,24 +27,10 @@ use pb::AccountKind::{Allocation, Expenditure, Source};
 
 const P3: &str = "NTP-SPR.3";
 
-fn config(name: &str, scope: &str) -> Config {
-    let mut c = Config::defaults(0);
-    c.shutdown_grace_secs = 0;
-    c.sync.instance = name.into();
-    c.sync.scope = vec![scope.into()];
-    c.sync.poll_ms = 50;
-    c.sync.retry_max_ms = 300;
-    c
-}
-
 fn province_config(district_url: String) -> Config {
-    let mut c = config("province", "20");
+    let mut c = sync_config("province", "20");
     c.metrics_listen = Some(sustain_testkit::free_addr().expect("a free port"));
-    c.sync.downstream = vec![PeerConfig {
-        name: "district-181".into(),
-        url: district_url,
-        scope: vec!["181".into()],
-    }];
+    c.sync.downstream = vec![peer("district-181", district_url, &["181"])];
     c
 }
 
@@ -161,12 +147,12 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
     let province_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let mut district_config = config("district-181", "181");
-    district_config.sync.upstream = Some(PeerConfig {
-        name: "province".into(),
-        url: format!("http://{}", province_listener.local_addr().expect("addr")),
-        scope: vec![],
-    });
+    let mut district_config = sync_config("district-181", "181");
+    district_config.sync.upstream = Some(peer(
+        "province",
+        format!("http://{}", province_listener.local_addr().expect("addr")),
+        &[],
+    ));
     let district = Ledger::start_on(district_listener, district_config).await;
     // The province pulls through a proxy that can cut the link.
     let link = Proxy::start(district.server.addr).await.expect("proxy");

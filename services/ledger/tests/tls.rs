@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sustain_platform::Role;
-use sustain_platform::config::{Config, PeerConfig, Secrets};
+use sustain_platform::config::{Config, PeerConfig};
 use sustain_platform::tls::{Tls, TlsConfig, dev_certs, endpoint};
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_testkit::server::Bearer;
-use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, eventually, token};
+use sustain_testkit::{TestDatabase, eventually, token};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig};
 
@@ -40,11 +40,7 @@ async fn serve(
     config.shutdown_grace_secs = 0;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let secrets = Secrets {
-            jwt_secret: JWT_SECRET.to_vec(),
-            field_key: FIELD_KEY,
-            lookup_key: LOOKUP_KEY,
-        };
+        let secrets = sustain_testkit::secrets();
         sustain_ledger::run(&config, &secrets, listener, async {
             let _ = stopped.await;
         })

@@ -13,12 +13,7 @@ use sustain_testkit::eventually;
 use tonic::Code;
 
 fn config(name: &str, scope: &str) -> Config {
-    let mut c = Config::defaults(0);
-    c.shutdown_grace_secs = 0;
-    c.sync.instance = name.into();
-    c.sync.scope = vec![scope.into()];
-    c.sync.poll_ms = 50;
-    c.sync.retry_max_ms = 300;
+    let mut c = sustain_testkit::sync_config(name, scope);
     // The under-five count a summary divides by is otherwise reused for a
     // minute: the province would keep the count it read before the district's
     // households arrived.
@@ -27,11 +22,7 @@ fn config(name: &str, scope: &str) -> Config {
 }
 
 fn peer(name: &str, addr: std::net::SocketAddr, scope: &[&str]) -> PeerConfig {
-    PeerConfig {
-        name: name.into(),
-        url: format!("http://{addr}"),
-        scope: scope.iter().map(|s| (*s).to_owned()).collect(),
-    }
+    sustain_testkit::peer(name, format!("http://{addr}"), scope)
 }
 
 /// The province's own activity under Project 2.

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use sea_orm::{ConnectionTrait, Database, EntityTrait, Statement};
 use sustain_platform::Role;
-use sustain_platform::config::{Config, PeerConfig};
+use sustain_platform::config::Config;
 use sustain_proto::registry::v1 as pb;
 use sustain_proto::sync::v1 as spb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use sustain_testkit::proxy::Proxy;
 use sustain_testkit::server::Running;
-use sustain_testkit::{TestDatabase, token};
+use sustain_testkit::{TestDatabase, peer, token};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -108,14 +108,6 @@ fn config(name: &str, scope: &[&str], batch: u32) -> Config {
     c.sync.retry_max_ms = 300;
     c.sync.batch_size = batch;
     c
-}
-
-fn peer(name: &str, url: String, scope: &[&str]) -> PeerConfig {
-    PeerConfig {
-        name: name.into(),
-        url,
-        scope: scope.iter().map(|s| (*s).to_owned()).collect(),
-    }
 }
 
 impl Province {

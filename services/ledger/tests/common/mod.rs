@@ -3,14 +3,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use sustain_platform::Role;
-use sustain_platform::config::{Config, Secrets};
+use sustain_platform::config::Config;
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::account_service_client::AccountServiceClient;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_proto::ledger::v1::funding_service_client::FundingServiceClient;
 use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
 use sustain_testkit::server::{Bearer, Running};
-use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use sustain_testkit::{TestDatabase, token};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -66,11 +66,7 @@ impl Ledger {
         Running::start_on(
             listener,
             move |listener, stopped| async move {
-                let secrets = Secrets {
-                    jwt_secret: JWT_SECRET.to_vec(),
-                    field_key: FIELD_KEY,
-                    lookup_key: LOOKUP_KEY,
-                };
+                let secrets = sustain_testkit::secrets();
                 sustain_ledger::run(&config, &secrets, listener, async {
                     let _ = stopped.await;
                 })

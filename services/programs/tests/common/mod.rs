@@ -14,16 +14,12 @@ use sustain_proto::programs::v1::programme_summary_service_client::ProgrammeSumm
 use sustain_proto::registry::v1 as reg;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 pub use sustain_testkit::server::{Bearer, Running};
-use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use sustain_testkit::{TestDatabase, token};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub fn secrets() -> Secrets {
-    Secrets {
-        jwt_secret: JWT_SECRET.to_vec(),
-        field_key: FIELD_KEY,
-        lookup_key: LOOKUP_KEY,
-    }
+    sustain_testkit::secrets()
 }
 
 pub type Livelihood = LivelihoodServiceClient<InterceptedService<Channel, Bearer>>;

@@ -10,7 +10,7 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::admin_unit_service_client::AdminUnitServiceClient;
 use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
-use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
+use sustain_testkit::{TestDatabase, token};
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -68,11 +68,7 @@ pub async fn registry_on(
 }
 
 pub fn secrets() -> Secrets {
-    Secrets {
-        jwt_secret: JWT_SECRET.to_vec(),
-        field_key: FIELD_KEY,
-        lookup_key: LOOKUP_KEY,
-    }
+    sustain_testkit::secrets()
 }
 
 impl TestServer {
