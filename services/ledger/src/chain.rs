@@ -222,7 +222,7 @@ impl Chain {
                 .collect();
             journal::record_many(conn, caller, "", changes).await?;
         }
-        sustain_platform::db::insert_rows::<entry::Entity>(conn, self.entries, &[]).await?;
+        sustain_platform::db::insert_statements::<entry::Entity>(conn, self.entries, &[]).await?;
         head::Entity::update_many()
             .col_expr(head::Column::Sequence, self.sequence.into())
             .col_expr(head::Column::Hash, hex::encode(self.hash).into())

@@ -11,11 +11,10 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_platform::auth::BearerToken;
+use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::sync::Topology;
 use sustain_platform::sync::apply::{Incoming, Replica};
@@ -166,11 +165,7 @@ async fn save_head(
 
 #[tonic::async_trait]
 impl Replica for LedgerReplica {
-    async fn write(
-        &self,
-        txn: &DatabaseTransaction,
-        changes: &[Incoming],
-    ) -> Result<(), ServiceError> {
+    async fn write(&self, txn: &WriteTxn, changes: &[Incoming]) -> Result<(), ServiceError> {
         let topology = Topology::load(txn).await?;
         let mut heads: HashMap<String, replica_head::Model> = HashMap::new();
         let mut rows = Vec::with_capacity(changes.len());

@@ -482,7 +482,7 @@ pub async fn create(
         );
         rows.push(row);
     }
-    sustain_platform::db::insert_rows::<transfer::Entity>(conn, rows.clone(), &[]).await?;
+    sustain_platform::db::insert_statements::<transfer::Entity>(conn, rows.clone(), &[]).await?;
     let touched: HashSet<String> = account_ids.into_iter().collect();
     save_balances(conn, &rules, &touched).await?;
     chain.save(conn, caller).await?;

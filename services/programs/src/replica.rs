@@ -5,10 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-};
+use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveModel};
 use serde::de::DeserializeOwned;
+use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::sync::apply::{Incoming, Replica};
 
@@ -25,11 +24,7 @@ pub struct ProgramsReplica;
 
 /// Writes `row` as the record's new version: inserted when none was held,
 /// else written over the held one.
-async fn put<E, A>(
-    txn: &DatabaseTransaction,
-    row: E::Model,
-    held: Option<i64>,
-) -> Result<(), ServiceError>
+async fn put<E, A>(txn: &WriteTxn, row: E::Model, held: Option<i64>) -> Result<(), ServiceError>
 where
     E: EntityTrait<ActiveModel = A>,
     E::Model: IntoActiveModel<A>,
@@ -47,7 +42,7 @@ where
     Ok(())
 }
 
-async fn put_record<R>(txn: &DatabaseTransaction, c: &Incoming) -> Result<R, ServiceError>
+async fn put_record<R>(txn: &WriteTxn, c: &Incoming) -> Result<R, ServiceError>
 where
     R: Record + DeserializeOwned + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
     <R::Entity as EntityTrait>::ActiveModel:
@@ -61,11 +56,7 @@ where
 
 #[tonic::async_trait]
 impl Replica for ProgramsReplica {
-    async fn write(
-        &self,
-        txn: &DatabaseTransaction,
-        changes: &[Incoming],
-    ) -> Result<(), ServiceError> {
+    async fn write(&self, txn: &WriteTxn, changes: &[Incoming]) -> Result<(), ServiceError> {
         let mut sums = tally::SumsDelta::default();
         let mut reach: BTreeSet<String> = BTreeSet::new();
         for c in changes {

@@ -3,7 +3,8 @@
 //! the province's shared keys), with the tallies moved as a local write would
 //! move them and the replaced household version kept for point-in-time reads.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::sync::apply::{Incoming, Replica};
 
@@ -33,7 +34,7 @@ struct Pending {
 }
 
 impl Pending {
-    async fn flush(&mut self, txn: &DatabaseTransaction) -> Result<(), ServiceError> {
+    async fn flush(&mut self, txn: &WriteTxn) -> Result<(), ServiceError> {
         let households = std::mem::take(&mut self.households);
         let members = std::mem::take(&mut self.members);
         if !households.is_empty() {
@@ -49,11 +50,7 @@ impl Pending {
 
 #[tonic::async_trait]
 impl Replica for RegistryReplica {
-    async fn write(
-        &self,
-        txn: &DatabaseTransaction,
-        changes: &[Incoming],
-    ) -> Result<(), ServiceError> {
+    async fn write(&self, txn: &WriteTxn, changes: &[Incoming]) -> Result<(), ServiceError> {
         let mut pending = Pending::default();
         let mut delta = TallyDelta::default();
         for c in changes {
@@ -116,7 +113,7 @@ impl RegistryReplica {
     /// Writes a newer version of a household held here, keeping the old one.
     async fn replace_household(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &WriteTxn,
         state: HouseholdState,
     ) -> Result<(), ServiceError> {
         let id = state.household.id.clone();

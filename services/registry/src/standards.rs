@@ -201,7 +201,7 @@ pub async fn set(
 
 /// Writes a set that arrived from the province.
 pub async fn write_replica(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &impl sea_orm::ConnectionTrait,
     state: &str,
 ) -> Result<(), ServiceError> {
     use sea_orm::ActiveModelTrait;

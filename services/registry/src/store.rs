@@ -304,7 +304,7 @@ pub fn stored_rows(
 
 /// Inserts rows made by [`stored_rows`] in bulk.
 pub async fn insert_stored(
-    conn: &impl ConnectionTrait,
+    conn: &impl sustain_platform::db::Bulk,
     households: Vec<household::Model>,
     members: Vec<member::Model>,
 ) -> Result<(), ServiceError> {

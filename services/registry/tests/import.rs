@@ -520,3 +520,66 @@ async fn the_cli_imports_an_xlsx_of_a_thousand_households_with_ten_broken() {
         990
     );
 }
+
+/// Bulk rows go in by COPY on PostgreSQL (INSERTs on SQLite): text that COPY
+/// would read as its own syntax (tab, newline, backslash, `\N`) comes back as
+/// written, NULLs stay NULL, and a transaction dropped without commit leaves
+/// nothing behind.
+#[tokio::test]
+async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing() {
+    use sea_orm::EntityTrait;
+    use sustain_platform::db::{WriteTxn, insert_rows};
+    use sustain_registry::model::household;
+
+    let server = TestServer::start().await;
+    let db = sustain_platform::db::connect(&server.url)
+        .await
+        .expect("connect");
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let row = household::Model {
+        id: "bulk-1".into(),
+        province_code: "20".into(),
+        district_code: None,
+        commune_code: "06055".into(),
+        current_commune_code: "06055".into(),
+        village: "Thôn\tBản \\N Mới".into(),
+        residence: "rural".into(),
+        registered_on: chrono::NaiveDate::from_ymd_opt(2021, 3, 4).expect("date"),
+        head_name: "Hoàng Văn\\A".into(),
+        names_folded: "hoang van\na\r".into(),
+        ethnic_minority: true,
+        state: "active".into(),
+        archive_reason: Some("\\N".into()),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+
+    let txn = WriteTxn::begin(&db).await.expect("begin");
+    insert_rows::<household::Entity>(&txn, vec![row.clone()], &[])
+        .await
+        .expect("insert");
+    drop(txn);
+    assert_eq!(
+        household::Entity::find_by_id("bulk-1")
+            .one(&db)
+            .await
+            .expect("read"),
+        None,
+        "a write never committed left its row"
+    );
+
+    let txn = WriteTxn::begin(&db).await.expect("begin");
+    insert_rows::<household::Entity>(&txn, vec![row.clone()], &[])
+        .await
+        .expect("insert");
+    txn.commit().await.expect("commit");
+    assert_eq!(
+        household::Entity::find_by_id("bulk-1")
+            .one(&db)
+            .await
+            .expect("read"),
+        Some(row)
+    );
+    server.stop().await;
+}

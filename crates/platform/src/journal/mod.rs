@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::crypto::FieldCipher;
-use crate::db;
+use crate::db::{self, Bulk, PgWrite};
 use crate::error::ServiceError;
 
 pub use entities::{audit_log, idempotency, outbox};
@@ -85,14 +85,25 @@ pub async fn record_many(
     request_id: &str,
     changes: Vec<Change>,
 ) -> Result<i64, ServiceError> {
-    record_group(conn, caller, request_id, changes, Audit::EachChange).await
+    checked_append(conn, None, caller, request_id, changes, Audit::EachChange).await
 }
 
 /// Appends a group of changes made here. Refused with FAILED_PRECONDITION,
 /// before anything is written, when a change is to a record another instance
 /// owns: every write path journals, so none can write to a replica.
 pub async fn record_group(
+    conn: &impl Bulk,
+    caller: &Caller,
+    request_id: &str,
+    changes: Vec<Change>,
+    audit: Audit,
+) -> Result<i64, ServiceError> {
+    checked_append(conn, conn.copier(), caller, request_id, changes, audit).await
+}
+
+async fn checked_append(
     conn: &impl ConnectionTrait,
+    copier: Option<&PgWrite>,
     caller: &Caller,
     request_id: &str,
     changes: Vec<Change>,
@@ -104,14 +115,14 @@ pub async fn record_group(
     crate::sync::Topology::load(conn)
         .await?
         .check_writes(changes.iter().map(|c| c.owner_unit.as_str()))?;
-    append(conn, caller, request_id, changes, audit, "").await
+    append(conn, copier, caller, request_id, changes, audit, "").await
 }
 
 /// Appends changes applied from `peer`'s feed: no ownership check (they are
 /// the peer's), one audit entry for the batch, and the peer as their origin so
 /// this instance's feed never sends them back.
 pub async fn record_applied(
-    conn: &impl ConnectionTrait,
+    conn: &impl Bulk,
     caller: &Caller,
     peer: &str,
     changes: Vec<Change>,
@@ -119,13 +130,22 @@ pub async fn record_applied(
     if changes.is_empty() {
         return Ok(0);
     }
-    append(conn, caller, "", changes, Audit::OnePerBatch, peer).await
+    append(
+        conn,
+        conn.copier(),
+        caller,
+        "",
+        changes,
+        Audit::OnePerBatch,
+        peer,
+    )
+    .await
 }
 
 /// Appends changes made here again, unchecked: the records of units just
 /// handed over, sent out as they stand so the new owner gets them.
 pub async fn record_reissued(
-    conn: &impl ConnectionTrait,
+    conn: &impl Bulk,
     caller: &Caller,
     request_id: &str,
     changes: Vec<Change>,
@@ -133,11 +153,21 @@ pub async fn record_reissued(
     if changes.is_empty() {
         return Ok(0);
     }
-    append(conn, caller, request_id, changes, Audit::OnePerBatch, "").await
+    append(
+        conn,
+        conn.copier(),
+        caller,
+        request_id,
+        changes,
+        Audit::OnePerBatch,
+        "",
+    )
+    .await
 }
 
 async fn append(
     conn: &impl ConnectionTrait,
+    copier: Option<&PgWrite>,
     caller: &Caller,
     request_id: &str,
     changes: Vec<Change>,
@@ -215,7 +245,13 @@ async fn append(
             ..Default::default()
         });
     }
-    db::insert_rows::<outbox::Entity>(conn, outbox_rows, &[]).await?;
+    match copier {
+        Some(pg) => pg
+            .copy_rows::<outbox::Entity>(&outbox_rows, &[])
+            .await
+            .map(|_| ())?,
+        None => db::insert_statements::<outbox::Entity>(conn, outbox_rows, &[]).await?,
+    }
     while !audit_rows.is_empty() {
         let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
         audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))

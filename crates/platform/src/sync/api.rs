@@ -356,7 +356,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
             }
         };
         crate::error::check(v)?;
-        let txn = crate::db::begin_write(&self.db)
+        let txn = crate::db::WriteTxn::begin(&self.db)
             .await
             .map_err(ServiceError::from)?;
         let found = sync_conflict::Entity::find_by_id(request.id)

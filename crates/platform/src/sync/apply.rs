@@ -5,13 +5,14 @@
 //! else is kept as a conflict with both versions, never written over.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set,
 };
 use sustain_proto::sync::v1 as pb;
 
 use super::{OWNER_RECORD, Topology, store, sync_conflict, sync_cursor, sync_owner};
 use crate::auth::Caller;
+use crate::db::WriteTxn;
 use crate::error::ServiceError;
 use crate::journal::{self, Change};
 
@@ -57,11 +58,7 @@ impl Incoming {
 pub trait Replica: Send + Sync + 'static {
     /// Writes the changes, in feed order, each newer than the copy held; fails
     /// on a state it cannot read (the batch is then retried change by change).
-    async fn write(
-        &self,
-        txn: &DatabaseTransaction,
-        changes: &[Incoming],
-    ) -> Result<(), ServiceError>;
+    async fn write(&self, txn: &WriteTxn, changes: &[Incoming]) -> Result<(), ServiceError>;
 
     /// Whether this service takes anything from the upstream (the ledger
     /// does not: a district's chain flows up, the province's stays there).
@@ -179,7 +176,7 @@ async fn apply_in_one(
     changes: &[pb::Change],
     last_seq: i64,
 ) -> Result<Applied, ServiceError> {
-    let txn = crate::db::begin_write(db).await?;
+    let txn = WriteTxn::begin(db).await?;
     advance(&txn, &peer.name, after, last_seq).await?;
     let topology = Topology::load(&txn).await?;
     let mut held = store::held_versions(&txn, changes).await?;
@@ -289,7 +286,7 @@ async fn keep_failed(
 
 /// Moves the peer's cursor from `after` to `to`; ABORTED when it is elsewhere.
 async fn advance(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     peer: &str,
     after: i64,
     to: i64,
@@ -329,7 +326,7 @@ async fn advance(
 }
 
 async fn update_cursor(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     peer: &str,
     after: i64,
     to: i64,
@@ -362,7 +359,7 @@ fn journal_change(c: &pb::Change) -> Change {
 }
 
 /// Writes a handover that came down from the upstream.
-async fn write_owner(txn: &DatabaseTransaction, c: &pb::Change) -> Result<(), ServiceError> {
+async fn write_owner(txn: &impl ConnectionTrait, c: &pb::Change) -> Result<(), ServiceError> {
     let row: sync_owner::Model = serde_json::from_str(&c.state).map_err(|e| {
         ServiceError::Internal(format!("owner record {} does not read: {e}", c.record_id))
     })?;
@@ -376,7 +373,7 @@ async fn write_owner(txn: &DatabaseTransaction, c: &pb::Change) -> Result<(), Se
 }
 
 async fn store_conflict(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     peer: &str,
     c: &pb::Change,
     local: Option<(i64, String)>,

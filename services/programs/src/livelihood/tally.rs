@@ -395,7 +395,8 @@ pub async fn refresh_reach(
             }
         })
         .collect();
-    sustain_platform::db::insert_rows::<enrolment_reach_household::Entity>(conn, rows, &[]).await?;
+    sustain_platform::db::insert_statements::<enrolment_reach_household::Entity>(conn, rows, &[])
+        .await?;
 
     use enrolment_reach::Column as C;
     let rows = moves

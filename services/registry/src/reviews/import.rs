@@ -16,7 +16,7 @@ use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{in_json_list, insert_rows};
+use sustain_platform::db::{Bulk, WriteTxn, in_json_list, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -243,8 +243,21 @@ impl Importer {
     }
 
     /// Writes a prepared batch in one transaction; one result per row, in order.
+    /// On PostgreSQL the rows go in by COPY.
     async fn write(
         &self,
+        caller: &Caller,
+        batch: Prepared,
+    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+        let txn = WriteTxn::begin(&self.db).await?;
+        let results = self.write_in(&txn, caller, batch).await?;
+        txn.commit().await?;
+        Ok(results)
+    }
+
+    async fn write_in(
+        &self,
+        txn: &impl Bulk,
         caller: &Caller,
         batch: Prepared,
     ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
@@ -254,14 +267,13 @@ impl Importer {
             prepared,
             now,
         } = batch;
-        let txn = sustain_platform::db::begin_write(&self.db).await?;
         let backend = txn.get_database_backend();
         let keys: Vec<String> = prepared.iter().map(|p| p.checked.key.clone()).collect();
         let mut known: HashMap<String, String> = HashMap::new();
         for chunk in keys.chunks(ROWS_PER_INSERT) {
             for k in import_key::Entity::find()
                 .filter(in_json_list(backend, "external_key", chunk)?)
-                .all(&txn)
+                .all(txn)
                 .await?
             {
                 known.insert(k.external_key, k.household_id);
@@ -272,7 +284,7 @@ impl Importer {
             .filter(|p| !known.contains_key(&p.checked.key))
             .flat_map(|p| p.hashes.iter().flatten().cloned())
             .collect();
-        let holders = households::holders_of(&txn, hashes).await?;
+        let holders = households::holders_of(txn, hashes).await?;
 
         let mut household_rows = vec![];
         let mut member_rows = vec![];
@@ -330,9 +342,9 @@ impl Importer {
                 review_rows.push(r);
             }
         }
-        households::insert_stored(&txn, household_rows, member_rows).await?;
-        insert_rows::<import_key::Entity>(&txn, key_rows, &[]).await?;
-        insert_rows::<review::Entity>(&txn, review_rows, &[]).await?;
+        households::insert_stored(txn, household_rows, member_rows).await?;
+        insert_rows::<import_key::Entity>(txn, key_rows, &[]).await?;
+        insert_rows::<review::Entity>(txn, review_rows, &[]).await?;
         changes.extend(review_changes);
 
         // Households imported before: add the review years they lack. Their
@@ -344,7 +356,7 @@ impl Importer {
         for chunk in existing_ids.chunks(ROWS_PER_INSERT) {
             for h in household::Entity::find()
                 .filter(in_json_list(backend, "id", chunk)?)
-                .all(&txn)
+                .all(txn)
                 .await?
             {
                 places.insert(
@@ -363,7 +375,7 @@ impl Importer {
                 .column(review::Column::Year)
                 .filter(in_json_list(backend, "household_id", chunk)?)
                 .into_tuple()
-                .all(&txn)
+                .all(txn)
                 .await?;
             for (id, year) in rows {
                 years.entry(id).or_default().insert(year);
@@ -388,7 +400,7 @@ impl Importer {
                 continue;
             }
             let outcome = self
-                .add_reviews(&txn, caller, &household_id, &c, &have, now, &mut delta)
+                .add_reviews(txn, caller, &household_id, &c, &have, now, &mut delta)
                 .await;
             results[c.index] = Some(match outcome {
                 Ok(written) => accepted(&rows[c.index], &household_id, written, false),
@@ -396,9 +408,8 @@ impl Importer {
             });
         }
 
-        delta.apply(&txn).await?;
-        journal::record_group(&txn, caller, "import", changes, journal::Audit::OnePerBatch).await?;
-        txn.commit().await?;
+        delta.apply(txn).await?;
+        journal::record_group(txn, caller, "import", changes, journal::Audit::OnePerBatch).await?;
         Ok(results.into_iter().flatten().collect())
     }
 

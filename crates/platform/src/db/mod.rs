@@ -3,7 +3,11 @@
 //! BEGIN (IMMEDIATE) so concurrent writers queue on the busy timeout instead of
 //! failing when a read transaction tries to upgrade.
 
+mod copy;
+
 use std::time::Duration;
+
+pub use copy::{PgWrite, WriteTxn};
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -108,13 +112,48 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
-/// Inserts many rows of entity `E` at once (bulk import). On PostgreSQL the rows
-/// travel as one JSON parameter expanded by `json_populate_recordset`: one
-/// parameter instead of one per value, which both the driver and the server
-/// handle far faster for thousands of rows than a multi-row VALUES list (measured
-/// in docs/benchmarks.md). On SQLite, multi-row INSERTs. `skip` names columns the
-/// database fills itself (an auto-increment id).
+/// A connection that bulk rows are written through: by `COPY` on a
+/// [`PgWrite`] (a [`WriteTxn`] on PostgreSQL), by INSERT statements on
+/// anything else.
+pub trait Bulk: sea_orm::ConnectionTrait {
+    /// The transaction to COPY into, when this is one.
+    fn copier(&self) -> Option<&PgWrite> {
+        None
+    }
+}
+
+impl Bulk for DatabaseConnection {}
+impl Bulk for DatabaseTransaction {}
+impl Bulk for PgWrite {
+    fn copier(&self) -> Option<&PgWrite> {
+        Some(self)
+    }
+}
+
+/// Inserts many rows of entity `E` at once (bulk import). Through a [`PgWrite`]
+/// with `COPY`. Otherwise on PostgreSQL the rows travel as one JSON parameter
+/// expanded by `json_populate_recordset`: one parameter instead of one per
+/// value, which both the driver and the server handle far faster for thousands
+/// of rows than a multi-row VALUES list (measured in docs/benchmarks.md). On
+/// SQLite, multi-row INSERTs. `skip` names columns the database fills itself
+/// (an auto-increment id).
 pub async fn insert_rows<E>(
+    conn: &impl Bulk,
+    rows: Vec<E::Model>,
+    skip: &[&str],
+) -> Result<(), DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: serde::Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
+{
+    match conn.copier() {
+        Some(pg) => pg.copy_rows::<E>(&rows, skip).await.map(|_| ()),
+        None => insert_statements::<E>(conn, rows, skip).await,
+    }
+}
+
+/// [`insert_rows`] by INSERT statements, on any connection.
+pub async fn insert_statements<E>(
     conn: &impl sea_orm::ConnectionTrait,
     rows: Vec<E::Model>,
     skip: &[&str],
