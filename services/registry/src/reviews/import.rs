@@ -10,7 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use futures::StreamExt;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+};
 use sustain_domain::Violations;
 use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
@@ -20,6 +23,7 @@ use sustain_platform::db::{Bulk, WriteTxn, in_json_list, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
+use tokio::sync::oneshot;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
@@ -44,7 +48,7 @@ struct RowReview {
 }
 
 /// One row that passed its checks.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct CheckedRow {
     index: usize,
     key: String,
@@ -134,7 +138,7 @@ impl Importer {
         caller: Caller,
         mut batches: tokio::sync::mpsc::Receiver<Vec<pb::ImportRow>>,
     ) -> tokio::sync::mpsc::Receiver<Result<Vec<pb::ImportRowResult>, ServiceError>> {
-        let (prepared_tx, mut prepared_rx) =
+        let (prepared_tx, prepared_rx) =
             tokio::sync::mpsc::channel::<Result<Prepared, ServiceError>>(1);
         let (answer_tx, answer_rx) = tokio::sync::mpsc::channel(1);
         let preparer = self.clone();
@@ -154,13 +158,35 @@ impl Importer {
                 }
             }
         });
+        // PostgreSQL takes a batch on one backend, one core: with a second
+        // batch writing beside it the machine's other core works too. SQLite
+        // has one writer at a time, so a second would only wait for the lock.
+        let in_flight = match self.db.get_database_backend() {
+            DbBackend::Postgres => 2,
+            _ => 1,
+        };
         tokio::spawn(async move {
+            let mut before: Option<oneshot::Receiver<()>> = None;
+            let writing = caller.clone();
+            let writes = ReceiverStream::new(prepared_rx)
+                .map(|prepared| {
+                    let (done_tx, done_rx) = oneshot::channel();
+                    let before = before.replace(done_rx);
+                    let this = self.clone();
+                    let caller = writing.clone();
+                    async move {
+                        let answer = match prepared {
+                            Ok(prepared) => this.write_after(&caller, prepared, before).await,
+                            Err(e) => Err(e),
+                        };
+                        let _ = done_tx.send(());
+                        answer
+                    }
+                })
+                .buffered(in_flight);
+            futures::pin_mut!(writes);
             let mut batches = 0u64;
-            while let Some(prepared) = prepared_rx.recv().await {
-                let answer = match prepared {
-                    Ok(prepared) => self.write(&caller, prepared).await,
-                    Err(e) => Err(e),
-                };
+            while let Some(answer) = writes.next().await {
                 let failed = answer.is_err();
                 if answer_tx.send(answer).await.is_err() || failed {
                     break;
@@ -170,6 +196,34 @@ impl Importer {
             tracing::info!(batches, caller = %caller.subject, "import ended");
         });
         answer_rx
+    }
+
+    /// Writes a batch while the one before it may still be writing. Two such
+    /// batches can collide (the same external key or citizen ID in both, a
+    /// re-sent household's reviews): then this one fails, and is written again
+    /// once the one before has finished, seeing what that one wrote. Its first
+    /// attempt was one transaction, so it left nothing behind.
+    async fn write_after(
+        &self,
+        caller: &Caller,
+        batch: Prepared,
+        before: Option<oneshot::Receiver<()>>,
+    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+        let Some(mut before) = before else {
+            return self.write(caller, batch).await;
+        };
+        if !matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+            return self.write(caller, batch).await;
+        }
+        let again = batch.clone();
+        match self.write(caller, batch).await {
+            Ok(results) => Ok(results),
+            Err(e) => {
+                tracing::debug!(error = %e, "a batch collided with the one before it; writing it again");
+                let _ = before.await;
+                self.write(caller, again).await
+            }
+        }
     }
 
     /// Checks and writes one batch; one result per row, in order.
@@ -642,7 +696,7 @@ fn reviews_of_new(
 }
 
 /// One good row of a batch, with what it becomes if its key is new.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PreparedRow {
     checked: CheckedRow,
     hashes: Vec<Option<String>>,
@@ -654,7 +708,7 @@ struct PreparedRow {
 }
 
 /// A checked batch, ready to write.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Prepared {
     rows: Vec<pb::ImportRow>,
     results: Vec<Option<pb::ImportRowResult>>,

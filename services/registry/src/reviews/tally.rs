@@ -16,7 +16,7 @@ use crate::migration::{PROVINCE_TALLY_KEY, TALLY_KEY};
 use crate::model::review;
 
 /// Where a review is counted. Field names are the `TALLY_KEY` columns.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 struct TallyKey {
     year: i32,
     standard_code: String,
@@ -51,7 +51,7 @@ impl TallyKey {
 
 /// Where a review is counted in the province tally: the commune-level key
 /// with the communes of a district (after the reform: each commune) summed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 struct ProvinceKey {
     year: i32,
     standard_code: String,
@@ -171,13 +171,15 @@ impl TallyDelta {
     }
 
     /// Writes the changes to the commune-level tally and the province
-    /// tally.
+    /// tally, in key order: writers in flight together (import batches) then
+    /// lock the rows they share in the same order and cannot deadlock.
     pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
-        let rows: Vec<(TallyKey, Counts)> = self
+        let mut rows: Vec<(TallyKey, Counts)> = self
             .changes
             .into_iter()
             .filter(|(_, c)| *c != Counts::default())
             .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         let mut province: HashMap<ProvinceKey, Counts> = HashMap::new();
         for (key, counts) in &rows {
             province
@@ -185,10 +187,11 @@ impl TallyDelta {
                 .or_default()
                 .plus(counts);
         }
-        let province: Vec<(ProvinceKey, Counts)> = province
+        let mut province: Vec<(ProvinceKey, Counts)> = province
             .into_iter()
             .filter(|(_, c)| *c != Counts::default())
             .collect();
+        province.sort_by(|a, b| a.0.cmp(&b.0));
         upsert(conn, &rows).await?;
         upsert(conn, &province).await
     }
