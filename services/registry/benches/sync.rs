@@ -325,8 +325,13 @@ async fn main() {
         start.elapsed().as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let mut backends: Vec<(&str, Option<String>)> = vec![("SQLite", None)];
-    if let Some(url) = postgres {
+    // BENCH_BACKEND=sqlite or postgres runs one half.
+    let only = std::env::var("BENCH_BACKEND").unwrap_or_default();
+    let mut backends: Vec<(&str, Option<String>)> = vec![];
+    if only != "postgres" {
+        backends.push(("SQLite", None));
+    }
+    if let Some(url) = postgres.filter(|_| only != "sqlite") {
         backends.push(("PostgreSQL", Some(url)));
     }
     for (name, url) in backends {
