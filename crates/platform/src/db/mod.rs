@@ -146,7 +146,22 @@ where
     E: sea_orm::EntityTrait,
     E::Model: serde::Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
 {
-    match conn.copier() {
+    insert_via::<E>(conn, conn.copier(), rows, skip).await
+}
+
+/// [`insert_rows`] for a caller that holds the connection and the COPY
+/// transaction apart (`copier` is `None` off PostgreSQL's [`WriteTxn`]).
+pub async fn insert_via<E>(
+    conn: &impl sea_orm::ConnectionTrait,
+    copier: Option<&PgWrite>,
+    rows: Vec<E::Model>,
+    skip: &[&str],
+) -> Result<(), DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: serde::Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
+{
+    match copier {
         Some(pg) => pg.copy_rows::<E>(&rows, skip).await.map(|_| ()),
         None => insert_statements::<E>(conn, rows, skip).await,
     }

@@ -245,13 +245,7 @@ async fn append(
             ..Default::default()
         });
     }
-    match copier {
-        Some(pg) => pg
-            .copy_rows::<outbox::Entity>(&outbox_rows, &[])
-            .await
-            .map(|_| ())?,
-        None => db::insert_statements::<outbox::Entity>(conn, outbox_rows, &[]).await?,
-    }
+    db::insert_via::<outbox::Entity>(conn, copier, outbox_rows, &[]).await?;
     while !audit_rows.is_empty() {
         let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
         audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))
