@@ -71,9 +71,51 @@ impl From<sea_orm::DbErr> for ServiceError {
     fn from(e: sea_orm::DbErr) -> Self {
         if is_connection_error(&e) {
             ServiceError::Unavailable(format!("database unavailable: {e}"))
+        } else if let Some(why) = concurrent_write(&e) {
+            // Nothing of the request's transaction stays: the caller may
+            // simply send it again, which ABORTED tells it (an INTERNAL would
+            // not, and a sync batch would be kept as a conflict instead of
+            // being pulled again).
+            tracing::warn!(error = %e, "a write gave way to a concurrent one");
+            ServiceError::Aborted {
+                reason: "CONCURRENT_WRITE",
+                message: format!(
+                    "the database {why}; nothing of this request was written, send it again"
+                ),
+            }
         } else {
             ServiceError::Internal(format!("database: {e}"))
         }
+    }
+}
+
+/// What the database did when `e` is its refusal of a write because of a
+/// concurrent one, which the same write sent again can pass: PostgreSQL's
+/// deadlock and serialization failures (SQLSTATE 40P01, 40001), SQLite's
+/// busy and locked database (primary result codes 5 and 6, once the busy
+/// timeout has run out).
+fn concurrent_write(e: &sea_orm::DbErr) -> Option<&'static str> {
+    let (sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error))
+    | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))) = e
+    else {
+        return None;
+    };
+    let database = error.as_database_error()?;
+    let code = database.code()?;
+    if database
+        .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return match code.as_ref() {
+            "40P01" => Some("broke a deadlock with a concurrent write"),
+            "40001" => Some("could not serialise this write with a concurrent one"),
+            _ => None,
+        };
+    }
+    match code.parse::<i32>().ok()? & 0xff {
+        5 => Some("stayed busy with a concurrent write"),
+        6 => Some("stayed locked by a concurrent write"),
+        _ => None,
     }
 }
 

@@ -1,0 +1,98 @@
+//! Writes that give way to concurrent ones, on a real database: the caller is
+//! told ABORTED (send it again), not INTERNAL.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sustain_platform::db;
+use sustain_platform::error::ServiceError;
+use sustain_testkit::TestDatabase;
+
+async fn table(db: &DatabaseConnection) {
+    db.execute_unprepared("CREATE TABLE pair (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        .await
+        .expect("table");
+    db.execute_unprepared("INSERT INTO pair (id, v) VALUES (1, 0), (2, 0)")
+        .await
+        .expect("rows");
+}
+
+fn bump(id: i32) -> String {
+    format!("UPDATE pair SET v = v + 1 WHERE id = {id}")
+}
+
+async fn total(db: &DatabaseConnection) -> i64 {
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT CAST(SUM(v) AS BIGINT) AS total FROM pair",
+    ))
+    .await
+    .expect("sum")
+    .expect("row")
+    .try_get::<i64>("", "total")
+    .expect("total")
+}
+
+fn assert_concurrent(e: DbErr) {
+    match ServiceError::from(e) {
+        ServiceError::Aborted { reason, message } => {
+            assert_eq!(reason, "CONCURRENT_WRITE");
+            assert!(message.contains("send it again"), "{message}");
+        }
+        other => panic!("expected ABORTED, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_gives_way_to_a_concurrent_one_is_aborted_not_internal() {
+    let database = TestDatabase::new().await.expect("database");
+    let db = db::connect(&database.url).await.expect("connect");
+    table(&db).await;
+    if database.is_postgres() {
+        // Two transactions take the two rows in opposite orders: PostgreSQL
+        // breaks the deadlock by failing one of them.
+        let a = db::begin_write(&db).await.expect("a");
+        let b = db::begin_write(&db).await.expect("b");
+        a.execute_unprepared(&bump(1)).await.expect("a takes 1");
+        b.execute_unprepared(&bump(2)).await.expect("b takes 2");
+        let second = |txn: sea_orm::DatabaseTransaction, id: i32| async move {
+            match txn.execute_unprepared(&bump(id)).await {
+                Ok(_) => txn.commit().await.map(|()| None),
+                Err(e) => {
+                    txn.rollback().await?;
+                    Ok(Some(e))
+                }
+            }
+        };
+        let (a, b) = tokio::join!(second(a, 2), second(b, 1));
+        let mut failed: Vec<DbErr> = [a.expect("a"), b.expect("b")]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(failed.len(), 1, "one of the two gives way: {failed:?}");
+        assert_concurrent(failed.remove(0));
+        assert_eq!(
+            total(&db).await,
+            2,
+            "the survivor's two writes, none of the other's"
+        );
+    } else {
+        // A second connection that waits at most 50 ms for the write lock,
+        // while a writer holds it.
+        let mut options = sea_orm::ConnectOptions::new(database.url.clone());
+        options.sqlx_logging(false).max_connections(1);
+        options.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_millis(50)));
+        let impatient = sea_orm::Database::connect(options).await.expect("connect");
+        let holder = db::begin_write(&db).await.expect("holder");
+        holder.execute_unprepared(&bump(1)).await.expect("holds");
+        let txn = impatient.begin().await.expect("begin");
+        let e = txn
+            .execute_unprepared(&bump(2))
+            .await
+            .expect_err("the write lock is held");
+        assert_concurrent(e);
+        txn.rollback().await.expect("rollback");
+        holder.commit().await.expect("commit");
+        assert_eq!(total(&db).await, 1, "the holder's write only");
+    }
+}
