@@ -154,21 +154,20 @@ fn child_unit(unit: &str, level: Option<Level>, p: &Placement) -> String {
     below.unwrap_or_else(|| unit.to_owned())
 }
 
-pub async fn summary(
-    conn: &impl ConnectionTrait,
-    unit: &str,
-    from: i32,
-    to: i32,
-) -> Result<pb::FundingSummary, ServiceError> {
-    let level = Level::of_code(unit);
-    // Only the province's transfers can touch the unit: narrow the scan to it.
+/// The province whose transfers can touch `unit` ("" when the unit is unknown).
+fn province_of(unit: &str) -> String {
     let today = sustain_platform::api::today();
-    let province = match level {
+    match Level::of_code(unit) {
         Some(Level::Province) => unit.to_owned(),
         _ => Placement::of_unit(unit, today, today)
             .map(|p| p.province_code)
             .unwrap_or_default(),
-    };
+    }
+}
+
+/// The transfers of `province` (every province for ""), grouped by
+/// everything a summary breaks them down by.
+async fn moved(conn: &impl ConnectionTrait, province: &str) -> Result<Vec<Moved>, ServiceError> {
     let backend = conn.get_database_backend();
     let sql = "SELECT da.kind AS d_kind, ca.kind AS c_kind, \
         CASE WHEN t.reverses_id IS NULL THEN 0 ELSE 1 END = 1 AS reversal, t.state AS state, \
@@ -190,14 +189,22 @@ pub async fn summary(
         _ => sql.replace("$1", "?"),
     };
     let values: Vec<sea_orm::Value> = match backend {
-        sea_orm::DbBackend::Postgres => vec![province.clone().into()],
-        _ => vec![province.clone().into(); 3],
+        sea_orm::DbBackend::Postgres => vec![province.into()],
+        _ => vec![province.into(); 3],
     };
-    let rows = Moved::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-        .all(conn)
-        .await?;
+    Ok(
+        Moved::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(conn)
+            .await?,
+    )
+}
+
+/// The summary of `unit` over `from..=to`, counted from its province's
+/// grouped transfers.
+fn count(rows: &[Moved], unit: &str, from: i32, to: i32) -> pb::FundingSummary {
+    let level = Level::of_code(unit);
     let mut s = Summary::default();
-    for r in &rows {
+    for r in rows {
         let d = Side {
             kind: AccountKind::from_code(&r.d_kind),
             project: &r.d_project,
@@ -272,7 +279,7 @@ pub async fn summary(
             .or_default()
             .add(figure, amount);
     }
-    Ok(pb::FundingSummary {
+    pb::FundingSummary {
         unit_code: unit.to_owned(),
         from_year: from,
         to_year: to,
@@ -312,13 +319,59 @@ pub async fn summary(
                 figures: Some(f.to_proto()),
             })
             .collect(),
-    })
+    }
 }
 
-/// Funding summaries by the chain head they were read at: every write that
-/// can change a figure (a transfer made, posted or voided) appends to the
-/// chain and moves its head in the same transaction.
-pub type SummaryCache = sustain_platform::cache::SummaryCache<pb::FundingSummary>;
+/// What is kept of the ledger by the chain head it was read at: every write
+/// that can change a figure (a transfer made, posted or voided) appends to
+/// the chain and moves its head in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryCache {
+    /// Summaries by unit, period, day and head.
+    summaries: sustain_platform::cache::SummaryCache<pb::FundingSummary>,
+    /// The last grouped transfers read. A report by commune asks for one
+    /// summary per commune at the same head: they are all counted from one
+    /// read of the transfers, not one read each. Locked while it is read, so
+    /// summaries asked together wait for that one read.
+    moved: Arc<tokio::sync::Mutex<Option<MovedAt>>>,
+}
+
+#[derive(Debug)]
+struct MovedAt {
+    province: String,
+    head: i64,
+    rows: Arc<Vec<Moved>>,
+}
+
+impl SummaryCache {
+    pub fn new() -> SummaryCache {
+        SummaryCache::default()
+    }
+
+    /// `province`'s grouped transfers at chain head `head`, read through `conn`
+    /// (a snapshot at that head) unless they were read at that head already.
+    async fn moved(
+        &self,
+        conn: &impl ConnectionTrait,
+        province: &str,
+        head: i64,
+    ) -> Result<Arc<Vec<Moved>>, ServiceError> {
+        let mut kept = self.moved.lock().await;
+        if let Some(m) = kept.as_ref()
+            && m.province == province
+            && m.head == head
+        {
+            return Ok(Arc::clone(&m.rows));
+        }
+        let rows = Arc::new(moved(conn, province).await?);
+        *kept = Some(MovedAt {
+            province: province.to_owned(),
+            head,
+            rows: Arc::clone(&rows),
+        });
+        Ok(rows)
+    }
+}
 
 /// The summary as of the ledger's current head, from the cache when that
 /// head's summary has been computed already.
@@ -341,12 +394,13 @@ pub async fn current_summary(
         sustain_platform::api::today(),
         head.sequence,
     );
-    if let Some(hit) = cache.get(&key) {
+    if let Some(hit) = cache.summaries.get(&key) {
         return Ok(hit);
     }
-    let fresh = Arc::new(summary(&txn, unit, from, to).await?);
+    let rows = cache.moved(&txn, &province_of(unit), head.sequence).await?;
     txn.commit().await?;
-    cache.insert(key, Arc::clone(&fresh));
+    let fresh = Arc::new(count(&rows, unit, from, to));
+    cache.summaries.insert(key, Arc::clone(&fresh));
     Ok(fresh)
 }
 

@@ -847,11 +847,15 @@ async fn expenditure_names_what_it_is_spent_on_and_is_found_by_it() {
 
 /// The province's total for 2024: (planned, allocated, committed, disbursed).
 async fn totals(ledger: &Ledger) -> (i64, i64, i64, i64) {
+    totals_of(ledger, "20").await
+}
+
+async fn totals_of(ledger: &Ledger, unit: &str) -> (i64, i64, i64, i64) {
     let t = ledger
         .funding(Role::Viewer, PROVINCE)
         .await
         .get_funding_summary(pb::GetFundingSummaryRequest {
-            unit_code: "20".into(),
+            unit_code: unit.into(),
             from_year: 2024,
             to_year: 2024,
         })
@@ -871,7 +875,7 @@ async fn totals(ledger: &Ledger) -> (i64, i64, i64, i64) {
 }
 
 #[tokio::test]
-async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
+async fn summaries_asked_again_after_every_kind_of_write_are_never_stale() {
     let ledger = Ledger::start().await;
     let mut accounts = ledger.accounts(Role::Finance, PROVINCE).await;
     let budget = central(&mut accounts, Source, "20", "", 0).await;
@@ -886,9 +890,13 @@ async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
         .await
         .expect("plan");
     assert_eq!(totals(&ledger).await, (1_000, 0, 0, 0));
+    assert_eq!(totals_of(&ledger, "181").await, (0, 0, 0, 0));
     send(&mut money, vec![leg(&plan, &allocation, 700)])
         .await
         .expect("allocate");
+    // The district first this time: the province's summary, counted from the
+    // same read of the transfers, must see the write too.
+    assert_eq!(totals_of(&ledger, "181").await, (0, 700, 0, 0));
     assert_eq!(totals(&ledger).await, (1_000, 700, 0, 0));
     let mut pending = leg(&allocation, &spent, 300);
     pending.pending = true;
@@ -897,6 +905,7 @@ async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
         .expect("commit")
         .remove(0);
     assert_eq!(totals(&ledger).await, (1_000, 700, 300, 0));
+    assert_eq!(totals_of(&ledger, "181").await, (0, 700, 300, 0));
     money
         .post_transfer(pb::PostTransferRequest {
             id: pending.id.clone(),
@@ -904,6 +913,7 @@ async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
         })
         .await
         .expect("post");
+    assert_eq!(totals_of(&ledger, "181").await, (0, 700, 0, 300));
     assert_eq!(totals(&ledger).await, (1_000, 700, 0, 300));
     let mut spare = leg(&allocation, &spent, 50);
     spare.pending = true;
@@ -912,6 +922,7 @@ async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
         .expect("commit")
         .remove(0);
     assert_eq!(totals(&ledger).await, (1_000, 700, 50, 300));
+    assert_eq!(totals_of(&ledger, "181").await, (0, 700, 50, 300));
     money
         .void_transfer(pb::VoidTransferRequest {
             id: spare.id,
@@ -919,5 +930,6 @@ async fn a_summary_asked_again_after_every_kind_of_write_is_never_stale() {
         })
         .await
         .expect("void");
+    assert_eq!(totals_of(&ledger, "181").await, (0, 700, 0, 300));
     assert_eq!(totals(&ledger).await, (1_000, 700, 0, 300));
 }
