@@ -55,6 +55,8 @@ pub struct HouseholdApi {
     pub vault: Vault,
     /// Read path only: writes always load from the database inside their transaction.
     pub cache: Arc<RecordCache<HouseholdRecord>>,
+    /// Member counts by unit, kept per journal head.
+    pub member_counts: store::MemberCounts,
 }
 
 impl HouseholdApi {
@@ -367,7 +369,9 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             return Err(ServiceError::from(v).into());
         }
         let selection = self.selection(&caller, request.filter.as_ref())?;
-        let count = store::count_members(&self.db, &selection, (from, to)).await?;
+        let count =
+            store::count_members_kept(&self.db, &self.member_counts, &selection, (from, to))
+                .await?;
         Ok(Response::new(pb::CountMembersResponse { count }))
     }
 

@@ -105,7 +105,12 @@ pub fn services(
         vault: vault.clone(),
         standards,
     });
-    let households = HouseholdServiceServer::new(households::HouseholdApi { db, vault, cache });
+    let households = HouseholdServiceServer::new(households::HouseholdApi {
+        db,
+        vault,
+        cache,
+        member_counts: store::MemberCounts::default(),
+    });
     let units = AdminUnitServiceServer::new(units::AdminUnitApi);
     let routes = sustain_platform::guarded_routes!(auth, config.limits; households, units, reviews, sync.server);
     Ok(ServiceSet::new(

@@ -628,6 +628,156 @@ pub async fn count_members(
     })
 }
 
+/// A window of birth dates, either end open.
+type Born = (Option<NaiveDate>, Option<NaiveDate>);
+
+/// Active members by every unit they count under, per birth window, as of
+/// one journal head. A programme report by commune asks the under-five count
+/// of each of ~80 units for each of five years; counted one by one (50–115 ms
+/// each over a province) they ran past every deadline. One grouped count per
+/// window answers them all, and it stays right until the head moves: every
+/// write to a household or its members journals and moves it.
+#[derive(Debug, Clone, Default)]
+pub struct MemberCounts(std::sync::Arc<std::sync::Mutex<MemberCountsAt>>);
+
+/// Each window is counted once, by the first caller to ask for it at this
+/// head; callers asking for the same window wait for that count, and
+/// different windows are counted side by side.
+type Counted = std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<HashMap<String, i64>>>>;
+
+#[derive(Debug, Default)]
+struct MemberCountsAt {
+    head: i64,
+    windows: HashMap<Born, Counted>,
+}
+
+/// Windows kept at one head at most; more are counted afresh.
+const KEPT_WINDOWS: usize = 32;
+
+impl MemberCounts {
+    /// The number of active members of `unit` born in `born`, from the kept
+    /// grouped count when there is one at the current head.
+    async fn of_unit(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        unit: &str,
+        born: Born,
+    ) -> Result<i64, ServiceError> {
+        // No connection is held while waiting for another caller's count:
+        // the pool is small (four on SQLite), and ~16 callers wait at once.
+        let head = sustain_platform::journal::head(db).await?;
+        let counted = {
+            let mut kept = self
+                .0
+                .lock()
+                .map_err(|_| ServiceError::Internal("member counts: lock poisoned".into()))?;
+            if head > kept.head || kept.windows.len() >= KEPT_WINDOWS {
+                kept.head = head;
+                kept.windows.clear();
+            }
+            if head == kept.head {
+                std::sync::Arc::clone(kept.windows.entry(born).or_default())
+            } else {
+                // Read before a newer head was seen: counted for this caller only.
+                Counted::default()
+            }
+        };
+        // Counted in a snapshot at this head or later: never older than the
+        // head it is kept under.
+        let counts = counted
+            .get_or_try_init(|| async {
+                let txn = sustain_platform::db::begin_snapshot(db).await?;
+                let counts = grouped_member_counts(&txn, born).await?;
+                txn.commit().await?;
+                Ok::<_, ServiceError>(std::sync::Arc::new(counts))
+            })
+            .await?
+            .clone();
+        Ok(counts.get(unit).copied().unwrap_or(0))
+    }
+}
+
+/// Active members born in `born` under every province, district and commune,
+/// with the rules of [`unit_condition`]: a household counts in its commune and
+/// in its current commune when they differ.
+async fn grouped_member_counts(
+    conn: &impl ConnectionTrait,
+    born: Born,
+) -> Result<HashMap<String, i64>, ServiceError> {
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct Group {
+        province_code: String,
+        district_code: Option<String>,
+        commune_code: String,
+        current_commune_code: String,
+        n: i64,
+    }
+    let mut query = Query::select();
+    query
+        .column((household::Entity, household::Column::ProvinceCode))
+        .column((household::Entity, household::Column::DistrictCode))
+        .column((household::Entity, household::Column::CommuneCode))
+        .column((household::Entity, household::Column::CurrentCommuneCode))
+        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), Alias::new("n"))
+        .from(member::Entity)
+        .inner_join(
+            household::Entity,
+            Expr::col((household::Entity, household::Column::Id))
+                .equals((member::Entity, member::Column::HouseholdId)),
+        )
+        .and_where(Expr::col((household::Entity, household::Column::State)).eq("active"))
+        .group_by_columns([
+            (household::Entity, household::Column::ProvinceCode),
+            (household::Entity, household::Column::DistrictCode),
+            (household::Entity, household::Column::CommuneCode),
+            (household::Entity, household::Column::CurrentCommuneCode),
+        ]);
+    if let Some(from) = born.0 {
+        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).gte(from));
+    }
+    if let Some(to) = born.1 {
+        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).lte(to));
+    }
+    let backend = conn.get_database_backend();
+    let groups = Group::find_by_statement(backend.build(&query))
+        .all(conn)
+        .await?;
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for g in groups {
+        *counts.entry(g.province_code).or_default() += g.n;
+        if let Some(d) = g.district_code {
+            *counts.entry(d).or_default() += g.n;
+        }
+        if g.current_commune_code != g.commune_code {
+            *counts.entry(g.current_commune_code).or_default() += g.n;
+        }
+        *counts.entry(g.commune_code).or_default() += g.n;
+    }
+    Ok(counts)
+}
+
+/// [`count_members`], from `kept` when the selection is a whole unit inside
+/// the caller's scope (the programme summaries' under-five count); counted
+/// directly otherwise.
+pub async fn count_members_kept(
+    db: &sea_orm::DatabaseConnection,
+    kept: &MemberCounts,
+    selection: &Selection,
+    born: Born,
+) -> Result<i64, ServiceError> {
+    match selection {
+        Selection {
+            scope,
+            unit_code: Some(unit),
+            ethnic_minority: None,
+            name_folded: None,
+            citizen_hash: None,
+            include_archived: false,
+        } if scope.is_nationwide() => kept.of_unit(db, unit, born).await,
+        _ => count_members(db, selection, born).await,
+    }
+}
+
 pub async fn count(
     conn: &impl ConnectionTrait,
     selection: &Selection,

@@ -661,3 +661,92 @@ async fn reads_follow_writes_made_by_another_instance() {
         .expect_err("stale on a");
     assert_eq!(err.code(), Code::Aborted);
 }
+
+async fn members_born(client: &mut Households, unit: &str, from: &str, to: &str) -> i64 {
+    client
+        .count_members(pb::CountMembersRequest {
+            filter: unit_filter(unit),
+            born_from: from.into(),
+            born_to: to.into(),
+        })
+        .await
+        .expect("count")
+        .into_inner()
+        .count
+}
+
+#[tokio::test]
+async fn member_counts_by_unit_follow_every_write() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    // One household in Hưng Đạo (06067, district 181), one registered in 2024
+    // in Đông Kinh (05980), which has lain in 05977 since the 2025 reform.
+    let first = create(&mut admin, household("Nguyễn Văn A", ""))
+        .await
+        .expect("first");
+    create(
+        &mut admin,
+        household_in("05980", "2024-03-01", "Lương Văn B", ""),
+    )
+    .await
+    .expect("second");
+    // Each has one child born 2012; every unit is asked twice, the second
+    // time from what was counted the first.
+    for _ in 0..2 {
+        for (unit, children) in [
+            ("20", 2),
+            ("181", 1),
+            ("06067", 1),
+            ("05980", 1),
+            ("05977", 1),
+            ("182", 0),
+        ] {
+            assert_eq!(
+                members_born(&mut admin, unit, "2010-01-01", "2013-12-31").await,
+                children,
+                "children of {unit}"
+            );
+        }
+        assert_eq!(members_born(&mut admin, "20", "", "").await, 6);
+    }
+    // A district's enumerator: its own units the same way, and of the
+    // province only the part in its scope.
+    let mut enumerator = server.households(Role::Enumerator, &["181"]).await;
+    assert_eq!(
+        members_born(&mut enumerator, "06067", "2010-01-01", "2013-12-31").await,
+        1
+    );
+    assert_eq!(
+        members_born(&mut enumerator, "20", "2010-01-01", "2013-12-31").await,
+        1,
+        "the province as far as district 181 sees it"
+    );
+    assert_eq!(members_born(&mut enumerator, "20", "", "").await, 3);
+
+    // Archived: no longer counted anywhere, although nothing else was asked between.
+    admin
+        .archive_household(pb::ArchiveHouseholdRequest {
+            id: first.id.clone(),
+            etag: first.etag.clone(),
+            reason: "moved away".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("archive");
+    for (unit, children) in [("20", 1), ("181", 0), ("06067", 0), ("05977", 1)] {
+        assert_eq!(
+            members_born(&mut admin, unit, "2010-01-01", "2013-12-31").await,
+            children,
+            "children of {unit} after the archive"
+        );
+    }
+    assert_eq!(members_born(&mut admin, "20", "", "").await, 3);
+    create(&mut admin, household("Nguyễn Văn C", ""))
+        .await
+        .expect("third");
+    assert_eq!(
+        members_born(&mut admin, "06067", "2010-01-01", "2013-12-31").await,
+        1,
+        "a new household is counted at once"
+    );
+}
