@@ -599,27 +599,31 @@ pub async fn list(
 /// A join, not `IN (households)`: the planner walks the members' birth-date
 /// index and looks each household up, instead of first listing every
 /// household of a province (docs/benchmarks.md, issue 4).
-pub async fn count_members(
-    conn: &impl ConnectionTrait,
-    selection: &Selection,
-    born: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
-) -> Result<i64, ServiceError> {
-    let mut query = Query::select();
-    query
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .from(member::Entity)
-        .inner_join(
-            household::Entity,
-            Expr::col((household::Entity, household::Column::Id))
-                .equals((member::Entity, member::Column::HouseholdId)),
-        )
-        .cond_where(condition(selection));
+/// Members with their households, born in `born`, for `query` to count.
+fn members_born(query: &mut sea_orm::sea_query::SelectStatement, born: Born) {
+    query.from(member::Entity).inner_join(
+        household::Entity,
+        Expr::col((household::Entity, household::Column::Id))
+            .equals((member::Entity, member::Column::HouseholdId)),
+    );
     if let Some(from) = born.0 {
         query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).gte(from));
     }
     if let Some(to) = born.1 {
         query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).lte(to));
     }
+}
+
+pub async fn count_members(
+    conn: &impl ConnectionTrait,
+    selection: &Selection,
+    born: Born,
+) -> Result<i64, ServiceError> {
+    let mut query = Query::select();
+    query
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .cond_where(condition(selection));
+    members_born(&mut query, born);
     let backend = conn.get_database_backend();
     let row = conn.query_one_raw(backend.build(&query)).await?;
     Ok(match row {
@@ -719,12 +723,6 @@ async fn grouped_member_counts(
         .column((household::Entity, household::Column::CommuneCode))
         .column((household::Entity, household::Column::CurrentCommuneCode))
         .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), Alias::new("n"))
-        .from(member::Entity)
-        .inner_join(
-            household::Entity,
-            Expr::col((household::Entity, household::Column::Id))
-                .equals((member::Entity, member::Column::HouseholdId)),
-        )
         .and_where(Expr::col((household::Entity, household::Column::State)).eq("active"))
         .group_by_columns([
             (household::Entity, household::Column::ProvinceCode),
@@ -732,12 +730,7 @@ async fn grouped_member_counts(
             (household::Entity, household::Column::CommuneCode),
             (household::Entity, household::Column::CurrentCommuneCode),
         ]);
-    if let Some(from) = born.0 {
-        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).gte(from));
-    }
-    if let Some(to) = born.1 {
-        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).lte(to));
-    }
+    members_born(&mut query, born);
     let backend = conn.get_database_backend();
     let groups = Group::find_by_statement(backend.build(&query))
         .all(conn)
