@@ -189,6 +189,87 @@ async fn head(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
     Ok(last.unwrap_or(0))
 }
 
+/// Values derived from the database, kept by the head they were read at (a
+/// version that every write able to change them moves: the journal's outbox
+/// head, the ledger's chain head). Each key is computed once per head, by the
+/// first caller to ask; callers asking for the same key meanwhile wait for
+/// that computation, and different keys are computed side by side. A newer
+/// head drops everything kept; a caller still at an older head computes for
+/// itself. A computation may read at a later head than it is kept under,
+/// never an earlier one.
+pub struct KeptAtHead<K, V> {
+    kept: Arc<std::sync::Mutex<At<K, V>>>,
+    /// Keys kept at one head at most; past it the head starts afresh.
+    max_keys: usize,
+}
+
+type Cell<V> = Arc<tokio::sync::OnceCell<Arc<V>>>;
+
+struct At<K, V> {
+    head: i64,
+    values: std::collections::HashMap<K, Cell<V>>,
+}
+
+impl<K: std::hash::Hash + Eq, V> KeptAtHead<K, V> {
+    pub fn new(max_keys: usize) -> KeptAtHead<K, V> {
+        KeptAtHead {
+            kept: Arc::new(std::sync::Mutex::new(At {
+                head: i64::MIN,
+                values: std::collections::HashMap::new(),
+            })),
+            max_keys,
+        }
+    }
+
+    /// The value of `key` at `head`: kept, being computed by another caller
+    /// (then waited for), or computed now by `compute`.
+    pub async fn get_or_try_init<E, F, Fut>(
+        &self,
+        head: i64,
+        key: K,
+        compute: F,
+    ) -> Result<Arc<V>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let cell: Cell<V> = {
+            // Nothing in here can panic, so a poisoned lock holds sound data.
+            let mut at = self
+                .kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if head > at.head || at.values.len() >= self.max_keys {
+                at.head = head;
+                at.values.clear();
+            }
+            if head == at.head {
+                Arc::clone(at.values.entry(key).or_default())
+            } else {
+                Cell::default()
+            }
+        };
+        cell.get_or_try_init(|| async { compute().await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+}
+
+impl<K, V> Clone for KeptAtHead<K, V> {
+    fn clone(&self) -> KeptAtHead<K, V> {
+        KeptAtHead {
+            kept: Arc::clone(&self.kept),
+            max_keys: self.max_keys,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for KeptAtHead<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeptAtHead")
+    }
+}
+
 /// What a summary was computed from: the unit, the first and last year, the
 /// day (units move with the calendar) and the version of the data it read.
 pub type SummaryKey = (String, i32, i32, chrono::NaiveDate, i64);
@@ -240,6 +321,46 @@ impl<V> std::fmt::Debug for SummaryCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_value_is_computed_once_per_head_and_never_kept_from_an_older_one() {
+        let kept = KeptAtHead::<&str, i64>::new(8);
+        let computed = std::sync::atomic::AtomicI64::new(0);
+        let compute = |v: i64| {
+            computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok::<_, ()>(v) }
+        };
+        // Asked together at one head: one computation.
+        let (a, b) = tokio::join!(
+            kept.get_or_try_init(5, "k", || compute(1)),
+            kept.get_or_try_init(5, "k", || compute(2)),
+        );
+        assert_eq!((*a.unwrap(), *b.unwrap()), (1, 1));
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A newer head computes afresh; an older one does not replace it.
+        assert_eq!(
+            *kept.get_or_try_init(6, "k", || compute(3)).await.unwrap(),
+            3
+        );
+        assert_eq!(
+            *kept.get_or_try_init(5, "k", || compute(4)).await.unwrap(),
+            4
+        );
+        assert_eq!(
+            *kept.get_or_try_init(6, "k", || compute(5)).await.unwrap(),
+            3
+        );
+        // A failed computation is not kept.
+        assert_eq!(
+            kept.get_or_try_init(6, "e", || async { Err::<i64, ()>(()) })
+                .await,
+            Err(())
+        );
+        assert_eq!(
+            *kept.get_or_try_init(6, "e", || compute(7)).await.unwrap(),
+            7
+        );
+    }
 
     #[derive(Debug, PartialEq)]
     struct Rec(i64);

@@ -21,6 +21,7 @@ use sustain_domain::ledger::{AccountKind, FundingSource};
 use sustain_domain::poverty::Rate;
 use sustain_domain::programme::project_of;
 use sustain_platform::Caller;
+use sustain_platform::cache::KeptAtHead;
 use sustain_platform::error::ServiceError;
 use sustain_platform::placement::Placement;
 use sustain_proto::ledger::v1 as pb;
@@ -325,51 +326,28 @@ fn count(rows: &[Moved], unit: &str, from: i32, to: i32) -> pb::FundingSummary {
 /// What is kept of the ledger by the chain head it was read at: every write
 /// that can change a figure (a transfer made, posted or voided) appends to
 /// the chain and moves its head in the same transaction.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SummaryCache {
     /// Summaries by unit, period, day and head.
     summaries: sustain_platform::cache::SummaryCache<pb::FundingSummary>,
-    /// The last grouped transfers read. A report by commune asks for one
+    /// A province's grouped transfers. A report by commune asks for one
     /// summary per commune at the same head: they are all counted from one
-    /// read of the transfers, not one read each. Locked while it is read, so
-    /// summaries asked together wait for that one read.
-    moved: Arc<tokio::sync::Mutex<Option<MovedAt>>>,
+    /// read of the transfers, not one read each.
+    moved: KeptAtHead<String, Vec<Moved>>,
 }
 
-#[derive(Debug)]
-struct MovedAt {
-    province: String,
-    head: i64,
-    rows: Arc<Vec<Moved>>,
+impl Default for SummaryCache {
+    fn default() -> SummaryCache {
+        SummaryCache {
+            summaries: sustain_platform::cache::SummaryCache::new(),
+            moved: KeptAtHead::new(4),
+        }
+    }
 }
 
 impl SummaryCache {
     pub fn new() -> SummaryCache {
         SummaryCache::default()
-    }
-
-    /// `province`'s grouped transfers at chain head `head`, read through `conn`
-    /// (a snapshot at that head) unless they were read at that head already.
-    async fn moved(
-        &self,
-        conn: &impl ConnectionTrait,
-        province: &str,
-        head: i64,
-    ) -> Result<Arc<Vec<Moved>>, ServiceError> {
-        let mut kept = self.moved.lock().await;
-        if let Some(m) = kept.as_ref()
-            && m.province == province
-            && m.head == head
-        {
-            return Ok(Arc::clone(&m.rows));
-        }
-        let rows = Arc::new(moved(conn, province).await?);
-        *kept = Some(MovedAt {
-            province: province.to_owned(),
-            head,
-            rows: Arc::clone(&rows),
-        });
-        Ok(rows)
     }
 }
 
@@ -397,7 +375,11 @@ pub async fn current_summary(
     if let Some(hit) = cache.summaries.get(&key) {
         return Ok(hit);
     }
-    let rows = cache.moved(&txn, &province_of(unit), head.sequence).await?;
+    let province = province_of(unit);
+    let rows = cache
+        .moved
+        .get_or_try_init(head.sequence, province.clone(), || moved(&txn, &province))
+        .await?;
     txn.commit().await?;
     let fresh = Arc::new(count(&rows, unit, from, to));
     cache.summaries.insert(key, Arc::clone(&fresh));

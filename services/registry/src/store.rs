@@ -15,6 +15,7 @@ use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::{HealthInsurance, Household, Member, Relation, Residence, Sex};
 use sustain_domain::text::fold;
 use sustain_platform::Scope;
+use sustain_platform::cache::KeptAtHead;
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::error::ServiceError;
 
@@ -614,7 +615,7 @@ fn members_born(query: &mut sea_orm::sea_query::SelectStatement, born: Born) {
     }
 }
 
-pub async fn count_members(
+async fn count_members(
     conn: &impl ConnectionTrait,
     selection: &Selection,
     born: Born,
@@ -641,22 +642,15 @@ type Born = (Option<NaiveDate>, Option<NaiveDate>);
 /// each over a province) they ran past every deadline. One grouped count per
 /// window answers them all, and it stays right until the head moves: every
 /// write to a household or its members journals and moves it.
-#[derive(Debug, Clone, Default)]
-pub struct MemberCounts(std::sync::Arc<std::sync::Mutex<MemberCountsAt>>);
+#[derive(Debug, Clone)]
+pub struct MemberCounts(KeptAtHead<Born, HashMap<String, i64>>);
 
-/// Each window is counted once, by the first caller to ask for it at this
-/// head; callers asking for the same window wait for that count, and
-/// different windows are counted side by side.
-type Counted = std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<HashMap<String, i64>>>>;
-
-#[derive(Debug, Default)]
-struct MemberCountsAt {
-    head: i64,
-    windows: HashMap<Born, Counted>,
+impl Default for MemberCounts {
+    fn default() -> MemberCounts {
+        // Windows kept at one head at most; more are counted afresh.
+        MemberCounts(KeptAtHead::new(32))
+    }
 }
-
-/// Windows kept at one head at most; more are counted afresh.
-const KEPT_WINDOWS: usize = 32;
 
 impl MemberCounts {
     /// The number of active members of `unit` born in `born`, from the kept
@@ -670,33 +664,15 @@ impl MemberCounts {
         // No connection is held while waiting for another caller's count:
         // the pool is small (four on SQLite), and ~16 callers wait at once.
         let head = sustain_platform::journal::head(db).await?;
-        let counted = {
-            let mut kept = self
-                .0
-                .lock()
-                .map_err(|_| ServiceError::Internal("member counts: lock poisoned".into()))?;
-            if head > kept.head || kept.windows.len() >= KEPT_WINDOWS {
-                kept.head = head;
-                kept.windows.clear();
-            }
-            if head == kept.head {
-                std::sync::Arc::clone(kept.windows.entry(born).or_default())
-            } else {
-                // Read before a newer head was seen: counted for this caller only.
-                Counted::default()
-            }
-        };
-        // Counted in a snapshot at this head or later: never older than the
-        // head it is kept under.
-        let counts = counted
-            .get_or_try_init(|| async {
+        let counts = self
+            .0
+            .get_or_try_init(head, born, || async {
                 let txn = sustain_platform::db::begin_snapshot(db).await?;
                 let counts = grouped_member_counts(&txn, born).await?;
                 txn.commit().await?;
-                Ok::<_, ServiceError>(std::sync::Arc::new(counts))
+                Ok::<_, ServiceError>(counts)
             })
-            .await?
-            .clone();
+            .await?;
         Ok(counts.get(unit).copied().unwrap_or(0))
     }
 }
