@@ -557,8 +557,9 @@ async fn batches_written_together_answer_as_if_written_in_turn() {
     assert_eq!(responses.len(), 3);
     use pb::ImportOutcome::*;
     let each = |i: usize| outcomes(&responses[i..=i]);
-    assert!(each(0).iter().all(|o| *o == Accepted), "{:?}", each(0));
-    assert!(each(1).iter().all(|o| *o == Unchanged), "{:?}", each(1));
+    let why = |i: usize| &responses[i].results[0].violations;
+    assert!(each(0).iter().all(|o| *o == Accepted), "{:?}", why(0));
+    assert!(each(1).iter().all(|o| *o == Unchanged), "{:?}", why(1));
     assert!(each(2).iter().all(|o| *o == Rejected), "{:?}", each(2));
     assert!(
         responses[2].results[0].violations[0]
@@ -567,8 +568,34 @@ async fn batches_written_together_answer_as_if_written_in_turn() {
         "{:?}",
         responses[2].results[0].violations
     );
+
+    // A small batch right behind a full one, re-sending the full one's last
+    // household, then one naming its head's citizen ID under a new key: the
+    // small ones must not overtake the full one.
+    let full: Vec<pb::ImportRow> = (0..2_000)
+        .map(|i| {
+            row(
+                i + 1_000,
+                &format!("V-{i}"),
+                "06067",
+                &format!("02008501{i:04}"),
+                vec![review(2021, 1_000_000, POOR3)],
+            )
+        })
+        .collect();
+    let last = vec![full[1_999].clone()];
+    let same_person = vec![row(5_000, "W-1", "06070", "020085011999", vec![])];
+    let responses = send(&mut admin, vec![full, last, same_person])
+        .await
+        .expect("import behind a full batch");
+    let each = |i: usize| outcomes(&responses[i..=i]);
+    let why = |i: usize| &responses[i].results[0].violations;
+    assert!(each(0).iter().all(|o| *o == Accepted), "{:?}", why(0));
+    assert_eq!(each(1), [Unchanged], "{:?}", why(1));
+    assert_eq!(each(2), [Rejected]);
+
     let summary = province_summary(&server, 2021).await;
-    assert_eq!(summary.households_reviewed, 300);
+    assert_eq!(summary.households_reviewed, 2_300);
     server.stop().await;
 }
 

@@ -167,16 +167,25 @@ impl Importer {
         };
         tokio::spawn(async move {
             let mut before: Option<oneshot::Receiver<()>> = None;
+            let mut footprint_before = Footprint::default();
             let writing = caller.clone();
             let writes = ReceiverStream::new(prepared_rx)
                 .map(|prepared| {
                     let (done_tx, done_rx) = oneshot::channel();
                     let before = before.replace(done_rx);
+                    let footprint = match &prepared {
+                        Ok(prepared) if in_flight > 1 => prepared.footprint(),
+                        _ => Footprint::default(),
+                    };
+                    let collides = footprint.meets(&footprint_before);
+                    footprint_before = footprint;
                     let this = self.clone();
                     let caller = writing.clone();
                     async move {
                         let answer = match prepared {
-                            Ok(prepared) => this.write_after(&caller, prepared, before).await,
+                            Ok(prepared) => {
+                                this.write_after(&caller, prepared, before, collides).await
+                            }
                             Err(e) => Err(e),
                         };
                         let _ = done_tx.send(());
@@ -198,28 +207,38 @@ impl Importer {
         answer_rx
     }
 
-    /// Writes a batch while the one before it may still be writing. Two such
-    /// batches can collide (the same external key or citizen ID in both, a
-    /// re-sent household's reviews): then this one fails, and is written again
-    /// once the one before has finished, seeing what that one wrote. Its first
-    /// attempt was one transaction, so it left nothing behind.
+    /// Writes a batch while the one before it may still be writing, unless the
+    /// two name the same external key or citizen ID: such a batch waits for the
+    /// one before, so it sees what that one wrote, as if written in turn. (Left
+    /// to race, either could commit first: the earlier batch would then find
+    /// its own households registered by the later one.) Batches that share
+    /// neither touch no common household, so the order they commit in changes
+    /// no answer. Should one still fail beside the other (a deadlock over a
+    /// tally row), it is written again once the one before has finished; its
+    /// first attempt was one transaction, so it left nothing behind.
     async fn write_after(
         &self,
         caller: &Caller,
         batch: Prepared,
         before: Option<oneshot::Receiver<()>>,
+        collides: bool,
     ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
         let Some(mut before) = before else {
             return self.write(caller, batch).await;
         };
-        if !matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+        let running = matches!(before.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        if !running {
+            return self.write(caller, batch).await;
+        }
+        if collides {
+            let _ = before.await;
             return self.write(caller, batch).await;
         }
         let again = batch.clone();
         match self.write(caller, batch).await {
             Ok(results) => Ok(results),
             Err(e) => {
-                tracing::debug!(error = %e, "a batch collided with the one before it; writing it again");
+                tracing::debug!(error = %e, "a batch failed beside the one before it; writing it again");
                 let _ = before.await;
                 self.write(caller, again).await
             }
@@ -714,4 +733,35 @@ pub struct Prepared {
     results: Vec<Option<pb::ImportRowResult>>,
     prepared: Vec<PreparedRow>,
     now: DateTime<Utc>,
+}
+
+impl Prepared {
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            keys: self
+                .prepared
+                .iter()
+                .map(|p| p.checked.key.clone())
+                .collect(),
+            citizens: self
+                .prepared
+                .iter()
+                .flat_map(|p| p.hashes.iter().flatten().cloned())
+                .collect(),
+        }
+    }
+}
+
+/// What a batch could collide on with another: its external keys (a household
+/// and its reviews) and its members' citizen ID hashes.
+#[derive(Debug, Default)]
+struct Footprint {
+    keys: HashSet<String>,
+    citizens: HashSet<String>,
+}
+
+impl Footprint {
+    fn meets(&self, other: &Footprint) -> bool {
+        !self.keys.is_disjoint(&other.keys) || !self.citizens.is_disjoint(&other.citizens)
+    }
 }
