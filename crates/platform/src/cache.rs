@@ -197,6 +197,11 @@ async fn head(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
 /// head drops everything kept; a caller still at an older head computes for
 /// itself. A computation may read at a later head than it is kept under,
 /// never an earlier one.
+///
+/// A computation runs on a task of its own: a caller that gives up on it (its
+/// deadline passed, its client went away) does not take the work with it, so
+/// the callers after it find the value computed or still being computed
+/// instead of starting over, each to be given up on again.
 pub struct KeptAtHead<K, V> {
     kept: Arc<std::sync::Mutex<At<K, V>>>,
     /// Keys kept at one head at most; past it the head starts afresh.
@@ -210,7 +215,7 @@ struct At<K, V> {
     values: std::collections::HashMap<K, Cell<V>>,
 }
 
-impl<K: std::hash::Hash + Eq, V> KeptAtHead<K, V> {
+impl<K: std::hash::Hash + Eq, V: Send + Sync + 'static> KeptAtHead<K, V> {
     pub fn new(max_keys: usize) -> KeptAtHead<K, V> {
         KeptAtHead {
             kept: Arc::new(std::sync::Mutex::new(At {
@@ -230,8 +235,9 @@ impl<K: std::hash::Hash + Eq, V> KeptAtHead<K, V> {
         compute: F,
     ) -> Result<Arc<V>, E>
     where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<V, E>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<V, E>> + Send + 'static,
+        E: From<tokio::task::JoinError> + Send + 'static,
     {
         let cell: Cell<V> = {
             // Nothing in here can panic, so a poisoned lock holds sound data.
@@ -239,7 +245,8 @@ impl<K: std::hash::Hash + Eq, V> KeptAtHead<K, V> {
                 .kept
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if head > at.head || at.values.len() >= self.max_keys {
+            let full = at.values.len() >= self.max_keys && !at.values.contains_key(&key);
+            if head > at.head || full {
                 at.head = head;
                 at.values.clear();
             }
@@ -249,9 +256,12 @@ impl<K: std::hash::Hash + Eq, V> KeptAtHead<K, V> {
                 Cell::default()
             }
         };
-        cell.get_or_try_init(|| async { compute().await.map(Arc::new) })
-            .await
-            .cloned()
+        tokio::spawn(async move {
+            cell.get_or_try_init(|| async { compute().await.map(Arc::new) })
+                .await
+                .cloned()
+        })
+        .await?
     }
 }
 
@@ -322,44 +332,90 @@ impl<V> std::fmt::Debug for SummaryCache<V> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq)]
+    struct Failed;
+    impl From<tokio::task::JoinError> for Failed {
+        fn from(_: tokio::task::JoinError) -> Failed {
+            Failed
+        }
+    }
+
+    /// A computation that counts its runs in `computed` and yields `v` after
+    /// `millis`.
+    fn counting(
+        computed: &Arc<std::sync::atomic::AtomicI64>,
+        millis: u64,
+    ) -> impl Fn(i64) -> std::pin::Pin<Box<dyn Future<Output = Result<i64, Failed>> + Send>> {
+        let computed = Arc::clone(computed);
+        move |v: i64| {
+            let computed = Arc::clone(&computed);
+            Box::pin(async move {
+                computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                Ok(v)
+            })
+        }
+    }
+
+    type Computation = std::pin::Pin<Box<dyn Future<Output = Result<i64, Failed>> + Send>>;
+
+    async fn ask(
+        kept: &KeptAtHead<&'static str, i64>,
+        head: i64,
+        key: &'static str,
+        computation: Computation,
+    ) -> Result<i64, Failed> {
+        kept.get_or_try_init(head, key, || computation)
+            .await
+            .map(|v| *v)
+    }
+
     #[tokio::test]
     async fn a_value_is_computed_once_per_head_and_never_kept_from_an_older_one() {
         let kept = KeptAtHead::<&str, i64>::new(8);
-        let computed = std::sync::atomic::AtomicI64::new(0);
-        let compute = |v: i64| {
-            computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move { Ok::<_, ()>(v) }
-        };
+        let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let compute = counting(&computed, 0);
         // Asked together at one head: one computation.
         let (a, b) = tokio::join!(
-            kept.get_or_try_init(5, "k", || compute(1)),
-            kept.get_or_try_init(5, "k", || compute(2)),
+            ask(&kept, 5, "k", compute(1)),
+            ask(&kept, 5, "k", compute(2)),
         );
-        assert_eq!((*a.unwrap(), *b.unwrap()), (1, 1));
+        assert_eq!((a, b), (Ok(1), Ok(1)));
         assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
         // A newer head computes afresh; an older one does not replace it.
-        assert_eq!(
-            *kept.get_or_try_init(6, "k", || compute(3)).await.unwrap(),
-            3
-        );
-        assert_eq!(
-            *kept.get_or_try_init(5, "k", || compute(4)).await.unwrap(),
-            4
-        );
-        assert_eq!(
-            *kept.get_or_try_init(6, "k", || compute(5)).await.unwrap(),
-            3
-        );
+        assert_eq!(ask(&kept, 6, "k", compute(3)).await, Ok(3));
+        assert_eq!(ask(&kept, 5, "k", compute(4)).await, Ok(4));
+        assert_eq!(ask(&kept, 6, "k", compute(5)).await, Ok(3));
         // A failed computation is not kept.
         assert_eq!(
-            kept.get_or_try_init(6, "e", || async { Err::<i64, ()>(()) })
-                .await,
-            Err(())
+            ask(&kept, 6, "e", Box::pin(async { Err(Failed) })).await,
+            Err(Failed)
         );
-        assert_eq!(
-            *kept.get_or_try_init(6, "e", || compute(7)).await.unwrap(),
-            7
-        );
+        assert_eq!(ask(&kept, 6, "e", compute(7)).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_full_head_keeps_what_it_has_until_a_new_key_comes() {
+        let kept = KeptAtHead::<&str, i64>::new(1);
+        let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let compute = counting(&computed, 0);
+        assert_eq!(ask(&kept, 1, "a", compute(1)).await, Ok(1));
+        assert_eq!(ask(&kept, 1, "a", compute(2)).await, Ok(1));
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(ask(&kept, 1, "b", compute(3)).await, Ok(3));
+        assert_eq!(ask(&kept, 1, "a", compute(4)).await, Ok(4));
+    }
+
+    #[tokio::test]
+    async fn a_computation_given_up_on_still_finishes_for_the_next_caller() {
+        let kept = KeptAtHead::<&str, i64>::new(8);
+        let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let compute = counting(&computed, 200);
+        let impatient =
+            tokio::time::timeout(Duration::from_millis(20), ask(&kept, 1, "k", compute(1))).await;
+        assert!(impatient.is_err(), "the first caller gave up");
+        assert_eq!(ask(&kept, 1, "k", compute(2)).await, Ok(1));
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[derive(Debug, PartialEq)]

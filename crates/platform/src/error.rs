@@ -67,6 +67,12 @@ impl From<Violations> for ServiceError {
     }
 }
 
+impl From<tokio::task::JoinError> for ServiceError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ServiceError::Internal(format!("a task of this request failed: {e}"))
+    }
+}
+
 impl From<sea_orm::DbErr> for ServiceError {
     fn from(e: sea_orm::DbErr) -> Self {
         if is_connection_error(&e) {

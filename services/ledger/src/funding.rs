@@ -360,9 +360,12 @@ pub async fn current_summary(
     from: i32,
     to: i32,
 ) -> Result<Arc<pb::FundingSummary>, ServiceError> {
-    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    // No connection is held while waiting for another caller's read of the
+    // transfers: the pool is small (four on SQLite) and a report asks ~16
+    // summaries at once. The read may see a later head than `head`, never an
+    // earlier one.
     let head = head::Entity::find_by_id(1)
-        .one(&txn)
+        .one(db)
         .await?
         .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
     let key = (
@@ -376,11 +379,17 @@ pub async fn current_summary(
         return Ok(hit);
     }
     let province = province_of(unit);
+    let reading = (db.clone(), province.clone());
     let rows = cache
         .moved
-        .get_or_try_init(head.sequence, province.clone(), || moved(&txn, &province))
+        .get_or_try_init(head.sequence, province, || async move {
+            let (db, province) = reading;
+            let txn = sustain_platform::db::begin_snapshot(&db).await?;
+            let rows = moved(&txn, &province).await?;
+            txn.commit().await?;
+            Ok::<_, ServiceError>(rows)
+        })
         .await?;
-    txn.commit().await?;
     let fresh = Arc::new(count(&rows, unit, from, to));
     cache.summaries.insert(key, Arc::clone(&fresh));
     Ok(fresh)
