@@ -639,22 +639,35 @@ type Born = (Option<NaiveDate>, Option<NaiveDate>);
 /// Active members by every unit they count under, per birth window, as of
 /// one journal head. A programme report by commune asks the under-five count
 /// of each of ~80 units for each of five years; counted one by one (50–115 ms
-/// each over a province) they ran past every deadline. One grouped count per
-/// window answers them all, and it stays right until the head moves: every
-/// write to a household or its members journals and moves it.
+/// each over a province) they ran past every deadline. One count per window
+/// answers them all, and it stays right until the head moves: every write to
+/// a household or its members journals and moves it.
+///
+/// A window's count is the members born in it (read from the birth-date
+/// index alone) looked up in the placements of the active households, which
+/// are read once per head for every window. Joining the households in SQL
+/// instead looked each of ~100,000 members' households up again per window:
+/// five windows asked at once took SQLite ~3 s on two cores, past the
+/// programmes service's deadline.
 #[derive(Debug, Clone)]
-pub struct MemberCounts(KeptAtHead<Born, HashMap<String, i64>>);
+pub struct MemberCounts {
+    placements: KeptAtHead<(), Placements>,
+    windows: KeptAtHead<Born, HashMap<String, i64>>,
+}
 
 impl Default for MemberCounts {
     fn default() -> MemberCounts {
-        // Windows kept at one head at most; more are counted afresh.
-        MemberCounts(KeptAtHead::new(32))
+        MemberCounts {
+            placements: KeptAtHead::new(1),
+            // Windows kept at one head at most; more are counted afresh.
+            windows: KeptAtHead::new(32),
+        }
     }
 }
 
 impl MemberCounts {
     /// The number of active members of `unit` born in `born`, from the kept
-    /// grouped count when there is one at the current head.
+    /// count when there is one at the current head.
     async fn of_unit(
         &self,
         db: &sea_orm::DatabaseConnection,
@@ -663,66 +676,124 @@ impl MemberCounts {
     ) -> Result<i64, ServiceError> {
         // No connection is held while waiting for another caller's count:
         // the pool is small (four on SQLite), and ~16 callers wait at once.
+        // The placements and the members may be read at later heads than
+        // `head` (each a state at least as new), never at an earlier one.
         let head = sustain_platform::journal::head(db).await?;
-        let counts = self
-            .0
-            .get_or_try_init(head, born, || async {
-                let txn = sustain_platform::db::begin_snapshot(db).await?;
-                let counts = grouped_member_counts(&txn, born).await?;
-                txn.commit().await?;
-                Ok::<_, ServiceError>(counts)
-            })
-            .await?;
+        let (db, placements) = (db.clone(), self.placements.clone());
+        let counts =
+            self.windows
+                .get_or_try_init(head, born, move || async move {
+                    let reading = db.clone();
+                    let placements = placements
+                        .get_or_try_init(head, (), move || async move {
+                            Placements::read(&reading).await
+                        })
+                        .await?;
+                    let households = households_of_members_born(&db, born).await?;
+                    Ok::<_, ServiceError>(placements.count(households.split_terminator(',')))
+                })
+                .await?;
         Ok(counts.get(unit).copied().unwrap_or(0))
     }
 }
 
-/// Active members born in `born` under every province, district and commune,
-/// with the rules of [`unit_condition`]: a household counts in its commune and
-/// in its current commune when they differ.
-async fn grouped_member_counts(
-    conn: &impl ConnectionTrait,
+/// `column` of every row, joined by commas, in one value: reading ~100,000
+/// ids as that many rows costs the driver several times more than the
+/// database. Household ids are UUIDs, which hold no comma.
+fn joined(backend: sea_orm::DbBackend, column: &str) -> Expr {
+    Expr::cust(match backend {
+        sea_orm::DbBackend::Postgres => format!("string_agg({column}, ',')"),
+        _ => format!("group_concat({column}, ',')"),
+    })
+}
+
+/// The household of each member born in `born`, joined by commas (once for
+/// each member).
+async fn households_of_members_born(
+    db: &sea_orm::DatabaseConnection,
     born: Born,
-) -> Result<HashMap<String, i64>, ServiceError> {
-    #[derive(Debug, sea_orm::FromQueryResult)]
-    struct Group {
-        province_code: String,
-        district_code: Option<String>,
-        commune_code: String,
-        current_commune_code: String,
-        n: i64,
+) -> Result<String, ServiceError> {
+    let mut query = member::Entity::find()
+        .select_only()
+        .column_as(joined(db.get_database_backend(), "household_id"), "ids");
+    if let Some(from) = born.0 {
+        query = query.filter(member::Column::BirthDate.gte(from));
     }
-    let mut query = Query::select();
-    query
-        .column((household::Entity, household::Column::ProvinceCode))
-        .column((household::Entity, household::Column::DistrictCode))
-        .column((household::Entity, household::Column::CommuneCode))
-        .column((household::Entity, household::Column::CurrentCommuneCode))
-        .expr_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), Alias::new("n"))
-        .and_where(Expr::col((household::Entity, household::Column::State)).eq("active"))
-        .group_by_columns([
-            (household::Entity, household::Column::ProvinceCode),
-            (household::Entity, household::Column::DistrictCode),
-            (household::Entity, household::Column::CommuneCode),
-            (household::Entity, household::Column::CurrentCommuneCode),
-        ]);
-    members_born(&mut query, born);
-    let backend = conn.get_database_backend();
-    let groups = Group::find_by_statement(backend.build(&query))
-        .all(conn)
-        .await?;
-    let mut counts: HashMap<String, i64> = HashMap::new();
-    for g in groups {
-        *counts.entry(g.province_code).or_default() += g.n;
-        if let Some(d) = g.district_code {
-            *counts.entry(d).or_default() += g.n;
-        }
-        if g.current_commune_code != g.commune_code {
-            *counts.entry(g.current_commune_code).or_default() += g.n;
-        }
-        *counts.entry(g.commune_code).or_default() += g.n;
+    if let Some(to) = born.1 {
+        query = query.filter(member::Column::BirthDate.lte(to));
     }
-    Ok(counts)
+    let ids: Option<Option<String>> = query.into_tuple().one(db).await?;
+    Ok(ids.flatten().unwrap_or_default())
+}
+
+/// Where each active household counts: its province, district, commune and
+/// current commune, by household id.
+#[derive(Debug, Default)]
+struct Placements {
+    of: HashMap<String, u32>,
+    places: Vec<(String, Option<String>, String, String)>,
+}
+
+impl Placements {
+    /// One row per placement with the ids of its households.
+    async fn read(db: &sea_orm::DatabaseConnection) -> Result<Placements, ServiceError> {
+        let rows: Vec<(String, Option<String>, String, String, String)> = household::Entity::find()
+            .select_only()
+            .columns([
+                household::Column::ProvinceCode,
+                household::Column::DistrictCode,
+                household::Column::CommuneCode,
+                household::Column::CurrentCommuneCode,
+            ])
+            .column_as(joined(db.get_database_backend(), "id"), "ids")
+            .filter(household::Column::State.eq("active"))
+            .group_by(household::Column::ProvinceCode)
+            .group_by(household::Column::DistrictCode)
+            .group_by(household::Column::CommuneCode)
+            .group_by(household::Column::CurrentCommuneCode)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut placements = Placements::default();
+        for (province, district, commune, current, ids) in rows {
+            let at = placements.places.len() as u32;
+            placements
+                .places
+                .push((province, district, commune, current));
+            placements
+                .of
+                .extend(ids.split_terminator(',').map(|id| (id.to_owned(), at)));
+        }
+        Ok(placements)
+    }
+
+    /// Members (one household id each) by every unit they count under, with
+    /// the rules of [`unit_condition`]: a household counts in its commune and
+    /// in its current commune when they differ. Members of households not
+    /// active are not counted.
+    fn count<'a>(&self, households: impl Iterator<Item = &'a str>) -> HashMap<String, i64> {
+        let mut by_place = vec![0i64; self.places.len()];
+        for id in households {
+            if let Some(&at) = self.of.get(id) {
+                by_place[at as usize] += 1;
+            }
+        }
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for ((province, district, commune, current), n) in self.places.iter().zip(by_place) {
+            if n == 0 {
+                continue;
+            }
+            *counts.entry(province.clone()).or_default() += n;
+            if let Some(d) = district {
+                *counts.entry(d.clone()).or_default() += n;
+            }
+            if current != commune {
+                *counts.entry(current.clone()).or_default() += n;
+            }
+            *counts.entry(commune.clone()).or_default() += n;
+        }
+        counts
+    }
 }
 
 /// [`count_members`], from `kept` when the selection is a whole unit inside
