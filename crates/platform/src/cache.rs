@@ -340,18 +340,15 @@ mod tests {
         }
     }
 
-    /// A computation that counts its runs in `computed` and yields `v` after
-    /// `millis`.
+    /// A computation that counts its runs in `computed` and yields `v`.
     fn counting(
         computed: &Arc<std::sync::atomic::AtomicI64>,
-        millis: u64,
     ) -> impl Fn(i64) -> std::pin::Pin<Box<dyn Future<Output = Result<i64, Failed>> + Send>> {
         let computed = Arc::clone(computed);
         move |v: i64| {
             let computed = Arc::clone(&computed);
             Box::pin(async move {
                 computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(millis)).await;
                 Ok(v)
             })
         }
@@ -374,7 +371,7 @@ mod tests {
     async fn a_value_is_computed_once_per_head_and_never_kept_from_an_older_one() {
         let kept = KeptAtHead::<&str, i64>::new(8);
         let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let compute = counting(&computed, 0);
+        let compute = counting(&computed);
         // Asked together at one head: one computation.
         let (a, b) = tokio::join!(
             ask(&kept, 5, "k", compute(1)),
@@ -398,7 +395,7 @@ mod tests {
     async fn a_full_head_keeps_what_it_has_until_a_new_key_comes() {
         let kept = KeptAtHead::<&str, i64>::new(1);
         let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let compute = counting(&computed, 0);
+        let compute = counting(&computed);
         assert_eq!(ask(&kept, 1, "a", compute(1)).await, Ok(1));
         assert_eq!(ask(&kept, 1, "a", compute(2)).await, Ok(1));
         assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -409,13 +406,26 @@ mod tests {
     #[tokio::test]
     async fn a_computation_given_up_on_still_finishes_for_the_next_caller() {
         let kept = KeptAtHead::<&str, i64>::new(8);
+        let started = Arc::new(tokio::sync::Notify::new());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let computation: Computation = {
+            let started = Arc::clone(&started);
+            Box::pin(async move {
+                started.notify_one();
+                let _ = released.await;
+                Ok(1)
+            })
+        };
+        // The first caller gives up once its computation has started.
+        tokio::select! {
+            _ = ask(&kept, 1, "k", computation) => panic!("finished before it was let go"),
+            _ = started.notified() => {}
+        }
+        let _ = release.send(());
         let computed = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let compute = counting(&computed, 200);
-        let impatient =
-            tokio::time::timeout(Duration::from_millis(20), ask(&kept, 1, "k", compute(1))).await;
-        assert!(impatient.is_err(), "the first caller gave up");
+        let compute = counting(&computed);
         assert_eq!(ask(&kept, 1, "k", compute(2)).await, Ok(1));
-        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(computed.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[derive(Debug, PartialEq)]
