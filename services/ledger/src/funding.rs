@@ -379,15 +379,11 @@ pub async fn current_summary(
         return Ok(hit);
     }
     let province = province_of(unit);
-    let reading = (db.clone(), province.clone());
+    let (reading, of) = (db.clone(), province.clone());
     let rows = cache
         .moved
         .get_or_try_init(head.sequence, province, || async move {
-            let (db, province) = reading;
-            let txn = sustain_platform::db::begin_snapshot(&db).await?;
-            let rows = moved(&txn, &province).await?;
-            txn.commit().await?;
-            Ok::<_, ServiceError>(rows)
+            moved(&reading, &of).await
         })
         .await?;
     let fresh = Arc::new(count(&rows, unit, from, to));

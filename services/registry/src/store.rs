@@ -600,21 +600,6 @@ pub async fn list(
 /// A join, not `IN (households)`: the planner walks the members' birth-date
 /// index and looks each household up, instead of first listing every
 /// household of a province (docs/benchmarks.md, issue 4).
-/// Members with their households, born in `born`, for `query` to count.
-fn members_born(query: &mut sea_orm::sea_query::SelectStatement, born: Born) {
-    query.from(member::Entity).inner_join(
-        household::Entity,
-        Expr::col((household::Entity, household::Column::Id))
-            .equals((member::Entity, member::Column::HouseholdId)),
-    );
-    if let Some(from) = born.0 {
-        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).gte(from));
-    }
-    if let Some(to) = born.1 {
-        query.and_where(Expr::col((member::Entity, member::Column::BirthDate)).lte(to));
-    }
-}
-
 async fn count_members(
     conn: &impl ConnectionTrait,
     selection: &Selection,
@@ -623,14 +608,28 @@ async fn count_members(
     let mut query = Query::select();
     query
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .cond_where(condition(selection));
-    members_born(&mut query, born);
+        .from(member::Entity)
+        .inner_join(
+            household::Entity,
+            Expr::col((household::Entity, household::Column::Id))
+                .equals((member::Entity, member::Column::HouseholdId)),
+        )
+        .cond_where(condition(selection))
+        .cond_where(born_in(born));
     let backend = conn.get_database_backend();
     let row = conn.query_one_raw(backend.build(&query)).await?;
     Ok(match row {
         Some(r) => r.try_get::<i64>("", "n")?,
         None => 0,
     })
+}
+
+/// Members born in `born`.
+fn born_in(born: Born) -> Condition {
+    let birth = || Expr::col((member::Entity, member::Column::BirthDate));
+    Condition::all()
+        .add_option(born.0.map(|from| birth().gte(from)))
+        .add_option(born.1.map(|to| birth().lte(to)))
 }
 
 /// A window of birth dates, either end open.
@@ -713,16 +712,13 @@ async fn households_of_members_born(
     db: &sea_orm::DatabaseConnection,
     born: Born,
 ) -> Result<String, ServiceError> {
-    let mut query = member::Entity::find()
+    let ids: Option<Option<String>> = member::Entity::find()
         .select_only()
-        .column_as(joined(db.get_database_backend(), "household_id"), "ids");
-    if let Some(from) = born.0 {
-        query = query.filter(member::Column::BirthDate.gte(from));
-    }
-    if let Some(to) = born.1 {
-        query = query.filter(member::Column::BirthDate.lte(to));
-    }
-    let ids: Option<Option<String>> = query.into_tuple().one(db).await?;
+        .column_as(joined(db.get_database_backend(), "household_id"), "ids")
+        .filter(born_in(born))
+        .into_tuple()
+        .one(db)
+        .await?;
     Ok(ids.flatten().unwrap_or_default())
 }
 

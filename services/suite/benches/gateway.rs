@@ -186,8 +186,9 @@ async fn main() -> anyhow::Result<()> {
     // listed unit (11 districts and the 65 communes of 2025; the programme
     // report one per unit and year), each counted from the stored records.
     // Then the same report again, from the kept summaries. A report that
-    // fails is shown with its error: the programme report by commune still
-    // does on a cold start (docs/benchmarks.md, issue 6).
+    // fails is shown with its error: the programme report by commune did on
+    // a cold start until the registry's kept member counts (docs/benchmarks.md,
+    // issue 6).
     for which in ["funding", "programme"] {
         let mut runs = vec![];
         for _ in 0..2 {
