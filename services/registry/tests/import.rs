@@ -245,6 +245,21 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
         .find(|t| t.transition == pb::Transition::RePoor as i32)
         .expect("t");
     assert_eq!(re_poor.households, 1);
+
+    // A batch mixing a household imported before with a new one: only the new
+    // one is written (on SQLite the batch's INSERTs are built ahead for the
+    // case that every row is new, and must not be used here).
+    let mixed = vec![
+        row(2, "A-1", "06067", "020085001234", vec![]),
+        row(3, "A-6", "06070", "", vec![review(2021, 3_000_000, &[])]),
+    ];
+    let answered = send(&mut admin, vec![mixed]).await.expect("mixed batch");
+    assert_eq!(outcomes(&answered), [Unchanged, Accepted]);
+    assert_eq!(count(&mut server.admin().await, unit_filter("20")).await, 3);
+    assert_eq!(
+        province_summary(&server, 2021).await.households_reviewed,
+        s2021.households_reviewed + 1
+    );
 }
 
 #[tokio::test]

@@ -13,13 +13,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+    Statement,
 };
 use sustain_domain::Violations;
 use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{Bulk, WriteTxn, in_json_list, insert_rows};
+use sustain_platform::db::{Bulk, WriteTxn, in_json_list, insert_rows, run_all, sqlite_inserts};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -307,10 +308,15 @@ impl Importer {
                 Err(v) => results[index] = Some(rejected(row, v)),
             }
         }
+        let inserts = match self.db.get_database_backend() {
+            DbBackend::Sqlite => Some(sqlite_inserts_of(&prepared, now)),
+            _ => None,
+        };
         Ok(Prepared {
             rows,
             results,
             prepared,
+            inserts,
             now,
         })
     }
@@ -338,6 +344,7 @@ impl Importer {
             rows,
             mut results,
             prepared,
+            inserts,
             now,
         } = batch;
         let backend = txn.get_database_backend();
@@ -358,6 +365,9 @@ impl Importer {
             .flat_map(|p| p.hashes.iter().flatten().cloned())
             .collect();
         let holders = households::holders_of(txn, hashes).await?;
+        // Built ahead for the batch as it came, they hold just the rows
+        // written now when every key is new and no citizen ID is taken.
+        let inserts = inserts.filter(|_| known.is_empty() && holders.is_empty());
 
         let mut household_rows = vec![];
         let mut member_rows = vec![];
@@ -415,9 +425,14 @@ impl Importer {
                 review_rows.push(r);
             }
         }
-        households::insert_stored(txn, household_rows, member_rows).await?;
-        insert_rows::<import_key::Entity>(txn, key_rows, &[]).await?;
-        insert_rows::<review::Entity>(txn, review_rows, &[]).await?;
+        match inserts {
+            Some(statements) => run_all(txn, statements).await?,
+            None => {
+                households::insert_stored(txn, household_rows, member_rows).await?;
+                insert_rows::<import_key::Entity>(txn, key_rows, &[]).await?;
+                insert_rows::<review::Entity>(txn, review_rows, &[]).await?;
+            }
+        }
         changes.extend(review_changes);
 
         // Households imported before: add the review years they lack. Their
@@ -732,7 +747,39 @@ pub struct Prepared {
     rows: Vec<pb::ImportRow>,
     results: Vec<Option<pb::ImportRowResult>>,
     prepared: Vec<PreparedRow>,
+    /// On SQLite, the INSERTs of every good row's household, members, key
+    /// and reviews, for when all of them turn out new: built here, they
+    /// keep SQLite's one writer from waiting while they are built.
+    inserts: Option<Vec<Statement>>,
     now: DateTime<Utc>,
+}
+
+/// The INSERT statements writing every prepared row as a new household, in
+/// the order the write path inserts them (households before what refers to
+/// them).
+fn sqlite_inserts_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> Vec<Statement> {
+    let households = prepared.iter().map(|p| p.household_row.clone()).collect();
+    let members = prepared
+        .iter()
+        .flat_map(|p| p.member_rows.iter().cloned())
+        .collect();
+    let keys = prepared
+        .iter()
+        .map(|p| import_key::Model {
+            external_key: p.checked.key.clone(),
+            household_id: p.record.id.clone(),
+            created_at: now,
+        })
+        .collect();
+    let reviews = prepared
+        .iter()
+        .flat_map(|p| p.new_reviews.iter().map(|(r, _)| r.clone()))
+        .collect();
+    let mut statements = sqlite_inserts::<household::Entity>(households, &[]);
+    statements.extend(sqlite_inserts::<member::Entity>(members, &[]));
+    statements.extend(sqlite_inserts::<import_key::Entity>(keys, &[]));
+    statements.extend(sqlite_inserts::<review::Entity>(reviews, &[]));
+    statements
 }
 
 impl Prepared {
