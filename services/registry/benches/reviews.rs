@@ -204,48 +204,42 @@ async fn import(server: &Server, batches: &[pb::ImportHouseholdsRequest]) -> Imp
 /// Copies of household, member and review with the same columns, keys and indexes.
 async fn copy_tables(db: &DatabaseConnection) {
     for table in ["household", "member", "review"] {
-        let sql = match db.get_database_backend() {
-            DbBackend::Postgres => format!(
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared(&format!(
                 "CREATE TABLE copy_{table} (LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS)"
-            ),
-            // The table's own definition under the copy's name: its primary
-            // key index too, and its references to the original tables.
-            _ => {
-                let rows = db
-                    .query_all_raw(sea_orm::Statement::from_string(
-                        DbBackend::Sqlite,
-                        format!("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
-                    ))
-                    .await
-                    .expect("table definition");
-                let sql: String = rows[0].try_get("", "sql").expect("sql");
-                let renamed = sql.replacen(
+            ))
+            .await
+            .expect("copy table");
+            continue;
+        }
+        // The table's own definition under the copy's name (its primary key
+        // too, and its references to the original tables), then its indexes.
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                format!(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = '{table}' AND sql IS NOT NULL \
+                     ORDER BY type = 'index'"
+                ),
+            ))
+            .await
+            .expect("definitions");
+        for row in rows {
+            let sql: String = row.try_get("", "sql").expect("sql");
+            let copy = sql
+                .replacen(
                     &format!("CREATE TABLE \"{table}\""),
                     &format!("CREATE TABLE \"copy_{table}\""),
                     1,
-                );
-                assert_ne!(renamed, sql, "unexpected definition of {table}: {sql}");
-                renamed
-            }
-        };
-        db.execute_unprepared(&sql).await.expect("copy table");
-        if db.get_database_backend() == DbBackend::Sqlite {
-            let rows = db
-                .query_all_raw(sea_orm::Statement::from_string(
-                    DbBackend::Sqlite,
-                    format!("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' AND sql IS NOT NULL"),
-                ))
-                .await
-                .expect("indexes");
-            for row in rows {
-                let sql: String = row.try_get("", "sql").expect("sql");
-                let sql = sql.replacen("INDEX \"", "INDEX \"copy_", 1).replacen(
+                )
+                .replacen("INDEX \"", "INDEX \"copy_", 1)
+                .replacen(
                     &format!("ON \"{table}\""),
                     &format!("ON \"copy_{table}\""),
                     1,
                 );
-                db.execute_unprepared(&sql).await.expect("copy index");
-            }
+            assert_ne!(copy, sql, "unexpected definition on {table}: {sql}");
+            db.execute_unprepared(&copy).await.expect("copy definition");
         }
     }
 }
