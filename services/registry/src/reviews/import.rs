@@ -402,11 +402,7 @@ impl Importer {
                 p.new_reviews.len() as i32,
                 true,
             ));
-            key_rows.push(import_key::Model {
-                external_key: p.checked.key,
-                household_id: p.record.id.clone(),
-                created_at: now,
-            });
+            key_rows.push(p.key_row(now));
             changes.push(Change {
                 record_type: "household".into(),
                 record_id: p.record.id.clone(),
@@ -741,6 +737,17 @@ struct PreparedRow {
     new_reviews: Vec<(review::Model, Change)>,
 }
 
+impl PreparedRow {
+    /// The row that keeps this household's external key, once it is written.
+    fn key_row(&self, now: DateTime<Utc>) -> import_key::Model {
+        import_key::Model {
+            external_key: self.checked.key.clone(),
+            household_id: self.record.id.clone(),
+            created_at: now,
+        }
+    }
+}
+
 /// A checked batch, ready to write.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -763,14 +770,7 @@ fn sqlite_inserts_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> Vec<Statem
         .iter()
         .flat_map(|p| p.member_rows.iter().cloned())
         .collect();
-    let keys = prepared
-        .iter()
-        .map(|p| import_key::Model {
-            external_key: p.checked.key.clone(),
-            household_id: p.record.id.clone(),
-            created_at: now,
-        })
-        .collect();
+    let keys = prepared.iter().map(|p| p.key_row(now)).collect();
     let reviews = prepared
         .iter()
         .flat_map(|p| p.new_reviews.iter().map(|(r, _)| r.clone()))
