@@ -17,6 +17,8 @@
 //!    both give the same rows for every year.
 //!
 //! SQLite always; PostgreSQL too when SUSTAIN_TEST_DATABASE_URL is set.
+//! BENCH_REGISTRY_BIN names another server binary to measure in place of
+//! this build's.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -78,7 +80,11 @@ fn spawn_server(url: &str) -> Server {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sustain-registry"))
+    // BENCH_REGISTRY_BIN runs another build of the server (an earlier
+    // commit's, say) under the same client and baseline, for a comparison.
+    let binary = std::env::var("BENCH_REGISTRY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sustain-registry").to_owned());
+    let mut child = Command::new(binary)
         .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path())

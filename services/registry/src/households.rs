@@ -235,7 +235,11 @@ fn check_writable(
 
 /// `state`: the rows as written, so the journal hashes (and a replica copies)
 /// exactly what is stored.
-fn journal_change(record: &HouseholdRecord, action: &'static str, state: String) -> Change {
+pub(crate) fn journal_change(
+    record: &HouseholdRecord,
+    action: &'static str,
+    state: String,
+) -> Change {
     Change {
         record_type: "household".into(),
         record_id: record.id.clone(),

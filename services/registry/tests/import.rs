@@ -183,6 +183,23 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
             assert!(!state.contains("020085001234"), "a CCCD in the outbox");
         }
         assert_eq!(hex::encode(batch.finalize()), hash);
+        // The range is the batch's own, and its changes carry the time they
+        // were written, the audit entry's.
+        let (first, last): (i64, i64) =
+            (first.parse().expect("first"), last.parse().expect("last"));
+        assert_eq!(last - first + 1, 5);
+        let stamped = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT count(*) AS n FROM outbox o JOIN audit_log a ON a.action = 'household.import' \
+                     WHERE o.seq BETWEEN {first} AND {last} AND o.recorded_at = a.recorded_at"
+                ),
+            ))
+            .await
+            .expect("stamps")
+            .expect("a count");
+        assert_eq!(stamped.try_get::<i64>("", "n").expect("n"), 5);
         let first_id: String = states[0].try_get("", "record_id").expect("id");
         assert_eq!(first_id, results[0].household_id);
     }

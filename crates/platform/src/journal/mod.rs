@@ -175,8 +175,58 @@ async fn append(
     origin: &str,
 ) -> Result<i64, ServiceError> {
     let n = changes.len() as i64;
-    // One counter row, locked by the UPDATE until commit: sequences are handed out in
-    // commit order with no gaps, so a reader at cursor N never misses a later commit.
+    let last = allocate(conn, n).await?;
+    let now = chrono::Utc::now();
+    let first = last - n + 1;
+    let mut outbox_rows = Vec::with_capacity(changes.len());
+    let mut audit_rows = Vec::with_capacity(changes.len());
+    let mut batch_hash = Sha256::new();
+    let batch_action = format!("{}.{}", changes[0].record_type, changes[0].action);
+    for (i, change) in changes.into_iter().enumerate() {
+        let digest = Sha256::digest(change.state.as_bytes());
+        batch_hash.update(digest);
+        if audit == Audit::EachChange {
+            audit_rows.push(audit_log::ActiveModel {
+                recorded_at: Set(now),
+                actor: Set(caller.subject.clone()),
+                role: Set(caller.role.as_str().to_owned()),
+                action: Set(format!("{}.{}", change.record_type, change.action)),
+                record_type: Set(change.record_type.clone()),
+                record_id: Set(change.record_id.clone()),
+                owner_unit: Set(change.owner_unit.clone()),
+                version: Set(change.version),
+                state_hash: Set(hex::encode(digest)),
+                request_id: Set(request_id.to_owned()),
+                ..Default::default()
+            });
+        }
+        outbox_rows.push(outbox_row(first + i as i64, now, change, origin));
+    }
+    if audit == Audit::OnePerBatch {
+        audit_rows.push(batch_audit(
+            caller,
+            request_id,
+            now,
+            batch_action,
+            (first, last),
+            hex::encode(batch_hash.finalize()),
+        ));
+    }
+    db::insert_via::<outbox::Entity>(conn, copier, outbox_rows, &[]).await?;
+    while !audit_rows.is_empty() {
+        let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
+        audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))
+            .exec(conn)
+            .await?;
+    }
+    Ok(last)
+}
+
+/// Moves the outbox head on by `n` changes; returns the sequence of the last.
+/// One counter row, locked by the UPDATE until commit: sequences are handed out
+/// in commit order with no gaps, so a reader at cursor N never misses a later
+/// commit.
+async fn allocate(conn: &impl ConnectionTrait, n: i64) -> Result<i64, ServiceError> {
     let backend = conn.get_database_backend();
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
@@ -191,67 +241,166 @@ async fn append(
         ))
         .await?
         .ok_or_else(|| ServiceError::Internal("outbox_head row is missing".into()))?;
-    let last: i64 = row.try_get("", "seq")?;
-    let now = chrono::Utc::now();
-    let first = last - n + 1;
-    let mut outbox_rows = Vec::with_capacity(changes.len());
-    let mut audit_rows = Vec::with_capacity(changes.len());
+    Ok(row.try_get("", "seq")?)
+}
+
+fn outbox_row(
+    seq: i64,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    change: Change,
+    origin: &str,
+) -> outbox::Model {
+    outbox::Model {
+        seq,
+        recorded_at,
+        record_type: change.record_type,
+        record_id: change.record_id,
+        owner_unit: change.owner_unit,
+        version: change.version,
+        action: change.action,
+        state: change.state,
+        origin: origin.to_owned(),
+    }
+}
+
+/// The one audit entry of a group journaled [`Audit::OnePerBatch`]: it names
+/// the outbox range `seqs` and hashes the group's states together.
+fn batch_audit(
+    caller: &Caller,
+    request_id: &str,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    action: String,
+    (first, last): (i64, i64),
+    state_hash: String,
+) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
+        recorded_at: Set(recorded_at),
+        actor: Set(caller.subject.clone()),
+        role: Set(caller.role.as_str().to_owned()),
+        action: Set(action),
+        record_type: Set("outbox".to_owned()),
+        record_id: Set(format!("{first}-{last}")),
+        owner_unit: Set(String::new()),
+        version: Set(last - first + 1),
+        state_hash: Set(state_hash),
+        request_id: Set(request_id.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A group of changes made here whose outbox rows are built ahead as SQLite
+/// INSERTs, audited [`Audit::OnePerBatch`]: the bulk import builds a batch's
+/// while the batch before it writes, so SQLite's one writer does not wait
+/// while 5,000 rows of statements are built. Their sequence numbers and time
+/// are only known once written: the statements hold offsets from the group's
+/// first sequence, and [`record_prepared`] puts the real values in place.
+#[derive(Debug, Clone)]
+pub struct PreparedGroup {
+    statements: Vec<Statement>,
+    len: i64,
+    owners: std::collections::BTreeSet<String>,
+    action: String,
+    state_hash: String,
+}
+
+/// Where the sequence and the time sit in each row of an outbox INSERT, and
+/// how many values a row has.
+fn outbox_layout() -> (usize, usize, usize) {
+    use sea_orm::{IdenStatic, Iterable};
+    let columns: Vec<&str> = outbox::Column::iter().map(|c| c.as_str()).collect();
+    let at = |c: outbox::Column| {
+        columns
+            .iter()
+            .position(|x| *x == c.as_str())
+            .unwrap_or_default()
+    };
+    (
+        at(outbox::Column::Seq),
+        at(outbox::Column::RecordedAt),
+        columns.len(),
+    )
+}
+
+/// Builds the outbox rows of `changes` (in order) for [`record_prepared`] on
+/// SQLite.
+pub fn prepare_group(changes: Vec<Change>) -> PreparedGroup {
+    let action = changes
+        .first()
+        .map(|c| format!("{}.{}", c.record_type, c.action))
+        .unwrap_or_default();
+    let len = changes.len() as i64;
+    let mut owners = std::collections::BTreeSet::new();
     let mut batch_hash = Sha256::new();
-    let batch_action = format!("{}.{}", changes[0].record_type, changes[0].action);
-    for (i, change) in changes.into_iter().enumerate() {
-        let digest = Sha256::digest(change.state.as_bytes());
-        batch_hash.update(digest);
-        let state_hash = hex::encode(digest);
-        outbox_rows.push(outbox::Model {
-            seq: first + i as i64,
-            recorded_at: now,
-            record_type: change.record_type.clone(),
-            record_id: change.record_id.clone(),
-            owner_unit: change.owner_unit.clone(),
-            version: change.version,
-            action: change.action.clone(),
-            state: change.state,
-            origin: origin.to_owned(),
-        });
-        if audit == Audit::OnePerBatch {
+    let placeholder = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let rows = changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, change)| {
+            batch_hash.update(Sha256::digest(change.state.as_bytes()));
+            if !owners.contains(&change.owner_unit) {
+                owners.insert(change.owner_unit.clone());
+            }
+            outbox_row(i as i64, placeholder, change, "")
+        })
+        .collect();
+    PreparedGroup {
+        statements: db::sqlite_inserts::<outbox::Entity>(rows, &[]),
+        len,
+        owners,
+        action,
+        state_hash: hex::encode(batch_hash.finalize()),
+    }
+}
+
+/// Appends a group built by [`prepare_group`], checked as [`record_group`]
+/// checks; returns the last outbox sequence.
+pub async fn record_prepared(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    request_id: &str,
+    group: PreparedGroup,
+) -> Result<i64, ServiceError> {
+    if group.len == 0 {
+        return Ok(0);
+    }
+    crate::sync::Topology::load(conn)
+        .await?
+        .check_writes(group.owners.iter().map(String::as_str))?;
+    let last = allocate(conn, group.len).await?;
+    let first = last - group.len + 1;
+    let now = chrono::Utc::now();
+    let (seq_at, time_at, width) = outbox_layout();
+    let mut statements = group.statements;
+    for statement in &mut statements {
+        let Some(values) = statement.values.as_mut() else {
             continue;
+        };
+        if values.0.len() % width != 0 {
+            return Err(ServiceError::Internal(
+                "a prepared outbox INSERT does not hold whole rows".into(),
+            ));
         }
-        audit_rows.push(audit_log::ActiveModel {
-            recorded_at: Set(now),
-            actor: Set(caller.subject.clone()),
-            role: Set(caller.role.as_str().to_owned()),
-            action: Set(format!("{}.{}", change.record_type, change.action)),
-            record_type: Set(change.record_type),
-            record_id: Set(change.record_id),
-            owner_unit: Set(change.owner_unit),
-            version: Set(change.version),
-            state_hash: Set(state_hash),
-            request_id: Set(request_id.to_owned()),
-            ..Default::default()
-        });
+        for row in values.0.chunks_mut(width) {
+            let sea_orm::Value::BigInt(Some(offset)) = row[seq_at] else {
+                return Err(ServiceError::Internal(
+                    "a prepared outbox row has no sequence offset".into(),
+                ));
+            };
+            row[seq_at] = sea_orm::Value::BigInt(Some(first + offset));
+            row[time_at] = sea_orm::Value::ChronoDateTimeUtc(Some(now));
+        }
     }
-    if audit == Audit::OnePerBatch {
-        audit_rows.push(audit_log::ActiveModel {
-            recorded_at: Set(now),
-            actor: Set(caller.subject.clone()),
-            role: Set(caller.role.as_str().to_owned()),
-            action: Set(batch_action),
-            record_type: Set("outbox".to_owned()),
-            record_id: Set(format!("{first}-{last}")),
-            owner_unit: Set(String::new()),
-            version: Set(n),
-            state_hash: Set(hex::encode(batch_hash.finalize())),
-            request_id: Set(request_id.to_owned()),
-            ..Default::default()
-        });
-    }
-    db::insert_via::<outbox::Entity>(conn, copier, outbox_rows, &[]).await?;
-    while !audit_rows.is_empty() {
-        let rest = audit_rows.split_off(audit_rows.len().min(ROWS_PER_INSERT));
-        audit_log::Entity::insert_many(std::mem::replace(&mut audit_rows, rest))
-            .exec(conn)
-            .await?;
-    }
+    db::run_all(conn, statements).await?;
+    batch_audit(
+        caller,
+        request_id,
+        now,
+        group.action,
+        (first, last),
+        group.state_hash,
+    )
+    .insert(conn)
+    .await?;
     Ok(last)
 }
 

@@ -33,6 +33,7 @@ use super::store::{self, CERTIFIED};
 use super::tally::TallyDelta;
 use super::{journal_change, new_review};
 use crate::convert::{household_from_proto, parse_date, today};
+use crate::households::journal_change as household_change;
 use crate::model::{household, import_key, member, review};
 use crate::store::{self as households, HouseholdRecord, Vault};
 
@@ -309,7 +310,7 @@ impl Importer {
             }
         }
         let inserts = match self.db.get_database_backend() {
-            DbBackend::Sqlite => Some(sqlite_inserts_of(&prepared, now)),
+            DbBackend::Sqlite => Some(sqlite_batch_of(&prepared, now)),
             _ => None,
         };
         Ok(Prepared {
@@ -366,8 +367,14 @@ impl Importer {
             .collect();
         let holders = households::holders_of(txn, hashes).await?;
         // Built ahead for the batch as it came, they hold just the rows
-        // written now when every key is new and no citizen ID is taken.
-        let inserts = inserts.filter(|_| known.is_empty() && holders.is_empty());
+        // written now (and their changes) when every key is new and no
+        // citizen ID is taken.
+        let (inserts, journaled) = match inserts {
+            Some(built) if known.is_empty() && holders.is_empty() => {
+                (Some(built.rows), Some(built.journal))
+            }
+            _ => (None, None),
+        };
 
         let mut household_rows = vec![];
         let mut member_rows = vec![];
@@ -403,14 +410,7 @@ impl Importer {
                 true,
             ));
             key_rows.push(p.key_row(now));
-            changes.push(Change {
-                record_type: "household".into(),
-                record_id: p.record.id.clone(),
-                owner_unit: p.record.owner_unit().to_owned(),
-                version: p.record.version,
-                action: "import".into(),
-                state: p.state,
-            });
+            changes.push(household_change(&p.record, "import", p.state));
             household_rows.push(p.household_row);
             member_rows.extend(p.member_rows);
             for (r, change) in p.new_reviews {
@@ -493,7 +493,13 @@ impl Importer {
         }
 
         delta.apply(txn).await?;
-        journal::record_group(txn, caller, "import", changes, journal::Audit::OnePerBatch).await?;
+        match journaled {
+            Some(group) => journal::record_prepared(txn, caller, "import", group).await?,
+            None => {
+                journal::record_group(txn, caller, "import", changes, journal::Audit::OnePerBatch)
+                    .await?
+            }
+        };
         Ok(results.into_iter().flatten().collect())
     }
 
@@ -755,16 +761,24 @@ pub struct Prepared {
     results: Vec<Option<pb::ImportRowResult>>,
     prepared: Vec<PreparedRow>,
     /// On SQLite, the INSERTs of every good row's household, members, key
-    /// and reviews, for when all of them turn out new: built here, they
-    /// keep SQLite's one writer from waiting while they are built.
-    inserts: Option<Vec<Statement>>,
+    /// and reviews and their journal, for when all of them turn out new:
+    /// built here, they keep SQLite's one writer from waiting while they
+    /// are built.
+    inserts: Option<SqliteBatch>,
     now: DateTime<Utc>,
+}
+
+/// A batch's writes built ahead, for when every row is a new household.
+#[derive(Debug, Clone)]
+struct SqliteBatch {
+    rows: Vec<Statement>,
+    journal: journal::PreparedGroup,
 }
 
 /// The INSERT statements writing every prepared row as a new household, in
 /// the order the write path inserts them (households before what refers to
-/// them).
-fn sqlite_inserts_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> Vec<Statement> {
+/// them), and their journal: the households' changes, then the reviews'.
+fn sqlite_batch_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> SqliteBatch {
     let households = prepared.iter().map(|p| p.household_row.clone()).collect();
     let members = prepared
         .iter()
@@ -779,7 +793,19 @@ fn sqlite_inserts_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> Vec<Statem
     statements.extend(sqlite_inserts::<member::Entity>(members, &[]));
     statements.extend(sqlite_inserts::<import_key::Entity>(keys, &[]));
     statements.extend(sqlite_inserts::<review::Entity>(reviews, &[]));
-    statements
+    let changes = prepared
+        .iter()
+        .map(|p| household_change(&p.record, "import", p.state.clone()))
+        .chain(
+            prepared
+                .iter()
+                .flat_map(|p| p.new_reviews.iter().map(|(_, c)| c.clone())),
+        )
+        .collect();
+    SqliteBatch {
+        rows: statements,
+        journal: journal::prepare_group(changes),
+    }
 }
 
 impl Prepared {
