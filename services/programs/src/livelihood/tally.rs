@@ -63,7 +63,7 @@ pub fn period_mask(from: i32, to: i32) -> i64 {
 }
 
 /// Where an enrolment is counted: its placement, "" for a missing level.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Place {
     province: String,
     district: String,
@@ -179,10 +179,16 @@ impl SumsDelta {
 
     pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
         use enrolment_tally::Column as C;
-        let rows = self
+        // In key order: two batches touching the same tally rows then lock
+        // them alike on PostgreSQL and cannot deadlock.
+        let mut changes: Vec<_> = self
             .changes
             .into_iter()
             .filter(|(_, s)| *s != Sums::default())
+            .collect();
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        let rows = changes
+            .into_iter()
             .map(|((place, project, class, year), sums)| {
                 let mut row: Vec<Value> = place.values().into();
                 row.extend([project.into(), class.into(), year.into()]);
@@ -399,9 +405,11 @@ pub async fn refresh_reach(
         .await?;
 
     use enrolment_reach::Column as C;
+    // In key order, as the sums: writers of different households share these rows.
+    let mut moves: Vec<_> = moves.into_iter().filter(|(_, n)| *n != 0).collect();
+    moves.sort_by(|a, b| a.0.cmp(&b.0));
     let rows = moves
         .into_iter()
-        .filter(|(_, n)| *n != 0)
         .map(|((place, project, class, mask), n)| {
             let mut row: Vec<Value> = place.values().into();
             row.extend([project.into(), class.into(), mask.into(), n.into()]);
