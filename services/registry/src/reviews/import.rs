@@ -283,15 +283,7 @@ impl Importer {
                         .collect();
                     let member_ids = household.members.iter().map(|_| new_id()).collect();
                     let record = HouseholdRecord::new(new_id(), household, member_ids, now);
-                    let (household_row, member_rows, state) =
-                        households::stored_rows(&record, &self.vault);
-                    let new_reviews = reviews_of_new(&caller.subject, &record, &reviews, now)
-                        .into_iter()
-                        .map(|r| {
-                            let change = journal_change(&r, "import");
-                            (r, change)
-                        })
-                        .collect();
+                    let stored = self.stored(caller, &record, &reviews, now);
                     prepared.push(PreparedRow {
                         checked: CheckedRow {
                             index,
@@ -300,17 +292,14 @@ impl Importer {
                         },
                         hashes,
                         record,
-                        household_row,
-                        member_rows,
-                        state,
-                        new_reviews,
+                        stored: Some(stored),
                     });
                 }
                 Err(v) => results[index] = Some(rejected(row, v)),
             }
         }
         let inserts = match self.db.get_database_backend() {
-            DbBackend::Sqlite => Some(sqlite_batch_of(&prepared, now)),
+            DbBackend::Sqlite => Some(sqlite_batch_of(&mut prepared, now)),
             _ => None,
         };
         Ok(Prepared {
@@ -320,6 +309,30 @@ impl Importer {
             inserts,
             now,
         })
+    }
+
+    /// The rows a household imported now is stored as, with its reviews.
+    fn stored(
+        &self,
+        caller: &Caller,
+        record: &HouseholdRecord,
+        reviews: &[RowReview],
+        now: DateTime<Utc>,
+    ) -> StoredRows {
+        let (household_row, member_rows, state) = households::stored_rows(record, &self.vault);
+        let new_reviews = reviews_of_new(&caller.subject, record, reviews, now)
+            .into_iter()
+            .map(|r| {
+                let change = journal_change(&r, "import");
+                (r, change)
+            })
+            .collect();
+        StoredRows {
+            household_row,
+            member_rows,
+            state,
+            new_reviews,
+        }
     }
 
     /// Writes a prepared batch in one transaction; one result per row, in order.
@@ -369,22 +382,16 @@ impl Importer {
         // Built ahead for the batch as it came, they hold just the rows
         // written now (and their changes) when every key is new and no
         // citizen ID is taken.
-        let (inserts, journaled) = match inserts {
+        let (inserts, journaled, built_delta) = match inserts {
             Some(built) if known.is_empty() && holders.is_empty() => {
-                (Some(built.rows), Some(built.journal))
+                (Some(built.rows), Some(built.journal), Some(built.delta))
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
 
-        let mut household_rows = vec![];
-        let mut member_rows = vec![];
-        let mut review_rows: Vec<review::Model> = vec![];
-        let mut changes: Vec<Change> = vec![];
-        let mut review_changes: Vec<Change> = vec![];
-        let mut delta = TallyDelta::default();
+        let mut new = NewRows::default();
         let mut existing: Vec<(CheckedRow, String)> = vec![];
-        let mut key_rows = vec![];
-        for p in prepared {
+        for mut p in prepared {
             let index = p.checked.index;
             if let Some(id) = known.get(&p.checked.key) {
                 existing.push((p.checked, id.clone()));
@@ -406,30 +413,31 @@ impl Importer {
             results[index] = Some(accepted(
                 &rows[index],
                 &p.record.id,
-                p.new_reviews.len() as i32,
+                p.checked.reviews.len() as i32,
                 true,
             ));
-            key_rows.push(p.key_row(now));
-            changes.push(household_change(&p.record, "import", p.state));
-            household_rows.push(p.household_row);
-            member_rows.extend(p.member_rows);
-            for (r, change) in p.new_reviews {
-                if r.state == CERTIFIED {
-                    delta.add(&r, 1);
-                }
-                review_changes.push(change);
-                review_rows.push(r);
+            if inserts.is_some() {
+                // Its rows, changes and tally went into the statements built ahead.
+                continue;
             }
+            // Moved into statements built ahead that turned out unusable: stored again.
+            let stored = match p.stored.take() {
+                Some(stored) => stored,
+                None => self.stored(caller, &p.record, &p.checked.reviews, now),
+            };
+            new.add(&p, stored, now);
         }
         match inserts {
             Some(statements) => run_all(txn, statements).await?,
             None => {
-                households::insert_stored(txn, household_rows, member_rows).await?;
-                insert_rows::<import_key::Entity>(txn, key_rows, &[]).await?;
-                insert_rows::<review::Entity>(txn, review_rows, &[]).await?;
+                households::insert_stored(txn, new.households, new.members).await?;
+                insert_rows::<import_key::Entity>(txn, new.keys, &[]).await?;
+                insert_rows::<review::Entity>(txn, new.reviews, &[]).await?;
             }
         }
-        changes.extend(review_changes);
+        let mut changes = new.changes;
+        changes.extend(new.review_changes);
+        let mut delta = built_delta.unwrap_or(new.delta);
 
         // Households imported before: add the review years they lack. Their
         // places and review years are read for the whole batch at once, so a
@@ -737,6 +745,13 @@ struct PreparedRow {
     checked: CheckedRow,
     hashes: Vec<Option<String>>,
     record: HouseholdRecord,
+    /// `None` once moved into the statements built ahead on SQLite.
+    stored: Option<StoredRows>,
+}
+
+/// The rows a new household is written as (encrypted, serialised).
+#[derive(Debug, Clone)]
+struct StoredRows {
     household_row: household::Model,
     member_rows: Vec<member::Model>,
     state: String,
@@ -773,38 +788,63 @@ pub struct Prepared {
 struct SqliteBatch {
     rows: Vec<Statement>,
     journal: journal::PreparedGroup,
+    /// The tally changes of its certified reviews.
+    delta: TallyDelta,
 }
 
 /// The INSERT statements writing every prepared row as a new household, in
 /// the order the write path inserts them (households before what refers to
-/// them), and their journal: the households' changes, then the reviews'.
-fn sqlite_batch_of(prepared: &[PreparedRow], now: DateTime<Utc>) -> SqliteBatch {
-    let households = prepared.iter().map(|p| p.household_row.clone()).collect();
-    let members = prepared
-        .iter()
-        .flat_map(|p| p.member_rows.iter().cloned())
-        .collect();
-    let keys = prepared.iter().map(|p| p.key_row(now)).collect();
-    let reviews = prepared
-        .iter()
-        .flat_map(|p| p.new_reviews.iter().map(|(r, _)| r.clone()))
-        .collect();
-    let mut statements = sqlite_inserts::<household::Entity>(households, &[]);
-    statements.extend(sqlite_inserts::<member::Entity>(members, &[]));
-    statements.extend(sqlite_inserts::<import_key::Entity>(keys, &[]));
-    statements.extend(sqlite_inserts::<review::Entity>(reviews, &[]));
-    let changes = prepared
-        .iter()
-        .map(|p| household_change(&p.record, "import", p.state.clone()))
-        .chain(
-            prepared
-                .iter()
-                .flat_map(|p| p.new_reviews.iter().map(|(_, c)| c.clone())),
-        )
-        .collect();
+/// them), their journal (the households' changes, then the reviews') and
+/// tally changes. Each row's stored rows are moved into them, not copied: a
+/// batch is held once; in the rare batch that cannot use them (a key known,
+/// a citizen ID taken) the write stores its new rows again.
+fn sqlite_batch_of(prepared: &mut [PreparedRow], now: DateTime<Utc>) -> SqliteBatch {
+    let mut new = NewRows::default();
+    for p in prepared.iter_mut() {
+        if let Some(stored) = p.stored.take() {
+            new.add(p, stored, now);
+        }
+    }
+    let mut changes = new.changes;
+    changes.extend(new.review_changes);
+    let mut statements = sqlite_inserts::<household::Entity>(new.households, &[]);
+    statements.extend(sqlite_inserts::<member::Entity>(new.members, &[]));
+    statements.extend(sqlite_inserts::<import_key::Entity>(new.keys, &[]));
+    statements.extend(sqlite_inserts::<review::Entity>(new.reviews, &[]));
     SqliteBatch {
         rows: statements,
         journal: journal::prepare_group(changes),
+        delta: new.delta,
+    }
+}
+
+/// The rows, changes and tally changes of a batch's new households, in the
+/// order they are written.
+#[derive(Debug, Default)]
+struct NewRows {
+    households: Vec<household::Model>,
+    members: Vec<member::Model>,
+    keys: Vec<import_key::Model>,
+    reviews: Vec<review::Model>,
+    changes: Vec<Change>,
+    review_changes: Vec<Change>,
+    delta: TallyDelta,
+}
+
+impl NewRows {
+    fn add(&mut self, p: &PreparedRow, stored: StoredRows, now: DateTime<Utc>) {
+        self.keys.push(p.key_row(now));
+        self.changes
+            .push(household_change(&p.record, "import", stored.state));
+        self.households.push(stored.household_row);
+        self.members.extend(stored.member_rows);
+        for (r, change) in stored.new_reviews {
+            if r.state == CERTIFIED {
+                self.delta.add(&r, 1);
+            }
+            self.review_changes.push(change);
+            self.reviews.push(r);
+        }
     }
 }
 

@@ -148,7 +148,7 @@ impl Counts {
 
 /// Changes to the tallies, gathered while a transaction writes reviews and
 /// applied once at its end.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TallyDelta {
     changes: HashMap<TallyKey, Counts>,
 }
