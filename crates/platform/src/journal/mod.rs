@@ -112,9 +112,7 @@ async fn checked_append(
     if changes.is_empty() {
         return Ok(0);
     }
-    crate::sync::Topology::load(conn)
-        .await?
-        .check_writes(changes.iter().map(|c| c.owner_unit.as_str()))?;
+    check_owners(conn, changes.iter().map(|c| c.owner_unit.as_str())).await?;
     append(conn, copier, caller, request_id, changes, audit, "").await
 }
 
@@ -163,6 +161,17 @@ pub async fn record_reissued(
         "",
     )
     .await
+}
+
+/// Refuses with FAILED_PRECONDITION a change to a record another instance
+/// owns: every write path journals, so none can write to a replica.
+async fn check_owners<'a>(
+    conn: &impl ConnectionTrait,
+    owners: impl Iterator<Item = &'a str>,
+) -> Result<(), ServiceError> {
+    crate::sync::Topology::load(conn)
+        .await?
+        .check_writes(owners)
 }
 
 async fn append(
@@ -363,9 +372,7 @@ pub async fn record_prepared(
     if group.len == 0 {
         return Ok(0);
     }
-    crate::sync::Topology::load(conn)
-        .await?
-        .check_writes(group.owners.iter().map(String::as_str))?;
+    check_owners(conn, group.owners.iter().map(String::as_str)).await?;
     let last = allocate(conn, group.len).await?;
     let first = last - group.len + 1;
     let now = chrono::Utc::now();

@@ -382,12 +382,7 @@ impl Importer {
         // Built ahead for the batch as it came, they hold just the rows
         // written now (and their changes) when every key is new and no
         // citizen ID is taken.
-        let (inserts, journaled, built_delta) = match inserts {
-            Some(built) if known.is_empty() && holders.is_empty() => {
-                (Some(built.rows), Some(built.journal), Some(built.delta))
-            }
-            _ => (None, None, None),
-        };
+        let built = inserts.filter(|_| known.is_empty() && holders.is_empty());
 
         let mut new = NewRows::default();
         let mut existing: Vec<(CheckedRow, String)> = vec![];
@@ -416,7 +411,7 @@ impl Importer {
                 p.checked.reviews.len() as i32,
                 true,
             ));
-            if inserts.is_some() {
+            if built.is_some() {
                 // Its rows, changes and tally went into the statements built ahead.
                 continue;
             }
@@ -427,17 +422,24 @@ impl Importer {
             };
             new.add(&p, stored, now);
         }
-        match inserts {
-            Some(statements) => run_all(txn, statements).await?,
+        let (journaled, mut delta) = match built {
+            Some(SqliteBatch {
+                rows,
+                journal,
+                delta,
+            }) => {
+                run_all(txn, rows).await?;
+                (Some(journal), delta)
+            }
             None => {
                 households::insert_stored(txn, new.households, new.members).await?;
                 insert_rows::<import_key::Entity>(txn, new.keys, &[]).await?;
                 insert_rows::<review::Entity>(txn, new.reviews, &[]).await?;
+                (None, new.delta)
             }
-        }
+        };
         let mut changes = new.changes;
         changes.extend(new.review_changes);
-        let mut delta = built_delta.unwrap_or(new.delta);
 
         // Households imported before: add the review years they lack. Their
         // places and review years are read for the whole batch at once, so a
