@@ -146,7 +146,12 @@ fn push_text(out: &mut String, value: &Value) -> Result<(), DbErr> {
             Ok(())
         }
         Value::ChronoDate(Some(d)) => write!(out, "{}", d.format("%Y-%m-%d")),
-        Value::ChronoDateTimeUtc(Some(t)) => write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.f+00")),
+        // Microseconds, cut rather than rounded as PostgreSQL would round the
+        // nanoseconds: a time must be stored as sqlx's bound parameters store
+        // it, or one instant written by COPY and by INSERT compares unequal.
+        Value::ChronoDateTimeUtc(Some(t)) => {
+            write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"))
+        }
         Value::SmallInt(None)
         | Value::Int(None)
         | Value::BigInt(None)
@@ -304,7 +309,7 @@ mod tests {
         assert_eq!(text(Value::Bool(Some(true))), "t");
         assert_eq!(text(Value::BigInt(Some(-7))), "-7");
         assert_eq!(text(Value::Bytes(Some(vec![0, 255]))), "\\\\x00ff");
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-29T01:02:03.000004Z")
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-29T01:02:03.000004999Z")
             .expect("time")
             .with_timezone(&chrono::Utc);
         assert_eq!(
