@@ -366,17 +366,24 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(sustain_registry::demo::LANG_SON[0].households);
+    // BENCH_IMPORT_BATCH: households per request (at most the server's 2,000).
+    let batch: usize = std::env::var("BENCH_IMPORT_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BATCH);
     let postgres = std::env::var("SUSTAIN_TEST_DATABASE_URL").ok();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("review benchmarks: demo seed 2021, {households} households in 2021, {cpus} CPUs");
+    println!(
+        "review benchmarks: demo seed 2021, {households} households in 2021, {batch} a request, {cpus} CPUs"
+    );
 
     let start = Instant::now();
     let mut demo = Demo::new(sustain_registry::demo::DEFAULT_SEED, households).expect("demo");
     let rows: Vec<pb::ImportRow> = (0..demo.households()).map(|i| demo.row(i)).collect();
     let batches: Vec<pb::ImportHouseholdsRequest> = rows
-        .chunks(BATCH)
+        .chunks(batch)
         .map(|c| pb::ImportHouseholdsRequest { rows: c.to_vec() })
         .collect();
     drop(rows);

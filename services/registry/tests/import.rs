@@ -634,11 +634,13 @@ async fn batches_written_together_answer_as_if_written_in_turn() {
 /// Bulk rows go in by COPY on PostgreSQL (INSERTs on SQLite): text that COPY
 /// would read as its own syntax (tab, newline, backslash, `\N`) comes back as
 /// written, NULLs stay NULL, and a transaction dropped without commit leaves
-/// nothing behind.
+/// nothing behind. Rows built ahead (`SqliteRows`, written on SQLite through
+/// its own statements instead of sqlx) are stored value for value as sea-orm
+/// stores them.
 #[tokio::test]
 async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing() {
-    use sea_orm::EntityTrait;
-    use sustain_platform::db::{WriteTxn, insert_rows};
+    use sea_orm::{ActiveModelTrait, EntityTrait};
+    use sustain_platform::db::{SqliteRows, WriteTxn, insert_built, insert_rows};
     use sustain_registry::model::household;
 
     let server = TestServer::start().await;
@@ -689,7 +691,81 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
             .one(&db)
             .await
             .expect("read"),
-        Some(row)
+        Some(row.clone())
     );
+
+    // The same row built ahead, and once more through sea-orm's own insert.
+    let built = household::Model {
+        id: "bulk-2".into(),
+        ..row.clone()
+    };
+    let txn = WriteTxn::begin(&db).await.expect("begin");
+    insert_built(
+        &txn,
+        vec![SqliteRows::of::<household::Entity>(vec![built.clone()])],
+    )
+    .await
+    .expect("insert built");
+    drop(txn);
+    assert_eq!(
+        household::Entity::find_by_id("bulk-2")
+            .one(&db)
+            .await
+            .expect("read"),
+        None,
+        "built rows of a write never committed are left"
+    );
+    let txn = WriteTxn::begin(&db).await.expect("begin");
+    insert_built(
+        &txn,
+        vec![SqliteRows::of::<household::Entity>(vec![built.clone()])],
+    )
+    .await
+    .expect("insert built");
+    txn.commit().await.expect("commit");
+    let orm = household::Model {
+        id: "bulk-3".into(),
+        ..row.clone()
+    };
+    household::ActiveModel::from(orm.clone())
+        .insert(&db)
+        .await
+        .expect("insert through sea-orm");
+    assert_eq!(
+        household::Entity::find_by_id("bulk-2")
+            .one(&db)
+            .await
+            .expect("read"),
+        Some(built)
+    );
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // Byte for byte, with each value's storage class.
+        use sea_orm::{ConnectionTrait, IdenStatic, Iterable};
+        let stored = |id: &'static str| {
+            let db = &db;
+            async move {
+                let columns: Vec<String> = household::Column::iter()
+                    .filter(|c| c.as_str() != "id")
+                    .map(|c| format!("typeof({0}) || ':' || quote({0})", c.as_str()))
+                    .collect();
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                        sea_orm::DbBackend::Sqlite,
+                        format!(
+                            "SELECT {} AS v FROM household WHERE id = ?",
+                            columns.join(" || ' ' || ")
+                        ),
+                        [id.into()],
+                    ))
+                    .await
+                    .expect("read raw")
+                    .expect("a row");
+                row.try_get::<String>("", "v").expect("v")
+            }
+        };
+        let built = stored("bulk-2").await;
+        assert!(built.contains("integer:1"), "{built}");
+        assert_eq!(built, stored("bulk-3").await);
+    }
     server.stop().await;
 }

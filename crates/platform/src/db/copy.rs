@@ -6,13 +6,14 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use sea_orm::sqlx::{self, Postgres, Transaction};
+use sea_orm::sqlx::{Postgres, Transaction};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, RuntimeErr, Statement, Value,
 };
-use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
+
+use super::{SqliteWrite, exec_err};
 
 /// Bytes of COPY data sent to the server at a time.
 const COPY_CHUNK: usize = 1 << 20;
@@ -29,19 +30,6 @@ impl std::fmt::Debug for PgWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PgWrite")
     }
-}
-
-fn exec_err(e: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
-}
-
-fn query_err(e: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
-}
-
-fn query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(sea_orm::Values(vec![]));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
 }
 
 impl PgWrite {
@@ -173,78 +161,62 @@ fn push_text(out: &mut String, value: &Value) -> Result<(), DbErr> {
     Ok(())
 }
 
-#[tonic::async_trait]
-impl ConnectionTrait for PgWrite {
-    fn get_database_backend(&self) -> DbBackend {
-        DbBackend::Postgres
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let mut txn = self.txn.lock().await;
-        query(&stmt)
-            .execute(&mut **txn)
-            .await
-            .map(Into::into)
-            .map_err(exec_err)
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let mut txn = self.txn.lock().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut **txn)
-            .await
-            .map(Into::into)
-            .map_err(exec_err)
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let mut txn = self.txn.lock().await;
-        query(&stmt)
-            .fetch_optional(&mut **txn)
-            .await
-            .map(|row| row.map(Into::into))
-            .map_err(query_err)
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut txn = self.txn.lock().await;
-        query(&stmt)
-            .fetch_all(&mut **txn)
-            .await
-            .map(|rows| rows.into_iter().map(Into::into).collect())
-            .map_err(query_err)
-    }
-}
+super::sqlx_transaction_connection!(PgWrite, DbBackend::Postgres);
 
 /// A write transaction: a [`PgWrite`] on PostgreSQL, so bulk rows go in by
-/// COPY; sea-orm's own elsewhere (see [`super::begin_write`]).
+/// COPY; a [`SqliteWrite`] on SQLite, so rows built ahead go in through
+/// SQLite's own statements; sea-orm's own elsewhere (see
+/// [`super::begin_write`]).
 #[derive(Debug)]
 pub enum WriteTxn {
     Pg(PgWrite),
+    Sqlite(SqliteWrite),
     Orm(DatabaseTransaction),
 }
 
 impl WriteTxn {
     pub async fn begin(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-        Ok(match PgWrite::begin(db).await? {
-            Some(pg) => WriteTxn::Pg(pg),
-            None => WriteTxn::Orm(super::begin_write(db).await?),
-        })
+        if let Some(pg) = PgWrite::begin(db).await? {
+            return Ok(WriteTxn::Pg(pg));
+        }
+        if let Some(sqlite) = SqliteWrite::begin(db).await? {
+            return Ok(WriteTxn::Sqlite(sqlite));
+        }
+        Ok(WriteTxn::Orm(super::begin_write(db).await?))
     }
 
     pub async fn commit(self) -> Result<(), DbErr> {
         match self {
             WriteTxn::Pg(pg) => pg.commit().await,
+            WriteTxn::Sqlite(sqlite) => sqlite.commit().await,
             WriteTxn::Orm(txn) => txn.commit().await,
         }
     }
+}
+
+/// Runs `$call` on whichever transaction a [`WriteTxn`] holds.
+macro_rules! each {
+    ($txn:expr, $c:ident => $call:expr) => {
+        match $txn {
+            WriteTxn::Pg($c) => $call,
+            WriteTxn::Sqlite($c) => $call,
+            WriteTxn::Orm($c) => $call,
+        }
+    };
 }
 
 impl super::Bulk for WriteTxn {
     fn copier(&self) -> Option<&PgWrite> {
         match self {
             WriteTxn::Pg(pg) => Some(pg),
-            WriteTxn::Orm(_) => None,
+            _ => None,
+        }
+    }
+
+    fn sqlite_writer(&self) -> Option<&SqliteWrite> {
+        match self {
+            WriteTxn::Sqlite(sqlite) => Some(sqlite),
+            _ => None,
         }
     }
 }
@@ -252,38 +224,23 @@ impl super::Bulk for WriteTxn {
 #[tonic::async_trait]
 impl ConnectionTrait for WriteTxn {
     fn get_database_backend(&self) -> DbBackend {
-        match self {
-            WriteTxn::Pg(pg) => pg.get_database_backend(),
-            WriteTxn::Orm(txn) => txn.get_database_backend(),
-        }
+        each!(self, c => c.get_database_backend())
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        match self {
-            WriteTxn::Pg(pg) => pg.execute_raw(stmt).await,
-            WriteTxn::Orm(txn) => txn.execute_raw(stmt).await,
-        }
+        each!(self, c => c.execute_raw(stmt).await)
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match self {
-            WriteTxn::Pg(pg) => pg.execute_unprepared(sql).await,
-            WriteTxn::Orm(txn) => txn.execute_unprepared(sql).await,
-        }
+        each!(self, c => c.execute_unprepared(sql).await)
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        match self {
-            WriteTxn::Pg(pg) => pg.query_one_raw(stmt).await,
-            WriteTxn::Orm(txn) => txn.query_one_raw(stmt).await,
-        }
+        each!(self, c => c.query_one_raw(stmt).await)
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match self {
-            WriteTxn::Pg(pg) => pg.query_all_raw(stmt).await,
-            WriteTxn::Orm(txn) => txn.query_all_raw(stmt).await,
-        }
+        each!(self, c => c.query_all_raw(stmt).await)
     }
 }
 

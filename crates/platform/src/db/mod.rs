@@ -4,16 +4,22 @@
 //! failing when a read transaction tries to upgrade.
 
 mod copy;
+mod sqlite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use copy::{PgWrite, WriteTxn};
+pub use sqlite::{SqliteRows, SqliteWrite};
 
+use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    DbErr, IsolationLevel, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
+use sea_query_sqlx::SqlxValues;
 
 /// Opens a pool for `url`, creating the SQLite file's directory when needed.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -113,19 +119,125 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
 }
 
 /// A connection that bulk rows are written through: by `COPY` on a
-/// [`PgWrite`] (a [`WriteTxn`] on PostgreSQL), by INSERT statements on
-/// anything else.
+/// [`PgWrite`] (a [`WriteTxn`] on PostgreSQL), by SQLite's own prepared
+/// statements on a [`SqliteWrite`], by INSERT statements on anything else.
 pub trait Bulk: sea_orm::ConnectionTrait {
     /// The transaction to COPY into, when this is one.
     fn copier(&self) -> Option<&PgWrite> {
         None
     }
+
+    /// The SQLite transaction to write [`SqliteRows`] through, when this is one.
+    fn sqlite_writer(&self) -> Option<&SqliteWrite> {
+        None
+    }
 }
+
+/// Inserts rows built ahead ([`SqliteRows`]), table after table in order: on
+/// a [`SqliteWrite`] through SQLite's prepared statements, one per table,
+/// run once a row; elsewhere as multi-row INSERTs.
+pub async fn insert_built(conn: &impl Bulk, tables: Vec<SqliteRows>) -> Result<(), DbErr> {
+    match conn.sqlite_writer() {
+        Some(writer) => writer.insert_built(tables).await,
+        None => {
+            for table in tables {
+                run_all(conn, table.statements(conn.get_database_backend())).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn exec_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+fn query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+/// `stmt` as a sqlx query, its values bound as sea-orm binds them.
+fn query<DB>(stmt: &Statement) -> sqlx::query::Query<'_, DB, SqlxValues>
+where
+    DB: sqlx::Database,
+    SqlxValues: for<'q> sqlx::IntoArguments<DB>,
+{
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(vec![]));
+    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+}
+
+/// sea-orm's `ConnectionTrait` for a type holding a sqlx transaction in a
+/// `txn: Mutex<Transaction<'static, DB>>`, so sea-orm code runs on it as on
+/// its own transactions.
+macro_rules! sqlx_transaction_connection {
+    ($ty:ty, $backend:expr) => {
+        #[tonic::async_trait]
+        impl sea_orm::ConnectionTrait for $ty {
+            fn get_database_backend(&self) -> sea_orm::DbBackend {
+                $backend
+            }
+
+            async fn execute_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+                let mut txn = self.txn.lock().await;
+                super::query(&stmt)
+                    .execute(&mut **txn)
+                    .await
+                    .map(Into::into)
+                    .map_err(super::exec_err)
+            }
+
+            async fn execute_unprepared(
+                &self,
+                sql: &str,
+            ) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+                let mut txn = self.txn.lock().await;
+                sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut **txn)
+                    .await
+                    .map(Into::into)
+                    .map_err(super::exec_err)
+            }
+
+            async fn query_one_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<Option<sea_orm::QueryResult>, sea_orm::DbErr> {
+                let mut txn = self.txn.lock().await;
+                super::query(&stmt)
+                    .fetch_optional(&mut **txn)
+                    .await
+                    .map(|row| row.map(Into::into))
+                    .map_err(super::query_err)
+            }
+
+            async fn query_all_raw(
+                &self,
+                stmt: sea_orm::Statement,
+            ) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
+                let mut txn = self.txn.lock().await;
+                super::query(&stmt)
+                    .fetch_all(&mut **txn)
+                    .await
+                    .map(|rows| rows.into_iter().map(Into::into).collect())
+                    .map_err(super::query_err)
+            }
+        }
+    };
+}
+use sqlx_transaction_connection;
 
 impl Bulk for DatabaseConnection {}
 impl Bulk for DatabaseTransaction {}
 impl Bulk for PgWrite {
     fn copier(&self) -> Option<&PgWrite> {
+        Some(self)
+    }
+}
+impl Bulk for SqliteWrite {
+    fn sqlite_writer(&self) -> Option<&SqliteWrite> {
         Some(self)
     }
 }

@@ -297,24 +297,23 @@ fn batch_audit(
     }
 }
 
-/// A group of changes made here whose outbox rows are built ahead as SQLite
-/// INSERTs, audited [`Audit::OnePerBatch`]: the bulk import builds a batch's
-/// while the batch before it writes, so SQLite's one writer does not wait
-/// while 5,000 rows of statements are built. Their sequence numbers and time
-/// are only known once written: the statements hold offsets from the group's
-/// first sequence, and [`record_prepared`] puts the real values in place.
+/// A group of changes made here whose outbox rows are built ahead for SQLite
+/// ([`db::SqliteRows`]), audited [`Audit::OnePerBatch`]: the bulk import builds
+/// a batch's while the batch before it writes, so SQLite's one writer does not
+/// wait while 5,000 outbox rows are built. Their sequence numbers and time are
+/// only known once written: the rows hold offsets from the group's first
+/// sequence, and [`record_prepared`] puts the real values in place.
 #[derive(Debug, Clone)]
 pub struct PreparedGroup {
-    statements: Vec<Statement>,
+    rows: db::SqliteRows,
     len: i64,
     owners: std::collections::BTreeSet<String>,
     action: String,
     state_hash: String,
 }
 
-/// Where the sequence and the time sit in each row of an outbox INSERT, and
-/// how many values a row has.
-fn outbox_layout() -> (usize, usize, usize) {
+/// Where the sequence and the time sit in each outbox row.
+fn outbox_layout() -> (usize, usize) {
     use sea_orm::{IdenStatic, Iterable};
     let columns: Vec<&str> = outbox::Column::iter().map(|c| c.as_str()).collect();
     let at = |c: outbox::Column| {
@@ -323,11 +322,7 @@ fn outbox_layout() -> (usize, usize, usize) {
             .position(|x| *x == c.as_str())
             .unwrap_or_default()
     };
-    (
-        at(outbox::Column::Seq),
-        at(outbox::Column::RecordedAt),
-        columns.len(),
-    )
+    (at(outbox::Column::Seq), at(outbox::Column::RecordedAt))
 }
 
 /// Builds the outbox rows of `changes` (in order) for [`record_prepared`] on
@@ -353,7 +348,7 @@ pub fn prepare_group(changes: Vec<Change>) -> PreparedGroup {
         })
         .collect();
     PreparedGroup {
-        statements: db::sqlite_inserts::<outbox::Entity>(rows, &[]),
+        rows: db::SqliteRows::of::<outbox::Entity>(rows),
         len,
         owners,
         action,
@@ -364,7 +359,7 @@ pub fn prepare_group(changes: Vec<Change>) -> PreparedGroup {
 /// Appends a group built by [`prepare_group`], checked as [`record_group`]
 /// checks; returns the last outbox sequence.
 pub async fn record_prepared(
-    conn: &impl ConnectionTrait,
+    conn: &impl db::Bulk,
     caller: &Caller,
     request_id: &str,
     group: PreparedGroup,
@@ -375,29 +370,19 @@ pub async fn record_prepared(
     check_owners(conn, group.owners.iter().map(String::as_str)).await?;
     let last = allocate(conn, group.len).await?;
     let first = last - group.len + 1;
-    let now = chrono::Utc::now();
-    let (seq_at, time_at, width) = outbox_layout();
-    let mut statements = group.statements;
-    for statement in &mut statements {
-        let Some(values) = statement.values.as_mut() else {
-            continue;
-        };
-        if values.0.len() % width != 0 {
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let (seq_at, time_at) = outbox_layout();
+    let mut rows = group.rows;
+    for row in rows.rows_mut() {
+        let sea_orm::Value::BigInt(Some(offset)) = row[seq_at] else {
             return Err(ServiceError::Internal(
-                "a prepared outbox INSERT does not hold whole rows".into(),
+                "a prepared outbox row has no sequence offset".into(),
             ));
-        }
-        for row in values.0.chunks_mut(width) {
-            let sea_orm::Value::BigInt(Some(offset)) = row[seq_at] else {
-                return Err(ServiceError::Internal(
-                    "a prepared outbox row has no sequence offset".into(),
-                ));
-            };
-            row[seq_at] = sea_orm::Value::BigInt(Some(first + offset));
-            row[time_at] = sea_orm::Value::ChronoDateTimeUtc(Some(now));
-        }
+        };
+        row[seq_at] = sea_orm::Value::BigInt(Some(first + offset));
+        row[time_at] = sea_orm::Value::ChronoDateTimeUtc(Some(now));
     }
-    db::run_all(conn, statements).await?;
+    db::insert_built(conn, vec![rows]).await?;
     batch_audit(
         caller,
         request_id,

@@ -13,14 +13,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    Statement,
 };
 use sustain_domain::Violations;
 use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{Bulk, WriteTxn, in_json_list, insert_rows, run_all, sqlite_inserts};
+use sustain_platform::db::{Bulk, SqliteRows, WriteTxn, in_json_list, insert_built, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -428,7 +427,7 @@ impl Importer {
                 journal,
                 delta,
             }) => {
-                run_all(txn, rows).await?;
+                insert_built(txn, rows).await?;
                 (Some(journal), delta)
             }
             None => {
@@ -788,13 +787,13 @@ pub struct Prepared {
 /// A batch's writes built ahead, for when every row is a new household.
 #[derive(Debug, Clone)]
 struct SqliteBatch {
-    rows: Vec<Statement>,
+    rows: Vec<SqliteRows>,
     journal: journal::PreparedGroup,
     /// The tally changes of its certified reviews.
     delta: TallyDelta,
 }
 
-/// The INSERT statements writing every prepared row as a new household, in
+/// The rows writing every prepared row as a new household, in
 /// the order the write path inserts them (households before what refers to
 /// them), their journal (the households' changes, then the reviews') and
 /// tally changes. Each row's stored rows are moved into them, not copied: a
@@ -809,12 +808,13 @@ fn sqlite_batch_of(prepared: &mut [PreparedRow], now: DateTime<Utc>) -> SqliteBa
     }
     let mut changes = new.changes;
     changes.extend(new.review_changes);
-    let mut statements = sqlite_inserts::<household::Entity>(new.households, &[]);
-    statements.extend(sqlite_inserts::<member::Entity>(new.members, &[]));
-    statements.extend(sqlite_inserts::<import_key::Entity>(new.keys, &[]));
-    statements.extend(sqlite_inserts::<review::Entity>(new.reviews, &[]));
     SqliteBatch {
-        rows: statements,
+        rows: vec![
+            SqliteRows::of::<household::Entity>(new.households),
+            SqliteRows::of::<member::Entity>(new.members),
+            SqliteRows::of::<import_key::Entity>(new.keys),
+            SqliteRows::of::<review::Entity>(new.reviews),
+        ],
         journal: journal::prepare_group(changes),
         delta: new.delta,
     }

@@ -1,0 +1,229 @@
+//! A SQLite write transaction that sea-orm code uses like any other
+//! connection and that also takes rows built ahead ([`SqliteRows`]) straight
+//! into SQLite's own prepared statements: one single-row INSERT per table,
+//! run once a row, the way SQLite loads fastest. Through sqlx every value
+//! is first converted and copied into sqlx's arguments on the async side and
+//! every statement is a round trip to the connection's worker thread; for a
+//! bulk import that was a quarter of the writer's time, and SQLite has one
+//! writer (docs/benchmarks.md, issue 3).
+
+use std::ptr::NonNull;
+
+use chrono::SecondsFormat;
+use sea_orm::sqlx::{Sqlite, Transaction};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement, Value};
+use tokio::sync::Mutex;
+
+use super::{SQLITE_ROWS_PER_INSERT, chunk_size, exec_err};
+
+/// One write transaction on a SQLite pool, begun IMMEDIATE as
+/// [`super::begin_write`] begins them. Dropped without [`commit`] (an error on
+/// the way), it rolls back.
+///
+/// [`commit`]: SqliteWrite::commit
+pub struct SqliteWrite {
+    txn: Mutex<Transaction<'static, Sqlite>>,
+}
+
+impl std::fmt::Debug for SqliteWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteWrite")
+    }
+}
+
+super::sqlx_transaction_connection!(SqliteWrite, DbBackend::Sqlite);
+
+impl SqliteWrite {
+    /// Begins a transaction on `db`'s pool; `None` when `db` is not SQLite.
+    pub(super) async fn begin(db: &DatabaseConnection) -> Result<Option<SqliteWrite>, DbErr> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let txn = db
+            .get_sqlite_connection_pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(exec_err)?;
+        Ok(Some(SqliteWrite {
+            txn: Mutex::new(txn),
+        }))
+    }
+
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.into_inner().commit().await.map_err(exec_err)
+    }
+
+    /// Inserts `tables` in order, each through one prepared single-row
+    /// INSERT run once a row, on the SQLite handle of this transaction's
+    /// connection. A failure leaves the transaction to be rolled back.
+    pub(super) async fn insert_built(&self, tables: Vec<SqliteRows>) -> Result<(), DbErr> {
+        let mut txn = self.txn.lock().await;
+        let mut handle = txn.lock_handle().await.map_err(exec_err)?;
+        let raw = handle.as_raw_handle();
+        // The handle is locked for the whole synchronous call below: a
+        // future cannot be dropped half-way through it.
+        let write = || insert_on(raw, &tables);
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
+            _ => write(),
+        }
+    }
+}
+
+/// Runs the inserts of `tables` on the SQLite connection `raw`.
+#[allow(unsafe_code)]
+fn insert_on(raw: NonNull<rusqlite::ffi::sqlite3>, tables: &[SqliteRows]) -> Result<(), DbErr> {
+    // SAFETY: `raw` is the open handle of the sqlx connection whose lock
+    // (`LockedSqliteHandle`) the caller holds for the whole of this call, so
+    // nothing else uses the handle meanwhile; a Connection made from a handle
+    // does not close it when dropped, and it is dropped (its statements
+    // finalised) before this function returns.
+    let conn = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }.map_err(sqlite_err)?;
+    for table in tables {
+        let mut statement = conn.prepare(&table.sql).map_err(sqlite_err)?;
+        for row in table.values.chunks(table.width) {
+            for (i, value) in row.iter().enumerate() {
+                bind(&mut statement, i + 1, value)?;
+            }
+            statement.raw_execute().map_err(sqlite_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn sqlite_err(e: rusqlite::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::Internal(format!("SQLite: {e}")))
+}
+
+/// Binds `value` as sqlx (through sea-orm) binds it on SQLite, so a row reads
+/// back the same whichever way it was written: booleans as integers, dates as
+/// `YYYY-MM-DD`, times as RFC 3339, JSON as its text.
+fn bind(statement: &mut rusqlite::Statement<'_>, at: usize, value: &Value) -> Result<(), DbErr> {
+    let bound = match value {
+        Value::Bool(Some(b)) => statement.raw_bind_parameter(at, i64::from(*b)),
+        Value::TinyInt(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
+        Value::SmallInt(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
+        Value::Int(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
+        Value::BigInt(Some(n)) => statement.raw_bind_parameter(at, *n),
+        Value::Double(Some(d)) => statement.raw_bind_parameter(at, *d),
+        Value::String(Some(s)) => statement.raw_bind_parameter(at, s.as_str()),
+        Value::Bytes(Some(b)) => statement.raw_bind_parameter(at, b.as_slice()),
+        Value::ChronoDate(Some(d)) => statement.raw_bind_parameter(at, d.format("%F").to_string()),
+        Value::ChronoDateTimeUtc(Some(t)) => {
+            statement.raw_bind_parameter(at, t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        }
+        Value::Json(Some(j)) => statement.raw_bind_parameter(at, j.to_string()),
+        Value::Bool(None)
+        | Value::TinyInt(None)
+        | Value::SmallInt(None)
+        | Value::Int(None)
+        | Value::BigInt(None)
+        | Value::Double(None)
+        | Value::String(None)
+        | Value::Bytes(None)
+        | Value::ChronoDate(None)
+        | Value::ChronoDateTimeUtc(None)
+        | Value::Json(None) => statement.raw_bind_parameter(at, rusqlite::types::Null),
+        other => {
+            return Err(DbErr::Custom(format!(
+                "a bulk SQLite row cannot hold a value of this type: {other:?}"
+            )));
+        }
+    };
+    bound.map_err(sqlite_err)
+}
+
+/// Rows of one table built ahead of a write: its single-row INSERT and the
+/// values of every row, row after row.
+#[derive(Debug, Clone)]
+pub struct SqliteRows {
+    table: String,
+    columns: String,
+    sql: String,
+    width: usize,
+    values: Vec<Value>,
+}
+
+impl SqliteRows {
+    /// The rows of `rows`, every column of entity `E`; the rows' values are
+    /// moved, not copied.
+    pub fn of<E>(rows: Vec<E::Model>) -> SqliteRows
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
+    {
+        use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
+        let columns: Vec<E::Column> = E::Column::iter().collect();
+        let table = sea_orm::EntityName::table_name(&E::default()).to_owned();
+        let names: Vec<String> = columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.as_str()))
+            .collect();
+        let columns_sql = names.join(", ");
+        let width = columns.len();
+        let sql = format!(
+            "INSERT INTO \"{table}\" ({columns_sql}) VALUES ({})",
+            vec!["?"; width].join(", ")
+        );
+        let mut values = Vec::with_capacity(rows.len() * width);
+        for row in rows {
+            let mut active = row.into_active_model();
+            for c in &columns {
+                // A model sets every column.
+                values.push(active.take(*c).into_value().unwrap_or(Value::String(None)));
+            }
+        }
+        SqliteRows {
+            table,
+            columns: columns_sql,
+            sql,
+            width,
+            values,
+        }
+    }
+
+    /// How many values each row has.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Every row's values, row after row, to change in place before writing.
+    pub fn rows_mut(&mut self) -> std::slice::ChunksMut<'_, Value> {
+        self.values.chunks_mut(self.width.max(1))
+    }
+
+    /// The same rows as multi-row INSERT statements for `backend`, for a
+    /// connection that is not a [`SqliteWrite`].
+    pub(super) fn statements(self, backend: DbBackend) -> Vec<Statement> {
+        let SqliteRows {
+            table,
+            columns,
+            width,
+            mut values,
+            ..
+        } = self;
+        let mut statements = vec![];
+        while !values.is_empty() && width > 0 {
+            let n = chunk_size(values.len() / width, SQLITE_ROWS_PER_INSERT);
+            let rest = values.split_off(n * width);
+            let chunk = std::mem::replace(&mut values, rest);
+            let rows: Vec<String> = (0..n)
+                .map(|r| {
+                    let marks: Vec<String> = (1..=width)
+                        .map(|c| match backend {
+                            DbBackend::Postgres => format!("${}", r * width + c),
+                            _ => "?".to_owned(),
+                        })
+                        .collect();
+                    format!("({})", marks.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO \"{table}\" ({columns}) VALUES {}",
+                rows.join(", ")
+            );
+            statements.push(Statement::from_sql_and_values(backend, sql, chunk));
+        }
+        statements
+    }
+}
