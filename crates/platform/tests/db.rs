@@ -96,3 +96,72 @@ async fn a_write_that_gives_way_to_a_concurrent_one_is_aborted_not_internal() {
         assert_eq!(total(&db).await, 1, "the holder's write only");
     }
 }
+
+/// A bulk writer that commits without checkpointing (`commit_unchecked`) and
+/// has a `Checkpointer` checkpoint beside it: everything is committed, the
+/// SQLite WAL stays bounded instead of growing with every batch, and each
+/// connection checkpoints in its own commits again for other writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_writer_checkpoints_beside_its_commits_and_the_wal_stays_bounded() {
+    let database = TestDatabase::new().await.expect("database");
+    let db = db::connect(&database.url).await.expect("connect");
+    db.execute_unprepared("CREATE TABLE page_rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .await
+        .expect("table");
+    // About 1 MiB a batch: 250 rows of 4,000 characters.
+    let fill = if database.is_postgres() {
+        "INSERT INTO page_rows (id, body) SELECT g + $1, repeat('x', 4000) FROM generate_series(1, 250) g"
+    } else {
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) \
+         INSERT INTO page_rows (id, body) SELECT i + ?, printf('%.*c', 4000, 'x') FROM n"
+    };
+    let checkpointer = db::Checkpointer::new(db.clone());
+    let batches = 4 * db::Checkpointer::FULL_EVERY;
+    for batch in 0..batches {
+        let txn = db::WriteTxn::begin(&db).await.expect("begin");
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            fill,
+            [i64::from(batch * 1000).into()],
+        ))
+        .await
+        .expect("fill");
+        txn.commit_unchecked().await.expect("commit");
+        checkpointer.after_commit().await;
+    }
+    let rows = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM page_rows",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(rows, i64::from(batches) * 250);
+    if database.is_postgres() {
+        return;
+    }
+    let path = database
+        .url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .expect("path")
+        .to_owned();
+    let wal = std::fs::metadata(format!("{path}-wal")).expect("wal").len();
+    // 16 batches of about 1 MiB: a WAL never copied back would hold them all.
+    assert!(wal < 8 << 20, "WAL of {wal} bytes");
+    let pool = db.get_sqlite_connection_pool();
+    let mut held = vec![];
+    for _ in 0..4 {
+        let mut conn = pool.acquire().await.expect("connection");
+        let every: i64 = sea_orm::sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("pragma");
+        assert_eq!(every, 1000, "a connection left without its own checkpoints");
+        held.push(conn);
+    }
+}

@@ -192,6 +192,15 @@ impl WriteTxn {
             WriteTxn::Orm(txn) => txn.commit().await,
         }
     }
+
+    /// Commits, on SQLite leaving the WAL's checkpoint to a
+    /// [`super::Checkpointer`] (see [`SqliteWrite::commit_unchecked`]).
+    pub async fn commit_unchecked(self) -> Result<(), DbErr> {
+        match self {
+            WriteTxn::Sqlite(sqlite) => sqlite.commit_unchecked().await,
+            other => other.commit().await,
+        }
+    }
 }
 
 /// Runs `$call` on whichever transaction a [`WriteTxn`] holds.

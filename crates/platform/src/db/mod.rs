@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use copy::{PgWrite, WriteTxn};
-pub use sqlite::{SqliteRows, SqliteWrite};
+pub use sqlite::{Checkpointer, SqliteRows, SqliteWrite};
 
 use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

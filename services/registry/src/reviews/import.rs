@@ -19,7 +19,9 @@ use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{Bulk, SqliteRows, WriteTxn, in_json_list, insert_built, insert_rows};
+use sustain_platform::db::{
+    Bulk, Checkpointer, SqliteRows, WriteTxn, in_json_list, insert_built, insert_rows,
+};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -61,6 +63,8 @@ pub struct Importer {
     db: DatabaseConnection,
     vault: Vault,
     standards: Arc<Standards>,
+    /// On SQLite, checkpoints the WAL beside the batches' commits.
+    checkpointer: Checkpointer,
 }
 
 fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
@@ -84,6 +88,7 @@ fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
 impl Importer {
     pub fn new(db: DatabaseConnection, vault: Vault, standards: Arc<Standards>) -> Importer {
         Importer {
+            checkpointer: Checkpointer::new(db.clone()),
             db,
             vault,
             standards,
@@ -343,7 +348,8 @@ impl Importer {
     ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
         let txn = WriteTxn::begin(&self.db).await?;
         let results = self.write_in(&txn, caller, batch).await?;
-        txn.commit().await?;
+        txn.commit_unchecked().await?;
+        self.checkpointer.after_commit().await;
         Ok(results)
     }
 
