@@ -248,12 +248,33 @@ fn bind(statement: &mut rusqlite::Statement<'_>, at: usize, value: &Value) -> Re
 pub struct SqliteRows {
     table: String,
     columns: String,
+    suffix: String,
     sql: String,
     width: usize,
     values: Vec<Value>,
 }
 
 impl SqliteRows {
+    /// Rows of `table`'s `columns`, `values` row after row; `suffix` follows
+    /// the VALUES of each INSERT (an `ON CONFLICT` clause, or nothing).
+    pub fn new(table: &str, columns: &[&str], values: Vec<Value>, suffix: &str) -> SqliteRows {
+        let width = columns.len();
+        let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let columns = columns.join(", ");
+        let sql = format!(
+            "INSERT INTO \"{table}\" ({columns}) VALUES ({}) {suffix}",
+            vec!["?"; width].join(", ")
+        );
+        SqliteRows {
+            table: table.to_owned(),
+            columns,
+            suffix: suffix.to_owned(),
+            sql,
+            width,
+            values,
+        }
+    }
+
     /// The rows of `rows`, every column of entity `E`; the rows' values are
     /// moved, not copied.
     pub fn of<E>(rows: Vec<E::Model>) -> SqliteRows
@@ -264,17 +285,8 @@ impl SqliteRows {
         use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
         let columns: Vec<E::Column> = E::Column::iter().collect();
         let table = sea_orm::EntityName::table_name(&E::default()).to_owned();
-        let names: Vec<String> = columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.as_str()))
-            .collect();
-        let columns_sql = names.join(", ");
-        let width = columns.len();
-        let sql = format!(
-            "INSERT INTO \"{table}\" ({columns_sql}) VALUES ({})",
-            vec!["?"; width].join(", ")
-        );
-        let mut values = Vec::with_capacity(rows.len() * width);
+        let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+        let mut values = Vec::with_capacity(rows.len() * columns.len());
         for row in rows {
             let mut active = row.into_active_model();
             for c in &columns {
@@ -282,13 +294,7 @@ impl SqliteRows {
                 values.push(active.take(*c).into_value().unwrap_or(Value::String(None)));
             }
         }
-        SqliteRows {
-            table,
-            columns: columns_sql,
-            sql,
-            width,
-            values,
-        }
+        SqliteRows::new(&table, &names, values, "")
     }
 
     /// How many values each row has.
@@ -307,6 +313,7 @@ impl SqliteRows {
         let SqliteRows {
             table,
             columns,
+            suffix,
             width,
             mut values,
             ..
@@ -328,7 +335,7 @@ impl SqliteRows {
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO \"{table}\" ({columns}) VALUES {}",
+                "INSERT INTO \"{table}\" ({columns}) VALUES {} {suffix}",
                 rows.join(", ")
             );
             statements.push(Statement::from_sql_and_values(backend, sql, chunk));

@@ -428,13 +428,9 @@ impl Importer {
             new.add(&p, stored, now);
         }
         let (journaled, mut delta) = match built {
-            Some(SqliteBatch {
-                rows,
-                journal,
-                delta,
-            }) => {
+            Some(SqliteBatch { rows, journal }) => {
                 insert_built(txn, rows).await?;
-                (Some(journal), delta)
+                (Some(journal), TallyDelta::default())
             }
             None => {
                 households::insert_stored(txn, new.households, new.members).await?;
@@ -793,10 +789,9 @@ pub struct Prepared {
 /// A batch's writes built ahead, for when every row is a new household.
 #[derive(Debug, Clone)]
 struct SqliteBatch {
+    /// The rows, then the tally upserts of its certified reviews.
     rows: Vec<SqliteRows>,
     journal: journal::PreparedGroup,
-    /// The tally changes of its certified reviews.
-    delta: TallyDelta,
 }
 
 /// The rows writing every prepared row as a new household, in
@@ -814,15 +809,16 @@ fn sqlite_batch_of(prepared: &mut [PreparedRow], now: DateTime<Utc>) -> SqliteBa
     }
     let mut changes = new.changes;
     changes.extend(new.review_changes);
+    let mut rows = vec![
+        SqliteRows::of::<household::Entity>(new.households),
+        SqliteRows::of::<member::Entity>(new.members),
+        SqliteRows::of::<import_key::Entity>(new.keys),
+        SqliteRows::of::<review::Entity>(new.reviews),
+    ];
+    rows.extend(new.delta.sqlite_rows());
     SqliteBatch {
-        rows: vec![
-            SqliteRows::of::<household::Entity>(new.households),
-            SqliteRows::of::<member::Entity>(new.members),
-            SqliteRows::of::<import_key::Entity>(new.keys),
-            SqliteRows::of::<review::Entity>(new.reviews),
-        ],
+        rows,
         journal: journal::prepare_group(changes),
-        delta: new.delta,
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::MAX_INDICATORS;
+use sustain_platform::db::SqliteRows;
 use sustain_platform::error::ServiceError;
 
 use crate::migration::{PROVINCE_TALLY_KEY, TALLY_KEY};
@@ -174,6 +175,20 @@ impl TallyDelta {
     /// tally, in key order: writers in flight together (import batches) then
     /// lock the rows they share in the same order and cannot deadlock.
     pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
+        let (rows, province) = self.sorted();
+        upsert(conn, &rows).await?;
+        upsert(conn, &province).await
+    }
+
+    /// The same upserts as [`apply`](Self::apply) makes, as rows built
+    /// ahead for SQLite ([`sustain_platform::db::insert_built`]).
+    pub fn sqlite_rows(self) -> Vec<SqliteRows> {
+        let (rows, province) = self.sorted();
+        vec![sqlite_upserts(&rows), sqlite_upserts(&province)]
+    }
+
+    /// The commune-level and the province changes, each in key order.
+    fn sorted(self) -> (Vec<(TallyKey, Counts)>, Vec<(ProvinceKey, Counts)>) {
         let mut rows: Vec<(TallyKey, Counts)> = self
             .changes
             .into_iter()
@@ -192,9 +207,53 @@ impl TallyDelta {
             .filter(|(_, c)| *c != Counts::default())
             .collect();
         province.sort_by(|a, b| a.0.cmp(&b.0));
-        upsert(conn, &rows).await?;
-        upsert(conn, &province).await
+        (rows, province)
     }
+}
+
+/// The tally columns of `K` (its key, then the counts) and the upsert's
+/// `SET` that adds the counts to a row already there.
+fn upsert_columns<K: Key>() -> (Vec<String>, String) {
+    let table = K::TABLE;
+    let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
+    let updates = std::iter::once("households")
+        .chain(deprived.iter().map(String::as_str))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let columns = K::COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(std::iter::once("households".to_owned()))
+        .chain(deprived)
+        .collect();
+    (columns, updates)
+}
+
+/// One row's values in [`upsert_columns`] order.
+fn upsert_values<K: Key>(key: &K, counts: &Counts, values: &mut Vec<Value>) {
+    values.extend(key.values());
+    values.push(counts.households.into());
+    values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+}
+
+/// `rows` as SQLite upserts built ahead.
+fn sqlite_upserts<K: Key>(rows: &[(K, Counts)]) -> SqliteRows {
+    let (columns, updates) = upsert_columns::<K>();
+    let mut values = Vec::with_capacity(rows.len() * columns.len());
+    for (key, counts) in rows {
+        upsert_values(key, counts, &mut values);
+    }
+    let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+    SqliteRows::new(
+        K::TABLE,
+        &names,
+        values,
+        &format!(
+            "ON CONFLICT ({}) DO UPDATE SET {updates}",
+            K::COLUMNS.join(", ")
+        ),
+    )
 }
 
 /// Adds `rows` to the tally table of `K`.
@@ -207,18 +266,7 @@ async fn upsert<K: Key>(
     }
     let table = K::TABLE;
     let backend = conn.get_database_backend();
-    let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
-    let columns = K::COLUMNS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .chain(std::iter::once("households".to_owned()))
-        .chain(deprived.iter().cloned())
-        .collect::<Vec<_>>();
-    let updates = std::iter::once("households")
-        .chain(deprived.iter().map(String::as_str))
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (columns, updates) = upsert_columns::<K>();
     if backend == DbBackend::Postgres {
         // One JSON parameter, as for the other bulk writes.
         let objects: Vec<serde_json::Value> = rows
@@ -230,7 +278,7 @@ async fn upsert<K: Key>(
                     return Err(ServiceError::Internal("tally key is not an object".into()));
                 };
                 o.insert("households".into(), counts.households.into());
-                for (name, d) in deprived.iter().zip(counts.deprived) {
+                for (name, d) in columns[K::COLUMNS.len() + 1..].iter().zip(counts.deprived) {
                     o.insert(name.clone(), d.into());
                 }
                 Ok(serde_json::Value::Object(o))
@@ -259,9 +307,7 @@ async fn upsert<K: Key>(
         let mut tuples = Vec::with_capacity(chunk.len());
         for (key, counts) in chunk {
             let start = values.len();
-            values.extend(key.values());
-            values.push(counts.households.into());
-            values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+            upsert_values(key, counts, &mut values);
             tuples.push(placeholders(backend, start, columns.len()));
         }
         let sql = format!(
