@@ -188,7 +188,7 @@ impl TallyDelta {
     }
 
     /// The commune-level and the province changes, each in key order.
-    fn sorted(self) -> (Vec<(TallyKey, Counts)>, Vec<(ProvinceKey, Counts)>) {
+    fn sorted(self) -> (Changes<TallyKey>, Changes<ProvinceKey>) {
         let mut rows: Vec<(TallyKey, Counts)> = self
             .changes
             .into_iter()
@@ -210,6 +210,9 @@ impl TallyDelta {
         (rows, province)
     }
 }
+
+/// Changes to the tally of `K`, one a key.
+type Changes<K> = Vec<(K, Counts)>;
 
 /// The tally columns of `K` (its key, then the counts) and the upsert's
 /// `SET` that adds the counts to a row already there.
