@@ -634,9 +634,9 @@ async fn batches_written_together_answer_as_if_written_in_turn() {
 /// Bulk rows go in by COPY on PostgreSQL (INSERTs on SQLite): text that COPY
 /// would read as its own syntax (tab, newline, backslash, `\N`) comes back as
 /// written, NULLs stay NULL, and a transaction dropped without commit leaves
-/// nothing behind. Rows built ahead (`SqliteRows`, written on SQLite through
-/// its own statements instead of sqlx) are stored value for value as sea-orm
-/// stores them.
+/// nothing behind. On SQLite, rows built ahead (`SqliteRows`, written through
+/// SQLite's own statements instead of sqlx) are stored value for value as
+/// sea-orm stores them.
 #[tokio::test]
 async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing() {
     use sea_orm::{ActiveModelTrait, EntityTrait};
@@ -694,6 +694,10 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         Some(row.clone())
     );
 
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        server.stop().await;
+        return;
+    }
     // The same row built ahead, and once more through sea-orm's own insert.
     let built = household::Model {
         id: "bulk-2".into(),
@@ -738,7 +742,7 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
             .expect("read"),
         Some(built)
     );
-    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+    {
         // Byte for byte, with each value's storage class.
         use sea_orm::{ConnectionTrait, IdenStatic, Iterable};
         let stored = |id: &'static str| {

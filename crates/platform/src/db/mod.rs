@@ -133,19 +133,22 @@ pub trait Bulk: sea_orm::ConnectionTrait {
     }
 }
 
-/// Inserts rows built ahead ([`SqliteRows`]), table after table in order: on
-/// a [`SqliteWrite`] through SQLite's prepared statements, one per table,
-/// run once a row; elsewhere as multi-row INSERTs.
+/// Inserts rows built ahead ([`SqliteRows`]) on SQLite, table after table in
+/// order: on a [`SqliteWrite`] through SQLite's prepared statements, one per
+/// table, run once a row; on another SQLite connection as multi-row INSERTs.
 pub async fn insert_built(conn: &impl Bulk, tables: Vec<SqliteRows>) -> Result<(), DbErr> {
-    match conn.sqlite_writer() {
-        Some(writer) => writer.insert_built(tables).await,
-        None => {
-            for table in tables {
-                run_all(conn, table.statements(conn.get_database_backend())).await?;
-            }
-            Ok(())
-        }
+    if let Some(writer) = conn.sqlite_writer() {
+        return writer.insert_built(tables).await;
     }
+    if conn.get_database_backend() != DbBackend::Sqlite {
+        return Err(DbErr::Custom(
+            "rows built for SQLite cannot be written to another database".into(),
+        ));
+    }
+    for table in tables {
+        run_all(conn, table.statements()).await?;
+    }
+    Ok(())
 }
 
 fn exec_err(e: sqlx::Error) -> DbErr {

@@ -291,10 +291,26 @@ impl SqliteRows {
             let mut active = row.into_active_model();
             for c in &columns {
                 // A model sets every column.
-                values.push(active.take(*c).into_value().unwrap_or(Value::String(None)));
+                let value = active.take(*c).into_value().unwrap_or(Value::String(None));
+                values.push(SqliteRows::stored(value));
             }
         }
         SqliteRows::new(&table, &names, values, "")
+    }
+
+    /// `value` as SQLite stores it when sqlx binds it (booleans as integers,
+    /// dates as `YYYY-MM-DD`, times as RFC 3339, JSON as its text), so that
+    /// formatting is done while a batch is built, not while it is written.
+    pub fn stored(value: Value) -> Value {
+        match value {
+            Value::Bool(Some(b)) => Value::BigInt(Some(i64::from(b))),
+            Value::ChronoDate(Some(d)) => Value::String(Some(d.format("%F").to_string())),
+            Value::ChronoDateTimeUtc(Some(t)) => {
+                Value::String(Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))
+            }
+            Value::Json(Some(j)) => Value::String(Some(j.to_string())),
+            other => other,
+        }
     }
 
     /// How many values each row has.
@@ -307,9 +323,9 @@ impl SqliteRows {
         self.values.chunks_mut(self.width.max(1))
     }
 
-    /// The same rows as multi-row INSERT statements for `backend`, for a
-    /// connection that is not a [`SqliteWrite`].
-    pub(super) fn statements(self, backend: DbBackend) -> Vec<Statement> {
+    /// The same rows as multi-row INSERT statements, for a SQLite connection
+    /// that is not a [`SqliteWrite`].
+    pub(super) fn statements(self) -> Vec<Statement> {
         let SqliteRows {
             table,
             columns,
@@ -318,27 +334,21 @@ impl SqliteRows {
             mut values,
             ..
         } = self;
+        let row = format!("({})", vec!["?"; width].join(", "));
         let mut statements = vec![];
         while !values.is_empty() && width > 0 {
             let n = chunk_size(values.len() / width, SQLITE_ROWS_PER_INSERT);
             let rest = values.split_off(n * width);
             let chunk = std::mem::replace(&mut values, rest);
-            let rows: Vec<String> = (0..n)
-                .map(|r| {
-                    let marks: Vec<String> = (1..=width)
-                        .map(|c| match backend {
-                            DbBackend::Postgres => format!("${}", r * width + c),
-                            _ => "?".to_owned(),
-                        })
-                        .collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO \"{table}\" ({columns}) VALUES {} {suffix}",
-                rows.join(", ")
+                vec![row.as_str(); n].join(", ")
             );
-            statements.push(Statement::from_sql_and_values(backend, sql, chunk));
+            statements.push(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                chunk,
+            ));
         }
         statements
     }

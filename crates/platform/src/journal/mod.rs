@@ -372,6 +372,7 @@ pub async fn record_prepared(
     let first = last - group.len + 1;
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     let (seq_at, time_at) = outbox_layout();
+    let stamp = db::SqliteRows::stored(sea_orm::Value::ChronoDateTimeUtc(Some(now)));
     let mut rows = group.rows;
     for row in rows.rows_mut() {
         let sea_orm::Value::BigInt(Some(offset)) = row[seq_at] else {
@@ -380,7 +381,7 @@ pub async fn record_prepared(
             ));
         };
         row[seq_at] = sea_orm::Value::BigInt(Some(first + offset));
-        row[time_at] = sea_orm::Value::ChronoDateTimeUtc(Some(now));
+        row[time_at] = stamp.clone();
     }
     db::insert_built(conn, vec![rows]).await?;
     batch_audit(
