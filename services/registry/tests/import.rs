@@ -667,16 +667,14 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         updated_at: now,
     };
 
+    let read = |id: &'static str| household::Entity::find_by_id(id).one(&db);
     let txn = WriteTxn::begin(&db).await.expect("begin");
     insert_rows::<household::Entity>(&txn, vec![row.clone()], &[])
         .await
         .expect("insert");
     drop(txn);
     assert_eq!(
-        household::Entity::find_by_id("bulk-1")
-            .one(&db)
-            .await
-            .expect("read"),
+        read("bulk-1").await.expect("read"),
         None,
         "a write never committed left its row"
     );
@@ -686,13 +684,7 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         .await
         .expect("insert");
     txn.commit().await.expect("commit");
-    assert_eq!(
-        household::Entity::find_by_id("bulk-1")
-            .one(&db)
-            .await
-            .expect("read"),
-        Some(row.clone())
-    );
+    assert_eq!(read("bulk-1").await.expect("read"), Some(row.clone()));
 
     if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         server.stop().await;
@@ -703,30 +695,25 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         id: "bulk-2".into(),
         ..row.clone()
     };
-    let txn = WriteTxn::begin(&db).await.expect("begin");
-    insert_built(
-        &txn,
-        vec![SqliteRows::of::<household::Entity>(vec![built.clone()])],
-    )
-    .await
-    .expect("insert built");
-    drop(txn);
-    assert_eq!(
-        household::Entity::find_by_id("bulk-2")
-            .one(&db)
-            .await
-            .expect("read"),
-        None,
-        "built rows of a write never committed are left"
-    );
-    let txn = WriteTxn::begin(&db).await.expect("begin");
-    insert_built(
-        &txn,
-        vec![SqliteRows::of::<household::Entity>(vec![built.clone()])],
-    )
-    .await
-    .expect("insert built");
-    txn.commit().await.expect("commit");
+    for commit in [false, true] {
+        let txn = WriteTxn::begin(&db).await.expect("begin");
+        insert_built(
+            &txn,
+            vec![SqliteRows::of::<household::Entity>(vec![built.clone()])],
+        )
+        .await
+        .expect("insert built");
+        if commit {
+            txn.commit().await.expect("commit");
+        } else {
+            drop(txn);
+            assert_eq!(
+                read("bulk-2").await.expect("read"),
+                None,
+                "built rows of a write never committed are left"
+            );
+        }
+    }
     let orm = household::Model {
         id: "bulk-3".into(),
         ..row.clone()
@@ -735,13 +722,7 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         .insert(&db)
         .await
         .expect("insert through sea-orm");
-    assert_eq!(
-        household::Entity::find_by_id("bulk-2")
-            .one(&db)
-            .await
-            .expect("read"),
-        Some(built)
-    );
+    assert_eq!(read("bulk-2").await.expect("read"), Some(built));
     {
         // Byte for byte, with each value's storage class.
         use sea_orm::{ConnectionTrait, IdenStatic, Iterable};
