@@ -316,42 +316,15 @@ where
             ))
             .await?;
         }
-        _ => run_all(conn, sqlite_inserts::<E>(rows, skip)).await?,
+        // Multi-row INSERTs: SQLite binds values cheaply (a JSON parameter
+        // expanded with json_each/json_extract measured slower here, one
+        // parse per column).
+        _ => run_all(conn, SqliteRows::of_except::<E>(rows, skip).statements()).await?,
     }
     Ok(())
 }
 
-/// The statements [`insert_statements`] runs on SQLite: multi-row INSERTs
-/// (SQLite binds values cheaply; a JSON parameter expanded with
-/// json_each/json_extract measured slower here, one parse per column). Built
-/// apart from running them, so a caller can build them ahead, off its write
-/// path: SQLite has one writer, and every moment it waits for a statement to
-/// be built is lost to all writers.
-pub fn sqlite_inserts<E>(mut rows: Vec<E::Model>, skip: &[&str]) -> Vec<Statement>
-where
-    E: sea_orm::EntityTrait,
-    E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
-{
-    use sea_orm::{IdenStatic, IntoActiveModel, Iterable, QueryTrait};
-    let mut statements = vec![];
-    while !rows.is_empty() {
-        let rest = rows.split_off(chunk_size(rows.len(), SQLITE_ROWS_PER_INSERT));
-        let chunk = std::mem::replace(&mut rows, rest);
-        let models = chunk.into_iter().map(|m| {
-            let mut active = m.into_active_model();
-            for c in E::Column::iter() {
-                if skip.contains(&c.as_str()) {
-                    sea_orm::ActiveModelTrait::not_set(&mut active, c);
-                }
-            }
-            active
-        });
-        statements.push(E::insert_many(models).build(DbBackend::Sqlite));
-    }
-    statements
-}
-
-/// Runs statements built ahead (e.g. by [`sqlite_inserts`]), in order.
+/// Runs statements in order.
 pub async fn run_all(
     conn: &impl sea_orm::ConnectionTrait,
     statements: Vec<Statement>,

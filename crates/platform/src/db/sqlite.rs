@@ -205,23 +205,22 @@ fn sqlite_err(e: rusqlite::Error) -> DbErr {
 }
 
 /// Binds `value` as sqlx (through sea-orm) binds it on SQLite, so a row reads
-/// back the same whichever way it was written: booleans as integers, dates as
-/// `YYYY-MM-DD`, times as RFC 3339, JSON as its text.
+/// back the same whichever way it was written: in the form
+/// [`SqliteRows::stored`] gives it.
 fn bind(statement: &mut rusqlite::Statement<'_>, at: usize, value: &Value) -> Result<(), DbErr> {
+    let converted;
+    let value = match value {
+        Value::BigInt(_) | Value::Double(_) | Value::String(_) | Value::Bytes(_) => value,
+        other => {
+            converted = SqliteRows::stored(other.clone());
+            &converted
+        }
+    };
     let bound = match value {
-        Value::Bool(Some(b)) => statement.raw_bind_parameter(at, i64::from(*b)),
-        Value::TinyInt(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
-        Value::SmallInt(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
-        Value::Int(Some(n)) => statement.raw_bind_parameter(at, i64::from(*n)),
         Value::BigInt(Some(n)) => statement.raw_bind_parameter(at, *n),
         Value::Double(Some(d)) => statement.raw_bind_parameter(at, *d),
         Value::String(Some(s)) => statement.raw_bind_parameter(at, s.as_str()),
         Value::Bytes(Some(b)) => statement.raw_bind_parameter(at, b.as_slice()),
-        Value::ChronoDate(Some(d)) => statement.raw_bind_parameter(at, d.format("%F").to_string()),
-        Value::ChronoDateTimeUtc(Some(t)) => {
-            statement.raw_bind_parameter(at, t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
-        }
-        Value::Json(Some(j)) => statement.raw_bind_parameter(at, j.to_string()),
         Value::Bool(None)
         | Value::TinyInt(None)
         | Value::SmallInt(None)
@@ -282,8 +281,20 @@ impl SqliteRows {
         E: sea_orm::EntityTrait,
         E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
     {
+        SqliteRows::of_except::<E>(rows, &[])
+    }
+
+    /// [`SqliteRows::of`] without the columns `skip` names (the database
+    /// fills them itself).
+    pub(super) fn of_except<E>(rows: Vec<E::Model>, skip: &[&str]) -> SqliteRows
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
+    {
         use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
-        let columns: Vec<E::Column> = E::Column::iter().collect();
+        let columns: Vec<E::Column> = E::Column::iter()
+            .filter(|c| !skip.contains(&c.as_str()))
+            .collect();
         let table = sea_orm::EntityName::table_name(&E::default()).to_owned();
         let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
         let mut values = Vec::with_capacity(rows.len() * columns.len());
@@ -298,12 +309,16 @@ impl SqliteRows {
         SqliteRows::new(&table, &names, values, "")
     }
 
-    /// `value` as SQLite stores it when sqlx binds it (booleans as integers,
-    /// dates as `YYYY-MM-DD`, times as RFC 3339, JSON as its text), so that
-    /// formatting is done while a batch is built, not while it is written.
+    /// `value` as SQLite stores it when sqlx binds it (booleans and integers
+    /// as 64-bit integers, dates as `YYYY-MM-DD`, times as RFC 3339, JSON as
+    /// its text), so that formatting is done while a batch is built, not
+    /// while it is written.
     pub fn stored(value: Value) -> Value {
         match value {
             Value::Bool(Some(b)) => Value::BigInt(Some(i64::from(b))),
+            Value::TinyInt(Some(n)) => Value::BigInt(Some(i64::from(n))),
+            Value::SmallInt(Some(n)) => Value::BigInt(Some(i64::from(n))),
+            Value::Int(Some(n)) => Value::BigInt(Some(i64::from(n))),
             Value::ChronoDate(Some(d)) => Value::String(Some(d.format("%F").to_string())),
             Value::ChronoDateTimeUtc(Some(t)) => {
                 Value::String(Some(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)))

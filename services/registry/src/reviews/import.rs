@@ -417,10 +417,10 @@ impl Importer {
                 true,
             ));
             if built.is_some() {
-                // Its rows, changes and tally went into the statements built ahead.
+                // Its rows, changes and tally went into the rows built ahead.
                 continue;
             }
-            // Moved into statements built ahead that turned out unusable: stored again.
+            // Moved into rows built ahead that turned out unusable: stored again.
             let stored = match p.stored.take() {
                 Some(stored) => stored,
                 None => self.stored(caller, &p.record, &p.checked.reviews, now),
@@ -778,10 +778,10 @@ pub struct Prepared {
     rows: Vec<pb::ImportRow>,
     results: Vec<Option<pb::ImportRowResult>>,
     prepared: Vec<PreparedRow>,
-    /// On SQLite, the INSERTs of every good row's household, members, key
-    /// and reviews and their journal, for when all of them turn out new:
-    /// built here, they keep SQLite's one writer from waiting while they
-    /// are built.
+    /// On SQLite, the rows of every good row's household, members, key and
+    /// reviews, their tally upserts and their journal, for when all of them
+    /// turn out new: built here, they keep SQLite's one writer from waiting
+    /// while they are built.
     inserts: Option<SqliteBatch>,
     now: DateTime<Utc>,
 }
