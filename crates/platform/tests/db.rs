@@ -21,16 +21,21 @@ fn bump(id: i32) -> String {
     format!("UPDATE pair SET v = v + 1 WHERE id = {id}")
 }
 
-async fn total(db: &DatabaseConnection) -> i64 {
+/// The one integer `sql` selects as `n`.
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one_raw(sea_orm::Statement::from_string(
         db.get_database_backend(),
-        "SELECT CAST(SUM(v) AS BIGINT) AS total FROM pair",
+        sql,
     ))
     .await
-    .expect("sum")
+    .expect("query")
     .expect("row")
-    .try_get::<i64>("", "total")
-    .expect("total")
+    .try_get::<i64>("", "n")
+    .expect("n")
+}
+
+async fn total(db: &DatabaseConnection) -> i64 {
+    scalar(db, "SELECT CAST(SUM(v) AS BIGINT) AS n FROM pair").await
 }
 
 fn assert_concurrent(e: DbErr) {
@@ -129,16 +134,7 @@ async fn a_bulk_writer_checkpoints_beside_its_commits_and_the_wal_stays_bounded(
         txn.commit_unchecked().await.expect("commit");
         checkpointer.after_commit().await;
     }
-    let rows = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM page_rows",
-        ))
-        .await
-        .expect("count")
-        .expect("row")
-        .try_get::<i64>("", "n")
-        .expect("n");
+    let rows = scalar(&db, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM page_rows").await;
     assert_eq!(rows, i64::from(batches) * 250);
     if database.is_postgres() {
         return;
