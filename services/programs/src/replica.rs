@@ -49,7 +49,7 @@ where
         ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send,
 {
     let row: R = c.read()?;
-    c.require_unit(&row.placement().unit_code)?;
+    c.require_placed(row.id(), &row.placement().unit_code)?;
     put::<R::Entity, _>(txn, row.clone(), c.held).await?;
     Ok(row)
 }
@@ -63,7 +63,7 @@ impl Replica for ProgramsReplica {
             match c.change.record_type.as_str() {
                 "programme_item" => {
                     let row: programme_item::Model = c.read()?;
-                    c.require_unit(&row.owner_unit)?;
+                    c.require_placed(&row.code, &row.owner_unit)?;
                     put::<programme_item::Entity, _>(txn, row, c.held).await?;
                 }
                 "enrolment" => {

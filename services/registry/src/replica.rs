@@ -57,7 +57,7 @@ impl Replica for RegistryReplica {
             match c.change.record_type.as_str() {
                 "household" => {
                     let state: HouseholdState = c.read()?;
-                    c.require_unit(&state.household.commune_code)?;
+                    c.require_placed(&state.household.id, &state.household.commune_code)?;
                     if c.held.is_none() {
                         pending.households.push(state.household);
                         pending.members.extend(state.members);
@@ -68,7 +68,7 @@ impl Replica for RegistryReplica {
                 }
                 "review" => {
                     let row: review::Model = c.read()?;
-                    c.require_unit(&row.commune_code)?;
+                    c.require_placed(&row.id, &row.commune_code)?;
                     if row.state == reviews::CERTIFIED {
                         delta.add(&row, 1);
                     }
@@ -95,7 +95,7 @@ impl Replica for RegistryReplica {
                 }
                 crate::standards::RECORD => {
                     pending.flush(txn).await?;
-                    crate::standards::write_replica(txn, &c.change.state).await?;
+                    crate::standards::write_replica(txn, c).await?;
                 }
                 other => {
                     return Err(ServiceError::Internal(format!(
@@ -106,6 +106,10 @@ impl Replica for RegistryReplica {
         }
         pending.flush(txn).await?;
         delta.apply(txn).await
+    }
+
+    fn downward_only(&self) -> &'static [&'static str] {
+        &[crate::standards::RECORD]
     }
 }
 

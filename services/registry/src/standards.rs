@@ -202,11 +202,11 @@ pub async fn set(
 /// Writes a set that arrived from the province.
 pub async fn write_replica(
     txn: &impl sea_orm::ConnectionTrait,
-    state: &str,
+    incoming: &sustain_platform::sync::apply::Incoming,
 ) -> Result<(), ServiceError> {
     use sea_orm::ActiveModelTrait;
-    let row: standard_set::Model = serde_json::from_str(state)
-        .map_err(|e| ServiceError::Internal(format!("poverty standards do not read: {e}")))?;
+    let row: standard_set::Model = incoming.read()?;
+    incoming.require_placed(&row.id, &row.province_code)?;
     Standards::parse(&row.standards_toml)
         .map_err(|e| ServiceError::Internal(format!("poverty standards do not read: {e}")))?;
     standard_set::Entity::delete_by_id(row.id.clone())

@@ -613,6 +613,8 @@ fn spawn_province(
             r#"listen = "{listen}"
 database_url = "{db_url}"
 shutdown_grace_secs = 0
+# The test's instances share one HS256 secret: development mode only.
+dev = true
 [auth]
 jwt_secret = "{jwt}"
 [crypto]
@@ -816,7 +818,7 @@ async fn a_handover_moves_communes_and_a_racing_write_becomes_a_conflict() {
     // A writes again, still unaware: a version newer than the province's copy.
     let mut again = raced.clone();
     again.address.as_mut().expect("address").village = "Bản Tranh Hai".into();
-    let raced_again = update(&mut a, again, &["address.village"], "")
+    update(&mut a, again, &["address.village"], "")
         .await
         .expect("A still thinks it owns it");
     // A's racing writes reached the province and were kept as conflicts, not applied.
@@ -843,31 +845,33 @@ async fn a_handover_moves_communes_and_a_racing_write_becomes_a_conflict() {
         .expect_err("not newer");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert_eq!(reason(&refused), "NOT_NEWER");
-    // A person takes A's second one: it is written at the province and goes
-    // out to the owner, B, like any write of the province's.
+    // Nor can a person take A's second one, newer as it is: A no longer owns
+    // the commune, and an operator's choice cannot grant what the sender had
+    // no right to send. The owner's version stands, here and at B.
     let later = &conflicts[1];
     assert_eq!(later.incoming_version, 3);
-    let taken = admin
+    let refused = admin
         .resolve_conflict(take(later.id))
         .await
-        .expect("taken")
-        .into_inner()
-        .conflict
-        .expect("conflict");
-    assert_eq!(taken.resolution, "take_incoming");
+        .expect_err("not A's to send any more");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "NOT_THE_SENDERS");
+    assert!(refused.message().contains(B), "{}", refused.message());
     for (name, client) in [("province", &at_province), ("B", &at_b)] {
-        eventually(Duration::from_secs(5), name, || {
-            let mut c = client.clone();
-            let id = moving.id.clone();
-            let etag = raced_again.etag.clone();
-            async move {
-                get(&mut c, &id).await.is_ok_and(|h| {
-                    h.etag == etag && h.address.is_some_and(|a| a.village == "Bản Tranh Hai")
-                })
-            }
-        })
-        .await;
+        let mut c = client.clone();
+        let held = get(&mut c, &moving.id).await.expect(name);
+        assert_eq!(
+            held.etag, b_version.etag,
+            "{name} keeps the owner's version"
+        );
     }
+    admin
+        .resolve_conflict(spb::ResolveConflictRequest {
+            id: later.id,
+            resolution: spb::Resolution::KeepLocal as i32,
+        })
+        .await
+        .expect("kept local");
 
     // Once A hears of the handover its writes there are refused, naming B; its
     // other communes stay its own.

@@ -381,8 +381,19 @@ impl pb::sync_service_server::SyncService for SyncApi {
         if resolution == "take_incoming" {
             // Against the copy held now: it may have moved on since the
             // conflict was kept (the owner's own later version arriving).
-            let held =
+            let held_now =
                 super::store::held_version(&txn, &found.record_type, &found.record_id).await?;
+            let held = held_now.as_ref().map(|(v, _)| *v);
+            let change = pb::Change {
+                seq: 0,
+                record_type: found.record_type.clone(),
+                record_id: found.record_id.clone(),
+                owner_unit: found.owner_unit.clone(),
+                version: found.incoming_version,
+                action: found.incoming_action.clone(),
+                state: found.incoming_state.clone(),
+                recorded_at: None,
+            };
             if found.incoming_version <= held.unwrap_or(0) {
                 return Err(ServiceError::FailedPrecondition {
                     reason: "NOT_NEWER",
@@ -394,16 +405,30 @@ impl pb::sync_service_server::SyncService for SyncApi {
                 }
                 .into());
             }
-            let change = pb::Change {
-                seq: 0,
-                record_type: found.record_type.clone(),
-                record_id: found.record_id.clone(),
-                owner_unit: found.owner_unit.clone(),
-                version: found.incoming_version,
-                action: found.incoming_action.clone(),
-                state: found.incoming_state.clone(),
-                recorded_at: None,
+            // The sender's right is judged again, as ownership stands now: an
+            // operator's choice cannot let in what the peer had no right to send.
+            let topology = Topology::load(&txn).await?;
+            let sender = super::apply::Peer {
+                is_upstream: !topology.upstream.is_empty() && found.peer == topology.upstream,
+                name: found.peer.clone(),
             };
+            let held_unit = held_now.as_ref().map(|(_, u)| u.as_str());
+            if let Some(refused) = super::apply::authorise(
+                &topology,
+                self.replica.as_ref(),
+                &sender,
+                &change,
+                held_unit,
+            ) {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "NOT_THE_SENDERS",
+                    message: format!(
+                        "conflict {} cannot be taken: {refused}; keep the local version, or enter the change at the owner",
+                        found.id
+                    ),
+                }
+                .into());
+            }
             let incoming = Incoming {
                 held,
                 change: change.clone(),

@@ -1,8 +1,11 @@
 //! The receiving side: a batch from a peer's feed is applied and the peer's
 //! cursor moved in one transaction. A change is applied when it is newer than
-//! what is held here and comes from the instance that owns its unit (or from
-//! the upstream, which speaks for everything above this instance); anything
-//! else is kept as a conflict with both versions, never written over.
+//! what is held here and the sender may make it ([`authorise`]): it owns the
+//! record's unit as the record is held here now and as the change would place
+//! it, the record is of a kind that flows from that peer, and the id inside
+//! the record is the one the change names. The upstream speaks for everything
+//! above this instance. Anything else is kept as a conflict with both versions
+//! and the reason, never written over.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -35,21 +38,30 @@ impl Incoming {
         })
     }
 
-    /// A change is let in by the unit it names; the record must lie there
-    /// too, or a peer could write into ground it does not own by naming its
-    /// own. `unit`: where the record's state places it.
-    pub fn require_unit(&self, unit: &str) -> Result<(), ServiceError> {
-        if unit == self.change.owner_unit {
-            Ok(())
-        } else {
-            Err(ServiceError::FailedPrecondition {
+    /// A change is let in by the record and unit it names; the record inside
+    /// must be that record and lie there too, or a peer could write another
+    /// record, or into ground it does not own, by naming its own. `id` and
+    /// `unit`: what the record's state says.
+    pub fn require_placed(&self, id: &str, unit: &str) -> Result<(), ServiceError> {
+        if id != self.change.record_id {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "RECORD_ID_MISMATCH",
+                message: format!(
+                    "{} {} carries the record {id}",
+                    self.change.record_type, self.change.record_id
+                ),
+            });
+        }
+        if unit != self.change.owner_unit {
+            return Err(ServiceError::FailedPrecondition {
                 reason: "UNIT_MISMATCH",
                 message: format!(
                     "{} {} names unit {} but lies in {unit}",
                     self.change.record_type, self.change.record_id, self.change.owner_unit
                 ),
-            })
+            });
         }
+        Ok(())
     }
 }
 
@@ -64,6 +76,13 @@ pub trait Replica: Send + Sync + 'static {
     /// does not: a district's chain flows up, the province's stays there).
     fn pulls_upstream(&self) -> bool {
         true
+    }
+
+    /// Record types that only the upstream may send (the poverty standards,
+    /// the province's catalogue): a peer below that sends one is refused
+    /// whatever unit it names.
+    fn downward_only(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Checks what is held of `peer`'s data against the peer itself, after
@@ -95,6 +114,55 @@ pub struct Peer {
     pub name: String,
     /// The upstream speaks for every unit it sends down.
     pub is_upstream: bool,
+}
+
+/// Why `peer` may not make `change`, or `None` when it may. `held_unit`:
+/// where the copy held here lies, if one is held. The same rule lets a change
+/// in from a feed and lets an operator take it from a kept conflict, so
+/// `TAKE_INCOMING` can never force what the sender had no right to send.
+pub fn authorise(
+    topology: &Topology,
+    replica: &dyn Replica,
+    peer: &Peer,
+    change: &pb::Change,
+    held_unit: Option<&str>,
+) -> Option<String> {
+    if peer.is_upstream {
+        return None;
+    }
+    if change.record_type == OWNER_RECORD
+        || replica
+            .downward_only()
+            .contains(&change.record_type.as_str())
+    {
+        return Some(format!(
+            "{} records flow only down from {:?}; {:?} may not send them",
+            change.record_type,
+            if topology.upstream.is_empty() {
+                &topology.me
+            } else {
+                &topology.upstream
+            },
+            peer.name
+        ));
+    }
+    let owner = topology.owner_of(&change.owner_unit);
+    if owner != peer.name {
+        return Some(format!(
+            "unit {} belongs to {owner:?} here, not to {:?} which sent it",
+            change.owner_unit, peer.name
+        ));
+    }
+    if let Some(held) = held_unit {
+        let owner = topology.owner_of(held);
+        if owner != peer.name {
+            return Some(format!(
+                "{} {} is held here in unit {held}, which belongs to {owner:?}, not to {:?} which sent it",
+                change.record_type, change.record_id, peer.name
+            ));
+        }
+    }
+    None
 }
 
 /// The last sequence of `peer`'s feed applied here (0 before the first).
@@ -187,26 +255,19 @@ async fn apply_in_one(
     for c in changes {
         let key = (c.record_type.clone(), c.record_id.clone());
         let local = held.get(&key).cloned();
-        let authorised = peer.is_upstream
-            || (c.record_type != OWNER_RECORD && topology.owner_of(&c.owner_unit) == peer.name);
-        if !authorised {
-            let owner = topology.owner_of(&c.owner_unit).to_owned();
-            conflicts.push((
-                c.clone(),
-                local,
-                format!(
-                    "unit {} belongs to {owner:?} here, not to {:?} which sent it",
-                    c.owner_unit, peer.name
-                ),
-            ));
+        let held_unit = local.as_ref().map(|h| h.owner_unit.as_str());
+        if let Some(refused) = authorise(&topology, replica, peer, c, held_unit) {
+            conflicts.push((c.clone(), local, refused));
             continue;
         }
         match &local {
-            Some((v, _)) if c.version < *v => {
+            Some(h) if c.version < h.version => {
                 done.skipped += 1;
                 continue;
             }
-            Some((v, state)) if c.version == *v => {
+            Some(store::Held {
+                version: v, state, ..
+            }) if c.version == *v => {
                 if *state != c.state {
                     conflicts.push((
                         c.clone(),
@@ -220,10 +281,17 @@ async fn apply_in_one(
             }
             _ => {}
         }
-        held.insert(key, (c.version, c.state.clone()));
+        held.insert(
+            key,
+            store::Held {
+                version: c.version,
+                state: c.state.clone(),
+                owner_unit: c.owner_unit.clone(),
+            },
+        );
         let incoming = Incoming {
             change: c.clone(),
-            held: local.map(|(v, _)| v),
+            held: local.map(|h| h.version),
         };
         if c.record_type == OWNER_RECORD {
             owners.push(incoming);
@@ -376,10 +444,10 @@ async fn store_conflict(
     txn: &impl ConnectionTrait,
     peer: &str,
     c: &pb::Change,
-    local: Option<(i64, String)>,
+    local: Option<store::Held>,
     reason: &str,
 ) -> Result<(), ServiceError> {
-    let (local_version, local_state) = local.unwrap_or((0, String::new()));
+    let (local_version, local_state) = local.map_or((0, String::new()), |h| (h.version, h.state));
     sync_conflict::ActiveModel {
         peer: Set(peer.to_owned()),
         record_type: Set(c.record_type.clone()),

@@ -246,12 +246,7 @@ pub fn wire(
     secrets: &crate::config::Secrets,
     replica: std::sync::Arc<dyn apply::Replica>,
 ) -> Result<Wiring, ServiceError> {
-    let issuer = crate::auth::TokenIssuer::new(
-        &secrets.jwt_secret,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .map_err(|e| ServiceError::Internal(format!("auth.jwt_secret: {e}")))?;
+    let issuer = config.token_issuer(secrets)?;
     let tls = config
         .tls
         .load()

@@ -13,28 +13,36 @@ use super::OWNER_RECORD;
 use crate::error::ServiceError;
 use crate::journal::{Change, outbox};
 
-/// The version of one record held here now, as the journal knows it.
+/// A record as held here: its newest journaled version, state and unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub version: i64,
+    pub state: String,
+    pub owner_unit: String,
+}
+
+/// The version and unit of one record held here now, as the journal knows it.
 pub(crate) async fn held_version(
     conn: &impl ConnectionTrait,
     record_type: &str,
     record_id: &str,
-) -> Result<Option<i64>, ServiceError> {
+) -> Result<Option<(i64, String)>, ServiceError> {
     Ok(outbox::Entity::find()
         .filter(outbox::Column::RecordId.eq(record_id))
         .filter(outbox::Column::RecordType.eq(record_type))
         .order_by_desc(outbox::Column::Seq)
         .one(conn)
         .await?
-        .map(|r| r.version))
+        .map(|r| (r.version, r.owner_unit)))
 }
 
-/// The newest version (and state) of each record of the batch held here, as
-/// the journal knows it: every write journals its record's new version.
+/// The newest version, state and unit of each record of the batch held here,
+/// as the journal knows it: every write journals its record's new version.
 pub(crate) async fn held_versions(
     conn: &impl ConnectionTrait,
     changes: &[pb::Change],
-) -> Result<HashMap<(String, String), (i64, String)>, ServiceError> {
-    let mut held: HashMap<(String, String), (i64, i64, String)> = HashMap::new();
+) -> Result<HashMap<(String, String), Held>, ServiceError> {
+    let mut held: HashMap<(String, String), (i64, Held)> = HashMap::new();
     let ids: Vec<String> = changes.iter().map(|c| c.record_id.clone()).collect();
     let backend = conn.get_database_backend();
     for chunk in ids.chunks(1000) {
@@ -44,17 +52,20 @@ pub(crate) async fn held_versions(
             .all(conn)
             .await?;
         for r in rows {
-            let entry = held.entry((r.record_type, r.record_id)).or_insert((
-                r.seq,
-                r.version,
-                String::new(),
-            ));
-            if r.seq >= entry.0 {
-                *entry = (r.seq, r.version, r.state);
+            let newer = held
+                .get(&(r.record_type.clone(), r.record_id.clone()))
+                .is_none_or(|(seq, _)| r.seq >= *seq);
+            if newer {
+                let record = Held {
+                    version: r.version,
+                    state: r.state,
+                    owner_unit: r.owner_unit,
+                };
+                held.insert((r.record_type, r.record_id), (r.seq, record));
             }
         }
     }
-    Ok(held.into_iter().map(|(k, (_, v, s))| (k, (v, s))).collect())
+    Ok(held.into_iter().map(|(k, (_, h))| (k, h)).collect())
 }
 
 /// The newest journaled state of every record whose unit lies in `units`.
