@@ -45,11 +45,7 @@ impl TokenArgs {
 }
 
 pub fn issuer(config: &Config, secrets: &Secrets) -> anyhow::Result<TokenIssuer> {
-    Ok(TokenIssuer::new(
-        &secrets.jwt_secret,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )?)
+    Ok(config.token_issuer(secrets)?)
 }
 
 /// The 12-hour, whole-country token a development server prints, named

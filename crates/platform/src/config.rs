@@ -294,13 +294,54 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Base64 HMAC key (≥ 32 bytes) that signs and verifies bearer tokens (HS256).
+    /// This instance's Ed25519 private key (PKCS#8 PEM file) that signs its
+    /// tokens; `sustain-registry keys` writes one with its JWKS.
+    pub signing_key: Option<PathBuf>,
+    /// Base64 HMAC key (≥ 32 bytes) that signs and verifies HS256 tokens: a
+    /// single instance in development only (refused beside `sync.instance`
+    /// outside `dev`, since whoever holds it can mint any token).
     pub jwt_secret: Option<String>,
+    /// The `iss` of this instance's tokens; with sync on, its instance name.
     pub issuer: String,
     pub audience: String,
+    /// Other issuers whose tokens this instance accepts, each worth at most
+    /// its `scope`.
+    pub trust: Vec<TrustConfig>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// Longest lifetime (exp − iat) a token may claim, in seconds.
+    pub max_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            signing_key: None,
+            jwt_secret: None,
+            issuer: "sustain".into(),
+            audience: "sustain".into(),
+            trust: vec![],
+            leeway_secs: 30,
+            max_token_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// An issuer this instance trusts: another instance of the province, or an
+/// external identity provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The `iss` its tokens carry (an instance name, or the provider's URL).
+    pub issuer: String,
+    /// A JWKS file with its public keys; read again when a token names a key
+    /// not seen yet, so a rotation needs no restart.
+    pub jwks: PathBuf,
+    /// The most its tokens may reach: unit codes, or `*`.
+    pub scope: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -315,7 +356,8 @@ pub struct CryptoConfig {
 /// Keys decoded and checked; what the services actually use.
 #[derive(Clone)]
 pub struct Secrets {
-    pub jwt_secret: Vec<u8>,
+    /// What this instance signs its tokens with.
+    pub token_key: crate::auth::TokenKey,
     pub field_key: [u8; 32],
     pub lookup_key: [u8; 32],
 }
@@ -373,11 +415,7 @@ impl Config {
                 timeout_ms: 5000,
                 count_cache_secs: 0,
             },
-            auth: AuthConfig {
-                jwt_secret: None,
-                issuer: "sustain".into(),
-                audience: "sustain".into(),
-            },
+            auth: AuthConfig::default(),
             crypto: CryptoConfig::default(),
             sync: SyncConfig::default(),
             tls: crate::tls::TlsConfig::default(),
@@ -425,6 +463,13 @@ impl Config {
                 .url
                 .replace("{service}", service)
                 .replace("{port}", &default_port.to_string());
+        }
+        // An instance that signs its own tokens signs them as itself.
+        if config.sync.enabled()
+            && config.auth.signing_key.is_some()
+            && config.auth.issuer == AuthConfig::default().issuer
+        {
+            config.auth.issuer = config.sync.instance.clone();
         }
         config.validate()?;
         Ok(config)
@@ -493,6 +538,7 @@ impl Config {
             .validate(("programs.url", "programs.timeout_ms"))?;
         self.ledger.validate(("ledger.url", "ledger.timeout_ms"))?;
         self.sync.validate()?;
+        self.validate_auth()?;
         if self.cache_poll_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "cache_poll_ms",
@@ -500,6 +546,126 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |field: &'static str, problem: String| ConfigError::Invalid { field, problem };
+        let a = &self.auth;
+        if a.signing_key.is_some() && a.jwt_secret.is_some() {
+            return Err(invalid(
+                "auth",
+                "set signing_key or jwt_secret, not both".into(),
+            ));
+        }
+        if self.sync.enabled() && a.jwt_secret.is_some() && !self.dev {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "is for a single instance in development: a secret shared between instances lets any of them mint tokens for all; give each instance its own auth.signing_key (`sustain-registry keys`)".into(),
+            ));
+        }
+        if self.sync.enabled() && a.signing_key.is_some() && a.issuer != self.sync.instance {
+            return Err(invalid(
+                "auth.issuer",
+                format!(
+                    "must be the instance's name ({:?}) when it signs with its own key",
+                    self.sync.instance
+                ),
+            ));
+        }
+        if a.audience.trim().is_empty() || a.issuer.trim().is_empty() {
+            return Err(invalid(
+                "auth",
+                "issuer and audience must not be empty".into(),
+            ));
+        }
+        if a.max_token_ttl_secs == 0 || a.leeway_secs > 300 {
+            return Err(invalid(
+                "auth",
+                "max_token_ttl_secs must be above 0 and leeway_secs at most 300".into(),
+            ));
+        }
+        let known = |code: &String| {
+            code == crate::auth::NATIONWIDE || sustain_domain::admin::catalog().is_known(code)
+        };
+        for t in &a.trust {
+            if t.issuer.trim().is_empty() || t.issuer == a.issuer {
+                return Err(invalid(
+                    "auth.trust",
+                    format!("issuer {:?} is empty or this instance's own", t.issuer),
+                ));
+            }
+            if t.scope.is_empty() || t.scope.iter().any(|c| !known(c)) {
+                return Err(invalid(
+                    "auth.trust",
+                    format!(
+                        "issuer {} needs a scope of known unit codes (or \"*\")",
+                        t.issuer
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuers this instance trusts: itself (worth at most the units it
+    /// owns when it replicates) and each of `auth.trust`.
+    pub fn trust_set(&self, secrets: &Secrets) -> Result<crate::auth::keys::TrustSet, ConfigError> {
+        use crate::auth::keys::{Issuer, TrustSet};
+        use crate::auth::{Scope, TokenKey};
+        let mut issuers = vec![];
+        if let TokenKey::Own(key) = &secrets.token_key {
+            issuers.push(Issuer {
+                name: self.auth.issuer.clone(),
+                cap: self
+                    .sync
+                    .enabled()
+                    .then(|| Scope::new(self.sync.scope.clone())),
+                jwks: None,
+                keys: vec![key.public()],
+            });
+        }
+        for t in &self.auth.trust {
+            issuers.push(Issuer {
+                name: t.issuer.clone(),
+                cap: Some(Scope::new(t.scope.clone())),
+                jwks: Some(t.jwks.clone()),
+                keys: vec![],
+            });
+        }
+        TrustSet::new(issuers).map_err(|e| ConfigError::Invalid {
+            field: "auth.trust",
+            problem: e.to_string(),
+        })
+    }
+
+    /// Verifies the tokens this instance accepts.
+    pub fn authenticator(
+        &self,
+        secrets: &Secrets,
+    ) -> Result<crate::auth::Authenticator, ConfigError> {
+        use crate::auth::{Authenticator, TokenKey, TokenRules};
+        let shared = match &secrets.token_key {
+            TokenKey::Shared(secret) => Some((secret.as_slice(), self.auth.issuer.as_str())),
+            TokenKey::Own(_) => None,
+        };
+        Ok(Authenticator::new(
+            self.trust_set(secrets)?,
+            shared,
+            TokenRules {
+                audience: self.auth.audience.clone(),
+                leeway_secs: self.auth.leeway_secs,
+                max_ttl_secs: i64::try_from(self.auth.max_token_ttl_secs).unwrap_or(i64::MAX),
+            },
+        ))
+    }
+
+    /// Mints this instance's tokens.
+    pub fn token_issuer(
+        &self,
+        secrets: &Secrets,
+    ) -> Result<crate::auth::TokenIssuer, crate::error::ServiceError> {
+        crate::auth::TokenIssuer::with(&secrets.token_key, &self.auth.issuer, &self.auth.audience)
     }
 
     /// Decodes the keys. Outside development mode every key must be configured; in
@@ -527,17 +693,37 @@ impl Config {
                     })
                 })
         };
-        let jwt_secret = pick(
-            &self.auth.jwt_secret,
-            "auth.jwt_secret",
-            generated.as_ref().map(|g| &g.jwt_secret),
-        )?;
-        if jwt_secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                field: "auth.jwt_secret",
-                problem: "must decode to at least 32 bytes".into(),
-            });
-        }
+        let token_key = match &self.auth.signing_key {
+            Some(path) => crate::auth::TokenKey::Own(Box::new(
+                crate::auth::keys::SigningKey::read(path).map_err(|e| ConfigError::Invalid {
+                    field: "auth.signing_key",
+                    problem: e.to_string(),
+                })?,
+            )),
+            None => {
+                let jwt_secret = pick(
+                    &self.auth.jwt_secret,
+                    "auth.jwt_secret",
+                    generated.as_ref().map(|g| &g.jwt_secret),
+                )
+                .map_err(|e| match e {
+                    ConfigError::Invalid { problem, .. } if problem.starts_with("is required") => {
+                        ConfigError::Invalid {
+                            field: "auth.signing_key",
+                            problem: "is required outside development mode (--dev): the instance's own Ed25519 key (`sustain-registry keys`)".into(),
+                        }
+                    }
+                    other => other,
+                })?;
+                if jwt_secret.len() < 32 {
+                    return Err(ConfigError::Invalid {
+                        field: "auth.jwt_secret",
+                        problem: "must decode to at least 32 bytes".into(),
+                    });
+                }
+                crate::auth::TokenKey::Shared(jwt_secret)
+            }
+        };
         let key32 = |bytes: Vec<u8>, field: &'static str| {
             <[u8; 32]>::try_from(bytes).map_err(|_| ConfigError::Invalid {
                 field,
@@ -545,7 +731,7 @@ impl Config {
             })
         };
         Ok(Secrets {
-            jwt_secret,
+            token_key,
             field_key: key32(
                 pick(
                     &self.crypto.field_key,
@@ -596,7 +782,7 @@ fn load_or_create_dev_secrets(path: &Path) -> Result<DevSecrets, ConfigError> {
         "# Generated by --dev. Never use these keys for real data.\njwt_secret = \"{}\"\nfield_key = \"{}\"\nlookup_key = \"{}\"\n",
         fresh.jwt_secret, fresh.field_key, fresh.lookup_key
     );
-    std::fs::write(path, text).map_err(io_err)?;
+    crate::auth::keys::write_private(path, &text).map_err(io_err)?;
     Ok(fresh)
 }
 
@@ -680,7 +866,7 @@ mod tests {
 
         let config = Config::defaults(50051);
         let err = config.secrets().expect_err("no keys outside dev");
-        assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+        assert!(err.to_string().contains("auth.signing_key"), "{err}");
     }
 
     #[test]
@@ -692,6 +878,11 @@ mod tests {
         let first = config.secrets().expect("generated");
         let second = config.secrets().expect("reloaded");
         assert_eq!(first.field_key, second.field_key);
-        assert_eq!(first.jwt_secret, second.jwt_secret);
+        let (crate::auth::TokenKey::Shared(a), crate::auth::TokenKey::Shared(b)) =
+            (&first.token_key, &second.token_key)
+        else {
+            panic!("development mode signs with a generated HS256 secret");
+        };
+        assert_eq!(a, b);
     }
 }

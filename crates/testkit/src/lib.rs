@@ -123,7 +123,7 @@ pub fn token(role: Role, scope: &[&str]) -> String {
 
 /// A valid token naming its subject: a sync peer's is its instance name.
 pub fn token_for(subject: &str, role: Role, scope: &[&str]) -> String {
-    TokenIssuer::new(JWT_SECRET, "sustain", "sustain")
+    TokenIssuer::shared(JWT_SECRET, "sustain", "sustain")
         .expect("the test secret is a valid HMAC key")
         .issue(subject, role, scope, chrono_hours(1))
         .expect("test tokens sign")
@@ -175,7 +175,7 @@ where
 /// [`LOOKUP_KEY`].
 pub fn secrets() -> sustain_platform::config::Secrets {
     sustain_platform::config::Secrets {
-        jwt_secret: JWT_SECRET.to_vec(),
+        token_key: sustain_platform::auth::TokenKey::Shared(JWT_SECRET.to_vec()),
         field_key: FIELD_KEY,
         lookup_key: LOOKUP_KEY,
     }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sustain_platform::Role;
-use sustain_platform::auth::Authenticator;
 use sustain_platform::config::{Config, Secrets, UpstreamConfig};
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_platform::tls::Tls;
@@ -68,12 +67,7 @@ pub fn backends(config: &Config) -> anyhow::Result<dashboard::Backends> {
 /// The gateway's gRPC services, wrapped in the bearer-token check, and its
 /// HTTP routes.
 pub fn services(secrets: &Secrets, config: &Config) -> anyhow::Result<(ServiceSet, axum::Router)> {
-    let auth = Authenticator::new(
-        &secrets.jwt_secret,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .context("auth.jwt_secret")?;
+    let auth = config.authenticator(secrets)?;
     let api = dashboard::ReportApi {
         backends: backends(config)?,
     };

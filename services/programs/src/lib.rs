@@ -25,7 +25,6 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use sustain_platform::Role;
-use sustain_platform::auth::Authenticator;
 use sustain_platform::config::{Config, Secrets};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::serve::{self, ServiceSet};
@@ -85,12 +84,7 @@ pub fn services(
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
     let database = db.clone();
-    let auth = Authenticator::new(
-        &secrets.jwt_secret,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .context("auth.jwt_secret")?;
+    let auth = config.authenticator(secrets)?;
     let cipher = FieldCipher::new(&secrets.field_key);
     let registry = registry::Registry::new(&config.registry, config.tls.load()?.as_ref())
         .context("registry.url")?;

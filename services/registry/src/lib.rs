@@ -23,7 +23,6 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use sustain_platform::auth::Authenticator;
 use sustain_platform::cache::RecordCache;
 use sustain_platform::config::{Config, Secrets};
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
@@ -74,12 +73,7 @@ pub fn services(
     config: &Config,
 ) -> anyhow::Result<ServiceSet> {
     let database = db.clone();
-    let auth = Authenticator::new(
-        &secrets.jwt_secret,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )
-    .context("auth.jwt_secret")?;
+    let auth = config.authenticator(secrets)?;
     let vault = store::Vault {
         cipher: FieldCipher::new(&secrets.field_key),
         hasher: LookupHasher::new(&secrets.lookup_key),

@@ -170,7 +170,7 @@ async fn a_district_caller_cannot_filter_its_way_into_another_district() {
 #[tokio::test]
 async fn calls_without_a_valid_token_are_unauthenticated() {
     let server = TestServer::start().await;
-    let forged = sustain_platform::auth::TokenIssuer::new(
+    let forged = sustain_platform::auth::TokenIssuer::shared(
         b"not-the-server-key-not-the-server-key",
         "sustain",
         "sustain",
