@@ -146,6 +146,83 @@ impl HealthArgs {
     }
 }
 
+/// `keys`: an instance's own Ed25519 token signing key and the JWKS its
+/// peers trust it by.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeysArgs {
+    /// The instance (its tokens' issuer); the files are NAME.key and
+    /// NAME.jwks.json.
+    #[arg(long)]
+    pub instance: String,
+    /// Directory to write them to.
+    #[arg(long, default_value = "keys")]
+    pub out: std::path::PathBuf,
+    /// Make a new key although one exists. The old public key stays in the
+    /// JWKS, so tokens it signed verify until they expire; drop it from the
+    /// file once they have.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+impl KeysArgs {
+    pub fn run(&self) -> anyhow::Result<()> {
+        use crate::auth::keys::{self, SigningKey};
+        let name = self.instance.trim();
+        anyhow::ensure!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "--instance must be a name of letters, digits, - and _"
+        );
+        let key_path = self.out.join(format!("{name}.key"));
+        let jwks_path = keys::jwks_beside(&key_path);
+        let held = if key_path.exists() {
+            Some(SigningKey::read(&key_path)?)
+        } else {
+            None
+        };
+        let mut published = match std::fs::read_to_string(&jwks_path) {
+            Ok(text) => {
+                serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: is not a JWKS: {e}", jwks_path.display()))?
+                    .keys
+            }
+            Err(_) => vec![],
+        };
+        let key = match held {
+            Some(key) if !self.rotate => {
+                println!("kept {} (key {})", key_path.display(), key.kid());
+                key
+            }
+            _ => {
+                let key = SigningKey::generate();
+                keys::write_private(&key_path, &key.to_pem()?)?;
+                println!(
+                    "wrote {} (key {}, readable by its owner only)",
+                    key_path.display(),
+                    key.kid()
+                );
+                key
+            }
+        };
+        if !published
+            .iter()
+            .any(|k| k.common.key_id.as_deref() == Some(key.kid()))
+        {
+            published.insert(0, key.public());
+        }
+        keys::write_public(&jwks_path, &keys::jwks_json(&published))?;
+        println!("wrote {} ({} key(s))", jwks_path.display(), published.len());
+        println!(
+            "[auth] signing_key = \"{}\"   # this instance; give {} to the instances that trust it",
+            key_path.display(),
+            jwks_path.display()
+        );
+        Ok(())
+    }
+}
+
 /// `dev-certs`: a development CA and a certificate signed by it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevCertsArgs {

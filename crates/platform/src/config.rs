@@ -615,13 +615,21 @@ impl Config {
         use crate::auth::{Scope, TokenKey};
         let mut issuers = vec![];
         if let TokenKey::Own(key) = &secrets.token_key {
+            // The JWKS `keys` keeps beside the key still holds the keys it
+            // rotated away from: tokens they signed verify until they expire.
+            let published = self
+                .auth
+                .signing_key
+                .as_deref()
+                .map(crate::auth::keys::jwks_beside)
+                .filter(|p| p.exists());
             issuers.push(Issuer {
                 name: self.auth.issuer.clone(),
                 cap: self
                     .sync
                     .enabled()
                     .then(|| Scope::new(self.sync.scope.clone())),
-                jwks: None,
+                jwks: published,
                 keys: vec![key.public()],
             });
         }

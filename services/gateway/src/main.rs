@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_gateway::{DEFAULT_PORT, SERVICE};
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -25,6 +25,8 @@ enum Command {
     Health(HealthArgs),
     /// Write a development CA and a certificate it signed, for `[tls]`.
     DevCerts(DevCertsArgs),
+    /// Write this instance's token signing key and its public JWKS, or rotate it.
+    Keys(KeysArgs),
 }
 
 #[tokio::main]
@@ -62,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
         Command::DevCerts(d) => d.run(),
+        Command::Keys(k) => k.run(),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

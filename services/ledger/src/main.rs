@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_ledger::{DEFAULT_PORT, SERVICE};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -33,6 +33,8 @@ enum Command {
     Health(HealthArgs),
     /// Write a development CA and a certificate it signed, for `[tls]`.
     DevCerts(DevCertsArgs),
+    /// Write this instance's token signing key and its public JWKS, or rotate it.
+    Keys(KeysArgs),
     /// Write the money side of the Lạng Sơn demo through the running ledger,
     /// then compare the province's funding summary with the report and
     /// verify the chain. Running it twice writes nothing new.
@@ -124,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Finance),
         Command::DevCerts(d) => d.run(),
+        Command::Keys(k) => k.run(),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

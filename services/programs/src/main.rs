@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
@@ -33,6 +33,8 @@ enum Command {
     Health(HealthArgs),
     /// Write a development CA and a certificate it signed, for `[tls]`.
     DevCerts(DevCertsArgs),
+    /// Write this instance's token signing key and its public JWKS, or rotate it.
+    Keys(KeysArgs),
     /// Write the programme side of the Lạng Sơn demo through the running
     /// registry (loaded with `sustain-registry demo`) and programmes service,
     /// then compare the province's programme summary with the report's
@@ -139,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::DevCerts(d) => d.run(),
+        Command::Keys(k) => k.run(),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -34,6 +34,8 @@ enum Command {
     Health(HealthArgs),
     /// Write a development CA and a certificate it signed, for `[tls]`.
     DevCerts(DevCertsArgs),
+    /// Write this instance's token signing key and its public JWKS, or rotate it.
+    Keys(KeysArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -122,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::DevCerts(d) => d.run(),
+        Command::Keys(k) => k.run(),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {
             file,

@@ -122,6 +122,11 @@ fn public_jwk(key: &ed25519_dalek::VerifyingKey, kid: String) -> Jwk {
     }
 }
 
+/// The JWKS published beside the key file `key` (`NAME.key` → `NAME.jwks.json`).
+pub fn jwks_beside(key: &Path) -> PathBuf {
+    key.with_extension("jwks.json")
+}
+
 /// A JWKS document holding `keys`, as JSON.
 pub fn jwks_json(keys: &[Jwk]) -> String {
     serde_json::to_string_pretty(&JwkSet {
