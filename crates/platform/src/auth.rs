@@ -12,6 +12,7 @@
 //! for a single instance in development.
 
 pub mod keys;
+pub mod revocation;
 
 pub use chrono::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -152,6 +153,9 @@ pub struct Claims {
 /// An authenticated caller, put in the request extensions by [`Authenticator`].
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Who vouches for the caller: the `iss` of its token (this instance for
+    /// its own work).
+    pub issuer: String,
     pub subject: String,
     pub role: Role,
     pub scope: Scope,
@@ -237,9 +241,20 @@ pub struct Authenticator {
     /// The HS256 secret and the issuer it speaks for, when one is configured.
     shared: Option<(jsonwebtoken::DecodingKey, String)>,
     rules: TokenRules,
+    /// Tokens revoked before they expire, checked on every call.
+    deny: revocation::DenyList,
     /// Tokens already verified, with the caller they gave: a signature check
     /// on every call of a busy client costs more than the call itself.
-    verified: moka::sync::Cache<String, Caller>,
+    verified: moka::sync::Cache<String, Verified>,
+}
+
+/// A verified token: its caller, and what a revocation is judged by.
+#[derive(Debug, Clone)]
+struct Verified {
+    caller: Caller,
+    jti: String,
+    issuer: String,
+    iat: i64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -277,9 +292,11 @@ impl Authenticator {
         trust: keys::TrustSet,
         shared: Option<(&[u8], &str)>,
         rules: TokenRules,
+        deny: revocation::DenyList,
     ) -> Authenticator {
         Authenticator {
             trust,
+            deny,
             shared: shared.and_then(|(secret, issuer)| {
                 jsonwebtoken::DecodingKey::from_secret(secret)
                     .ok()
@@ -302,6 +319,9 @@ impl Authenticator {
         let trust = keys::TrustSet::new(vec![]).map_err(|_| {
             jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
         })?;
+        let deny = revocation::DenyList::new(None).map_err(|_| {
+            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+        })?;
         Ok(Authenticator::new(
             trust,
             Some((secret, issuer)),
@@ -310,22 +330,34 @@ impl Authenticator {
                 leeway_secs: 30,
                 max_ttl_secs: 30 * 24 * 3600,
             },
+            deny,
         ))
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ServiceError> {
-        if let Some(caller) = self.verified.get(token) {
-            return Ok(caller);
+        let verified = match self.verified.get(token) {
+            Some(v) => v,
+            None => {
+                let (verified, exp) = self.verify_uncached(token)?;
+                // Kept no longer than the token lives.
+                if exp > chrono::Utc::now().timestamp() + 60 {
+                    self.verified.insert(token.to_owned(), verified.clone());
+                }
+                verified
+            }
+        };
+        if let Some(reason) = self.deny.refuses(
+            &verified.jti,
+            &verified.issuer,
+            &verified.caller.subject,
+            verified.iat,
+        ) {
+            return Err(refused(format!("the token has been revoked: {reason}")));
         }
-        let (caller, exp) = self.verify_uncached(token)?;
-        // Kept no longer than the token lives.
-        if exp > chrono::Utc::now().timestamp() + 60 {
-            self.verified.insert(token.to_owned(), caller.clone());
-        }
-        Ok(caller)
+        Ok(verified.caller)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<(Caller, i64), ServiceError> {
+    fn verify_uncached(&self, token: &str) -> Result<(Verified, i64), ServiceError> {
         use jsonwebtoken::Validation;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| refused(format!("invalid bearer token: {}", token_problem(&e))))?;
@@ -402,10 +434,16 @@ impl Authenticator {
             }
         };
         Ok((
-            Caller {
-                subject: claims.sub,
-                role: claims.role,
-                scope,
+            Verified {
+                caller: Caller {
+                    issuer: issuer.clone(),
+                    subject: claims.sub,
+                    role: claims.role,
+                    scope,
+                },
+                jti: claims.jti,
+                issuer,
+                iat: claims.iat,
             },
             claims.exp,
         ))
@@ -672,6 +710,7 @@ mod tests {
             keys::TrustSet::new(vec![p_trust, d_trust]).expect("trust"),
             None,
             rules(),
+            revocation::DenyList::new(None).expect("no list"),
         );
         let at_district = TokenIssuer::own(&district, "district-181", "sustain").expect("key");
         // The district's key, asking for the whole country or the province.
@@ -717,6 +756,7 @@ mod tests {
             keys::TrustSet::new(vec![trusted]).expect("trust"),
             Some((SECRET, "sustain")),
             rules(),
+            revocation::DenyList::new(None).expect("no list"),
         );
         let now = chrono::Utc::now().timestamp();
         let claims = |f: &dyn Fn(&mut serde_json::Value)| {
@@ -857,6 +897,7 @@ mod tests {
     #[test]
     fn roles_are_checked() {
         let caller = Caller {
+            issuer: "sustain".into(),
             subject: "v".into(),
             role: Role::Viewer,
             scope: Scope::nationwide(),

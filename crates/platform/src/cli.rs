@@ -223,6 +223,73 @@ impl KeysArgs {
     }
 }
 
+/// `revoke`: refuse a token, or every token of a subject issued so far,
+/// before they expire, on every service of the instance.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RevokeArgs {
+    /// The instance's configuration: where its list lies (`auth.revocations`).
+    #[command(flatten)]
+    pub args: ServeArgs,
+    /// The token's id (its `jti` claim).
+    #[arg(long, required_unless_present_any = ["subject", "list"])]
+    pub jti: Option<String>,
+    /// Every token of this subject issued until now.
+    #[arg(long, conflicts_with = "jti")]
+    pub subject: Option<String>,
+    /// Whose subject (an issuer's name); default: any issuer's.
+    #[arg(long, requires = "subject")]
+    pub issuer: Option<String>,
+    /// Why: kept with the entry and shown to the caller refused.
+    #[arg(long, default_value = "revoked by an operator")]
+    pub reason: String,
+    /// Print the list instead.
+    #[arg(long)]
+    pub list: bool,
+}
+
+impl RevokeArgs {
+    pub fn run(&self, service: &str, default_port: u16) -> anyhow::Result<()> {
+        use crate::auth::revocation::{DenyFile, Revoked};
+        let config = Config::load(service, default_port, &self.args)?;
+        let path = config.revocations_path();
+        let mut list = DenyFile::read(&path).map_err(anyhow::Error::msg)?;
+        if !self.list {
+            list.revoked.push(Revoked {
+                jti: self.jti.clone().unwrap_or_default(),
+                subject: self.subject.clone().unwrap_or_default(),
+                issuer: self.issuer.clone().unwrap_or_default(),
+                at: chrono::Utc::now().timestamp(),
+                reason: self.reason.clone(),
+            });
+            list.write(&path).map_err(anyhow::Error::msg)?;
+            println!(
+                "revoked; every service reading {} refuses it within a second",
+                path.display()
+            );
+        }
+        for r in &list.revoked {
+            let what = if r.jti.is_empty() {
+                format!(
+                    "subject {} of {}",
+                    r.subject,
+                    if r.issuer.is_empty() {
+                        "any issuer"
+                    } else {
+                        &r.issuer
+                    }
+                )
+            } else {
+                format!("token {}", r.jti)
+            };
+            let at = chrono::DateTime::from_timestamp(r.at, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            println!("{at}  {what}: {}", r.reason);
+        }
+        Ok(())
+    }
+}
+
 /// `dev-certs`: a development CA and a certificate signed by it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevCertsArgs {

@@ -314,6 +314,9 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Longest lifetime (exp − iat) a token may claim, in seconds.
     pub max_token_ttl_secs: u64,
+    /// The deny list of revoked tokens every service of the instance reads
+    /// (`revoke` writes it); empty: `revoked-tokens.json` under `data_dir`.
+    pub revocations: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -326,6 +329,7 @@ impl Default for AuthConfig {
             trust: vec![],
             leeway_secs: 30,
             max_token_ttl_secs: 24 * 3600,
+            revocations: None,
         }
     }
 }
@@ -647,6 +651,14 @@ impl Config {
         })
     }
 
+    /// Where the revoked tokens are listed.
+    pub fn revocations_path(&self) -> PathBuf {
+        self.auth
+            .revocations
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("revoked-tokens.json"))
+    }
+
     /// Verifies the tokens this instance accepts.
     pub fn authenticator(
         &self,
@@ -665,6 +677,12 @@ impl Config {
                 leeway_secs: self.auth.leeway_secs,
                 max_ttl_secs: i64::try_from(self.auth.max_token_ttl_secs).unwrap_or(i64::MAX),
             },
+            crate::auth::revocation::DenyList::new(Some(self.revocations_path())).map_err(
+                |problem| ConfigError::Invalid {
+                    field: "auth.revocations",
+                    problem,
+                },
+            )?,
         ))
     }
 

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_gateway::{DEFAULT_PORT, SERVICE};
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -27,6 +27,8 @@ enum Command {
     DevCerts(DevCertsArgs),
     /// Write this instance's token signing key and its public JWKS, or rotate it.
     Keys(KeysArgs),
+    /// Revoke a token (by jti) or a subject's tokens before they expire.
+    Revoke(RevokeArgs),
 }
 
 #[tokio::main]
@@ -65,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Viewer),
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
+        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

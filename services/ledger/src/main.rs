@@ -5,7 +5,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_ledger::{DEFAULT_PORT, SERVICE};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{
+    DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token, issuer,
+};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 
@@ -35,6 +37,8 @@ enum Command {
     DevCerts(DevCertsArgs),
     /// Write this instance's token signing key and its public JWKS, or rotate it.
     Keys(KeysArgs),
+    /// Revoke a token (by jti) or a subject's tokens before they expire.
+    Revoke(RevokeArgs),
     /// Write the money side of the Lạng Sơn demo through the running ledger,
     /// then compare the province's funding summary with the report and
     /// verify the chain. Running it twice writes nothing new.
@@ -127,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Finance),
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
+        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

@@ -70,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn caller() -> Caller {
     Caller {
+        issuer: "local".into(),
         subject: "property".into(),
         role: Role::Finance,
         scope: Scope::nationwide(),

@@ -4,7 +4,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token, issuer};
+use sustain_platform::cli::{
+    DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token, issuer,
+};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
@@ -35,6 +37,8 @@ enum Command {
     DevCerts(DevCertsArgs),
     /// Write this instance's token signing key and its public JWKS, or rotate it.
     Keys(KeysArgs),
+    /// Revoke a token (by jti) or a subject's tokens before they expire.
+    Revoke(RevokeArgs),
     /// Write the programme side of the Lạng Sơn demo through the running
     /// registry (loaded with `sustain-registry demo`) and programmes service,
     /// then compare the province's programme summary with the report's
@@ -142,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
+        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

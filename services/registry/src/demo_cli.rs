@@ -63,6 +63,7 @@ pub async fn run(
     };
     let importer = Importer::new(db.clone(), vault, Arc::clone(&standards));
     let caller = Caller {
+        issuer: "local".into(),
         subject: "demo".into(),
         role: Role::Admin,
         scope: Scope::nationwide(),

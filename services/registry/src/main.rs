@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -36,6 +36,8 @@ enum Command {
     DevCerts(DevCertsArgs),
     /// Write this instance's token signing key and its public JWKS, or rotate it.
     Keys(KeysArgs),
+    /// Revoke a token (by jti) or a subject's tokens before they expire.
+    Revoke(RevokeArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -125,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
+        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {
             file,

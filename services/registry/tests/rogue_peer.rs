@@ -125,6 +125,7 @@ fn config(files: &Files, name: &str, scope: &str, trust: &[(&str, &str)]) -> Con
     c.crypto.field_key = Some(b64(&sustain_testkit::FIELD_KEY));
     c.crypto.lookup_key = Some(b64(&sustain_testkit::LOOKUP_KEY));
     c.tls = files.tls_config(name);
+    c.auth.revocations = Some(files.dir.path().join(format!("{name}-revoked.json")));
     c
 }
 
@@ -321,6 +322,21 @@ async fn journaled(url: &str) -> BTreeMap<String, (String, i64, String)> {
         out.insert(r.record_id.clone(), (r.record_type, r.version, r.state));
     }
     out
+}
+
+/// A revocation of token `jti`, or of `subject`'s tokens issued until now.
+fn revocation(
+    jti: String,
+    subject: &str,
+    reason: &str,
+) -> sustain_platform::auth::revocation::Revoked {
+    sustain_platform::auth::revocation::Revoked {
+        jti,
+        subject: subject.into(),
+        issuer: String::new(),
+        at: chrono::Utc::now().timestamp(),
+        reason: reason.into(),
+    }
 }
 
 /// `state` with every `"commune_code":"FROM"` moved to `to`.
@@ -752,6 +768,60 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             got: code_of(&got),
         });
     }
+
+    // A token revoked before it expires: by its id, then every token of a
+    // subject; the running province refuses them without a restart.
+    let revocations = files.dir.path().join(format!("{PROVINCE}-revoked.json"));
+    let jti_of = |token: &str| -> String {
+        let payload = token.split('.').nth(1).expect("jwt");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64"),
+        )
+        .expect("json");
+        claims["jti"].as_str().expect("jti").to_owned()
+    };
+    let lost = files.token(PROVINCE, PROVINCE, "laptop", Role::Viewer, &["20"]);
+    let left = files.token(PROVINCE, PROVINCE, "leaver", Role::Viewer, &["20"]);
+    for token in [&lost, &left] {
+        let (mut households, _, _) = with(province.addr, token.clone()).await;
+        get(&mut households, &h.id).await.expect("valid before");
+    }
+    sustain_platform::auth::revocation::DenyFile {
+        revoked: vec![
+            revocation(jti_of(&lost), "", "laptop lost"),
+            revocation(String::new(), "leaver", "left the office"),
+        ],
+    }
+    .write(&revocations)
+    .expect("revoke");
+    for (attack, token) in [
+        ("a revoked token", lost),
+        ("a revoked subject's token", left),
+    ] {
+        let (households, _, _) = with(province.addr, token).await;
+        wait_for(attack, || {
+            let mut households = households.clone();
+            let id = h.id.clone();
+            async move {
+                get(&mut households, &id).await.is_err_and(|e| {
+                    e.code() == Code::Unauthenticated && e.message().contains("revoked")
+                })
+            }
+        })
+        .await;
+        table.push(Outcome {
+            attack,
+            expected: "Unauthenticated",
+            got: "Unauthenticated (revoked)".into(),
+        });
+    }
+    let fresh = files.token(PROVINCE, PROVINCE, "officer-2", Role::Viewer, &["20"]);
+    let (mut households, _, _) = with(province.addr, fresh).await;
+    get(&mut households, &h.id)
+        .await
+        .expect("others' tokens still work");
 
     // The feed, pulled with 181's certificate.
     let pull_as = |token: String| {

@@ -425,9 +425,24 @@ impl IdempotencyKey {
                 format!("must be at most {MAX_REQUEST_ID_LEN} printable characters"),
             ));
         }
+        // Bound to who asked, as vouched for by whom, and with what authority:
+        // the same request_id from another issuer's subject of the same name,
+        // or from the same subject with another role or scope, is another
+        // request, so a replay never stands in for an authorisation check.
+        let mut fingerprint = Sha256::new();
+        fingerprint.update(request.encode_to_vec());
+        fingerprint.update([0x1f]);
+        fingerprint.update(caller.role.as_str());
+        for code in caller.scope.codes() {
+            fingerprint.update([0x1f]);
+            fingerprint.update(code);
+        }
         Ok(Some(IdempotencyKey {
-            key: format!("{}\u{1f}{method}\u{1f}{request_id}", caller.subject),
-            fingerprint: hex::encode(Sha256::digest(request.encode_to_vec())),
+            key: format!(
+                "{}\u{1f}{}\u{1f}{method}\u{1f}{request_id}",
+                caller.issuer, caller.subject
+            ),
+            fingerprint: hex::encode(fingerprint.finalize()),
         }))
     }
 }

@@ -217,6 +217,7 @@ impl Puller {
         rescoped.mark_unchanged();
         let scope = self.scope().await?;
         let caller = Caller {
+            issuer: self.me.clone(),
             subject: format!("sync:{}", self.peer.name),
             role: Role::Sync,
             scope: Scope::new(scope.clone()),
