@@ -479,7 +479,9 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the settings together; [`Config::load`] calls it, and so must
+    /// whoever changes a loaded configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if l.max_request_bytes < 64 * 1024 || l.max_response_bytes < 64 * 1024 {
             return Err(ConfigError::Invalid {
@@ -509,11 +511,22 @@ impl Config {
                 ),
             });
         }
-        if self.dev && !self.http_listen.ip().is_loopback() {
+        // Development mode hands out tokens and serves reports without one:
+        // nothing of it may be reachable from another machine.
+        let public = std::iter::once(self.http_listen)
+            .chain(self.metrics_listen)
+            .find(|a| !a.ip().is_loopback());
+        if let (true, Some(addr)) = (self.dev, public) {
             return Err(ConfigError::Invalid {
                 field: "dev",
+                problem: format!("development mode only listens on loopback, not {addr}"),
+            });
+        }
+        if !self.tls.enabled() && !self.http_listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "http_listen",
                 problem: format!(
-                    "development mode only listens on loopback, not {}",
+                    "reports carry personal data and are served in plain text on loopback only, not on {}: set tls.cert, tls.key and tls.ca to serve them over HTTPS",
                     self.http_listen
                 ),
             });
@@ -829,6 +842,28 @@ mod tests {
         };
         let err = Config::load("registry", 50051, &args).expect_err("refused");
         assert!(err.to_string().contains("`dev`"), "{err}");
+    }
+
+    #[test]
+    fn dev_mode_refuses_public_reports_and_metrics_and_plain_reports_stay_local() {
+        for (http, metrics) in [
+            ("0.0.0.0:8054", None),
+            ("127.0.0.1:8054", Some("0.0.0.0:9090")),
+        ] {
+            let mut config = Config::defaults(50051);
+            config.dev = true;
+            config.http_listen = http.parse().expect("addr");
+            config.metrics_listen = metrics.map(|m| m.parse().expect("addr"));
+            let err = config.validate().expect_err("refused");
+            assert!(err.to_string().contains("`dev`"), "{err}");
+        }
+        let mut config = Config::defaults(50051);
+        config.http_listen = "0.0.0.0:8054".parse().expect("addr");
+        let err = config.validate().expect_err("plain text in the open");
+        assert!(err.to_string().contains("http_listen"), "{err}");
+        config.http_listen = "127.0.0.1:8054".parse().expect("addr");
+        config.metrics_listen = Some("0.0.0.0:9090".parse().expect("addr"));
+        assert!(config.validate().is_ok(), "metrics hold no personal data");
     }
 
     #[test]

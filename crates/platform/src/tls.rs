@@ -80,6 +80,100 @@ impl Tls {
     }
 }
 
+impl TlsConfig {
+    /// Serves HTTPS on `listener` with this certificate (a browser presents
+    /// none, so none is asked for: the bearer token authenticates).
+    pub fn https(&self, listener: tokio::net::TcpListener) -> anyhow::Result<HttpsListener> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+            anyhow::bail!("tls: cert and key are needed to serve HTTPS");
+        };
+        let chain = CertificateDer::pem_slice_iter(&read(cert, "cert")?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("tls.cert: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(&read(key, "key")?)
+            .map_err(|e| anyhow::anyhow!("tls.key: {e}"))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let addr = listener.local_addr()?;
+        let (tx, incoming) = tokio::sync::mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "https: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                // Each handshake on its own: a slow client holds up no one.
+                tokio::spawn(async move {
+                    let shake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(tcp),
+                    );
+                    match shake.await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https: handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "https: handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(HttpsListener {
+            incoming,
+            addr,
+            task,
+        })
+    }
+}
+
+/// Accepted HTTPS connections, handshake done; for `axum::serve`.
+#[derive(Debug)]
+pub struct HttpsListener {
+    incoming: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HttpsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.incoming.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task is gone: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
 /// An endpoint for `url`; with TLS on, `http://` becomes `https://` and the
 /// call presents this service's certificate.
 pub fn endpoint(url: &str, tls: Option<&Tls>) -> anyhow::Result<Endpoint> {
@@ -162,11 +256,5 @@ pub fn dev_certs(dir: &Path, name: &str, hosts: &[String]) -> anyhow::Result<Vec
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    Ok(crate::auth::keys::write_private(path, text)?)
 }

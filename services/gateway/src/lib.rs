@@ -118,7 +118,19 @@ pub async fn run(
         "gateway serving"
     );
     let shutdown = shutdown.shared();
-    let web = axum::serve(http, routes).with_graceful_shutdown(shutdown.clone());
+    let stop = shutdown.clone();
+    let web = async move {
+        // Reports carry personal data: over TLS whenever the service has a
+        // certificate (the configuration keeps plain text on loopback).
+        if config.tls.enabled() {
+            axum::serve(config.tls.https(http)?, routes)
+                .with_graceful_shutdown(stop)
+                .await
+        } else {
+            axum::serve(http, routes).with_graceful_shutdown(stop).await
+        }
+        .context("serving HTTP")
+    };
     let grpc = serve::serve(
         listener,
         services,
@@ -127,6 +139,6 @@ pub async fn run(
     );
     let (g, w) = tokio::join!(grpc, web);
     g?;
-    w.context("serving HTTP")?;
+    w?;
     Ok(())
 }

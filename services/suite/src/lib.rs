@@ -147,6 +147,8 @@ impl Configs {
         for c in [&mut programs, &mut ledger, &mut gateway] {
             c.metrics_listen = None;
         }
+        // The reports' address came from `--reports`: judged as a loaded one is.
+        gateway.validate()?;
         let urls = [
             &registry.database_url,
             &programs.database_url,
@@ -295,4 +297,31 @@ pub async fn load_services_demo(
         written.accounts, written.transfers
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_in_development_mode_refuses_reports_on_a_public_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = ServeArgs {
+            dev: true,
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ServeArgs::default()
+        };
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut at = Addresses {
+            registry: local(1),
+            programs: local(2),
+            ledger: local(3),
+            gateway: local(4),
+            reports: local(5),
+        };
+        assert!(Configs::new(&args, &at).is_ok());
+        at.reports = SocketAddr::from(([0, 0, 0, 0], 8054));
+        let err = Configs::new(&args, &at).expect_err("refused");
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
 }
