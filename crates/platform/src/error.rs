@@ -43,6 +43,9 @@ pub enum ServiceError {
     Unauthenticated(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A limit on how much one caller may ask at once; retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -186,6 +189,11 @@ impl From<ServiceError> for Status {
                 Code::Unauthenticated,
                 message,
                 info("UNAUTHENTICATED", HashMap::new()),
+            ),
+            ServiceError::ResourceExhausted(message) => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                info("BUSY", HashMap::new()),
             ),
             ServiceError::Unavailable(detail) => {
                 tracing::warn!(%detail, "dependency unavailable");

@@ -415,9 +415,35 @@ impl Records {
 #[derive(Debug, Clone)]
 pub struct ChainApi {
     pub db: sea_orm::DatabaseConnection,
+    /// One verification at a time: it reads the whole chain.
+    pub verifying: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl ChainApi {
+    pub fn new(db: sea_orm::DatabaseConnection) -> ChainApi {
+        ChainApi {
+            db,
+            verifying: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// PERMISSION_DENIED unless every unit this instance owns lies in the
+    /// caller's scope: its own chain covers them all.
+    async fn require_whole_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
+        let topology = sustain_platform::sync::Topology::load(&self.db).await?;
+        let own = topology.own_units();
+        match own.iter().find(|u| !caller.scope.contains_unit(u)) {
+            None => Ok(()),
+            Some(unit) => Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "the chain of instance {} covers unit {unit}, which is not wholly inside the caller's scope",
+                    topology.me
+                ),
+            }),
+        }
+    }
+
     /// The copy held here of another instance's chain: its verified head (or
     /// an entry of it) and its alarm. The caller must see the instance's ground.
     async fn replica_head(
@@ -487,6 +513,7 @@ impl pb::chain_service_server::ChainService for ChainApi {
         if !r.instance.is_empty() {
             return Ok(Response::new(self.replica_head(&caller, &r).await?));
         }
+        self.require_whole_instance(&caller).await?;
         let head = head::Entity::find_by_id(1)
             .one(&self.db)
             .await
@@ -534,6 +561,12 @@ impl pb::chain_service_server::ChainService for ChainApi {
         if !v.is_empty() {
             return Err(ServiceError::from(v).into());
         }
+        self.require_whole_instance(&caller).await?;
+        let _running = self.verifying.try_acquire().map_err(|_| {
+            ServiceError::ResourceExhausted(
+                "a verification of this chain is running; ask again when it has finished".into(),
+            )
+        })?;
         let result = verify(&self.db, r.from_sequence, r.to_sequence).await?;
         let (first_bad_sequence, problem) = result.first_bad.clone().unwrap_or_default();
         Ok(Response::new(pb::VerifyChainResponse {

@@ -89,7 +89,7 @@ pub fn services(
         cipher,
     });
     let transfers = TransferServiceServer::new(transfers::TransferApi { db: db.clone() });
-    let chain = ChainServiceServer::new(chain::ChainApi { db: db.clone() });
+    let chain = ChainServiceServer::new(chain::ChainApi::new(db.clone()));
     let funding = FundingServiceServer::new(funding::FundingApi {
         db,
         cache: funding::SummaryCache::new(),

@@ -198,6 +198,25 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
     )
     .await;
     assert_eq!(peer_alarm(&province).await, "");
+    // The province's own chain covers the whole province: a district's scope
+    // reads the copy of its own chain there, not the province's.
+    let mut from_181 = province.chain(Role::Finance, BINH_GIA).await;
+    for refused in [
+        from_181
+            .get_chain_head(pb::GetChainHeadRequest::default())
+            .await
+            .map(|_| ()),
+        from_181
+            .verify_chain(pb::VerifyChainRequest::default())
+            .await
+            .map(|_| ()),
+    ] {
+        assert_eq!(
+            refused.expect_err("not the whole province").code(),
+            tonic::Code::PermissionDenied
+        );
+    }
+    assert!(district_copy(&province, BINH_GIA).await.is_ok());
     let copy = district_copy(&province, &["20"]).await.expect("copy");
     assert_eq!(copy.alarm, "");
     // Only the province's own ground reads it: district 185 does not.

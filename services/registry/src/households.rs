@@ -60,10 +60,12 @@ pub struct HouseholdApi {
 }
 
 impl HouseholdApi {
-    /// ALREADY_EXISTS naming the other household when a citizen ID is registered.
+    /// ALREADY_EXISTS when a citizen ID is registered, naming the other
+    /// household only when it lies in the caller's scope.
     async fn check_citizen_ids(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
+        caller: &Caller,
         household: &Household,
         except: Option<&str>,
     ) -> Result<(), ServiceError> {
@@ -73,12 +75,13 @@ impl HouseholdApi {
                 store::holder_of(conn, &self.vault.citizen_hash(id), except).await?
             {
                 let field = format!("household.members[{i}].citizen_id");
+                let (reason, named) = store::taken_reason(conn, caller, &field, &other).await?;
+                let mut metadata = vec![("field", field.clone())];
+                metadata.extend(named.map(|id| ("household_id", id)));
                 return Err(ServiceError::AlreadyExists {
                     reason: "CITIZEN_ID_REGISTERED",
-                    message: format!(
-                        "{field} is already registered to a member of household {other}"
-                    ),
-                    metadata: vec![("household_id", other), ("field", field)],
+                    message: format!("{field} {reason}"),
+                    metadata,
                 });
             }
         }
@@ -274,7 +277,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         caller.require_location(&household.address.location)?;
 
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
-            self.check_citizen_ids(&txn, &household, None).await?;
+            self.check_citizen_ids(&txn, &caller, &household, None).await?;
             let member_ids = household.members.iter().map(|_| new_id()).collect();
             let record = HouseholdRecord::new(new_id(), household, member_ids, now());
             let state = store::insert(&txn, &record, &self.vault).await?;
@@ -440,7 +443,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 return Err(v.into());
             };
             caller.require_location(&household.address.location)?;
-            self.check_citizen_ids(&txn, &household, Some(&current.id)).await?;
+            self.check_citizen_ids(&txn, &caller, &household, Some(&current.id))
+                .await?;
 
             let known: Vec<&str> = current.members.iter().map(|m| m.id.as_str()).collect();
             let member_ids = merged

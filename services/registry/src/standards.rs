@@ -106,9 +106,9 @@ pub async fn set(
 
     let mut v = sustain_domain::Violations::new();
     let province = request.province_code.trim().to_owned();
-    if Level::of_code(&province) != Some(Level::Province)
-        || admin::catalog().province(&province).is_none()
-    {
+    let is_province = Level::of_code(&province) == Some(Level::Province)
+        && admin::catalog().province(&province).is_some();
+    if !is_province {
         v.add("province_code", "must be a province code, e.g. 20");
     }
     let parsed = match Standards::parse(&request.standards_toml) {
@@ -118,6 +118,21 @@ pub async fn set(
             None
         }
     };
+    // The standards an instance keeps are its own province's: a province
+    // elsewhere, however wholly its admin holds it, is not this one's.
+    let topology = sustain_platform::sync::Topology::load(db).await?;
+    let own_province = topology.own_units().iter().find_map(|u| {
+        admin::catalog()
+            .ancestors_or_self(u)
+            .into_iter()
+            .find(|a| Level::of_code(a) == Some(Level::Province))
+    });
+    if let Some(own) = own_province.filter(|own| is_province && *own != province) {
+        v.add(
+            "province_code",
+            format!("must be this instance's province ({own})"),
+        );
+    }
     let in_force = cell.current(db).await?;
     if let (Some(new), Some((first, last))) = (&parsed, in_force.standards.years())
         && let Some(year) = (first..=last).find(|y| new.for_year(*y).is_none())

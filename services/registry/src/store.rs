@@ -496,6 +496,48 @@ pub async fn holder_of(
     Ok(query.one(conn).await?.map(|m| m.household_id))
 }
 
+/// True when household `id` lies inside `scope`: whether a caller may be told
+/// where a citizen ID it tried to register already is.
+pub async fn lies_in(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    scope: &Scope,
+) -> Result<bool, ServiceError> {
+    Ok(household::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .is_some_and(|h| {
+            scope.covers(&Location {
+                province_code: h.province_code,
+                district_code: h.district_code,
+                commune_code: h.commune_code,
+                current_commune_code: h.current_commune_code,
+            })
+        }))
+}
+
+/// Why a citizen ID cannot be registered again, in words for `caller`: the
+/// household that holds it is named only when the caller may see it; the
+/// rest is logged for an administrator.
+pub async fn taken_reason(
+    conn: &impl ConnectionTrait,
+    caller: &sustain_platform::Caller,
+    field: &str,
+    holder: &str,
+) -> Result<(String, Option<String>), ServiceError> {
+    if lies_in(conn, holder, &caller.scope).await? {
+        return Ok((
+            format!("is already registered to a member of household {holder}"),
+            Some(holder.to_owned()),
+        ));
+    }
+    tracing::warn!(field, household_id = %holder, caller = %caller.subject, "citizen ID already registered outside the caller's scope");
+    Ok((
+        "is already registered to a member of another household, outside your scope (an administrator can see which in the log)".into(),
+        None,
+    ))
+}
+
 /// What a list or count selects. Unit codes pick their column by level.
 #[derive(Debug, Clone)]
 pub struct Selection {

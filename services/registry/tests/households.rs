@@ -220,6 +220,31 @@ async fn a_citizen_id_belongs_to_one_household_only() {
     );
     assert_eq!(count(&mut admin, None).await, 1);
 
+    // A clerk of another district is told the ID is taken, not where: the
+    // household that holds it lies outside the clerk's scope.
+    let mut elsewhere = server.households(Role::Enumerator, &["185"]).await;
+    let mut in_185 = household_in("06325", "2022-05-01", "Nguyễn Văn A", "020085001234");
+    in_185.members.truncate(1);
+    let err = create(&mut elsewhere, in_185).await.expect_err("duplicate");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(reason(&err), "CITIZEN_ID_REGISTERED");
+    assert!(
+        !err.message().contains(&first.id) && err.message().contains("outside your scope"),
+        "says nothing of where: {}",
+        err.message()
+    );
+    let details = {
+        use tonic_types::StatusExt;
+        err.get_error_details()
+    };
+    let info = details.error_info().expect("error info");
+    assert!(
+        !info.metadata.contains_key("household_id"),
+        "{:?}",
+        info.metadata
+    );
+    assert_eq!(count(&mut admin, None).await, 1);
+
     // Two members of one household with the same number is a field violation.
     let mut twice = household("Nguyễn Văn C", "020085004321");
     twice.members[1] = member(

@@ -324,6 +324,14 @@ async fn journaled(url: &str) -> BTreeMap<String, (String, i64, String)> {
     out
 }
 
+/// The reason the conflict kept for unit `unit` gives.
+fn reason_for_unit(conflicts: &[spb::Conflict], unit: &str) -> String {
+    conflicts
+        .iter()
+        .find(|c| c.owner_unit == unit)
+        .map_or("not kept".to_owned(), |c| c.reason.clone())
+}
+
 /// A revocation of token `jti`, or of `subject`'s tokens issued until now.
 fn revocation(
     jti: String,
@@ -527,6 +535,8 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             1,
             moved(&h_state, "06325", "06067"),
         ),
+        // 185's household again, sent as the province's: kept, with 185's data in it.
+        change(6, "household", &h.id, "20", h_version + 1, h_state.clone()),
     ]);
 
     let mut table: Vec<Outcome> = vec![];
@@ -541,7 +551,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 .expect("conflicts")
                 .into_inner()
                 .conflicts;
-            if open.len() >= 5 {
+            if open.len() >= 6 {
                 break open;
             }
             assert!(
@@ -592,6 +602,54 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             got: format!("conflict: {reason}"),
         });
     }
+    let claimed = reason_for_unit(&conflicts, "20");
+    assert!(claimed.contains(PROVINCE), "{claimed}");
+    table.push(Outcome {
+        attack: "feed writes as the province",
+        expected: "kept as a conflict",
+        got: format!("conflict: {claimed}"),
+    });
+    // A conflict holds both versions, personal data included: only a caller
+    // whose scope holds the record's unit reads it.
+    let (_, _, mut district_admin) = with(
+        province.addr,
+        files.token(
+            PROVINCE,
+            PROVINCE,
+            "district-officer",
+            Role::Admin,
+            &["181"],
+        ),
+    )
+    .await;
+    let seen = district_admin
+        .list_conflicts(spb::ListConflictsRequest {
+            include_resolved: true,
+        })
+        .await
+        .expect("conflicts")
+        .into_inner()
+        .conflicts;
+    assert!(
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|c| c.owner_unit != "20" && !c.local_state.contains("06325")),
+        "a 181 admin reads only conflicts whose both versions lie in 181: {:?}",
+        seen.iter()
+            .map(|c| (&c.record_type, &c.owner_unit))
+            .collect::<Vec<_>>()
+    );
+    table.push(Outcome {
+        attack: "read 185's data in conflicts with a 181 scope",
+        expected: "not listed",
+        got: format!(
+            "{} of {} listed, none holding 185's data",
+            seen.len(),
+            conflicts.len()
+        ),
+    });
+
     // Nothing of it was written.
     let held = get(&mut at_p, &h.id).await.expect("still there");
     assert_eq!(held.etag, h.etag, "the household is as 185 wrote it");

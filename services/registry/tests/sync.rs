@@ -456,6 +456,25 @@ async fn sync_credentials_reach_only_their_own_ground() {
             .code(),
         Code::PermissionDenied
     );
+    // A district's admin shares ground with the province but does not hold
+    // all of it: the province's status speaks of every district.
+    let mut district_admin = p.province.sync_as(token(Role::Admin, &["181"])).await;
+    assert_eq!(
+        district_admin
+            .get_sync_status(spb::GetSyncStatusRequest {})
+            .await
+            .expect_err("not the whole province")
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        district_admin
+            .sync_now(spb::SyncNowRequest {})
+            .await
+            .expect_err("not the whole province")
+            .code(),
+        Code::PermissionDenied
+    );
     let mut viewer = p.a.sync_as(token(Role::Viewer, &["181"])).await;
     assert_eq!(
         viewer
@@ -1015,6 +1034,14 @@ async fn a_standard_changed_at_the_province_reaches_both_districts() {
         .await
         .expect_err("drops 2021–2026");
     assert_eq!(violated_fields(&refused), vec!["standards_toml"]);
+    // Another province's admin holds all of it, but it is not this one.
+    let mut ha_noi = p.province.reviews(Role::Admin, &["01"]).await;
+    let refused = ha_noi
+        .set_poverty_standards(set("01", &raised, ""))
+        .await
+        .expect_err("not this instance's province");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&refused), vec!["province_code"]);
     // Only the province's admins, and only at the province.
     let mut district_admin = p.province.reviews(Role::Admin, &["181"]).await;
     assert_eq!(

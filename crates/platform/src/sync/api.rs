@@ -64,6 +64,43 @@ impl SyncApi {
             })
         }
     }
+
+    /// PERMISSION_DENIED unless every unit this instance owns lies in the
+    /// caller's scope: its sync status speaks of all its peers.
+    fn require_whole_instance(caller: &Caller, topology: &Topology) -> Result<(), ServiceError> {
+        match topology
+            .own_units()
+            .into_iter()
+            .find(|u| !caller.scope.contains_unit(u))
+        {
+            None => Ok(()),
+            Some(unit) => Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "instance {} owns unit {unit}, which is not wholly inside the caller's scope",
+                    topology.me
+                ),
+            }),
+        }
+    }
+}
+
+/// Whether `caller` may read conflict `c`: it holds both versions, so the
+/// caller's scope must hold the unit the incoming one names and the unit the
+/// copy held here lies in.
+async fn readable(
+    conn: &impl sea_orm::ConnectionTrait,
+    caller: &Caller,
+    c: &sync_conflict::Model,
+) -> Result<bool, ServiceError> {
+    if !caller.scope.contains_unit(&c.owner_unit) {
+        return Ok(false);
+    }
+    if c.local_version == 0 || caller.scope.is_nationwide() {
+        return Ok(true);
+    }
+    let held = super::store::held_version(conn, &c.record_type, &c.record_id).await?;
+    Ok(held.is_none_or(|(_, unit)| caller.scope.contains_unit(&unit)))
 }
 
 fn owner_to_proto(o: &sync_owner::Model) -> pb::Owner {
@@ -113,7 +150,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let caller = Caller::from_request(&request)?;
         caller.require("read the sync status", OPERATE)?;
         let topology = Topology::load(&self.db).await?;
-        Self::require_instance(&caller, &topology)?;
+        Self::require_whole_instance(&caller, &topology)?;
         let open = sync_conflict::Entity::find()
             .filter(sync_conflict::Column::Resolution.eq(""))
             .all(&self.db)
@@ -165,7 +202,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let caller = Caller::from_request(&request)?;
         caller.require("start a sync", OPERATE)?;
         let topology = Topology::load(&self.db).await?;
-        Self::require_instance(&caller, &topology)?;
+        Self::require_whole_instance(&caller, &topology)?;
         self.board.wake.notify_waiters();
         Ok(Response::new(pb::SyncNowResponse {
             peers_woken: self.board.snapshot().len() as i32,
@@ -324,13 +361,13 @@ impl pb::sync_service_server::SyncService for SyncApi {
             query = query.filter(sync_conflict::Column::Resolution.eq(""));
         }
         let rows = query.all(&self.db).await.map_err(ServiceError::from)?;
-        Ok(Response::new(pb::ListConflictsResponse {
-            conflicts: rows
-                .iter()
-                .filter(|c| caller.scope.overlaps_unit(&c.owner_unit))
-                .map(conflict_to_proto)
-                .collect(),
-        }))
+        let mut conflicts = vec![];
+        for c in &rows {
+            if readable(&self.db, &caller, c).await? {
+                conflicts.push(conflict_to_proto(c));
+            }
+        }
+        Ok(Response::new(pb::ListConflictsResponse { conflicts }))
     }
 
     async fn resolve_conflict(
@@ -359,15 +396,18 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let txn = crate::db::WriteTxn::begin(&self.db)
             .await
             .map_err(ServiceError::from)?;
+        let not_found = || ServiceError::NotFound {
+            resource: "conflict",
+            id: request.id.to_string(),
+        };
         let found = sync_conflict::Entity::find_by_id(request.id)
             .one(&txn)
             .await
             .map_err(ServiceError::from)?
-            .filter(|c| caller.scope.overlaps_unit(&c.owner_unit))
-            .ok_or_else(|| ServiceError::NotFound {
-                resource: "conflict",
-                id: request.id.to_string(),
-            })?;
+            .ok_or_else(not_found)?;
+        if !readable(&txn, &caller, &found).await? {
+            return Err(not_found().into());
+        }
         if !found.resolution.is_empty() {
             return Err(ServiceError::FailedPrecondition {
                 reason: "RESOLVED",

@@ -400,10 +400,9 @@ impl Importer {
             let mut v = Violations::new();
             for (i, hash) in p.hashes.iter().enumerate() {
                 if let Some(other) = hash.as_ref().and_then(|h| holders.get(h)) {
-                    v.add(
-                        format!("household.members[{i}].citizen_id"),
-                        format!("is already registered to a member of household {other}"),
-                    );
+                    let field = format!("household.members[{i}].citizen_id");
+                    let (reason, _) = households::taken_reason(txn, caller, &field, other).await?;
+                    v.add(field, reason);
                 }
             }
             if !v.is_empty() {
