@@ -12,6 +12,7 @@
 //! for a single instance in development.
 
 pub mod keys;
+pub mod remote;
 pub mod revocation;
 
 pub use chrono::Duration;
@@ -246,6 +247,21 @@ pub struct Authenticator {
     /// Tokens already verified, with the caller they gave: a signature check
     /// on every call of a busy client costs more than the call itself.
     verified: moka::sync::Cache<String, Verified>,
+    /// Background work that lives as long as the authenticator (fetching an
+    /// identity provider's keys).
+    _tasks: std::sync::Arc<Tasks>,
+}
+
+/// Tasks aborted when the last holder lets go.
+#[derive(Debug, Default)]
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// A verified token: its caller, and what a revocation is judged by.
@@ -307,7 +323,14 @@ impl Authenticator {
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(60))
                 .build(),
+            _tasks: std::sync::Arc::default(),
         }
+    }
+
+    /// With background tasks that stop when it is dropped.
+    pub fn with_tasks(mut self, tasks: Vec<tokio::task::JoinHandle<()>>) -> Authenticator {
+        self._tasks = std::sync::Arc::new(Tasks(tasks));
+        self
     }
 
     /// An HS256-only authenticator (a single development instance, tests).
@@ -361,11 +384,18 @@ impl Authenticator {
         use jsonwebtoken::Validation;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| refused(format!("invalid bearer token: {}", token_problem(&e))))?;
-        let (key, issuer, cap, algorithm) = if header.alg == Algorithm::HS256 {
+        let (key, issuer, cap, algorithm, mapping, audience) = if header.alg == Algorithm::HS256 {
             let (key, issuer) = self.shared.as_ref().ok_or_else(|| {
                 refused("invalid bearer token: HS256 tokens are not accepted here")
             })?;
-            (key.clone(), issuer.clone(), None, Algorithm::HS256)
+            (
+                key.clone(),
+                issuer.clone(),
+                None,
+                Algorithm::HS256,
+                None,
+                None,
+            )
         } else {
             let kid = header
                 .kid
@@ -382,17 +412,53 @@ impl Authenticator {
                     trusted.algorithm, header.alg
                 )));
             }
-            (trusted.key, trusted.issuer, trusted.cap, trusted.algorithm)
+            (
+                trusted.key,
+                trusted.issuer,
+                trusted.cap,
+                trusted.algorithm,
+                trusted.claims,
+                trusted.audience,
+            )
         };
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer.as_str()]);
-        validation.set_audience(&[self.rules.audience.as_str()]);
+        validation.set_audience(&[audience.as_deref().unwrap_or(&self.rules.audience)]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.rules.leeway_secs;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let raw = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|e| refused(format!("invalid bearer token: {}", token_problem(&e))))?
             .claims;
+        let number = |name: &str| raw.get(name).and_then(serde_json::Value::as_i64);
+        let (Some(iat), Some(exp)) = (number("iat"), number("exp")) else {
+            return Err(refused("invalid bearer token: it lacks iat or exp"));
+        };
+        let claims = match &mapping {
+            None => serde_json::from_value::<Claims>(raw.clone()).map_err(|e| {
+                refused(format!("invalid bearer token: its claims do not read: {e}"))
+            })?,
+            Some(map) => {
+                let mapped = map
+                    .read(&raw)
+                    .map_err(|e| refused(format!("invalid bearer token: {e}")))?;
+                Claims {
+                    sub: mapped.subject,
+                    role: mapped.role,
+                    scope: mapped.scope,
+                    iss: issuer.clone(),
+                    aud: String::new(),
+                    iat,
+                    nbf: number("nbf"),
+                    exp,
+                    jti: raw
+                        .get("jti")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            }
+        };
         if claims.exp - claims.iat > self.rules.max_ttl_secs {
             return Err(refused(format!(
                 "invalid bearer token: it lives {} s, longer than the {} s allowed here",
@@ -684,6 +750,9 @@ mod tests {
             cap: Some(Scope::new(cap.iter().map(|c| (*c).to_owned()).collect())),
             jwks: None,
             keys: vec![key.public()],
+            remote: None,
+            claims: None,
+            audience: None,
         };
         (key, trusted)
     }

@@ -343,9 +343,22 @@ pub struct TrustConfig {
     pub issuer: String,
     /// A JWKS file with its public keys; read again when a token names a key
     /// not seen yet, so a rotation needs no restart.
-    pub jwks: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<PathBuf>,
+    /// Or the URL an identity provider publishes its JWKS at (https://, or
+    /// http:// on loopback); fetched at start, every 5 minutes and when a
+    /// token names a key not seen yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
     /// The most its tokens may reach: unit codes, or `*`.
     pub scope: Vec<String>,
+    /// The `aud` its tokens carry, when not the instance's `auth.audience`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Where an identity provider's tokens carry role and units; unset: the
+    /// issuer is a Sustain instance and its tokens carry `role` and `scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<crate::auth::remote::ClaimMap>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -612,6 +625,32 @@ impl Config {
                     format!("issuer {:?} is empty or this instance's own", t.issuer),
                 ));
             }
+            match (&t.jwks, &t.jwks_url) {
+                (Some(_), None) => {}
+                (None, Some(url)) => {
+                    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                        .iter()
+                        .any(|p| url.starts_with(p));
+                    if !(url.starts_with("https://") || loopback) {
+                        return Err(invalid(
+                            "auth.trust",
+                            format!(
+                                "issuer {}: jwks_url must be https:// (http:// only on loopback)",
+                                t.issuer
+                            ),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "auth.trust",
+                        format!(
+                            "issuer {}: set jwks (a file) or jwks_url, one of them",
+                            t.issuer
+                        ),
+                    ));
+                }
+            }
             if t.scope.is_empty() || t.scope.iter().any(|c| !known(c)) {
                 return Err(invalid(
                     "auth.trust",
@@ -648,14 +687,23 @@ impl Config {
                     .then(|| Scope::new(self.sync.scope.clone())),
                 jwks: published,
                 keys: vec![key.public()],
+                remote: None,
+                claims: None,
+                audience: None,
             });
         }
         for t in &self.auth.trust {
             issuers.push(Issuer {
                 name: t.issuer.clone(),
                 cap: Some(Scope::new(t.scope.clone())),
-                jwks: Some(t.jwks.clone()),
+                jwks: t.jwks.clone(),
                 keys: vec![],
+                remote: t
+                    .jwks_url
+                    .as_deref()
+                    .map(crate::auth::remote::RemoteKeys::new),
+                claims: t.claims.clone(),
+                audience: t.audience.clone(),
             });
         }
         TrustSet::new(issuers).map_err(|e| ConfigError::Invalid {
@@ -682,8 +730,16 @@ impl Config {
             TokenKey::Shared(secret) => Some((secret.as_slice(), self.auth.issuer.as_str())),
             TokenKey::Own(_) => None,
         };
+        let trust = self.trust_set(secrets)?;
+        // Providers' keys are fetched for as long as the authenticator lives;
+        // their TLS is checked against the instance's CA when it has one.
+        let ca = self.tls.ca.as_ref().and_then(|p| std::fs::read(p).ok());
+        let followers = match tokio::runtime::Handle::try_current() {
+            Ok(_) => trust.follow_providers(ca),
+            Err(_) => vec![],
+        };
         Ok(Authenticator::new(
-            self.trust_set(secrets)?,
+            trust,
             shared,
             TokenRules {
                 audience: self.auth.audience.clone(),
@@ -696,7 +752,8 @@ impl Config {
                     problem,
                 },
             )?,
-        ))
+        )
+        .with_tasks(followers))
     }
 
     /// Mints this instance's tokens.
@@ -863,7 +920,12 @@ mod tests {
         assert!(err.to_string().contains("http_listen"), "{err}");
         config.http_listen = "127.0.0.1:8054".parse().expect("addr");
         config.metrics_listen = Some("0.0.0.0:9090".parse().expect("addr"));
-        assert!(config.validate().is_ok(), "metrics hold no personal data");
+        config.database_url = "sqlite://registry.sqlite?mode=rwc".into();
+        let allowed = config.validate();
+        assert!(
+            allowed.is_ok(),
+            "metrics hold no personal data: {allowed:?}"
+        );
     }
 
     #[test]

@@ -118,8 +118,11 @@ fn config(files: &Files, name: &str, scope: &str, trust: &[(&str, &str)]) -> Con
         .iter()
         .map(|(issuer, cap)| TrustConfig {
             issuer: (*issuer).into(),
-            jwks: files.jwks(issuer),
+            jwks: Some(files.jwks(issuer)),
+            jwks_url: None,
             scope: vec![(*cap).into()],
+            audience: None,
+            claims: None,
         })
         .collect();
     c.crypto.field_key = Some(b64(&sustain_testkit::FIELD_KEY));

@@ -190,6 +190,12 @@ pub struct Issuer {
     pub jwks: Option<PathBuf>,
     /// Keys known without a file (this instance's own).
     pub keys: Vec<Jwk>,
+    /// An identity provider's keys, fetched from its JWKS URL.
+    pub remote: Option<super::remote::RemoteKeys>,
+    /// How its tokens name their role and units; `None`: Sustain's own claims.
+    pub claims: Option<super::remote::ClaimMap>,
+    /// The `aud` its tokens carry; `None`: the instance's audience.
+    pub audience: Option<String>,
 }
 
 /// A key a token may be signed with, and whose it is.
@@ -199,6 +205,8 @@ pub struct TrustedKey {
     pub cap: Option<Scope>,
     pub algorithm: Algorithm,
     pub key: DecodingKey,
+    pub claims: Option<super::remote::ClaimMap>,
+    pub audience: Option<String>,
 }
 
 impl std::fmt::Debug for TrustedKey {
@@ -213,6 +221,8 @@ pub struct TrustSet {
     issuers: Arc<Vec<Issuer>>,
     keys: Arc<RwLock<HashMap<String, TrustedKey>>>,
     last_read: Arc<Mutex<Instant>>,
+    /// The providers' fetch generations the held keys were read at.
+    fetched: Arc<Mutex<Vec<u64>>>,
 }
 
 impl std::fmt::Debug for TrustSet {
@@ -249,11 +259,23 @@ impl TrustSet {
     /// start-up, and only a warning when it is read again later.
     pub fn new(issuers: Vec<Issuer>) -> Result<TrustSet, KeyError> {
         let keys = read_all(&issuers)?;
+        let fetched = generations(&issuers);
         Ok(TrustSet {
             issuers: Arc::new(issuers),
             keys: Arc::new(RwLock::new(keys)),
             last_read: Arc::new(Mutex::new(Instant::now())),
+            fetched: Arc::new(Mutex::new(fetched)),
         })
+    }
+
+    /// Starts following every identity provider's JWKS URL; `ca`: the PEM
+    /// CA certificates its TLS is checked against (none: the public roots).
+    pub fn follow_providers(&self, ca: Option<Vec<u8>>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.issuers
+            .iter()
+            .filter_map(|i| i.remote.as_ref())
+            .map(|r| r.follow(ca.clone()))
+            .collect()
     }
 
     /// The key `kid` names; reads the files again first when it is unknown
@@ -262,14 +284,25 @@ impl TrustSet {
         if let Some(found) = self.keys.read().ok().and_then(|k| k.get(kid).cloned()) {
             return Some(found);
         }
-        let due = self.last_read.lock().ok().is_some_and(|mut last| {
-            if last.elapsed() >= RELOAD_EVERY {
-                *last = Instant::now();
-                true
-            } else {
-                false
-            }
+        // A provider may have rotated: ask each for its keys again.
+        for remote in self.issuers.iter().filter_map(|i| i.remote.as_ref()) {
+            remote.ask();
+        }
+        let fetched_since = self.fetched.lock().is_ok_and(|mut seen| {
+            let now = generations(&self.issuers);
+            let changed = *seen != now;
+            *seen = now;
+            changed
         });
+        let due = fetched_since
+            || self.last_read.lock().ok().is_some_and(|mut last| {
+                if last.elapsed() >= RELOAD_EVERY {
+                    *last = Instant::now();
+                    true
+                } else {
+                    false
+                }
+            });
         if !due {
             return None;
         }
@@ -294,10 +327,20 @@ impl TrustSet {
     }
 }
 
+fn generations(issuers: &[Issuer]) -> Vec<u64> {
+    issuers
+        .iter()
+        .filter_map(|i| i.remote.as_ref().map(super::remote::RemoteKeys::generation))
+        .collect()
+}
+
 fn read_all(issuers: &[Issuer]) -> Result<HashMap<String, TrustedKey>, KeyError> {
     let mut keys = HashMap::new();
     for issuer in issuers {
         let mut jwks = issuer.keys.clone();
+        if let Some(remote) = &issuer.remote {
+            jwks.extend(remote.keys());
+        }
         if let Some(path) = &issuer.jwks {
             let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
             let set: JwkSet = serde_json::from_str(&text)
@@ -331,6 +374,8 @@ fn read_all(issuers: &[Issuer]) -> Result<HashMap<String, TrustedKey>, KeyError>
                     cap: issuer.cap.clone(),
                     algorithm,
                     key,
+                    claims: issuer.claims.clone(),
+                    audience: issuer.audience.clone(),
                 },
             );
         }
@@ -384,6 +429,9 @@ mod tests {
             cap: Some(Scope::new(vec!["20".into()])),
             jwks: Some(path.clone()),
             keys: vec![],
+            remote: None,
+            claims: None,
+            audience: None,
         }])
         .expect("reads");
         assert_eq!(trust.find(first.kid()).expect("known").issuer, "province");

@@ -85,6 +85,13 @@ impl TestServer {
         Self::start_on(url, Some(db), 0).await
     }
 
+    /// A server with `config` over a fresh database (its URL is set here).
+    pub async fn start_with(config: Config) -> TestServer {
+        let db = TestDatabase::new().await.expect("test database");
+        let url = db.url.clone();
+        Self::start_configured(url, Some(db), config).await
+    }
+
     /// A second instance over this server's database, as in a horizontal deployment.
     pub async fn another_instance(&self) -> TestServer {
         Self::start_on(self.url.clone(), None, Config::defaults(0).cache_entries).await
@@ -92,10 +99,18 @@ impl TestServer {
 
     async fn start_on(url: String, db: Option<TestDatabase>, cache_entries: u64) -> TestServer {
         let mut config = Config::defaults(0);
-        config.database_url = url.clone();
         config.shutdown_grace_secs = 0;
         config.cache_poll_ms = 50;
         config.cache_entries = cache_entries;
+        Self::start_configured(url, db, config).await
+    }
+
+    async fn start_configured(
+        url: String,
+        db: Option<TestDatabase>,
+        mut config: Config,
+    ) -> TestServer {
+        config.database_url = url.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
