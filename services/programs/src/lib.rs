@@ -120,7 +120,9 @@ pub fn services(
         &db,
         config,
         secrets,
-        std::sync::Arc::new(replica::ProgramsReplica),
+        std::sync::Arc::new(replica::ProgramsReplica {
+            cipher: cipher.clone(),
+        }),
     )?;
     let summary = ProgrammeSummaryServiceServer::new(summary::SummaryApi {
         db,

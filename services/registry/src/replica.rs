@@ -1,12 +1,15 @@
 //! The registry's side of sync: households and reviews arriving from a peer's
-//! feed, written as they were stored there (personal fields still sealed with
-//! the province's shared keys), with the tallies moved as a local write would
-//! move them and the replaced household version kept for point-in-time reads.
+//! feed, written as they were stored there but with each member's personal
+//! fields sealed, and looked up, by this instance's own keys (they cross the
+//! link opened, inside mutual TLS), with the tallies moved as a local write
+//! would move them and the replaced household version kept for point-in-time
+//! reads.
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::sync::apply::{Incoming, Replica};
+use sustain_proto::sync::v1::Change;
 
 use crate::model::{household, member, review};
 use crate::reviews::store as reviews;
@@ -110,6 +113,20 @@ impl Replica for RegistryReplica {
 
     fn downward_only(&self) -> &'static [&'static str] {
         &[crate::standards::RECORD]
+    }
+
+    fn open_for_peer(&self, change: &Change) -> Result<String, ServiceError> {
+        match change.record_type.as_str() {
+            "household" => store::open_members(&change.state, &self.vault),
+            _ => Ok(change.state.clone()),
+        }
+    }
+
+    fn seal_from_peer(&self, change: &Change) -> Result<String, ServiceError> {
+        match change.record_type.as_str() {
+            "household" => store::seal_members(&change.state, &self.vault),
+            _ => Ok(change.state.clone()),
+        }
     }
 }
 

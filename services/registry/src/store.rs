@@ -195,6 +195,100 @@ fn member_rows(r: &HouseholdRecord, vault: &Vault) -> Vec<member::Model> {
         .collect()
 }
 
+/// The sealed fields of a member row and the plain ones they travel as
+/// between instances, each instance keeping them under its own keys.
+const SEALED_FIELDS: [(&str, &str, &str); 3] = [
+    ("citizen_id_enc", "citizen_id", "citizen_id"),
+    ("ethnicity_enc", "ethnicity", "ethnicity_code"),
+    ("disability_enc", "disability", "disability"),
+];
+
+/// A household's journaled state (`{"household": …, "members": [row, …]}`)
+/// with each member's sealed fields opened, for a peer; the lookup hash,
+/// keyed by this instance, stays here.
+pub fn open_members(state: &str, vault: &Vault) -> Result<String, ServiceError> {
+    let mut value: serde_json::Value = serde_json::from_str(state)
+        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
+    for m in members_of(&mut value)? {
+        let id = member_id(m)?;
+        let Some(row) = m.as_object_mut() else {
+            continue;
+        };
+        if !row.contains_key("ethnicity_enc") {
+            continue; // Already open.
+        }
+        for (sealed, context_field, plain) in SEALED_FIELDS {
+            let opened = match row.remove(sealed) {
+                Some(serde_json::Value::String(text)) => serde_json::Value::String(
+                    vault
+                        .cipher
+                        .decrypt(&text, &context(&id, context_field))
+                        .map_err(|_| corrupt(context_field, &id))?,
+                ),
+                _ => serde_json::Value::Null,
+            };
+            row.insert(plain.to_owned(), opened);
+        }
+        row.remove("citizen_id_hash");
+    }
+    Ok(value.to_string())
+}
+
+/// The inverse of [`open_members`]: a peer's household state with each
+/// member's fields sealed, and looked up, by this instance's keys. A state
+/// that came sealed (an older peer sharing the keys) stays as it came.
+pub fn seal_members(state: &str, vault: &Vault) -> Result<String, ServiceError> {
+    let mut value: serde_json::Value = serde_json::from_str(state)
+        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
+    for m in members_of(&mut value)? {
+        let id = member_id(m)?;
+        let Some(row) = m.as_object_mut() else {
+            continue;
+        };
+        if row.contains_key("ethnicity_enc") {
+            continue;
+        }
+        let mut hash = serde_json::Value::Null;
+        for (sealed, context_field, plain) in SEALED_FIELDS {
+            let value = match row.remove(plain) {
+                Some(serde_json::Value::String(text)) => {
+                    if plain == "citizen_id" {
+                        hash = serde_json::Value::String(vault.hasher.hash(&text));
+                    }
+                    serde_json::Value::String(
+                        vault.cipher.encrypt(&text, &context(&id, context_field)),
+                    )
+                }
+                Some(serde_json::Value::Null) | None if plain == "citizen_id" => {
+                    serde_json::Value::Null
+                }
+                _ => {
+                    return Err(ServiceError::Internal(format!(
+                        "member {id} came without its {plain}"
+                    )));
+                }
+            };
+            row.insert(sealed.to_owned(), value);
+        }
+        row.insert("citizen_id_hash".into(), hash);
+    }
+    Ok(value.to_string())
+}
+
+fn members_of(value: &mut serde_json::Value) -> Result<&mut Vec<serde_json::Value>, ServiceError> {
+    value
+        .get_mut("members")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| ServiceError::Internal("household state has no members".into()))
+}
+
+fn member_id(m: &serde_json::Value) -> Result<String, ServiceError> {
+    m.get("id")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::Internal("a member in a household state has no id".into()))
+}
+
 fn corrupt(what: &str, id: &str) -> ServiceError {
     ServiceError::Internal(format!("stored {what} of {id} cannot be read"))
 }

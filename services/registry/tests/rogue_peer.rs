@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::*;
-use sea_orm::{Database, EntityTrait};
+use sea_orm::{ConnectionTrait, Database, EntityTrait};
 use sustain_platform::Role;
 use sustain_platform::auth::TokenIssuer;
 use sustain_platform::auth::keys::{self, SigningKey};
@@ -125,8 +125,9 @@ fn config(files: &Files, name: &str, scope: &str, trust: &[(&str, &str)]) -> Con
             claims: None,
         })
         .collect();
-    c.crypto.field_key = Some(b64(&sustain_testkit::FIELD_KEY));
-    c.crypto.lookup_key = Some(b64(&sustain_testkit::LOOKUP_KEY));
+    // Each instance its own keys for personal data too.
+    c.crypto.field_key = Some(b64(&rand::random::<[u8; 32]>()));
+    c.crypto.lookup_key = Some(b64(&rand::random::<[u8; 32]>()));
     c.tls = files.tls_config(name);
     c.auth.revocations = Some(files.dir.path().join(format!("{name}-revoked.json")));
     c
@@ -468,6 +469,64 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         }
     })
     .await;
+    let mut table: Vec<Outcome> = vec![];
+    // The province keeps 185's household under its own keys: it reads the
+    // citizen ID, finds the household by it, and holds neither the number in
+    // the clear nor 185's ciphertext.
+    let at_province = get(&mut at_p, &h.id).await.expect("replicated");
+    assert_eq!(at_province.members[0].citizen_id, "020085000901");
+    let found = at_p
+        .list_households(pb::ListHouseholdsRequest {
+            filter: Some(pb::HouseholdFilter {
+                citizen_id: "020085000901".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .households;
+    assert_eq!(found.iter().map(|f| &f.id).collect::<Vec<_>>(), vec![&h.id]);
+    let sealed_at = |url: String| async move {
+        let db = Database::connect(&url).await.expect("connect");
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT citizen_id_enc FROM member WHERE citizen_id_enc IS NOT NULL",
+            ))
+            .await
+            .expect("members");
+        let outbox = sustain_platform::journal::outbox::Entity::find()
+            .all(&db)
+            .await
+            .expect("outbox");
+        db.close().await.expect("close");
+        let sealed: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String>("", "citizen_id_enc").expect("text"))
+            .collect();
+        (
+            sealed,
+            outbox.into_iter().map(|r| r.state).collect::<Vec<_>>(),
+        )
+    };
+    let (at_p_sealed, p_outbox) = sealed_at(province.db.url.clone()).await;
+    let (at_b_sealed, _) = sealed_at(district_b.db.url.clone()).await;
+    assert!(!at_p_sealed.is_empty());
+    assert!(
+        at_p_sealed.iter().all(|c| !at_b_sealed.contains(c)),
+        "sealed again"
+    );
+    assert!(
+        !p_outbox.iter().any(|state| state.contains("020085000901")),
+        "no citizen ID in the clear in the province's journal"
+    );
+    table.push(Outcome {
+        attack: "read 185's personal data with the province's keys",
+        expected: "kept under its own keys",
+        got: "sealed again at the province".into(),
+    });
     let standards_before = reviews_at_p
         .list_poverty_standards(pb::ListPovertyStandardsRequest {})
         .await
@@ -542,7 +601,6 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         change(6, "household", &h.id, "20", h_version + 1, h_state.clone()),
     ]);
 
-    let mut table: Vec<Outcome> = vec![];
     let conflicts = {
         let start = Instant::now();
         loop {

@@ -139,7 +139,14 @@ impl pb::sync_service_server::SyncService for SyncApi {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
         let caller = Caller::from_request(&request)?;
-        let stream = feed::pull(&self.db, &caller, request.into_inner(), &self.limits).await?;
+        let stream = feed::pull(
+            &self.db,
+            std::sync::Arc::clone(&self.replica),
+            &caller,
+            request.into_inner(),
+            &self.limits,
+        )
+        .await?;
         Ok(Response::new(stream))
     }
 

@@ -78,6 +78,19 @@ pub trait Replica: Send + Sync + 'static {
         true
     }
 
+    /// A record's state as it crosses to a peer: what this instance sealed
+    /// with its own keys opened, since the peer keeps it under its own (the
+    /// link is mutual TLS outside loopback). Default: as stored.
+    fn open_for_peer(&self, change: &pb::Change) -> Result<String, ServiceError> {
+        Ok(change.state.clone())
+    }
+
+    /// A peer's state as it is kept here: sealed with this instance's keys,
+    /// the inverse of [`Replica::open_for_peer`]. Default: as it came.
+    fn seal_from_peer(&self, change: &pb::Change) -> Result<String, ServiceError> {
+        Ok(change.state.clone())
+    }
+
     /// Record types that only the upstream may send (the poverty standards,
     /// the province's catalogue): a peer below that sends one is refused
     /// whatever unit it names.
@@ -185,6 +198,16 @@ pub async fn apply_batch(
     after: i64,
     batch: &pb::PullResponse,
 ) -> Result<Applied, ServiceError> {
+    // Sealed with this instance's keys before anything is kept, a conflict
+    // included: no personal data rests here as it crossed.
+    let batch = &pb::PullResponse {
+        changes: batch
+            .changes
+            .iter()
+            .map(|c| kept_here(replica, c))
+            .collect(),
+        ..*batch
+    };
     match apply_in_one(
         db,
         replica,
@@ -235,6 +258,27 @@ pub async fn apply_batch(
     }
 }
 
+/// `change` as this instance keeps it; one whose state cannot be sealed here
+/// keeps no state, and its reason, for the conflict it becomes.
+fn kept_here(replica: &dyn Replica, change: &pb::Change) -> pb::Change {
+    match replica.seal_from_peer(change) {
+        Ok(state) => pb::Change {
+            state,
+            ..change.clone()
+        },
+        Err(e) => {
+            tracing::warn!(record_type = %change.record_type, record_id = %change.record_id, error = %e, "a change from a peer cannot be sealed here");
+            pb::Change {
+                state: format!("{UNSEALABLE}{e}"),
+                ..change.clone()
+            }
+        }
+    }
+}
+
+/// Marks the state of a change that could not be sealed here.
+const UNSEALABLE: &str = "\u{0}not kept: ";
+
 async fn apply_in_one(
     db: &DatabaseConnection,
     replica: &dyn Replica,
@@ -260,15 +304,33 @@ async fn apply_in_one(
             conflicts.push((c.clone(), local, refused));
             continue;
         }
+        if let Some(problem) = c.state.strip_prefix(UNSEALABLE) {
+            conflicts.push((
+                c.clone(),
+                local,
+                format!("could not be sealed here: {problem}"),
+            ));
+            continue;
+        }
         match &local {
             Some(h) if c.version < h.version => {
                 done.skipped += 1;
                 continue;
             }
-            Some(store::Held {
-                version: v, state, ..
-            }) if c.version == *v => {
-                if *state != c.state {
+            Some(h) if c.version == h.version => {
+                let v = h.version;
+                // Sealed states differ by their nonces: compared opened.
+                let opened = |state: &str| {
+                    replica
+                        .open_for_peer(&pb::Change {
+                            state: state.to_owned(),
+                            ..c.clone()
+                        })
+                        .ok()
+                };
+                if h.state != c.state
+                    && opened(&h.state).is_none_or(|held| Some(held) != opened(&c.state))
+                {
                     conflicts.push((
                         c.clone(),
                         local.clone(),

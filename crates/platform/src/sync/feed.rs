@@ -30,6 +30,7 @@ pub struct FeedLimits {
 /// Checks a pull and starts streaming its batches.
 pub async fn pull(
     db: &DatabaseConnection,
+    replica: std::sync::Arc<dyn super::apply::Replica>,
     caller: &Caller,
     request: pb::PullRequest,
     limits: &FeedLimits,
@@ -69,6 +70,7 @@ pub async fn pull(
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let sender = Sender {
         db: db.clone(),
+        replica,
         caller: caller.clone(),
         batch,
         follow: request.follow,
@@ -81,6 +83,7 @@ pub async fn pull(
 
 struct Sender {
     db: DatabaseConnection,
+    replica: std::sync::Arc<dyn super::apply::Replica>,
     caller: Caller,
     batch: u32,
     follow: bool,
@@ -170,7 +173,14 @@ impl Sender {
                 .entry(row.owner_unit.clone())
                 .or_insert_with(|| scope.overlaps_unit(&row.owner_unit));
             if visible {
-                changes.push(to_proto(row));
+                let mut change = to_proto(row);
+                change.state = self.replica.open_for_peer(&change).map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "{} {} cannot be opened to send: {e}",
+                        change.record_type, change.record_id
+                    ))
+                })?;
+                changes.push(change);
             }
         }
         Ok(Batch {
