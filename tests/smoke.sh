@@ -179,22 +179,30 @@ sync_pids=""
 trap 'kill $pid $up $sync_pids 2>/dev/null || true; rm -rf "$work" "$suite" "$sync_dir"' EXIT
 for n in province:$pb district-181:$ab district-185:$bb; do
   name=${n%%:*}; base=${n##*:}
-  sed -e "s/51051/$((pb + 1))/; s/52051/$((ab + 1))/; s/53051/$((bb + 1))/" "deploy/dev/$name.toml" >"$sync_dir/$name.toml"
+  sed -e "s/51051/$((pb + 1))/; s/52051/$((ab + 1))/; s/53051/$((bb + 1))/; s#\"data/#\"$sync_dir/#g" "deploy/dev/$name.toml" >"$sync_dir/$name.toml"
   target/debug/sustain up --config "$sync_dir/$name.toml" --port-base "$base" --data-dir "$sync_dir/$name" >"$sync_dir/$name.log" 2>&1 &
   sync_pids="$sync_pids $!"
 done
 for name in province district-181 district-185; do
   for _ in $(seq 1 200); do grep -q 'reports serving\|gateway serving' "$sync_dir/$name.log" 2>/dev/null && break; sleep 0.1; done
 done
-sync_token=$(grep '^ey' "$sync_dir/district-181.log" | head -1) || fail "the district printed no token"
-at() { buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer $sync_token" -d "$3" "http://127.0.0.1:$1/sustain.registry.v1.$2"; }
-for _ in $(seq 1 50); do at $((ab + 1)) AdminUnitService/GetAdminUnit '{"code":"181"}' >/dev/null 2>&1 && break; sleep 0.2; done
-made=$(at $((ab + 1)) HouseholdService/CreateHousehold "$household") || fail "create at the district"
+# Each instance signs with its own key: the district's admin token is worth
+# district 181 anywhere, the province's the province.
+district_token=$(grep '^ey' "$sync_dir/district-181.log" | head -1) || fail "the district printed no token"
+sync_token=$(grep '^ey' "$sync_dir/province.log" | head -1) || fail "the province printed no token"
+at() { buf curl --protocol grpc --http2-prior-knowledge -H "Authorization: Bearer ${4:-$sync_token}" -d "$3" "http://127.0.0.1:$1/sustain.registry.v1.$2"; }
+for _ in $(seq 1 50); do at $((ab + 1)) AdminUnitService/GetAdminUnit '{"code":"181"}' "$district_token" >/dev/null 2>&1 && break; sleep 0.2; done
+made=$(at $((ab + 1)) HouseholdService/CreateHousehold "$household" "$district_token") || fail "create at the district"
 made_id=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["household"]["id"])')
 start=$(date +%s%N)
-for _ in $(seq 1 100); do at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" >/dev/null 2>&1 && break; sleep 0.05; done
-at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" >/dev/null || fail "the household never reached the province"
+for _ in $(seq 1 100); do at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" "$district_token" >/dev/null 2>&1 && break; sleep 0.05; done
+at $((pb + 1)) HouseholdService/GetHousehold "{\"id\":\"$made_id\"}" "$district_token" >/dev/null || fail "the household never reached the province"
 echo "smoke: the district's household at the province after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+# ... where the district's token reads its own district, and nothing more.
+set +e
+out=$(at $((pb + 1)) ReviewService/GetPovertySummary '{"unit_code":"20","year":2024}' "$district_token" 2>&1); rc=$?
+set -e
+[ "$rc" -eq 56 ] || fail "the district's token on the whole province: expected PERMISSION_DENIED (exit 56), got $rc: $out"
 set +e
 out=$(at $((pb + 1)) HouseholdService/CreateHousehold "$other_household" 2>&1); rc=$?
 set -e
@@ -241,4 +249,4 @@ sync_status=$(grpcurl -plaintext -H "authorization: Bearer $sync_token" "127.0.0
 [ "$(printf '%s' "$sync_status" | grep -c '"connected": true')" -eq 2 ] || fail "both districts connected: $sync_status"
 kill -TERM $sync_pids
 wait $sync_pids || fail "an instance did not exit cleanly on SIGTERM"
-echo "smoke: 15 passed, 0 failed"
+echo "smoke: 16 passed, 0 failed"

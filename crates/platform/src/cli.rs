@@ -162,6 +162,18 @@ pub struct KeysArgs {
     /// file once they have.
     #[arg(long)]
     pub rotate: bool,
+    /// Also put the JWKS (and, with --tls-host, the CA certificate) here,
+    /// where the instances that trust this one read it.
+    #[arg(long)]
+    pub publish: Option<std::path::PathBuf>,
+    /// Also write the instance's development TLS certificate (tls.pem,
+    /// tls.key, ca.pem in --out), named for the instance and these hosts and
+    /// signed by the development CA in --ca (made there when absent).
+    #[arg(long = "tls-host", requires = "ca")]
+    pub tls_hosts: Vec<String>,
+    /// The development CA's directory (ca.pem, ca.key), for --tls-host.
+    #[arg(long)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl KeysArgs {
@@ -212,8 +224,33 @@ impl KeysArgs {
         {
             published.insert(0, key.public());
         }
-        keys::write_public(&jwks_path, &keys::jwks_json(&published))?;
+        let jwks = keys::jwks_json(&published);
+        keys::write_public(&jwks_path, &jwks)?;
         println!("wrote {} ({} key(s))", jwks_path.display(), published.len());
+        if let Some(dir) = &self.publish {
+            let path = dir.join(format!("{name}.jwks.json"));
+            keys::write_public(&path, &jwks)?;
+            println!("published {}", path.display());
+        }
+        if let (Some(ca), false) = (&self.ca, self.tls_hosts.is_empty()) {
+            let mut hosts = vec![name.to_owned()];
+            hosts.extend(self.tls_hosts.iter().cloned());
+            let (pem, key) = (self.out.join("tls.pem"), self.out.join("tls.key"));
+            if !pem.exists() || self.rotate {
+                crate::tls::dev_certificate(ca, name, &hosts, &pem, &key)?;
+                println!(
+                    "wrote {} for {} (development CA in {})",
+                    pem.display(),
+                    hosts.join(", "),
+                    ca.display()
+                );
+            }
+            let ca_pem = std::fs::read_to_string(ca.join("ca.pem"))?;
+            keys::write_public(&self.out.join("ca.pem"), &ca_pem)?;
+            if let Some(dir) = &self.publish {
+                keys::write_public(&dir.join("ca.pem"), &ca_pem)?;
+            }
+        }
         println!(
             "[auth] signing_key = \"{}\"   # this instance; give {} to the instances that trust it",
             key_path.display(),

@@ -483,7 +483,7 @@ impl Config {
         }
         // An instance that signs its own tokens signs them as itself.
         if config.sync.enabled()
-            && config.auth.signing_key.is_some()
+            && config.signing_key_path().is_some()
             && config.auth.issuer == AuthConfig::default().issuer
         {
             config.auth.issuer = config.sync.instance.clone();
@@ -674,8 +674,7 @@ impl Config {
             // The JWKS `keys` keeps beside the key still holds the keys it
             // rotated away from: tokens they signed verify until they expire.
             let published = self
-                .auth
-                .signing_key
+                .signing_key_path()
                 .as_deref()
                 .map(crate::auth::keys::jwks_beside)
                 .filter(|p| p.exists());
@@ -710,6 +709,22 @@ impl Config {
             field: "auth.trust",
             problem: e.to_string(),
         })
+    }
+
+    /// The file of this instance's own signing key: the configured one, or in
+    /// development mode with sync on (and no HS256 secret set) one made under
+    /// `data_dir` on first start, so that instances on one machine each have
+    /// their own and trust each other by their JWKS files.
+    pub fn signing_key_path(&self) -> Option<PathBuf> {
+        match &self.auth.signing_key {
+            Some(path) => Some(path.clone()),
+            None if self.dev && self.sync.enabled() && self.auth.jwt_secret.is_none() => Some(
+                self.data_dir
+                    .join("keys")
+                    .join(format!("{}.key", self.sync.instance)),
+            ),
+            None => None,
+        }
     }
 
     /// Where the revoked tokens are listed.
@@ -789,12 +804,16 @@ impl Config {
                     })
                 })
         };
-        let token_key = match &self.auth.signing_key {
+        let key_problem = |e: crate::auth::keys::KeyError| ConfigError::Invalid {
+            field: "auth.signing_key",
+            problem: e.to_string(),
+        };
+        let token_key = match self.signing_key_path() {
+            Some(path) if self.auth.signing_key.is_none() => crate::auth::TokenKey::Own(Box::new(
+                crate::auth::keys::load_or_create(&path).map_err(key_problem)?,
+            )),
             Some(path) => crate::auth::TokenKey::Own(Box::new(
-                crate::auth::keys::SigningKey::read(path).map_err(|e| ConfigError::Invalid {
-                    field: "auth.signing_key",
-                    problem: e.to_string(),
-                })?,
+                crate::auth::keys::SigningKey::read(&path).map_err(key_problem)?,
             )),
             None => {
                 let jwt_secret = pick(
@@ -926,6 +945,51 @@ mod tests {
             allowed.is_ok(),
             "metrics hold no personal data: {allowed:?}"
         );
+    }
+
+    #[test]
+    fn a_development_instance_of_a_province_makes_its_own_signing_key_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults(50051);
+        config.dev = true;
+        config.data_dir = dir.path().to_path_buf();
+        config.sync.instance = "district-181".into();
+        config.sync.scope = vec!["181".into()];
+        let kid = |secrets: &Secrets| match &secrets.token_key {
+            crate::auth::TokenKey::Own(key) => key.kid().to_owned(),
+            crate::auth::TokenKey::Shared(_) => panic!("a shared secret beside sync"),
+        };
+        let first = kid(&config.secrets().expect("made"));
+        assert_eq!(kid(&config.secrets().expect("read again")), first);
+        let key = dir.path().join("keys/district-181.key");
+        let jwks = std::fs::read_to_string(dir.path().join("keys/district-181.jwks.json"))
+            .expect("published beside it");
+        assert!(jwks.contains(&first));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Its own tokens verify there, worth its district.
+        let secrets = config.secrets().expect("keys");
+        config.auth.issuer = "district-181".into();
+        let token = config
+            .token_issuer(&secrets)
+            .expect("issuer")
+            .issue(
+                "dev-admin",
+                crate::Role::Admin,
+                &["*"],
+                chrono::Duration::hours(1),
+            )
+            .expect("signed");
+        let caller = config
+            .authenticator(&secrets)
+            .expect("authenticator")
+            .verify(&token)
+            .expect("valid");
+        assert_eq!(caller.scope.codes(), ["181"]);
     }
 
     #[test]

@@ -198,6 +198,25 @@ const CA_NAME: &str = "Sustain development CA";
 /// paths written. For development and tests; production certificates come
 /// from the province's own CA.
 pub fn dev_certs(dir: &Path, name: &str, hosts: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    dev_certificate(
+        dir,
+        name,
+        hosts,
+        &dir.join(format!("{name}.pem")),
+        &dir.join(format!("{name}.key")),
+    )
+}
+
+/// The same, with the CA in `ca_dir` and the certificate and key written to
+/// `pem` and `key`.
+pub fn dev_certificate(
+    ca_dir: &Path,
+    name: &str,
+    hosts: &[String],
+    pem: &Path,
+    key: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = ca_dir;
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
         IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -219,7 +238,7 @@ pub fn dev_certs(dir: &Path, name: &str, hosts: &[String]) -> anyhow::Result<Vec
     } else {
         let key = KeyPair::generate()?;
         let cert = ca_params.self_signed(&key)?;
-        std::fs::write(&ca_pem, cert.pem())?;
+        crate::auth::keys::write_public(&ca_pem, &cert.pem())?;
         write_private(&ca_key, &key.serialize_pem())?;
         written.extend([ca_pem.clone(), ca_key.clone()]);
         key
@@ -243,15 +262,11 @@ pub fn dev_certs(dir: &Path, name: &str, hosts: &[String]) -> anyhow::Result<Vec
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    let (pem, key_path) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&pem, cert.pem())?;
-    write_private(&key_path, &key.serialize_pem())?;
-    written.extend([pem, key_path]);
+    let pair = KeyPair::generate()?;
+    let cert = params.signed_by(&pair, &issuer)?;
+    crate::auth::keys::write_public(pem, &cert.pem())?;
+    write_private(key, &pair.serialize_pem())?;
+    written.extend([pem.to_path_buf(), key.to_path_buf()]);
     Ok(written)
 }
 

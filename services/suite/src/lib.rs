@@ -142,6 +142,9 @@ impl Configs {
         programs.sync = ports_up(&registry.sync, 1)?;
         ledger.sync = ports_up(&registry.sync, 2)?;
         gateway.sync = sustain_platform::config::SyncConfig::default();
+        // It keeps no records, but verifies the instance's tokens as the
+        // instance's: under the instance's name.
+        gateway.auth.issuer = registry.auth.issuer.clone();
         // One process, one registry of metrics: the registry's listener
         // serves every service's.
         for c in [&mut programs, &mut ledger, &mut gateway] {

@@ -122,6 +122,19 @@ fn public_jwk(key: &ed25519_dalek::VerifyingKey, kid: String) -> Jwk {
     }
 }
 
+/// The key at `path`, made there first (with its JWKS beside it) when there
+/// is none: development mode's own key.
+pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyError> {
+    if path.exists() {
+        return SigningKey::read(path);
+    }
+    let key = SigningKey::generate();
+    write_private(path, &key.to_pem()?).map_err(|e| file_error(path, e))?;
+    let jwks = jwks_beside(path);
+    write_public(&jwks, &jwks_json(&[key.public()])).map_err(|e| file_error(&jwks, e))?;
+    Ok(key)
+}
+
 /// The JWKS published beside the key file `key` (`NAME.key` → `NAME.jwks.json`).
 pub fn jwks_beside(key: &Path) -> PathBuf {
     key.with_extension("jwks.json")
@@ -342,7 +355,16 @@ fn read_all(issuers: &[Issuer]) -> Result<HashMap<String, TrustedKey>, KeyError>
             jwks.extend(remote.keys());
         }
         if let Some(path) = &issuer.jwks {
-            let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                // Not published yet (a peer that has not started): its tokens
+                // are refused until it is, and the file is read again then.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(issuer = %issuer.name, path = %path.display(), "the issuer's JWKS file is not there yet; its tokens are refused until it is");
+                    "{\"keys\":[]}".to_owned()
+                }
+                Err(e) => return Err(file_error(path, e)),
+            };
             let set: JwkSet = serde_json::from_str(&text)
                 .map_err(|e| file_error(path, format!("is not a JWKS: {e}")))?;
             jwks.extend(set.keys);
