@@ -136,6 +136,16 @@ async fn throughput(backend: &str) {
         "| {backend} | GetHousehold, {CALLERS} callers, cached | {gets:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
         gets / echo
     );
+    // Tokens as a province's instances sign them: Ed25519, each its own key.
+    let signed_server =
+        TestServer::start_with_key(sustain_platform::auth::keys::SigningKey::generate()).await;
+    let signed_ids = seed(&signed_server).await;
+    let signed = get_rate(&signed_server, &signed_ids).await;
+    println!(
+        "| {backend} | GetHousehold, {CALLERS} callers, cached, Ed25519 tokens | {signed:.0} calls/s | bare tonic (health Check) {echo:.0} calls/s | ratio {:.2} |",
+        signed / echo
+    );
+    signed_server.stop().await;
     let uncached_server = TestServer::start_without_cache().await;
     let uncached_ids = seed(&uncached_server).await;
     let uncached = get_rate(&uncached_server, &uncached_ids).await;

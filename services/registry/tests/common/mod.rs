@@ -24,6 +24,9 @@ pub struct TestServer {
     db: Option<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Signs this server's tokens when it has a key of its own (else the
+    /// shared test secret does).
+    signer: Option<sustain_platform::auth::TokenIssuer>,
 }
 
 #[derive(Clone)]
@@ -89,7 +92,41 @@ impl TestServer {
     pub async fn start_with(config: Config) -> TestServer {
         let db = TestDatabase::new().await.expect("test database");
         let url = db.url.clone();
-        Self::start_configured(url, Some(db), config).await
+        Self::start_configured(url, Some(db), config, secrets()).await
+    }
+
+    /// A server that signs and verifies tokens with its own Ed25519 key, as
+    /// every instance of a province does; its clients' tokens are signed so.
+    pub async fn start_with_key(key: sustain_platform::auth::keys::SigningKey) -> TestServer {
+        let db = TestDatabase::new().await.expect("test database");
+        let url = db.url.clone();
+        let mut config = Config::defaults(0);
+        config.shutdown_grace_secs = 0;
+        config.cache_poll_ms = 50;
+        let signer = sustain_platform::auth::TokenIssuer::own(&key, "sustain", "sustain")
+            .expect("a signing key");
+        let secrets = Secrets {
+            token_key: sustain_platform::auth::TokenKey::Own(Box::new(key)),
+            ..secrets()
+        };
+        let mut server = Self::start_configured(url, Some(db), config, secrets).await;
+        server.signer = Some(signer);
+        server
+    }
+
+    /// A token for `role` over `scope` that this server accepts.
+    pub fn token(&self, role: Role, scope: &[&str]) -> String {
+        match &self.signer {
+            Some(signer) => signer
+                .issue(
+                    &format!("test-{}", role.as_str()),
+                    role,
+                    scope,
+                    sustain_platform::auth::Duration::hours(1),
+                )
+                .expect("signed"),
+            None => token(role, scope),
+        }
     }
 
     /// A second instance over this server's database, as in a horizontal deployment.
@@ -102,13 +139,14 @@ impl TestServer {
         config.shutdown_grace_secs = 0;
         config.cache_poll_ms = 50;
         config.cache_entries = cache_entries;
-        Self::start_configured(url, db, config).await
+        Self::start_configured(url, db, config, secrets()).await
     }
 
     async fn start_configured(
         url: String,
         db: Option<TestDatabase>,
         mut config: Config,
+        secrets: Secrets,
     ) -> TestServer {
         config.database_url = url.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -117,7 +155,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            sustain_registry::run(&config, &secrets(), listener, async {
+            sustain_registry::run(&config, &secrets, listener, async {
                 let _ = stopped.await;
             })
             .await
@@ -128,6 +166,7 @@ impl TestServer {
             db,
             stop: Some(stop),
             task: Some(task),
+            signer: None,
         };
         server.wait_ready().await;
         server
@@ -169,7 +208,7 @@ impl TestServer {
     }
 
     pub async fn households(&self, role: Role, scope: &[&str]) -> Households {
-        self.households_with(Some(token(role, scope))).await
+        self.households_with(Some(self.token(role, scope))).await
     }
 
     pub async fn admin(&self) -> Households {
@@ -179,14 +218,14 @@ impl TestServer {
     pub async fn reviews(&self, role: Role, scope: &[&str]) -> Reviews {
         ReviewServiceClient::with_interceptor(
             self.channel().await,
-            Bearer(Some(token(role, scope))),
+            Bearer(Some(self.token(role, scope))),
         )
     }
 
     pub async fn units(&self, role: Role) -> Units {
         AdminUnitServiceClient::with_interceptor(
             self.channel().await,
-            Bearer(Some(token(role, &["*"]))),
+            Bearer(Some(self.token(role, &["*"]))),
         )
     }
 
