@@ -387,16 +387,27 @@ impl Catalog {
 
     /// A code and every code above it, across all versions and the succession: the
     /// old commune 05980 sits under district 178, province 20 and its successor 05977.
+    /// A successor is followed as it is once its predecessor has ended: the
+    /// reform reused old codes for new communes, and the old commune that bore
+    /// 05977 before (under district 183) is not above 05980 of district 178.
     pub fn ancestors_or_self(&self, code: &str) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        let mut frontier = vec![code.to_owned()];
-        while let Some(next) = frontier.pop() {
-            if !out.insert(next.clone()) {
+        // A code, and the day its versions are read at (`None`: every version).
+        let mut frontier: Vec<(String, Option<NaiveDate>)> = vec![(code.to_owned(), None)];
+        let mut seen: BTreeSet<(String, Option<NaiveDate>)> = BTreeSet::new();
+        while let Some((next, at)) = frontier.pop() {
+            if !seen.insert((next.clone(), at)) {
                 continue;
             }
-            for u in self.versions(&next) {
-                frontier.extend(u.parent_code.iter().cloned());
-                frontier.extend(u.successors.iter().cloned());
+            out.insert(next.clone());
+            let versions = self
+                .versions(&next)
+                .iter()
+                .filter(|u| at.is_none_or(|day| u.is_valid_at(day)));
+            for u in versions {
+                frontier.extend(u.parent_code.iter().map(|p| (p.clone(), None)));
+                let after = u.valid_until.and_then(|until| until.succ_opt());
+                frontier.extend(u.successors.iter().map(|s| (s.clone(), after)));
             }
         }
         out

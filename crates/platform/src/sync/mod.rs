@@ -338,6 +338,66 @@ mod tests {
         assert!(Topology::default().check_writes(["181"]).is_ok());
     }
 
+    /// The 2025 reform reused old commune codes for new communes that took in
+    /// communes of other districts. Walking up from an old commune through
+    /// its successor must reach the successor as it is after the reform, not
+    /// the old commune that once bore its code, or two districts would reach
+    /// the same ground.
+    #[test]
+    fn no_two_lang_son_districts_reach_the_same_ground() {
+        let catalog = admin::catalog();
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        let (before, after) = (day(2025, 6, 30), day(2025, 7, 1));
+        let districts: Vec<String> = catalog
+            .children(Some("20"), before)
+            .iter()
+            .map(|u| u.code.clone())
+            .collect();
+        assert_eq!(districts.len(), 11);
+        let mut units: std::collections::BTreeSet<String> = districts.iter().cloned().collect();
+        for date in [before, after] {
+            units.extend(
+                catalog
+                    .communes_under("20", date)
+                    .iter()
+                    .map(|u| u.code.clone()),
+            );
+        }
+        let mut owners = vec![("20".to_owned(), "province".to_owned())];
+        owners.extend(
+            districts
+                .iter()
+                .map(|d| (d.clone(), format!("district-{d}"))),
+        );
+        let owners: Vec<(&str, &str)> = owners
+            .iter()
+            .map(|(u, o)| (u.as_str(), o.as_str()))
+            .collect();
+        let province = topology("province", "", &owners);
+        let mut checked = 0;
+        for unit in &units {
+            let owner = province.owner_of(unit);
+            // Where an old commune lay before the reform, its records lie.
+            if let Some(old) = catalog.get(unit, before)
+                && let Some(district) = old.parent_code.as_deref().filter(|p| *p != "20")
+            {
+                assert_eq!(owner, format!("district-{district}"), "{unit}");
+            }
+            for d in &districts {
+                if owner == format!("district-{d}") {
+                    continue;
+                }
+                let scope = crate::auth::Scope::new(vec![d.clone()]);
+                assert!(
+                    !scope.overlaps_unit(unit),
+                    "district {d} reaches {unit}, which belongs to {owner}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 2000, "{checked}");
+    }
+
     struct Migrator;
 
     impl sea_orm_migration::MigratorTrait for Migrator {
