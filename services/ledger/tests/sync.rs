@@ -377,3 +377,115 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
     })
     .await;
 }
+
+/// A taken-over district's feed sends links that are not its chain's: one
+/// claiming district 185's chain, one rewriting an entry of the province's own
+/// chain under the district's unit. Both are kept as conflicts; the province's
+/// chain and its copies are as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_district_cannot_send_links_of_another_chain() {
+    use sustain_testkit::rogue::{RogueFeed, change};
+    let rogue_at = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rogue = RogueFeed::default();
+    let rogue_url = format!("http://{}", rogue_at.local_addr().expect("addr"));
+    let _feed = rogue.serve(rogue_at, None);
+    let province_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let province = Ledger::start_on(province_listener, province_config(rogue_url)).await;
+
+    // The province's own chain: one account.
+    let mut accounts = province.accounts(Role::Finance, &["20"]).await;
+    central(&mut accounts, Source, "20", "", 0).await;
+    let before = own_head(&province).await;
+    let db = sustain_platform::db::connect(&province.db.url)
+        .await
+        .expect("connect");
+    let first = entry::Entity::find_by_id(1)
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("the province's first entry");
+    let link = |instance: &str| {
+        serde_json::json!({
+            "instance": instance, "sequence": 1, "kind": first.kind, "record_id": first.record_id,
+            "hash": "00".repeat(32), "record": {},
+        })
+        .to_string()
+    };
+    rogue.send(vec![
+        change(
+            1,
+            chain::LINK_RECORD,
+            "district-185/1",
+            "181",
+            1,
+            link("district-185"),
+        ),
+        change(
+            2,
+            chain::LINK_RECORD,
+            "province/1",
+            "181",
+            1,
+            link("province"),
+        ),
+    ]);
+
+    let mut sync = SyncServiceClient::new(InterceptedService::new(
+        province.server.channel().await.expect("connect"),
+        Bearer(token(Role::Admin, &["*"])),
+    ));
+    let list = |mut sync: SyncServiceClient<
+        InterceptedService<tonic::transport::Channel, Bearer>,
+    >| async move {
+        sync.list_conflicts(sync_pb::ListConflictsRequest {
+            include_resolved: false,
+        })
+        .await
+        .map(|r| r.into_inner().conflicts)
+        .unwrap_or_default()
+    };
+    eventually("both links are kept as conflicts", || {
+        let sync = sync.clone();
+        async move { list(sync).await.len() == 2 }
+    })
+    .await;
+    let kept = list(sync.clone()).await;
+    let reason = |id: &str| {
+        kept.iter()
+            .find(|c| c.record_id == id)
+            .map_or(String::new(), |c| c.reason.clone())
+    };
+    for (id, claimed) in [
+        ("district-185/1", "district-185"),
+        ("province/1", "province"),
+    ] {
+        let why = reason(id);
+        assert!(
+            why.contains("claims the chain of") && why.contains(claimed),
+            "{id}: {why}"
+        );
+    }
+    // Nothing was written: no copy of 185's chain, the province's own as it was.
+    let copies = replica_entry::Entity::find()
+        .all(&db)
+        .await
+        .expect("copies");
+    assert!(copies.is_empty(), "{copies:?}");
+    assert_eq!(own_head(&province).await.hash, before.hash);
+    let verified = province
+        .chain(Role::Finance, &["20"])
+        .await
+        .verify_chain(pb::VerifyChainRequest::default())
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.valid, "{verified:?}");
+    let _ = sync
+        .sync_now(sync_pb::SyncNowRequest {})
+        .await
+        .expect("an admin of the whole province");
+}

@@ -168,3 +168,104 @@ async fn programme_records_flow_up_and_the_catalogue_flows_down() {
     })
     .await;
 }
+
+/// The programme records a taken-over district's feed would overwrite are
+/// another's: the province's own catalogue activity, sent back under the
+/// district's unit, is kept as a conflict and written nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_district_cannot_overwrite_the_provinces_programme_records() {
+    use sea_orm::EntityTrait;
+    use sustain_proto::sync::v1 as spb;
+    use sustain_testkit::rogue::{RogueFeed, change};
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (pr, pp, rogue_at) = (
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+    );
+    let rogue = RogueFeed::default();
+    let rogue_addr = rogue_at.local_addr().expect("addr");
+    let _feed = rogue.serve(rogue_at, None);
+    let mut p_programs = config("province", "20");
+    p_programs.sync.downstream = vec![peer("district-181", rogue_addr, &["181"])];
+    let province = Suite::start_on((pr, config("province", "20")), (pp, p_programs)).await;
+
+    let mut catalog = province.catalog(Role::Admin, &["20"]).await;
+    let item = catalog
+        .create_programme_item(activity("LS-2-CATTLE", "Hỗ trợ nuôi bò sinh sản"))
+        .await
+        .expect("the province's activity")
+        .into_inner()
+        .item
+        .expect("item");
+    let db = sea_orm::Database::connect(&province.programs_db.url)
+        .await
+        .expect("connect");
+    let held = sustain_platform::journal::outbox::Entity::find()
+        .all(&db)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .rfind(|r| r.record_id == "LS-2-CATTLE")
+        .expect("journaled");
+    // The district's unit on the province's record, newer and renamed.
+    let forged = held
+        .state
+        .replace("\"owner_unit\":\"20\"", "\"owner_unit\":\"181\"")
+        .replace("Hỗ trợ nuôi bò sinh sản", "Đã bị sửa");
+    assert_ne!(forged, held.state);
+    rogue.send(vec![change(
+        1,
+        "programme_item",
+        "LS-2-CATTLE",
+        "181",
+        held.version + 1,
+        forged,
+    )]);
+
+    let channel = province.programs.channel().await.expect("connect");
+    let mut sync = spb::sync_service_client::SyncServiceClient::new(
+        tonic::service::interceptor::InterceptedService::new(
+            channel,
+            Bearer(sustain_testkit::token(Role::Admin, &["*"])),
+        ),
+    );
+    let list = |sync: spb::sync_service_client::SyncServiceClient<_>| async move {
+        let mut sync = sync;
+        sync.list_conflicts(spb::ListConflictsRequest {
+            include_resolved: false,
+        })
+        .await
+        .map(|r| r.into_inner().conflicts)
+        .unwrap_or_default()
+    };
+    eventually("the forged change is kept as a conflict", || {
+        let sync = sync.clone();
+        async move { !list(sync).await.is_empty() }
+    })
+    .await;
+    let kept = list(sync.clone()).await;
+    assert!(
+        kept[0].reason.contains("held here in unit 20") && kept[0].reason.contains("\"province\""),
+        "{}",
+        kept[0].reason
+    );
+    let after = catalog
+        .get_programme_item(pb::GetProgrammeItemRequest {
+            code: "LS-2-CATTLE".into(),
+        })
+        .await
+        .expect("still there")
+        .into_inner()
+        .item
+        .expect("item");
+    assert_eq!(after, item, "the province's record is as it wrote it");
+    let taken = sync
+        .resolve_conflict(spb::ResolveConflictRequest {
+            id: kept[0].id,
+            resolution: spb::Resolution::TakeIncoming as i32,
+        })
+        .await
+        .expect_err("not the district's to send");
+    assert_eq!(taken.code(), Code::FailedPrecondition);
+}

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -25,6 +24,7 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::sync::v1 as spb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use sustain_testkit::TestDatabase;
+use sustain_testkit::rogue::{RogueFeed, change};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -196,94 +196,6 @@ async fn serve(listener: tokio::net::TcpListener, mut config: Config, files: &Fi
     }
 }
 
-/// The taken-over district's feed: whatever the attacker puts in it.
-#[derive(Clone)]
-struct RogueFeed {
-    changes: Arc<tokio::sync::watch::Sender<Vec<spb::Change>>>,
-}
-
-#[tonic::async_trait]
-impl spb::sync_service_server::SyncService for RogueFeed {
-    type PullStream =
-        tokio_stream::wrappers::ReceiverStream<Result<spb::PullResponse, tonic::Status>>;
-
-    async fn pull(
-        &self,
-        request: tonic::Request<spb::PullRequest>,
-    ) -> Result<tonic::Response<Self::PullStream>, tonic::Status> {
-        let mut after = request.into_inner().after_seq;
-        let mut changes = self.changes.subscribe();
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            loop {
-                let batch: Vec<spb::Change> = changes
-                    .borrow_and_update()
-                    .iter()
-                    .filter(|c| c.seq > after)
-                    .cloned()
-                    .collect();
-                let head = batch.last().map_or(after, |c| c.seq);
-                if tx
-                    .send(Ok(spb::PullResponse {
-                        changes: batch,
-                        last_seq: head,
-                        head_seq: head,
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                after = head;
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Ok(tonic::Response::new(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-    }
-
-    async fn get_sync_status(
-        &self,
-        _: tonic::Request<spb::GetSyncStatusRequest>,
-    ) -> Result<tonic::Response<spb::GetSyncStatusResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-    async fn sync_now(
-        &self,
-        _: tonic::Request<spb::SyncNowRequest>,
-    ) -> Result<tonic::Response<spb::SyncNowResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-    async fn list_owners(
-        &self,
-        _: tonic::Request<spb::ListOwnersRequest>,
-    ) -> Result<tonic::Response<spb::ListOwnersResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-    async fn hand_over(
-        &self,
-        _: tonic::Request<spb::HandOverRequest>,
-    ) -> Result<tonic::Response<spb::HandOverResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-    async fn list_conflicts(
-        &self,
-        _: tonic::Request<spb::ListConflictsRequest>,
-    ) -> Result<tonic::Response<spb::ListConflictsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-    async fn resolve_conflict(
-        &self,
-        _: tonic::Request<spb::ResolveConflictRequest>,
-    ) -> Result<tonic::Response<spb::ResolveConflictResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("rogue"))
-    }
-}
-
 /// One attack and what came of it.
 struct Outcome {
     attack: &'static str,
@@ -375,20 +287,9 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
     );
 
     // The taken-over district's feed, served with its own certificate.
-    let rogue = RogueFeed {
-        changes: Arc::new(tokio::sync::watch::channel(vec![]).0),
-    };
+    let rogue = RogueFeed::default();
     let a_tls = files.tls(A);
-    {
-        let rogue = rogue.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .tls_config(a_tls.server())
-                .expect("tls")
-                .add_service(spb::sync_service_server::SyncServiceServer::new(rogue))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(la)),
-        );
-    }
+    let _feed = rogue.serve(la, Some(a_tls.server()));
 
     let mut p = config(&files, PROVINCE, "20", &[(A, "181"), (B, "185")]);
     p.sync.downstream = vec![
@@ -538,21 +439,8 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
     let states = journaled(&district_b.db.url).await;
     let (_, h_version, h_state) = states[&h.id].clone();
     let (_, r_version, r_state) = states[&r.id].clone();
-    let change =
-        |seq: i64, record_type: &str, id: &str, unit: &str, version: i64, state: String| {
-            spb::Change {
-                seq,
-                record_type: record_type.into(),
-                record_id: id.into(),
-                owner_unit: unit.into(),
-                version,
-                action: "update".into(),
-                state,
-                recorded_at: None,
-            }
-        };
     let other_id = uuid::Uuid::now_v7().to_string();
-    rogue.changes.send_replace(vec![
+    rogue.send(vec![
         change(
             1,
             "household",

@@ -1155,75 +1155,6 @@ async fn a_standard_changed_at_the_province_reaches_both_districts() {
     );
 }
 
-/// A district that lies: its feed names its own commune on a household of
-/// another district, and sends a household of a commune it does not own.
-struct ForgingDistrict {
-    changes: Vec<spb::Change>,
-}
-
-#[tonic::async_trait]
-impl spb::sync_service_server::SyncService for ForgingDistrict {
-    type PullStream =
-        tokio_stream::wrappers::ReceiverStream<Result<spb::PullResponse, tonic::Status>>;
-
-    async fn pull(
-        &self,
-        _: tonic::Request<spb::PullRequest>,
-    ) -> Result<tonic::Response<Self::PullStream>, tonic::Status> {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let batch = spb::PullResponse {
-            changes: self.changes.clone(),
-            last_seq: self.changes.len() as i64,
-            head_seq: self.changes.len() as i64,
-        };
-        tokio::spawn(async move {
-            let _ = tx.send(Ok(batch)).await;
-            // Hold the stream open, as a followed feed does.
-            tx.closed().await;
-        });
-        Ok(tonic::Response::new(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-    }
-
-    async fn get_sync_status(
-        &self,
-        _: tonic::Request<spb::GetSyncStatusRequest>,
-    ) -> Result<tonic::Response<spb::GetSyncStatusResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-    async fn sync_now(
-        &self,
-        _: tonic::Request<spb::SyncNowRequest>,
-    ) -> Result<tonic::Response<spb::SyncNowResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-    async fn list_owners(
-        &self,
-        _: tonic::Request<spb::ListOwnersRequest>,
-    ) -> Result<tonic::Response<spb::ListOwnersResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-    async fn hand_over(
-        &self,
-        _: tonic::Request<spb::HandOverRequest>,
-    ) -> Result<tonic::Response<spb::HandOverResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-    async fn list_conflicts(
-        &self,
-        _: tonic::Request<spb::ListConflictsRequest>,
-    ) -> Result<tonic::Response<spb::ListConflictsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-    async fn resolve_conflict(
-        &self,
-        _: tonic::Request<spb::ResolveConflictRequest>,
-    ) -> Result<tonic::Response<spb::ResolveConflictResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("forger"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_district_cannot_write_into_ground_it_does_not_own() {
     // Real households to forge from: made at a district of another province set-up.
@@ -1259,23 +1190,20 @@ async fn a_district_cannot_write_into_ground_it_does_not_own() {
         state: states[id].clone(),
         recorded_at: None,
     };
-    let forger = ForgingDistrict {
-        changes: vec![
-            // Names its own commune (06067, district 181) on a household of 185.
-            forged(1, &in_185.id, "06067"),
-            // Owns up to sending a household of 185.
-            forged(2, &other.id, "06328"),
-        ],
-    };
+    // A district that lies: its feed names its own commune on a household of
+    // another district, and sends a household of a commune it does not own.
+    let forger = sustain_testkit::rogue::RogueFeed::default();
+    forger.send(vec![
+        // Names its own commune (06067, district 181) on a household of 185.
+        forged(1, &in_185.id, "06067"),
+        // Owns up to sending a household of 185.
+        forged(2, &other.id, "06328"),
+    ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let forger_addr = listener.local_addr().expect("addr");
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(spb::sync_service_server::SyncServiceServer::new(forger))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let _feed = forger.serve(listener, None);
 
     let lp = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
