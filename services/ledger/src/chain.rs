@@ -430,18 +430,9 @@ impl ChainApi {
     /// PERMISSION_DENIED unless every unit this instance owns lies in the
     /// caller's scope: its own chain covers them all.
     async fn require_whole_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
-        let topology = sustain_platform::sync::Topology::load(&self.db).await?;
-        let own = topology.own_units();
-        match own.iter().find(|u| !caller.scope.contains_unit(u)) {
-            None => Ok(()),
-            Some(unit) => Err(ServiceError::PermissionDenied {
-                reason: "OUT_OF_SCOPE",
-                message: format!(
-                    "the chain of instance {} covers unit {unit}, which is not wholly inside the caller's scope",
-                    topology.me
-                ),
-            }),
-        }
+        sustain_platform::sync::Topology::load(&self.db)
+            .await?
+            .require_whole(caller, "the chain")
     }
 
     /// The copy held here of another instance's chain: its verified head (or

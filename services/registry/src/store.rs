@@ -207,46 +207,34 @@ const SEALED_FIELDS: [(&str, &str, &str); 3] = [
 /// with each member's sealed fields opened, for a peer; the lookup hash,
 /// keyed by this instance, stays here.
 pub fn open_members(state: &str, vault: &Vault) -> Result<String, ServiceError> {
-    let mut value: serde_json::Value = serde_json::from_str(state)
-        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
-    for m in members_of(&mut value)? {
-        let id = member_id(m)?;
-        let Some(row) = m.as_object_mut() else {
-            continue;
-        };
+    each_member(state, |id, row| {
         if !row.contains_key("ethnicity_enc") {
-            continue; // Already open.
+            return Ok(()); // Already open.
         }
         for (sealed, context_field, plain) in SEALED_FIELDS {
             let opened = match row.remove(sealed) {
                 Some(serde_json::Value::String(text)) => serde_json::Value::String(
                     vault
                         .cipher
-                        .decrypt(&text, &context(&id, context_field))
-                        .map_err(|_| corrupt(context_field, &id))?,
+                        .decrypt(&text, &context(id, context_field))
+                        .map_err(|_| corrupt(context_field, id))?,
                 ),
                 _ => serde_json::Value::Null,
             };
             row.insert(plain.to_owned(), opened);
         }
         row.remove("citizen_id_hash");
-    }
-    Ok(value.to_string())
+        Ok(())
+    })
 }
 
 /// The inverse of [`open_members`]: a peer's household state with each
 /// member's fields sealed, and looked up, by this instance's keys. A state
 /// that came sealed (an older peer sharing the keys) stays as it came.
 pub fn seal_members(state: &str, vault: &Vault) -> Result<String, ServiceError> {
-    let mut value: serde_json::Value = serde_json::from_str(state)
-        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
-    for m in members_of(&mut value)? {
-        let id = member_id(m)?;
-        let Some(row) = m.as_object_mut() else {
-            continue;
-        };
+    each_member(state, |id, row| {
         if row.contains_key("ethnicity_enc") {
-            continue;
+            return Ok(());
         }
         let mut hash = serde_json::Value::Null;
         for (sealed, context_field, plain) in SEALED_FIELDS {
@@ -256,7 +244,7 @@ pub fn seal_members(state: &str, vault: &Vault) -> Result<String, ServiceError> 
                         hash = serde_json::Value::String(vault.hasher.hash(&text));
                     }
                     serde_json::Value::String(
-                        vault.cipher.encrypt(&text, &context(&id, context_field)),
+                        vault.cipher.encrypt(&text, &context(id, context_field)),
                     )
                 }
                 Some(serde_json::Value::Null) | None if plain == "citizen_id" => {
@@ -271,6 +259,22 @@ pub fn seal_members(state: &str, vault: &Vault) -> Result<String, ServiceError> 
             row.insert(sealed.to_owned(), value);
         }
         row.insert("citizen_id_hash".into(), hash);
+        Ok(())
+    })
+}
+
+/// `state` with `f` applied to each member row: its id and its fields.
+fn each_member(
+    state: &str,
+    mut f: impl FnMut(&str, &mut serde_json::Map<String, serde_json::Value>) -> Result<(), ServiceError>,
+) -> Result<String, ServiceError> {
+    let mut value: serde_json::Value = serde_json::from_str(state)
+        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
+    for m in members_of(&mut value)? {
+        let id = member_id(m)?;
+        if let Some(row) = m.as_object_mut() {
+            f(&id, row)?;
+        }
     }
     Ok(value.to_string())
 }

@@ -64,25 +64,6 @@ impl SyncApi {
             })
         }
     }
-
-    /// PERMISSION_DENIED unless every unit this instance owns lies in the
-    /// caller's scope: its sync status speaks of all its peers.
-    fn require_whole_instance(caller: &Caller, topology: &Topology) -> Result<(), ServiceError> {
-        match topology
-            .own_units()
-            .into_iter()
-            .find(|u| !caller.scope.contains_unit(u))
-        {
-            None => Ok(()),
-            Some(unit) => Err(ServiceError::PermissionDenied {
-                reason: "OUT_OF_SCOPE",
-                message: format!(
-                    "instance {} owns unit {unit}, which is not wholly inside the caller's scope",
-                    topology.me
-                ),
-            }),
-        }
-    }
 }
 
 /// Whether `caller` may read conflict `c`: it holds both versions, so the
@@ -157,7 +138,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let caller = Caller::from_request(&request)?;
         caller.require("read the sync status", OPERATE)?;
         let topology = Topology::load(&self.db).await?;
-        Self::require_whole_instance(&caller, &topology)?;
+        topology.require_whole(&caller, "the sync status")?;
         let open = sync_conflict::Entity::find()
             .filter(sync_conflict::Column::Resolution.eq(""))
             .all(&self.db)
@@ -209,7 +190,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let caller = Caller::from_request(&request)?;
         caller.require("start a sync", OPERATE)?;
         let topology = Topology::load(&self.db).await?;
-        Self::require_whole_instance(&caller, &topology)?;
+        topology.require_whole(&caller, "the sync status")?;
         self.board.wake.notify_waiters();
         Ok(Response::new(pb::SyncNowResponse {
             peers_woken: self.board.snapshot().len() as i32,

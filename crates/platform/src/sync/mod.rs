@@ -118,6 +118,30 @@ impl Topology {
         units
     }
 
+    /// PERMISSION_DENIED unless every unit this instance owns lies in the
+    /// caller's scope: for what speaks of the whole instance (`what`: its sync
+    /// status, its own chain).
+    pub fn require_whole(
+        &self,
+        caller: &crate::auth::Caller,
+        what: &str,
+    ) -> Result<(), ServiceError> {
+        match self
+            .own_units()
+            .into_iter()
+            .find(|u| !caller.scope.contains_unit(u))
+        {
+            None => Ok(()),
+            Some(unit) => Err(ServiceError::PermissionDenied {
+                reason: "OUT_OF_SCOPE",
+                message: format!(
+                    "{what} of instance {} covers unit {unit}, which is not wholly inside the caller's scope",
+                    self.me
+                ),
+            }),
+        }
+    }
+
     /// FAILED_PRECONDITION naming the owner when any of `units` is not this
     /// instance's to write.
     pub fn check_writes<'a>(
