@@ -327,6 +327,57 @@ impl RevokeArgs {
     }
 }
 
+/// `reseal`: after a key rotation, seal again with the current keys what the
+/// previous ones sealed; resumable, with progress.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResealArgs {
+    /// The configuration the service runs with: its database and keys.
+    #[command(flatten)]
+    pub args: ServeArgs,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch: u64,
+    /// Start over although an earlier reseal finished.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+impl ResealArgs {
+    /// Runs `tables` on `db`, printing progress; a run stopped at any point
+    /// goes on where it stood when run again.
+    pub async fn run(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        tables: &[&dyn crate::reseal::Table],
+    ) -> anyhow::Result<()> {
+        let mut last = std::time::Instant::now();
+        let done = crate::reseal::run(db, tables, self.batch, self.restart, |p| {
+            if p.finished || last.elapsed() >= std::time::Duration::from_secs(2) {
+                last = std::time::Instant::now();
+                let percent = if p.total > 0 {
+                    100 * p.done / p.total
+                } else {
+                    100
+                };
+                println!(
+                    "{}: {} of {} rows ({percent}%), {} sealed again{}",
+                    p.job,
+                    p.done,
+                    p.total,
+                    p.changed,
+                    if p.finished { ", done" } else { "" }
+                );
+            }
+        })
+        .await?;
+        println!(
+            "reseal finished: {} table(s); the previous keys may now be dropped from crypto.previous_* once the outbox no longer needs them (docs/operations.md)",
+            done.len()
+        );
+        Ok(())
+    }
+}
+
 /// `dev-certs`: a development CA and a certificate signed by it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevCertsArgs {

@@ -368,6 +368,14 @@ pub struct CryptoConfig {
     pub field_key: Option<String>,
     /// Base64 32-byte HMAC key for the citizen-ID lookup hash.
     pub lookup_key: Option<String>,
+    /// Field keys rotated away from: they still open what they sealed, until
+    /// `reseal` has sealed it again with `field_key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_field_keys: Vec<String>,
+    /// Lookup keys rotated away from: lookups also try them until `reseal`
+    /// has hashed every citizen ID again with `lookup_key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_lookup_keys: Vec<String>,
 }
 
 /// Keys decoded and checked; what the services actually use.
@@ -377,6 +385,21 @@ pub struct Secrets {
     pub token_key: crate::auth::TokenKey,
     pub field_key: [u8; 32],
     pub lookup_key: [u8; 32],
+    /// Keys rotated away from (`crypto.previous_*`), newest first.
+    pub previous_field_keys: Vec<[u8; 32]>,
+    pub previous_lookup_keys: Vec<[u8; 32]>,
+}
+
+impl Secrets {
+    /// Seals with the field key, opens with it and the previous ones.
+    pub fn cipher(&self) -> crate::crypto::FieldCipher {
+        crate::crypto::FieldCipher::with_previous(&self.field_key, &self.previous_field_keys)
+    }
+
+    /// Hashes with the lookup key, looks up with it and the previous ones.
+    pub fn hasher(&self) -> crate::crypto::LookupHasher {
+        crate::crypto::LookupHasher::with_previous(&self.lookup_key, &self.previous_lookup_keys)
+    }
 }
 
 impl std::fmt::Debug for Secrets {
@@ -845,8 +868,27 @@ impl Config {
                 problem: "must decode to exactly 32 bytes".into(),
             })
         };
+        let previous = |keys: &[String], field: &'static str| {
+            keys.iter()
+                .map(|k| {
+                    let bytes = B64.decode(k.trim()).map_err(|_| ConfigError::Invalid {
+                        field,
+                        problem: "holds a key that is not valid base64".into(),
+                    })?;
+                    key32(bytes, field)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(Secrets {
             token_key,
+            previous_field_keys: previous(
+                &self.crypto.previous_field_keys,
+                "crypto.previous_field_keys",
+            )?,
+            previous_lookup_keys: previous(
+                &self.crypto.previous_lookup_keys,
+                "crypto.previous_lookup_keys",
+            )?,
             field_key: key32(
                 pick(
                     &self.crypto.field_key,

@@ -179,6 +179,8 @@ pub fn secrets() -> sustain_platform::config::Secrets {
         token_key: sustain_platform::auth::TokenKey::Shared(JWT_SECRET.to_vec()),
         field_key: FIELD_KEY,
         lookup_key: LOOKUP_KEY,
+        previous_field_keys: vec![],
+        previous_lookup_keys: vec![],
     }
 }
 

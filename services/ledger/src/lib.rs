@@ -22,7 +22,6 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use sustain_platform::Role;
 use sustain_platform::config::{Config, Secrets};
-use sustain_platform::crypto::FieldCipher;
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::ledger::v1::account_service_server::AccountServiceServer;
 use sustain_proto::ledger::v1::chain_service_server::ChainServiceServer;
@@ -76,7 +75,7 @@ pub fn services(
 ) -> anyhow::Result<ServiceSet> {
     let database = db.clone();
     let auth = config.authenticator(secrets)?;
-    let cipher = FieldCipher::new(&secrets.field_key);
+    let cipher = secrets.cipher();
     let sync = sustain_platform::sync::wire(
         SERVICE,
         &db,

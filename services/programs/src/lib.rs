@@ -26,7 +26,6 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use sustain_platform::Role;
 use sustain_platform::config::{Config, Secrets};
-use sustain_platform::crypto::FieldCipher;
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::programs::v1::catalog_service_server::CatalogServiceServer;
 use sustain_proto::programs::v1::communication_service_server::CommunicationServiceServer;
@@ -85,7 +84,7 @@ pub fn services(
 ) -> anyhow::Result<ServiceSet> {
     let database = db.clone();
     let auth = config.authenticator(secrets)?;
-    let cipher = FieldCipher::new(&secrets.field_key);
+    let cipher = secrets.cipher();
     let registry = registry::Registry::new(&config.registry, config.tls.load()?.as_ref())
         .context("registry.url")?;
     let catalog = CatalogServiceServer::new(catalog::CatalogApi {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_platform::auth::Duration;
 use sustain_platform::cli::{
-    DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token, issuer,
+    DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token, issuer,
 };
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
@@ -39,6 +39,9 @@ enum Command {
     Keys(KeysArgs),
     /// Revoke a token (by jti) or a subject's tokens before they expire.
     Revoke(RevokeArgs),
+    /// After a key rotation: seal support records' details again with the
+    /// current key (resumable).
+    Reseal(ResealArgs),
     /// Write the programme side of the Lạng Sơn demo through the running
     /// registry (loaded with `sustain-registry demo`) and programmes service,
     /// then compare the province's programme summary with the report's
@@ -147,6 +150,14 @@ async fn main() -> anyhow::Result<()> {
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
         Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
+        Command::Reseal(r) => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &r.args)?;
+            telemetry::init(config.log_format, &config.log_filter);
+            let secrets = config.secrets()?;
+            let db = sustain_programs::connect_and_migrate(&config.database_url).await?;
+            let support = sustain_programs::replica::SupportSeals(secrets.cipher());
+            r.run(&db, &[&support]).await
+        }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

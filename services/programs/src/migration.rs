@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSupport),
             Box::new(CreateEnrolmentTallies),
             Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(sustain_platform::reseal::CreateResealProgress),
         ]
     }
 }

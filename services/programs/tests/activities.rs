@@ -397,6 +397,35 @@ async fn support_is_checked_with_the_registry_and_nutrition_status_is_derived() 
     // Two households in 181, each with a child born in 2023.
     assert_eq!(f.children_under_five, 2);
     assert_eq!(f.nutrition_coverage_percent, "50");
+
+    // A key rotation: the measurements sealed with the old key are sealed
+    // again with the new one, and then open with it alone.
+    {
+        use sea_orm::EntityTrait;
+        use sustain_platform::crypto::FieldCipher;
+        let db = sustain_platform::db::connect(&suite.programs_db.url)
+            .await
+            .expect("connect");
+        let new_key = [43; 32];
+        let rotated = FieldCipher::with_previous(&new_key, &[sustain_testkit::FIELD_KEY]);
+        let seals = sustain_programs::replica::SupportSeals(rotated);
+        let done = sustain_platform::reseal::run(&db, &[&seals], 100, false, |_| {})
+            .await
+            .expect("resealed");
+        // Every record the test made, each sealed again once.
+        let total = done[0].total;
+        assert!(total >= 1);
+        assert_eq!((done[0].done, done[0].changed), (total, total));
+        let row = sustain_programs::model::support::Entity::find_by_id(check.id.clone())
+            .one(&db)
+            .await
+            .expect("read")
+            .expect("the record");
+        let opened = FieldCipher::new(&new_key)
+            .decrypt(&row.details_enc, &row.id)
+            .expect("opens with the new key alone");
+        assert!(opened.contains("7000"), "{opened}");
+    }
 }
 
 #[tokio::test]

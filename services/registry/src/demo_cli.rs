@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::ConnectionTrait;
 use sustain_domain::poverty::Standards;
 use sustain_platform::config::Config;
-use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::{Caller, Role, Scope};
 use sustain_proto::registry::v1 as pb;
 
@@ -58,8 +57,8 @@ pub async fn run(
     let db = crate::connect_and_migrate(&config.database_url).await?;
     let standards = Arc::new(crate::load_standards(config)?);
     let vault = Vault {
-        cipher: FieldCipher::new(&secrets.field_key),
-        hasher: LookupHasher::new(&secrets.lookup_key),
+        cipher: secrets.cipher(),
+        hasher: secrets.hasher(),
     };
     let importer = Importer::new(db.clone(), vault, Arc::clone(&standards));
     let caller = Caller {

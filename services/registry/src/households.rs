@@ -72,7 +72,7 @@ impl HouseholdApi {
         for (i, m) in household.members.iter().enumerate() {
             let Some(id) = &m.citizen_id else { continue };
             if let Some(other) =
-                store::holder_of(conn, &self.vault.citizen_hash(id), except).await?
+                store::holder_of(conn, &self.vault.citizen_hashes(id), except).await?
             {
                 let field = format!("household.members[{i}].citizen_id");
                 let (reason, named) = store::taken_reason(conn, caller, &field, &other).await?;
@@ -113,7 +113,7 @@ impl HouseholdApi {
             None
         } else {
             match CitizenId::parse(&filter.citizen_id) {
-                Ok(id) => Some(self.vault.citizen_hash(&id)),
+                Ok(id) => Some(self.vault.citizen_hashes(&id)),
                 Err(e) => {
                     v.add("filter.citizen_id", e.to_string());
                     None

@@ -11,6 +11,7 @@ pub mod import_file;
 pub mod migration;
 pub mod model;
 pub mod replica;
+pub mod reseal;
 pub mod reviews;
 pub mod standards;
 pub mod store;
@@ -25,7 +26,6 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use sustain_platform::cache::RecordCache;
 use sustain_platform::config::{Config, Secrets};
-use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::serve::{self, ServiceSet};
 use sustain_proto::registry::v1::admin_unit_service_server::AdminUnitServiceServer;
 use sustain_proto::registry::v1::household_service_server::HouseholdServiceServer;
@@ -75,8 +75,8 @@ pub fn services(
     let database = db.clone();
     let auth = config.authenticator(secrets)?;
     let vault = store::Vault {
-        cipher: FieldCipher::new(&secrets.field_key),
-        hasher: LookupHasher::new(&secrets.lookup_key),
+        cipher: secrets.cipher(),
+        hasher: secrets.hasher(),
     };
     let standards = Arc::new(standards::StandardsCell::new(
         load_standards(config)?,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token};
+use sustain_platform::cli::{
+    DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token,
+};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
@@ -38,6 +40,9 @@ enum Command {
     Keys(KeysArgs),
     /// Revoke a token (by jti) or a subject's tokens before they expire.
     Revoke(RevokeArgs),
+    /// After a key rotation: seal members' fields, their lookup hashes and
+    /// old household versions again with the current keys (resumable).
+    Reseal(ResealArgs),
     /// Import households and reviews from a CSV or XLSX file through a running
     /// registry's ImportHouseholds stream; rejected rows go to a CSV with reasons.
     Import {
@@ -128,6 +133,19 @@ async fn main() -> anyhow::Result<()> {
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
         Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
+        Command::Reseal(r) => {
+            let config = Config::load(SERVICE, DEFAULT_PORT, &r.args)?;
+            telemetry::init(config.log_format, &config.log_filter);
+            let secrets = config.secrets()?;
+            let db = sustain_registry::connect_and_migrate(&config.database_url).await?;
+            let vault = sustain_registry::store::Vault {
+                cipher: secrets.cipher(),
+                hasher: secrets.hasher(),
+            };
+            let members = sustain_registry::reseal::Members(vault.clone());
+            let versions = sustain_registry::reseal::Versions(vault);
+            r.run(&db, &[&members, &versions]).await
+        }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {
             file,

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(ProvinceTally),
             Box::new(sustain_platform::sync::migration::CreateSync),
             Box::new(StandardSet),
+            Box::new(sustain_platform::reseal::CreateResealProgress),
         ]
     }
 }

@@ -32,6 +32,12 @@ impl Vault {
     pub fn citizen_hash(&self, id: &CitizenId) -> String {
         self.hasher.hash(id.as_str())
     }
+
+    /// Every hash a citizen ID may be stored under while a lookup key is
+    /// being rotated (the current one first).
+    pub fn citizen_hashes(&self, id: &CitizenId) -> Vec<String> {
+        self.hasher.hashes(id.as_str())
+    }
 }
 
 /// A member as stored, with its id.
@@ -132,7 +138,7 @@ impl sustain_platform::cache::Versioned for HouseholdRecord {
     }
 }
 
-fn context(member_id: &str, field: &str) -> String {
+pub(crate) fn context(member_id: &str, field: &str) -> String {
     format!("member/{member_id}/{field}")
 }
 
@@ -543,7 +549,7 @@ pub async fn keep_version(
     Ok(())
 }
 
-fn version_context(id: &str, version: i64) -> String {
+pub(crate) fn version_context(id: &str, version: i64) -> String {
     format!("household_version:{id}:{version}")
 }
 
@@ -583,11 +589,11 @@ pub async fn load_version(
 /// The household holding a member with this citizen-ID hash, other than `except`.
 pub async fn holder_of(
     conn: &impl ConnectionTrait,
-    citizen_hash: &str,
+    citizen_hashes: &[String],
     except: Option<&str>,
 ) -> Result<Option<String>, ServiceError> {
-    let mut query =
-        member::Entity::find().filter(member::Column::CitizenIdHash.eq(citizen_hash.to_owned()));
+    let mut query = member::Entity::find()
+        .filter(member::Column::CitizenIdHash.is_in(citizen_hashes.iter().cloned()));
     if let Some(except) = except {
         query = query.filter(member::Column::HouseholdId.ne(except.to_owned()));
     }
@@ -644,7 +650,8 @@ pub struct Selection {
     pub ethnic_minority: Option<bool>,
     /// Already folded, letters, digits and spaces only.
     pub name_folded: Option<String>,
-    pub citizen_hash: Option<String>,
+    /// Every hash the citizen ID may be stored under.
+    pub citizen_hash: Option<Vec<String>>,
     pub include_archived: bool,
 }
 
@@ -678,13 +685,13 @@ fn condition(s: &Selection) -> Condition {
     if let Some(name) = &s.name_folded {
         all = all.add(household::Column::NamesFolded.contains(name.as_str()));
     }
-    if let Some(hash) = &s.citizen_hash {
+    if let Some(hashes) = &s.citizen_hash {
         all = all.add(
             household::Column::Id.in_subquery(
                 Query::select()
                     .column(member::Column::HouseholdId)
                     .from(member::Entity)
-                    .and_where(member::Column::CitizenIdHash.eq(hash.as_str()))
+                    .and_where(member::Column::CitizenIdHash.is_in(hashes.iter().cloned()))
                     .to_owned(),
             ),
         );

@@ -294,7 +294,7 @@ pub fn wire(
         },
         peers: config.sync.peers().map(|(p, _)| p.name.clone()).collect(),
         replica,
-        cipher: crate::crypto::FieldCipher::new(&secrets.field_key),
+        cipher: secrets.cipher(),
     };
     Ok(Wiring {
         server: sustain_proto::sync::v1::sync_service_server::SyncServiceServer::new(api)

@@ -285,6 +285,17 @@ impl Importer {
                         .iter()
                         .map(|m| m.citizen_id.as_ref().map(|id| self.vault.citizen_hash(id)))
                         .collect();
+                    // While a lookup key is rotated, an ID may still be held
+                    // under an earlier key's hash.
+                    let earlier = household
+                        .members
+                        .iter()
+                        .map(|m| {
+                            m.citizen_id.as_ref().map_or_else(Vec::new, |id| {
+                                self.vault.citizen_hashes(id).split_off(1)
+                            })
+                        })
+                        .collect();
                     let member_ids = household.members.iter().map(|_| new_id()).collect();
                     let record = HouseholdRecord::new(new_id(), household, member_ids, now);
                     let stored = self.stored(caller, &record, &reviews, now);
@@ -295,6 +306,7 @@ impl Importer {
                             reviews,
                         },
                         hashes,
+                        earlier,
                         record,
                         stored: Some(stored),
                     });
@@ -381,7 +393,13 @@ impl Importer {
         let hashes: Vec<String> = prepared
             .iter()
             .filter(|p| !known.contains_key(&p.checked.key))
-            .flat_map(|p| p.hashes.iter().flatten().cloned())
+            .flat_map(|p| {
+                p.hashes
+                    .iter()
+                    .flatten()
+                    .chain(p.earlier.iter().flatten())
+                    .cloned()
+            })
             .collect();
         let holders = households::holders_of(txn, hashes).await?;
         // Built ahead for the batch as it came, they hold just the rows
@@ -399,7 +417,8 @@ impl Importer {
             }
             let mut v = Violations::new();
             for (i, hash) in p.hashes.iter().enumerate() {
-                if let Some(other) = hash.as_ref().and_then(|h| holders.get(h)) {
+                let mut under = hash.iter().chain(p.earlier.get(i).into_iter().flatten());
+                if let Some(other) = under.find_map(|h| holders.get(h)) {
                     let field = format!("household.members[{i}].citizen_id");
                     let (reason, _) = households::taken_reason(txn, caller, &field, other).await?;
                     v.add(field, reason);
@@ -746,6 +765,9 @@ fn reviews_of_new(
 struct PreparedRow {
     checked: CheckedRow,
     hashes: Vec<Option<String>>,
+    /// Per member, the hashes of its citizen ID under the lookup keys
+    /// rotated away from (none outside a rotation).
+    earlier: Vec<Vec<String>>,
     record: HouseholdRecord,
     /// `None` once moved into the statements built ahead on SQLite.
     stored: Option<StoredRows>,
