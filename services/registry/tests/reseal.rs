@@ -130,3 +130,106 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
         .expect("again");
     assert_eq!((again[0].done, again[0].changed), (5, 0));
 }
+
+/// The `reseal` command itself, killed with SIGKILL part-way through and run
+/// again: every member ends sealed with the new key, counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reseal_killed_mid_run_finishes_when_run_again() {
+    use base64::Engine;
+    use sea_orm::PaginatorTrait;
+    let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
+    let db_handle = sustain_testkit::TestDatabase::new()
+        .await
+        .expect("database");
+    let mut config = sustain_platform::config::Config::defaults(0);
+    config.database_url = db_handle.url.clone();
+    config.auth.jwt_secret = Some(b64(sustain_testkit::JWT_SECRET));
+    config.crypto.field_key = Some(b64(&FIELD_KEY));
+    config.crypto.lookup_key = Some(b64(&LOOKUP_KEY));
+    // Households under the test keys, the demo's way.
+    sustain_registry::demo_cli::run(&config, 7, 300, None, false)
+        .await
+        .expect("demo households");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rotated.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = \"{url}\"\n[auth]\njwt_secret = \"{jwt}\"\n[crypto]\nfield_key = \"{field}\"\nlookup_key = \"{lookup}\"\nprevious_field_keys = [\"{old_field}\"]\nprevious_lookup_keys = [\"{old_lookup}\"]\n",
+            url = db_handle.url,
+            jwt = b64(sustain_testkit::JWT_SECRET),
+            field = b64(&NEW_FIELD),
+            lookup = b64(&NEW_LOOKUP),
+            old_field = b64(&FIELD_KEY),
+            old_lookup = b64(&LOOKUP_KEY),
+        ),
+    )
+    .expect("config");
+    let reseal = |batch: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sustain-registry"))
+            .args(["reseal", "--config"])
+            .arg(&file)
+            .args(["--batch", batch])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn reseal")
+    };
+    let db = sustain_platform::db::connect(&db_handle.url)
+        .await
+        .expect("connect");
+    let total = sustain_registry::model::member::Entity::find()
+        .count(&db)
+        .await
+        .expect("count") as i64;
+    assert!(total > 300, "{total}");
+    // One row a transaction, so that the kill lands part-way.
+    let mut child = reseal("1");
+    let start = std::time::Instant::now();
+    let mut started = None;
+    while started.is_none() && start.elapsed() < std::time::Duration::from_secs(60) {
+        started = reseal_progress::Entity::find_by_id("member".to_owned())
+            .one(&db)
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| p.done > 0)
+            .map(|p| p.done);
+        if started.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let killed_at = started.expect("the reseal never started");
+    let held = reseal_progress::Entity::find_by_id("member".to_owned())
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("progress");
+    assert!(
+        !held.finished && held.done >= killed_at && held.done < total,
+        "killed part-way: {held:?}"
+    );
+    let status = reseal("100").wait().expect("ran again");
+    assert!(status.success());
+    let held = reseal_progress::Entity::find_by_id("member".to_owned())
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("progress");
+    assert!(held.finished);
+    assert_eq!(
+        (held.done, held.changed),
+        (total, total),
+        "every member once"
+    );
+    let only_new = FieldCipher::new(&NEW_FIELD);
+    for m in sustain_registry::model::member::Entity::find()
+        .all(&db)
+        .await
+        .expect("members")
+    {
+        assert!(only_new.is_current(&m.ethnicity_enc, &format!("member/{}/ethnicity", m.id)));
+    }
+}
