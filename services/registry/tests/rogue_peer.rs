@@ -440,6 +440,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
     let (_, h_version, h_state) = states[&h.id].clone();
     let (_, r_version, r_state) = states[&r.id].clone();
     let other_id = uuid::Uuid::now_v7().to_string();
+    let unsealable_id = uuid::Uuid::now_v7().to_string();
     rogue.send(vec![
         change(
             1,
@@ -487,6 +488,22 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         ),
         // 185's household again, sent as the province's: kept, with 185's data in it.
         change(6, "household", &h.id, "20", h_version + 1, h_state.clone()),
+        // A household in the form states cross in (fields opened), with a
+        // member's ethnicity missing: it cannot be sealed, so it is kept
+        // nowhere but as a conflict, without its state.
+        change(
+            7,
+            "household",
+            &unsealable_id,
+            "06067",
+            1,
+            serde_json::json!({
+                "household": {"id": unsealable_id, "commune_code": "06067"},
+                "members": [{"id": "m-1", "full_name": "Hà Thị Giả", "citizen_id": "020085000999",
+                    "disability": "0"}],
+            })
+            .to_string(),
+        ),
     ]);
 
     let conflicts = {
@@ -500,7 +517,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 .expect("conflicts")
                 .into_inner()
                 .conflicts;
-            if open.len() >= 6 {
+            if open.len() >= 7 {
                 break open;
             }
             assert!(
@@ -516,6 +533,20 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             .find(|c| c.record_id == seq_id && c.record_type == record_type)
             .map_or("not kept".to_owned(), |c| c.reason.clone())
     };
+    let unsealable = conflicts
+        .iter()
+        .find(|c| c.record_id == unsealable_id)
+        .expect("kept as a conflict");
+    assert!(
+        unsealable.reason.contains("could not be sealed here")
+            && !unsealable.incoming_state.contains("020085000999"),
+        "{unsealable:?}"
+    );
+    table.push(Outcome {
+        attack: "feed sends a state that cannot be sealed",
+        expected: "kept as a conflict",
+        got: format!("conflict: {}", unsealable.reason),
+    });
     for (attack, id, record_type, says) in [
         (
             "feed overwrites 185's household",

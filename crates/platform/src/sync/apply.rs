@@ -200,25 +200,21 @@ pub async fn apply_batch(
 ) -> Result<Applied, ServiceError> {
     // Sealed with this instance's keys before anything is kept, a conflict
     // included: no personal data rests here as it crossed.
+    let mut unsealable = Unsealable::new();
     let batch = &pb::PullResponse {
         changes: batch
             .changes
             .iter()
-            .map(|c| kept_here(replica, c))
+            .map(|c| kept_here(replica, c, &mut unsealable))
             .collect(),
         ..*batch
     };
-    match apply_in_one(
-        db,
-        replica,
-        peer,
-        caller,
-        after,
-        &batch.changes,
-        batch.last_seq,
-    )
-    .await
-    {
+    let whole = Part {
+        changes: &batch.changes,
+        last_seq: batch.last_seq,
+        unsealable: &unsealable,
+    };
+    match apply_in_one(db, replica, peer, caller, after, whole).await {
         Ok(done) => Ok(done),
         Err(e @ (ServiceError::Aborted { .. } | ServiceError::Unavailable(_))) => Err(e),
         Err(e) if batch.changes.len() <= 1 => keep_failed(db, peer, after, batch, &e).await,
@@ -233,7 +229,12 @@ pub async fn apply_batch(
                     change.seq
                 };
                 let one = std::slice::from_ref(change);
-                let done = match apply_in_one(db, replica, peer, caller, at, one, last).await {
+                let part = Part {
+                    changes: one,
+                    last_seq: last,
+                    unsealable: &unsealable,
+                };
+                let done = match apply_in_one(db, replica, peer, caller, at, part).await {
                     Ok(done) => done,
                     Err(e @ (ServiceError::Aborted { .. } | ServiceError::Unavailable(_))) => {
                         return Err(e);
@@ -258,26 +259,34 @@ pub async fn apply_batch(
     }
 }
 
-/// `change` as this instance keeps it; one whose state cannot be sealed here
-/// keeps no state, and its reason, for the conflict it becomes.
-fn kept_here(replica: &dyn Replica, change: &pb::Change) -> pb::Change {
-    match replica.seal_from_peer(change) {
-        Ok(state) => pb::Change {
-            state,
-            ..change.clone()
-        },
-        Err(e) => {
-            tracing::warn!(record_type = %change.record_type, record_id = %change.record_id, error = %e, "a change from a peer cannot be sealed here");
-            pb::Change {
-                state: format!("{UNSEALABLE}{e}"),
-                ..change.clone()
-            }
-        }
-    }
+/// Changes applied in one transaction, up to `last_seq` of the feed.
+struct Part<'a> {
+    changes: &'a [pb::Change],
+    last_seq: i64,
+    unsealable: &'a Unsealable,
 }
 
-/// Marks the state of a change that could not be sealed here.
-const UNSEALABLE: &str = "\u{0}not kept: ";
+/// Why the changes of a batch that cannot be sealed here could not, by `seq`.
+type Unsealable = std::collections::HashMap<i64, String>;
+
+/// `change` as this instance keeps it. One whose state cannot be sealed here
+/// keeps no state at all, and `unsealable` the reason, for the conflict it
+/// becomes.
+fn kept_here(
+    replica: &dyn Replica,
+    change: &pb::Change,
+    unsealable: &mut Unsealable,
+) -> pb::Change {
+    let state = replica.seal_from_peer(change).unwrap_or_else(|e| {
+        tracing::warn!(record_type = %change.record_type, record_id = %change.record_id, error = %e, "a change from a peer cannot be sealed here");
+        unsealable.insert(change.seq, e.to_string());
+        String::new()
+    });
+    pb::Change {
+        state,
+        ..change.clone()
+    }
+}
 
 async fn apply_in_one(
     db: &DatabaseConnection,
@@ -285,9 +294,13 @@ async fn apply_in_one(
     peer: &Peer,
     caller: &Caller,
     after: i64,
-    changes: &[pb::Change],
-    last_seq: i64,
+    part: Part<'_>,
 ) -> Result<Applied, ServiceError> {
+    let Part {
+        changes,
+        last_seq,
+        unsealable,
+    } = part;
     let txn = WriteTxn::begin(db).await?;
     advance(&txn, &peer.name, after, last_seq).await?;
     let topology = Topology::load(&txn).await?;
@@ -304,7 +317,7 @@ async fn apply_in_one(
             conflicts.push((c.clone(), local, refused));
             continue;
         }
-        if let Some(problem) = c.state.strip_prefix(UNSEALABLE) {
+        if let Some(problem) = unsealable.get(&c.seq) {
             conflicts.push((
                 c.clone(),
                 local,
