@@ -240,7 +240,7 @@ pub struct TokenRules {
 pub struct Authenticator {
     trust: keys::TrustSet,
     /// The HS256 secret and the issuer it speaks for, when one is configured.
-    shared: Option<(jsonwebtoken::DecodingKey, String)>,
+    shared: Option<keys::TrustedKey>,
     rules: TokenRules,
     /// Tokens revoked before they expire, checked on every call.
     deny: revocation::DenyList,
@@ -314,9 +314,15 @@ impl Authenticator {
             trust,
             deny,
             shared: shared.and_then(|(secret, issuer)| {
-                jsonwebtoken::DecodingKey::from_secret(secret)
-                    .ok()
-                    .map(|key| (key, issuer.to_owned()))
+                let key = jsonwebtoken::DecodingKey::from_secret(secret).ok()?;
+                Some(keys::TrustedKey {
+                    issuer: issuer.to_owned(),
+                    cap: None,
+                    algorithm: Algorithm::HS256,
+                    key,
+                    claims: None,
+                    audience: None,
+                })
             }),
             rules,
             verified: moka::sync::Cache::builder()
@@ -339,21 +345,15 @@ impl Authenticator {
         issuer: &str,
         audience: &str,
     ) -> Result<Authenticator, jsonwebtoken::errors::Error> {
-        let trust = keys::TrustSet::new(vec![]).map_err(|_| {
-            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
-        })?;
-        let deny = revocation::DenyList::new(None).map_err(|_| {
-            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
-        })?;
         Ok(Authenticator::new(
-            trust,
+            keys::TrustSet::empty(),
             Some((secret, issuer)),
             TokenRules {
                 audience: audience.into(),
                 leeway_secs: 30,
                 max_ttl_secs: 30 * 24 * 3600,
             },
-            deny,
+            revocation::DenyList::none(),
         ))
     }
 
@@ -384,43 +384,34 @@ impl Authenticator {
         use jsonwebtoken::Validation;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| refused(format!("invalid bearer token: {}", token_problem(&e))))?;
-        let (key, issuer, cap, algorithm, mapping, audience) = if header.alg == Algorithm::HS256 {
-            let (key, issuer) = self.shared.as_ref().ok_or_else(|| {
+        let keys::TrustedKey {
+            key,
+            issuer,
+            cap,
+            algorithm,
+            claims: mapping,
+            audience,
+        } = if header.alg == Algorithm::HS256 {
+            self.shared.clone().ok_or_else(|| {
                 refused("invalid bearer token: HS256 tokens are not accepted here")
-            })?;
-            (
-                key.clone(),
-                issuer.clone(),
-                None,
-                Algorithm::HS256,
-                None,
-                None,
-            )
+            })?
         } else {
             let kid = header
                 .kid
                 .as_deref()
                 .ok_or_else(|| refused("invalid bearer token: it names no key (kid)"))?;
-            let trusted = self.trust.find(kid).ok_or_else(|| {
+            self.trust.find(kid).ok_or_else(|| {
                 refused(format!(
                     "invalid bearer token: key {kid} is not trusted here"
                 ))
-            })?;
-            if trusted.algorithm != header.alg {
-                return Err(refused(format!(
-                    "invalid bearer token: key {kid} signs with {:?}, not {:?}",
-                    trusted.algorithm, header.alg
-                )));
-            }
-            (
-                trusted.key,
-                trusted.issuer,
-                trusted.cap,
-                trusted.algorithm,
-                trusted.claims,
-                trusted.audience,
-            )
+            })?
         };
+        if algorithm != header.alg {
+            return Err(refused(format!(
+                "invalid bearer token: its key signs with {algorithm:?}, not {:?}",
+                header.alg
+            )));
+        }
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer.as_str()]);
         validation.set_audience(&[audience.as_deref().unwrap_or(&self.rules.audience)]);
@@ -779,7 +770,7 @@ mod tests {
             keys::TrustSet::new(vec![p_trust, d_trust]).expect("trust"),
             None,
             rules(),
-            revocation::DenyList::new(None).expect("no list"),
+            revocation::DenyList::none(),
         );
         let at_district = TokenIssuer::own(&district, "district-181", "sustain").expect("key");
         // The district's key, asking for the whole country or the province.
@@ -825,7 +816,7 @@ mod tests {
             keys::TrustSet::new(vec![trusted]).expect("trust"),
             Some((SECRET, "sustain")),
             rules(),
-            revocation::DenyList::new(None).expect("no list"),
+            revocation::DenyList::none(),
         );
         let now = chrono::Utc::now().timestamp();
         let claims = |f: &dyn Fn(&mut serde_json::Value)| {

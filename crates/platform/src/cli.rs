@@ -343,6 +343,14 @@ pub struct ResealArgs {
 }
 
 impl ResealArgs {
+    /// The configuration and keys of `service`, with logging set up.
+    pub fn load(&self, service: &str, default_port: u16) -> anyhow::Result<(Config, Secrets)> {
+        let config = Config::load(service, default_port, &self.args)?;
+        crate::telemetry::init(config.log_format, &config.log_filter);
+        let secrets = config.secrets()?;
+        Ok((config, secrets))
+    }
+
     /// Runs `tables` on `db`, printing progress; a run stopped at any point
     /// goes on where it stood when run again.
     pub async fn run(

@@ -784,12 +784,12 @@ impl Config {
                 leeway_secs: self.auth.leeway_secs,
                 max_ttl_secs: i64::try_from(self.auth.max_token_ttl_secs).unwrap_or(i64::MAX),
             },
-            crate::auth::revocation::DenyList::new(Some(self.revocations_path())).map_err(
-                |problem| ConfigError::Invalid {
+            crate::auth::revocation::DenyList::new(self.revocations_path()).map_err(|problem| {
+                ConfigError::Invalid {
                     field: "auth.revocations",
                     problem,
-                },
-            )?,
+                }
+            })?,
         )
         .with_tasks(followers))
     }

@@ -167,8 +167,8 @@ mod migration {
     }
 }
 
-/// The rows of a query as `(key, row)`, for a table's step: a helper that
-/// keeps `ConnectionTrait` out of every service's imports.
+/// At most `limit` rows of `E` whose `key` sorts after `after`, in key order:
+/// a table's next batch when its key is one column.
 pub async fn rows_after<E>(
     conn: &impl ConnectionTrait,
     key: E::Column,

@@ -13,6 +13,7 @@ pub mod outreach;
 pub mod records;
 pub mod registry;
 pub mod replica;
+pub mod reseal;
 pub mod store;
 pub mod summary;
 pub mod support;

@@ -151,11 +151,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(k) => k.run(),
         Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Reseal(r) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &r.args)?;
-            telemetry::init(config.log_format, &config.log_filter);
-            let secrets = config.secrets()?;
+            let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_programs::connect_and_migrate(&config.database_url).await?;
-            let support = sustain_programs::replica::SupportSeals(secrets.cipher());
+            let support = sustain_programs::reseal::SupportSeals(secrets.cipher());
             r.run(&db, &[&support]).await
         }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,

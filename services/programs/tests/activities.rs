@@ -408,7 +408,7 @@ async fn support_is_checked_with_the_registry_and_nutrition_status_is_derived() 
             .expect("connect");
         let new_key = [43; 32];
         let rotated = FieldCipher::with_previous(&new_key, &[sustain_testkit::FIELD_KEY]);
-        let seals = sustain_programs::replica::SupportSeals(rotated);
+        let seals = sustain_programs::reseal::SupportSeals(rotated);
         let done = sustain_platform::reseal::run(&db, &[&seals], 100, false, |_| {})
             .await
             .expect("resealed");

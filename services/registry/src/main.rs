@@ -134,9 +134,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(k) => k.run(),
         Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Reseal(r) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &r.args)?;
-            telemetry::init(config.log_format, &config.log_filter);
-            let secrets = config.secrets()?;
+            let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_registry::connect_and_migrate(&config.database_url).await?;
             let vault = sustain_registry::store::Vault {
                 cipher: secrets.cipher(),

@@ -81,20 +81,25 @@ struct Inner {
 }
 
 impl DenyList {
-    /// Follows `path`; `None`: nothing is ever revoked. An unreadable file is
-    /// an error at start-up.
-    pub fn new(path: Option<PathBuf>) -> Result<DenyList, String> {
-        let held = match &path {
-            Some(p) => (modified(p), DenyFile::read(p)?),
-            None => (None, DenyFile::default()),
-        };
-        Ok(DenyList {
+    /// Nothing is ever revoked: tests and tools without an instance.
+    pub fn none() -> DenyList {
+        DenyList::holding(None, (None, DenyFile::default()))
+    }
+
+    /// Follows the file at `path`. An unreadable file is an error at start-up.
+    pub fn new(path: PathBuf) -> Result<DenyList, String> {
+        let held = (modified(&path), DenyFile::read(&path)?);
+        Ok(DenyList::holding(Some(path), held))
+    }
+
+    fn holding(path: Option<PathBuf>, held: (Option<SystemTime>, DenyFile)) -> DenyList {
+        DenyList {
             inner: Arc::new(Inner {
                 path,
                 held: RwLock::new(held),
                 checked: Mutex::new(Instant::now()),
             }),
-        })
+        }
     }
 
     /// The reason a token is refused, if it is revoked.
@@ -155,7 +160,8 @@ mod tests {
     fn a_token_or_a_subject_is_refused_once_listed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("revoked.json");
-        let list = DenyList::new(Some(path.clone())).expect("no file yet");
+        let list = DenyList::new(path.clone()).expect("no file yet");
+        assert!(DenyList::none().refuses("t1", "x", "y", 0).is_none());
         assert!(list.refuses("t1", "district-181", "clerk", 100).is_none());
         DenyFile {
             revoked: vec![
@@ -195,7 +201,7 @@ mod tests {
             "another issuer's clerk"
         );
         // A restart reads the same list.
-        let again = DenyList::new(Some(path)).expect("reads");
+        let again = DenyList::new(path).expect("reads");
         assert!(again.refuses("t1", "x", "y", 0).is_some());
     }
 }
