@@ -59,6 +59,28 @@ pub struct HouseholdApi {
     pub member_counts: store::MemberCounts,
 }
 
+/// Why a citizen ID cannot be registered again, in words for `caller`: the
+/// household that holds it is named only when the caller may see it; the
+/// rest is logged for an administrator.
+pub async fn taken_reason(
+    conn: &impl sea_orm::ConnectionTrait,
+    caller: &sustain_platform::Caller,
+    field: &str,
+    holder: &str,
+) -> Result<(String, Option<String>), ServiceError> {
+    if store::lies_in(conn, holder, &caller.scope).await? {
+        return Ok((
+            format!("is already registered to a member of household {holder}"),
+            Some(holder.to_owned()),
+        ));
+    }
+    tracing::warn!(field, household_id = %holder, caller = %caller.subject, "citizen ID already registered outside the caller's scope");
+    Ok((
+        "is already registered to a member of another household, outside your scope (an administrator can see which in the log)".into(),
+        None,
+    ))
+}
+
 impl HouseholdApi {
     /// ALREADY_EXISTS when a citizen ID is registered, naming the other
     /// household only when it lies in the caller's scope.
@@ -75,7 +97,7 @@ impl HouseholdApi {
                 store::holder_of(conn, &self.vault.citizen_hashes(id), except).await?
             {
                 let field = format!("household.members[{i}].citizen_id");
-                let (reason, named) = store::taken_reason(conn, caller, &field, &other).await?;
+                let (reason, named) = taken_reason(conn, caller, &field, &other).await?;
                 let mut metadata = vec![("field", field.clone())];
                 metadata.extend(named.map(|id| ("household_id", id)));
                 return Err(ServiceError::AlreadyExists {

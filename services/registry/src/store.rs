@@ -620,28 +620,6 @@ pub async fn lies_in(
         }))
 }
 
-/// Why a citizen ID cannot be registered again, in words for `caller`: the
-/// household that holds it is named only when the caller may see it; the
-/// rest is logged for an administrator.
-pub async fn taken_reason(
-    conn: &impl ConnectionTrait,
-    caller: &sustain_platform::Caller,
-    field: &str,
-    holder: &str,
-) -> Result<(String, Option<String>), ServiceError> {
-    if lies_in(conn, holder, &caller.scope).await? {
-        return Ok((
-            format!("is already registered to a member of household {holder}"),
-            Some(holder.to_owned()),
-        ));
-    }
-    tracing::warn!(field, household_id = %holder, caller = %caller.subject, "citizen ID already registered outside the caller's scope");
-    Ok((
-        "is already registered to a member of another household, outside your scope (an administrator can see which in the log)".into(),
-        None,
-    ))
-}
-
 /// What a list or count selects. Unit codes pick their column by level.
 #[derive(Debug, Clone)]
 pub struct Selection {

@@ -209,6 +209,35 @@ async fn tokens_of_an_openid_provider_are_mapped_capped_and_followed_through_a_r
         );
     }
 
+    // A token forged with another P-256 key under the provider's key id,
+    // and one whose issuer is not the provider the key belongs to.
+    let forger = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("p-256");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("es-1".into());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &person(&["sustain-admin"], "20", |_| {}),
+        &EncodingKey::from_ec_der(&forger.serialize_der()),
+    )
+    .expect("signed");
+    let elsewhere = provider.token(
+        false,
+        &person(&["sustain-admin"], "20", |c| {
+            c["iss"] = "https://id.elsewhere.example/realms/x".into();
+        }),
+    );
+    for (what, token) in [
+        ("a forged signature", forged),
+        ("another issuer", elsewhere),
+    ] {
+        let mut client = as_person(token).await;
+        assert_eq!(
+            get(&mut client, &in_181.id).await.expect_err(what).code(),
+            Code::Unauthenticated,
+            "{what}"
+        );
+    }
+
     // The provider rotates to a new key: the registry fetches it when a token
     // first names it, without a restart.
     provider.rotate();

@@ -420,7 +420,8 @@ impl Importer {
                 let mut under = hash.iter().chain(p.earlier.get(i).into_iter().flatten());
                 if let Some(other) = under.find_map(|h| holders.get(h)) {
                     let field = format!("household.members[{i}].citizen_id");
-                    let (reason, _) = households::taken_reason(txn, caller, &field, other).await?;
+                    let (reason, _) =
+                        crate::households::taken_reason(txn, caller, &field, other).await?;
                     v.add(field, reason);
                 }
             }
