@@ -1,7 +1,7 @@
 //! The registry's side of sync: households and reviews arriving from a peer's
 //! feed, written as they were stored there but with each member's personal
-//! fields sealed, and looked up, by this instance's own keys (they cross the
-//! link opened, inside mutual TLS), with the tallies moved as a local write
+//! fields, and the journaled state whole, sealed, and looked up, by this
+//! instance's own keys (they cross the link opened, inside mutual TLS), with the tallies moved as a local write
 //! would move them and the replaced household version kept for point-in-time
 //! reads.
 
@@ -59,7 +59,7 @@ impl Replica for RegistryReplica {
         for c in changes {
             match c.change.record_type.as_str() {
                 "household" => {
-                    let state: HouseholdState = c.read()?;
+                    let state = self.household_state(c)?;
                     c.require_placed(&state.household.id, &state.household.commune_code)?;
                     if c.held.is_none() {
                         pending.households.push(state.household);
@@ -117,20 +117,28 @@ impl Replica for RegistryReplica {
 
     fn open_for_peer(&self, change: &Change) -> Result<String, ServiceError> {
         match change.record_type.as_str() {
-            "household" => store::open_members(&change.state, &self.vault),
+            "household" => store::open_state(&change.state, &change.record_id, &self.vault),
             _ => Ok(change.state.clone()),
         }
     }
 
     fn seal_from_peer(&self, change: &Change) -> Result<String, ServiceError> {
         match change.record_type.as_str() {
-            "household" => store::seal_members(&change.state, &self.vault),
+            "household" => {
+                store::seal_state_from_peer(&change.state, &change.record_id, &self.vault)
+            }
             _ => Ok(change.state.clone()),
         }
     }
 }
 
 impl RegistryReplica {
+    /// The rows of a household change as sealed here ([`Replica::seal_from_peer`]).
+    fn household_state(&self, c: &Incoming) -> Result<HouseholdState, ServiceError> {
+        let rows = store::unwrap_state(&c.change.state, &c.change.record_id, &self.vault)?;
+        c.read_from(&rows)
+    }
+
     /// Writes a newer version of a household held here, keeping the old one.
     async fn replace_household(
         &self,

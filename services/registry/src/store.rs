@@ -361,10 +361,10 @@ fn record_from_rows(
     })
 }
 
-/// The stored state as it goes to the journal: rows as written, personal fields
-/// still encrypted.
-pub fn journal_state(record: &HouseholdRecord, vault: &Vault) -> String {
-    state_of(&household_row(record), &member_rows(record, vault))
+/// The rows a household is stored as, personal fields encrypted, as JSON:
+/// what an old version is kept as (sealed again whole).
+fn rows_state(record: &HouseholdRecord, vault: &Vault) -> String {
+    rows_json(&household_row(record), &member_rows(record, vault))
 }
 
 #[derive(serde::Serialize)]
@@ -373,8 +373,72 @@ struct State<'a> {
     members: &'a [member::Model],
 }
 
-fn state_of(household: &household::Model, members: &[member::Model]) -> String {
+fn rows_json(household: &household::Model, members: &[member::Model]) -> String {
     sustain_platform::journal::state_json(&State { household, members })
+}
+
+/// A household's state as the journal keeps it: its rows sealed whole with
+/// the field key, bound to the household, so that the outbox (which keeps
+/// every version as long as the feed does) holds no name, birth date or
+/// village in the clear: `{"sealed": "…"}`.
+fn state_of(household: &household::Model, members: &[member::Model], vault: &Vault) -> String {
+    seal_state(&rows_json(household, members), &household.id, vault)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedState {
+    sealed: String,
+}
+
+fn state_context(household_id: &str) -> String {
+    format!("household_state/{household_id}")
+}
+
+fn seal_state(rows: &str, household_id: &str, vault: &Vault) -> String {
+    sustain_platform::journal::state_json(&SealedState {
+        sealed: vault.cipher.encrypt(rows, &state_context(household_id)),
+    })
+}
+
+/// A journaled household state's rows (`{"household": …, "members": [row,
+/// …]}`, members' fields still sealed): opened when sealed whole, as it is
+/// when journaled before states were sealed. INTERNAL when it is sealed with
+/// no key held here or for another household.
+pub fn unwrap_state(
+    state: &str,
+    household_id: &str,
+    vault: &Vault,
+) -> Result<String, ServiceError> {
+    match serde_json::from_str::<SealedState>(state) {
+        Ok(SealedState { sealed }) => vault
+            .cipher
+            .decrypt(&sealed, &state_context(household_id))
+            .map_err(|_| {
+                ServiceError::Internal(format!(
+                    "the state of household {household_id} is sealed with no key held here"
+                ))
+            }),
+        Err(_) => Ok(state.to_owned()),
+    }
+}
+
+/// A journaled household state as it crosses to a peer: opened whole and
+/// each member's fields opened ([`open_members`]); the peer seals it again.
+pub fn open_state(state: &str, household_id: &str, vault: &Vault) -> Result<String, ServiceError> {
+    open_members(&unwrap_state(state, household_id, vault)?, vault)
+}
+
+/// The inverse of [`open_state`]: a peer's household state as it is
+/// journaled here, members' fields sealed and the whole sealed by this
+/// instance's keys.
+pub fn seal_state_from_peer(
+    state: &str,
+    household_id: &str,
+    vault: &Vault,
+) -> Result<String, ServiceError> {
+    let rows = seal_members(&unwrap_state(state, household_id, vault)?, vault)?;
+    Ok(seal_state(&rows, household_id, vault))
 }
 
 /// Inserts a new household and its members; returns the journal state.
@@ -389,7 +453,7 @@ pub async fn insert(
         .exec(conn)
         .await?;
     insert_members(conn, &members).await?;
-    Ok(state_of(&row, &members))
+    Ok(state_of(&row, &members, vault))
 }
 
 /// Rows per multi-row INSERT, within both databases' bind-parameter limits.
@@ -403,7 +467,7 @@ pub fn stored_rows(
 ) -> (household::Model, Vec<member::Model>, String) {
     let row = household_row(record);
     let members = member_rows(record, vault);
-    let state = state_of(&row, &members);
+    let state = state_of(&row, &members, vault);
     (row, members, state)
 }
 
@@ -465,7 +529,7 @@ pub async fn update(
 ) -> Result<Option<String>, ServiceError> {
     let row = household_row(record);
     let members = member_rows(record, vault);
-    let state = state_of(&row, &members);
+    let state = state_of(&row, &members, vault);
     // From a model every value is Unchanged; mark them Set so the UPDATE writes them.
     let mut active = household::ActiveModel::from(row).reset_all();
     active.id = sea_orm::ActiveValue::NotSet;
@@ -536,7 +600,7 @@ pub async fn keep_version(
     previous: &HouseholdRecord,
     vault: &Vault,
 ) -> Result<(), ServiceError> {
-    let state = journal_state(previous, vault).into_bytes();
+    let state = rows_state(previous, vault).into_bytes();
     let context = version_context(&previous.id, previous.version);
     household_version::Entity::insert(household_version::ActiveModel {
         household_id: sea_orm::ActiveValue::Set(previous.id.clone()),

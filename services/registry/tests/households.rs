@@ -570,10 +570,20 @@ async fn personal_data_is_encrypted_at_rest_and_every_change_is_journaled() {
             created.id
         );
         let state: String = r.try_get("", "state").expect("state");
-        assert!(
-            !state.contains("020085001234"),
-            "outbox carries ciphertext only"
-        );
+        // The outbox keeps every version as long as the feed does: no name,
+        // birth date, village or citizen ID of any of them in the clear.
+        for personal in [
+            "020085001234",
+            "Nguyễn Văn A",
+            "Bản Mới",
+            "Bản Nà Lại",
+            "1985-03-02",
+        ] {
+            assert!(
+                !state.contains(personal),
+                "outbox carries ciphertext only: {personal} in {state}"
+            );
+        }
     }
     let audit = db
         .query_all_raw(Statement::from_string(

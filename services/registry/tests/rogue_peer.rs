@@ -137,6 +137,8 @@ fn config(files: &Files, name: &str, scope: &str, trust: &[(&str, &str)]) -> Con
 struct Served {
     addr: SocketAddr,
     db: TestDatabase,
+    /// Its field and lookup keys, to read its journal as its feed sends it.
+    vault: sustain_registry::store::Vault,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -155,6 +157,10 @@ async fn serve(listener: tokio::net::TcpListener, mut config: Config, files: &Fi
     config.database_url = db.url.clone();
     let addr = listener.local_addr().expect("addr");
     let secrets = config.secrets().expect("keys");
+    let vault = sustain_registry::store::Vault {
+        cipher: secrets.cipher(),
+        hasher: secrets.hasher(),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         sustain_registry::run(&config, &secrets, listener, async {
@@ -192,6 +198,7 @@ async fn serve(listener: tokio::net::TcpListener, mut config: Config, files: &Fi
     Served {
         addr,
         db,
+        vault,
         _stop: stop,
     }
 }
@@ -225,9 +232,10 @@ where
     }
 }
 
-/// The newest journaled state of each record at `url`.
-async fn journaled(url: &str) -> BTreeMap<String, (String, i64, String)> {
-    let db = Database::connect(url).await.expect("connect");
+/// The newest journaled state of each record at `at`, as its feed sends it
+/// (households opened): what a district taken over holds and can forge from.
+async fn journaled(at: &Served) -> BTreeMap<String, (String, i64, String)> {
+    let db = Database::connect(&at.db.url).await.expect("connect");
     let rows = sustain_platform::journal::outbox::Entity::find()
         .all(&db)
         .await
@@ -235,7 +243,13 @@ async fn journaled(url: &str) -> BTreeMap<String, (String, i64, String)> {
     db.close().await.expect("close");
     let mut out = BTreeMap::new();
     for r in rows {
-        out.insert(r.record_id.clone(), (r.record_type, r.version, r.state));
+        let state = if r.record_type == "household" {
+            sustain_registry::store::open_state(&r.state, &r.record_id, &at.vault)
+                .expect("opens with its keys")
+        } else {
+            r.state
+        };
+        out.insert(r.record_id.clone(), (r.record_type, r.version, state));
     }
     out
 }
@@ -436,7 +450,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
 
     // The attacker's feed: 185's records moved into 181, the standards, a
     // handover, and a record under another record's id.
-    let states = journaled(&district_b.db.url).await;
+    let states = journaled(&district_b).await;
     let (_, h_version, h_state) = states[&h.id].clone();
     let (_, r_version, r_state) = states[&r.id].clone();
     let other_id = uuid::Uuid::now_v7().to_string();

@@ -93,7 +93,25 @@ fn owner_to_proto(o: &sync_owner::Model) -> pb::Owner {
     }
 }
 
-fn conflict_to_proto(c: &sync_conflict::Model) -> pb::Conflict {
+/// A conflict as an admin reads it: both versions opened as they would cross
+/// to a peer (they are kept sealed with this instance's keys); a state that
+/// does not open is shown as kept.
+fn conflict_to_proto(replica: &dyn Replica, c: &sync_conflict::Model) -> pb::Conflict {
+    let opened = |state: &str, version: i64| {
+        if state.is_empty() {
+            return String::new();
+        }
+        replica
+            .open_for_peer(&pb::Change {
+                record_type: c.record_type.clone(),
+                record_id: c.record_id.clone(),
+                owner_unit: c.owner_unit.clone(),
+                version,
+                state: state.to_owned(),
+                ..Default::default()
+            })
+            .unwrap_or_else(|_| state.to_owned())
+    };
     pb::Conflict {
         id: c.id,
         peer: c.peer.clone(),
@@ -101,9 +119,9 @@ fn conflict_to_proto(c: &sync_conflict::Model) -> pb::Conflict {
         record_id: c.record_id.clone(),
         owner_unit: c.owner_unit.clone(),
         local_version: c.local_version,
-        local_state: c.local_state.clone(),
+        local_state: opened(&c.local_state, c.local_version),
         incoming_version: c.incoming_version,
-        incoming_state: c.incoming_state.clone(),
+        incoming_state: opened(&c.incoming_state, c.incoming_version),
         reason: c.reason.clone(),
         recorded_at: Some(timestamp(c.recorded_at)),
         resolution: c.resolution.clone(),
@@ -352,7 +370,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let mut conflicts = vec![];
         for c in &rows {
             if readable(&self.db, &caller, c).await? {
-                conflicts.push(conflict_to_proto(c));
+                conflicts.push(conflict_to_proto(self.replica.as_ref(), c));
             }
         }
         Ok(Response::new(pb::ListConflictsResponse { conflicts }))
@@ -484,7 +502,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         txn.commit().await.map_err(ServiceError::from)?;
         tracing::info!(conflict = settled.id, resolution, caller = %caller.subject, "sync conflict settled");
         Ok(Response::new(pb::ResolveConflictResponse {
-            conflict: Some(conflict_to_proto(&settled)),
+            conflict: Some(conflict_to_proto(self.replica.as_ref(), &settled)),
         }))
     }
 }

@@ -30,7 +30,12 @@ pub struct Incoming {
 impl Incoming {
     /// The record's state as `T`; INTERNAL naming it when it does not read.
     pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, ServiceError> {
-        serde_json::from_str(&self.change.state).map_err(|e| {
+        self.read_from(&self.change.state)
+    }
+
+    /// `text`, the record's state as the replica unwrapped it, as `T`.
+    pub fn read_from<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ServiceError> {
+        serde_json::from_str(text).map_err(|e| {
             ServiceError::Internal(format!(
                 "{} {} version {} does not read: {e}",
                 self.change.record_type, self.change.record_id, self.change.version
