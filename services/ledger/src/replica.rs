@@ -54,7 +54,12 @@ pub async fn head_of(
 /// The bytes the entry `link` was hashed over, rebuilt from its record; why
 /// not, when the record does not fit the entry.
 fn link_bytes(link: &Link) -> Result<Vec<u8>, String> {
-    let unreadable = |e: serde_json::Error| format!("its record does not read: {e}");
+    let unreadable = |e: serde_json::Error| {
+        format!(
+            "its record does not read: {}",
+            sustain_platform::sync::apply::unreadable(&e)
+        )
+    };
     match link.kind.as_str() {
         chain::ACCOUNT => {
             let a: account::Model =

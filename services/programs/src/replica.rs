@@ -38,8 +38,12 @@ fn convert(
     to: &str,
     f: impl FnOnce(&str, &str) -> Result<String, ServiceError>,
 ) -> Result<String, ServiceError> {
-    let mut value: serde_json::Value = serde_json::from_str(state)
-        .map_err(|e| ServiceError::Internal(format!("support state does not read: {e}")))?;
+    let mut value: serde_json::Value = serde_json::from_str(state).map_err(|e| {
+        ServiceError::Internal(format!(
+            "support state does not read: {}",
+            sustain_platform::sync::apply::unreadable(&e)
+        ))
+    })?;
     let id = value
         .get("id")
         .and_then(serde_json::Value::as_str)

@@ -274,8 +274,12 @@ fn each_member(
     state: &str,
     mut f: impl FnMut(&str, &mut serde_json::Map<String, serde_json::Value>) -> Result<(), ServiceError>,
 ) -> Result<String, ServiceError> {
-    let mut value: serde_json::Value = serde_json::from_str(state)
-        .map_err(|e| ServiceError::Internal(format!("household state does not read: {e}")))?;
+    let mut value: serde_json::Value = serde_json::from_str(state).map_err(|e| {
+        ServiceError::Internal(format!(
+            "household state does not read: {}",
+            sustain_platform::sync::apply::unreadable(&e)
+        ))
+    })?;
     for m in members_of(&mut value)? {
         let id = member_id(m)?;
         if let Some(row) = m.as_object_mut() {

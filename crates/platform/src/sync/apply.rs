@@ -37,8 +37,11 @@ impl Incoming {
     pub fn read_from<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ServiceError> {
         serde_json::from_str(text).map_err(|e| {
             ServiceError::Internal(format!(
-                "{} {} version {} does not read: {e}",
-                self.change.record_type, self.change.record_id, self.change.version
+                "{} {} version {} does not read: {}",
+                self.change.record_type,
+                self.change.record_id,
+                self.change.version,
+                unreadable(&e)
             ))
         })
     }
@@ -68,6 +71,19 @@ impl Incoming {
         }
         Ok(())
     }
+}
+
+/// Why a state does not read, without the value that did not: serde's
+/// message quotes it, and a state is personal data (a name in a date's
+/// place), while the reason goes to the log and into the kept conflict.
+pub fn unreadable(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "cannot be read",
+        serde_json::error::Category::Syntax => "is not JSON",
+        serde_json::error::Category::Data => "has a field of the wrong type or value, or lacks one",
+        serde_json::error::Category::Eof => "ends too soon",
+    };
+    format!("{what} (line {}, column {})", e.line(), e.column())
 }
 
 /// What a service does with its records arriving from a peer.
@@ -509,7 +525,11 @@ fn journal_change(c: &pb::Change) -> Change {
 /// Writes a handover that came down from the upstream.
 async fn write_owner(txn: &impl ConnectionTrait, c: &pb::Change) -> Result<(), ServiceError> {
     let row: sync_owner::Model = serde_json::from_str(&c.state).map_err(|e| {
-        ServiceError::Internal(format!("owner record {} does not read: {e}", c.record_id))
+        ServiceError::Internal(format!(
+            "owner record {} does not read: {}",
+            c.record_id,
+            unreadable(&e)
+        ))
     })?;
     sync_owner::Entity::delete_by_id(row.unit_code.clone())
         .exec(txn)
@@ -547,4 +567,45 @@ async fn store_conflict(
     .insert(txn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Person {
+        full_name: String,
+        position: i32,
+    }
+
+    #[test]
+    fn a_state_that_does_not_read_is_named_without_its_content() {
+        let incoming = Incoming {
+            change: pb::Change {
+                record_type: "household".into(),
+                record_id: "h-1".into(),
+                version: 3,
+                state: r#"{"full_name": "Nguyễn Văn Lộc", "position": "Hoàng Thị Mai"}"#.into(),
+                ..Default::default()
+            },
+            held: None,
+        };
+        let message = incoming
+            .read::<Person>()
+            .expect_err("a name is no number")
+            .to_string();
+        assert!(message.contains("household h-1 version 3"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
+        for personal in ["Hoàng", "Mai", "Nguyễn", "Lộc"] {
+            assert!(!message.contains(personal), "{message}");
+        }
+        let cut = incoming.read_from::<Person>(r#"{"full_name": "Nguyễn"#);
+        let message = cut.expect_err("cut short").to_string();
+        assert!(
+            message.contains("ends too soon") && !message.contains("Nguyễn"),
+            "{message}"
+        );
+    }
 }
