@@ -6,9 +6,10 @@ use clap::{Parser, Subcommand};
 use sustain_ledger::{DEFAULT_PORT, SERVICE};
 use sustain_platform::auth::Duration;
 use sustain_platform::cli::{
-    DevCertsArgs, HealthArgs, KeysArgs, RevokeArgs, TokenArgs, dev_token, issuer,
+    DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token, issuer,
 };
 use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::reseal::Answers;
 use sustain_platform::{Role, telemetry};
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ enum Command {
     Keys(KeysArgs),
     /// Revoke a token (by jti) or a subject's tokens before they expire.
     Revoke(RevokeArgs),
+    /// After a field-key rotation, seal the stored answers of retried
+    /// requests again with the current key; resumable.
+    Reseal(ResealArgs),
     /// Write the money side of the Lạng Sơn demo through the running ledger,
     /// then compare the province's funding summary with the report and
     /// verify the chain. Running it twice writes nothing new.
@@ -132,6 +136,11 @@ async fn main() -> anyhow::Result<()> {
         Command::DevCerts(d) => d.run(),
         Command::Keys(k) => k.run(),
         Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
+        Command::Reseal(r) => {
+            let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
+            let db = sustain_ledger::connect_and_migrate(&config.database_url).await?;
+            r.run(&db, &[&Answers(secrets.cipher())]).await
+        }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }
 }

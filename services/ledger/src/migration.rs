@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateLedger),
             Box::new(sustain_platform::sync::migration::CreateSync),
             Box::new(CreateReplicaChains),
+            Box::new(sustain_platform::reseal::CreateResealProgress),
         ]
     }
 }

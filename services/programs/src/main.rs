@@ -8,6 +8,7 @@ use sustain_platform::cli::{
     DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token, issuer,
 };
 use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::reseal::{Answers, Conflicts};
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
 
@@ -154,7 +155,13 @@ async fn main() -> anyhow::Result<()> {
             let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_programs::connect_and_migrate(&config.database_url).await?;
             let support = sustain_programs::reseal::SupportSeals(secrets.cipher());
-            r.run(&db, &[&support]).await
+            let answers = Answers(secrets.cipher());
+            let conflicts = Conflicts(std::sync::Arc::new(
+                sustain_programs::replica::ProgramsReplica {
+                    cipher: secrets.cipher(),
+                },
+            ));
+            r.run(&db, &[&support, &answers, &conflicts]).await
         }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
     }

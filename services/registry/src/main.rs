@@ -9,6 +9,7 @@ use sustain_platform::cli::{
     DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token,
 };
 use sustain_platform::config::{Config, ServeArgs};
+use sustain_platform::reseal::{Answers, Conflicts};
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
 
@@ -141,8 +142,13 @@ async fn main() -> anyhow::Result<()> {
                 hasher: secrets.hasher(),
             };
             let members = sustain_registry::reseal::Members(vault.clone());
-            let versions = sustain_registry::reseal::Versions(vault);
-            r.run(&db, &[&members, &versions]).await
+            let versions = sustain_registry::reseal::Versions(vault.clone());
+            let answers = Answers(secrets.cipher());
+            let conflicts = Conflicts(std::sync::Arc::new(
+                sustain_registry::replica::RegistryReplica { vault },
+            ));
+            r.run(&db, &[&members, &versions, &answers, &conflicts])
+                .await
         }
         Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {

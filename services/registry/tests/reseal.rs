@@ -1,16 +1,22 @@
 //! A key rotation in the registry. Households written under the old field and
 //! lookup keys stay readable and findable once new keys are configured with
 //! the old ones beside them; a reseal stopped after its first batch (as a
-//! `kill -9` would stop it) and run again seals every member and old version
-//! again, counting each once; after it, the new keys alone read everything.
+//! `kill -9` would stop it) and run again seals every member, old version,
+//! stored answer and kept conflict again, counting each once; after it, the
+//! new keys alone read everything.
 
 mod common;
 
 use common::*;
-use sea_orm::EntityTrait;
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ActiveModelTrait, EntityTrait};
 use sustain_domain::citizen_id::CitizenId;
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
-use sustain_platform::reseal::{self, reseal_progress};
+use sustain_platform::reseal::{self, Answers, Conflicts, reseal_progress};
+use sustain_platform::sync::apply::Replica;
+use sustain_platform::sync::sync_conflict;
+use sustain_proto::sync::v1::Change;
+use sustain_registry::replica::RegistryReplica;
 use sustain_registry::reseal::{Members, Versions};
 use sustain_registry::store::{self, Vault};
 use sustain_testkit::{FIELD_KEY, LOOKUP_KEY};
@@ -35,7 +41,8 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
     // An update keeps the version it replaces, sealed.
     let mut changed = made[0].clone();
     changed.address.as_mut().expect("address").village = "Bản Mới".into();
-    update(&mut admin, changed, &["address.village"], "")
+    // Sent with a request_id: its answer is kept (sealed) for a retry.
+    update(&mut admin, changed, &["address.village"], "rotation-1")
         .await
         .expect("updated");
 
@@ -51,6 +58,54 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
         hasher: LookupHasher::new(&NEW_LOOKUP),
     };
     let id_of = |n: usize| CitizenId::parse(&citizen(n)).expect("a valid CCCD");
+    // A conflict kept under the old keys: a peer's version of household 1,
+    // sealed as a peer's state is kept, beside the version held here.
+    let old_keys = RegistryReplica {
+        vault: Vault {
+            cipher: FieldCipher::new(&FIELD_KEY),
+            hasher: LookupHasher::new(&LOOKUP_KEY),
+        },
+    };
+    let held = sustain_platform::journal::outbox::Entity::find()
+        .all(&db)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.record_id == made[1].id)
+        .expect("journaled");
+    let as_change = |state: String, version: i64| Change {
+        record_type: "household".into(),
+        record_id: made[1].id.clone(),
+        owner_unit: held.owner_unit.clone(),
+        version,
+        state,
+        ..Default::default()
+    };
+    let opened = old_keys
+        .open_for_peer(&as_change(held.state.clone(), 1))
+        .expect("opens");
+    let incoming = old_keys
+        .seal_from_peer(&as_change(opened.replace("Nông Văn 1", "Nông Văn Một"), 2))
+        .expect("sealed");
+    sync_conflict::ActiveModel {
+        peer: Set("district-181".into()),
+        record_type: Set("household".into()),
+        record_id: Set(made[1].id.clone()),
+        owner_unit: Set(held.owner_unit.clone()),
+        local_version: Set(1),
+        local_state: Set(held.state.clone()),
+        incoming_version: Set(2),
+        incoming_state: Set(incoming),
+        incoming_action: Set("update".into()),
+        reason: Set("test".into()),
+        recorded_at: Set(chrono::Utc::now()),
+        resolution: Set(String::new()),
+        resolved_by: Set(String::new()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .expect("conflict kept");
     // Before the reseal: read and found through the previous keys.
     for (n, h) in made.iter().enumerate() {
         let record = store::load(&db, &h.id, &rotated)
@@ -90,12 +145,22 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
     assert_eq!((held.done, held.changed, held.finished), (2, 2, false));
     // Run again: it goes on where it stood.
     let mut reports = vec![];
-    let done = reseal::run(&db, &[&members, &versions], 2, false, |p| {
-        reports.push(p.clone())
-    })
+    let answers = Answers(rotated.cipher.clone());
+    let conflicts = Conflicts(std::sync::Arc::new(RegistryReplica {
+        vault: rotated.clone(),
+    }));
+    let done = reseal::run(
+        &db,
+        &[&members, &versions, &answers, &conflicts],
+        2,
+        false,
+        |p| reports.push(p.clone()),
+    )
     .await
     .expect("resealed");
-    assert_eq!(done.len(), 2);
+    assert_eq!(done.len(), 4);
+    assert_eq!((done[2].done, done[2].changed), (1, 1), "the kept answer");
+    assert_eq!((done[3].done, done[3].changed), (1, 1), "the kept conflict");
     assert_eq!(
         (done[0].done, done[0].changed, done[0].total),
         (5, 5, 5),
@@ -123,6 +188,39 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
     assert_eq!(
         old.village,
         made[0].address.as_ref().expect("address").village
+    );
+    // The answer kept for a retry and both states of the conflict open with
+    // the new key alone.
+    let answer = sustain_platform::journal::idempotency::Entity::find()
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(only_new.cipher.open(&answer.response, &answer.key).is_ok());
+    let kept = sync_conflict::Entity::find()
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("kept");
+    let new_keys = RegistryReplica {
+        vault: only_new.clone(),
+    };
+    let local = new_keys
+        .open_for_peer(&as_change(kept.local_state.clone(), 1))
+        .expect("the local version opens with the new key");
+    let incoming = new_keys
+        .open_for_peer(&as_change(kept.incoming_state.clone(), 2))
+        .expect("the incoming version opens with the new key");
+    assert!(
+        local.contains("Nông Văn 1") && local.contains(&citizen(1)),
+        "{local}"
+    );
+    assert!(incoming.contains("Nông Văn Một"), "{incoming}");
+    assert!(
+        old_keys
+            .open_for_peer(&as_change(kept.incoming_state.clone(), 2))
+            .is_err(),
+        "no longer under the old key"
     );
     // A finished reseal is not run again; a restart does it over, finding nothing to do.
     let again = reseal::run(&db, &[&members], 2, true, |_| {})
