@@ -21,6 +21,11 @@ use crate::import_file::{self, Group};
 /// Households per request by default.
 pub const DEFAULT_BATCH: usize = 500;
 
+/// Largest request by default, in encoded bytes: half the registry's default
+/// limit (`limits.max_request_bytes`, 4 MiB), so that a file of large
+/// households imports as one of small ones does, in smaller batches.
+pub const DEFAULT_BATCH_BYTES: usize = 2 << 20;
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -38,6 +43,9 @@ pub struct ImportOptions<'a> {
     pub token: &'a str,
     pub rejected_file: PathBuf,
     pub batch_size: usize,
+    /// Largest request in encoded bytes (a household larger than this alone
+    /// still goes, alone).
+    pub batch_bytes: usize,
     pub progress: bool,
     /// The client certificate and CA when the registry speaks mutual TLS.
     pub tls: Option<&'a sustain_platform::tls::Tls>,
@@ -123,9 +131,12 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
             bar.clone(),
         );
         let batch_size = options.batch_size.max(1);
+        let batch_bytes = options.batch_bytes.max(1);
         tokio::spawn(async move {
             let mut batch: Vec<Group> = Vec::with_capacity(batch_size);
-            let flush = |batch: &mut Vec<Group>| {
+            let mut bytes = 0usize;
+            let flush = |batch: &mut Vec<Group>, bytes: &mut usize| {
+                *bytes = 0;
                 let groups = std::mem::take(batch);
                 let rows = groups.iter().map(|g| g.row.clone()).collect();
                 if let Ok(mut p) = pending.lock() {
@@ -153,13 +164,30 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
                     bar.inc((g.member_lines.len() + g.review_lines.len()) as u64);
                     continue;
                 }
+                // A repeated field's entry: its bytes, a tag and a length.
+                let size = prost::Message::encoded_len(&g.row) + 8;
+                if !batch.is_empty()
+                    && bytes + size > batch_bytes
+                    && request_tx
+                        .send(flush(&mut batch, &mut bytes))
+                        .await
+                        .is_err()
+                {
+                    return Ok(());
+                }
                 batch.push(g);
-                if batch.len() >= batch_size && request_tx.send(flush(&mut batch)).await.is_err() {
+                bytes += size;
+                if batch.len() >= batch_size
+                    && request_tx
+                        .send(flush(&mut batch, &mut bytes))
+                        .await
+                        .is_err()
+                {
                     return Ok(());
                 }
             }
             if !batch.is_empty() {
-                let _ = request_tx.send(flush(&mut batch)).await;
+                let _ = request_tx.send(flush(&mut batch, &mut bytes)).await;
             }
             anyhow::Ok(())
         })
@@ -170,12 +198,33 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
         .await
         .context("starting the import")?
         .into_inner();
-    while let Some(response) = responses.message().await.context("import stream")? {
+    let mut stopped = None;
+    loop {
+        let response = match responses.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => break,
+            Err(status) => {
+                stopped = Some(format!(
+                    "the registry ended the import: {} ({:?})",
+                    status.message(),
+                    status.code()
+                ));
+                break;
+            }
+        };
         let groups = pending
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
             .pop_front()
             .context("the server acknowledged a batch that was not sent")?;
+        if response.results.len() != groups.len() {
+            stopped = Some(format!(
+                "the registry answered a batch of {} households with {} results",
+                groups.len(),
+                response.results.len()
+            ));
+            break;
+        }
         let mut r = report.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         let mut out = rejections.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         for (g, result) in groups.iter().zip(&response.results) {
@@ -198,8 +247,6 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
             r.accepted, r.unchanged, r.rejected
         ));
     }
-    sender.await.context("reading the file")??;
-    reader.await.context("reading the file")?;
     rejections
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -210,5 +257,65 @@ pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> 
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
+    // Every batch sent must have been answered: what was not is not written.
+    let unanswered: Vec<Vec<Group>> = pending
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .drain(..)
+        .collect();
+    if stopped.is_none() && !unanswered.is_empty() {
+        stopped = Some(format!(
+            "the registry ended the stream with {} batch(es) unanswered",
+            unanswered.len()
+        ));
+    }
+    if let Some(why) = stopped {
+        drop(responses);
+        sender.abort();
+        reader.abort();
+        let first = unanswered
+            .first()
+            .and_then(|b| b.first())
+            .map(|g| g.first_line);
+        return Err(Incomplete {
+            why,
+            done: report,
+            first_unwritten_line: first,
+        }
+        .into());
+    }
+    sender.await.context("reading the file")??;
+    reader.await.context("reading the file")?;
     Ok(report)
 }
+
+/// An import that stopped before the end of its file: what was written
+/// (every batch the registry answered) and from where it was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incomplete {
+    pub why: String,
+    /// What the answered batches did.
+    pub done: ImportReport,
+    /// The file line of the first household not answered, when known.
+    pub first_unwritten_line: Option<usize>,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.done;
+        write!(
+            f,
+            "import incomplete: {}. Written before it stopped: {} households ({} accepted, {} unchanged, {} rejected; {} reviews)",
+            self.why, d.households, d.accepted, d.unchanged, d.rejected, d.reviews_written
+        )?;
+        if let Some(line) = self.first_unwritten_line {
+            write!(f, "; nothing from line {line} on is written")?;
+        }
+        write!(
+            f,
+            ". Run the same command again to finish: what was written comes back unchanged"
+        )
+    }
+}
+
+impl std::error::Error for Incomplete {}

@@ -61,6 +61,10 @@ enum Command {
         /// Households per batch (each batch is committed and acknowledged).
         #[arg(long, default_value_t = sustain_registry::import_client::DEFAULT_BATCH)]
         batch: usize,
+        /// Largest batch in bytes: keep it under the registry's
+        /// `limits.max_request_bytes` (4 MiB unless set otherwise).
+        #[arg(long, default_value_t = sustain_registry::import_client::DEFAULT_BATCH_BYTES)]
+        batch_bytes: usize,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -157,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             token,
             rejected,
             batch,
+            batch_bytes,
             quiet,
             tls_cert,
             tls_key,
@@ -169,18 +174,31 @@ async fn main() -> anyhow::Result<()> {
                 ca: tls_ca,
             }
             .load()?;
-            let report = sustain_registry::import_client::import(
+            let imported = sustain_registry::import_client::import(
                 sustain_registry::import_client::ImportOptions {
                     file: &file,
                     server: &server,
                     token: &token,
                     rejected_file: rejected_file.clone(),
                     batch_size: batch,
+                    batch_bytes,
                     progress: !quiet,
                     tls: tls.as_ref(),
                 },
             )
-            .await?;
+            .await;
+            let report = match imported {
+                Ok(report) => report,
+                Err(e) => {
+                    if let Some(partial) =
+                        e.downcast_ref::<sustain_registry::import_client::Incomplete>()
+                        && partial.done.rejected > 0
+                    {
+                        eprintln!("rejected rows and reasons: {}", rejected_file.display());
+                    }
+                    return Err(e);
+                }
+            };
             println!(
                 "{} households: {} accepted, {} unchanged, {} rejected; {} reviews written",
                 report.households,

@@ -507,6 +507,7 @@ async fn the_cli_imports_an_xlsx_of_a_thousand_households_with_ten_broken() {
         token: &token,
         rejected_file: rejected_file.clone(),
         batch_size: 128,
+        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls: None,
     };
@@ -753,4 +754,117 @@ async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing()
         assert_eq!(built, stored("bulk-3").await);
     }
     server.stop().await;
+}
+
+/// A message over the registry's size limit in the middle of the stream: the
+/// batch before it is written and answered, the stream then ends with an
+/// error naming the batch (it used to end OK, the rest silently dropped), and
+/// nothing after it is written.
+#[tokio::test]
+async fn a_stream_broken_by_an_oversized_batch_ends_with_an_error_naming_it() {
+    let server = TestServer::start().await;
+    let mut client = server.reviews(Role::Admin, &["20"]).await;
+    let mut huge = row(2, "big-2", "06067", "", vec![]);
+    huge.household.as_mut().expect("household").members[0].full_name = "Nông".repeat(1_200_000);
+    let error = send(
+        &mut client,
+        vec![
+            vec![row(1, "ok-1", "06067", "", vec![])],
+            vec![huge],
+            vec![row(3, "after-3", "06067", "", vec![])],
+        ],
+    )
+    .await;
+    // The first batch's answer arrives before the error; `send` keeps only
+    // the error, so read the stream by hand too.
+    let status = error.expect_err("a broken stream is not OK");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("batch 2") && status.message().contains("send them again"),
+        "{}",
+        status.message()
+    );
+    // Batch 1 is written, batch 3 is not.
+    assert_eq!(
+        count(&mut server.admin().await, unit_filter("20")).await,
+        1,
+        "only the batch before the broken one"
+    );
+    let mut stream = client
+        .import_households(tokio_stream::iter(vec![
+            pb::ImportHouseholdsRequest {
+                rows: vec![row(1, "ok-1", "06067", "", vec![])],
+            },
+            pb::ImportHouseholdsRequest {
+                rows: vec![{
+                    let mut r = row(2, "big-2", "06067", "", vec![]);
+                    r.household.as_mut().expect("household").members[0].full_name =
+                        "x".repeat(5 << 20);
+                    r
+                }],
+            },
+        ]))
+        .await
+        .expect("stream")
+        .into_inner();
+    let first = stream.message().await.expect("answered").expect("one");
+    assert_eq!(outcomes(&[first]), [pb::ImportOutcome::Unchanged]);
+    let end = stream.message().await.expect_err("ends with the error");
+    assert_eq!(end.code(), Code::ResourceExhausted);
+}
+
+/// The CLI against a registry that takes at most 64 KiB a request: batches
+/// sized by rows alone break the stream, and the CLI says so, exits with an
+/// error and counts only what was answered (it used to report success with
+/// the rest unwritten); sized by bytes, the same file imports whole.
+#[tokio::test]
+async fn the_cli_sizes_batches_by_bytes_and_never_reports_an_unanswered_batch_as_done() {
+    let mut config = sustain_platform::config::Config::defaults(0);
+    config.shutdown_grace_secs = 0;
+    config.limits.max_request_bytes = 64 * 1024;
+    let server = TestServer::start_with(config).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ho-ngheo.csv");
+    let mut demo = Demo::new(11, 300).expect("demo");
+    let total = demo.households().min(300);
+    let mut out = CsvWriter::new(std::fs::File::create(&path).expect("file")).expect("csv");
+    for i in 0..total {
+        out.write(&demo.row(i)).expect("row");
+    }
+    out.finish().expect("written");
+
+    let token = token(Role::Admin, &["20"]);
+    let address = format!("http://{}", server.addr);
+    let options = |batch_bytes: usize| ImportOptions {
+        file: &path,
+        server: &address,
+        token: &token,
+        rejected_file: dir.path().join("rejected.csv"),
+        batch_size: 1_000,
+        batch_bytes,
+        progress: false,
+        tls: None,
+    };
+    let error = import(options(8 << 20))
+        .await
+        .expect_err("a batch over the limit is not success");
+    let incomplete = error
+        .downcast_ref::<sustain_registry::import_client::Incomplete>()
+        .unwrap_or_else(|| panic!("an incomplete import: {error:#}"));
+    assert!(incomplete.why.contains("batch 1"), "{incomplete}");
+    assert_eq!(incomplete.done.households, 0, "{incomplete}");
+    assert_eq!(incomplete.first_unwritten_line, Some(2), "{incomplete}");
+    assert_eq!(count(&mut server.admin().await, unit_filter("20")).await, 0);
+
+    let report = import(options(32 * 1024)).await.expect("imports whole");
+    assert_eq!(report.households, total as u64, "{report:?}");
+    assert_eq!(
+        report.accepted + report.rejected,
+        total as u64,
+        "{report:?}"
+    );
+    assert_eq!(
+        count(&mut server.admin().await, unit_filter("20")).await,
+        report.accepted as i64
+    );
 }

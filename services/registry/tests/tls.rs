@@ -59,6 +59,7 @@ async fn the_import_command_goes_through_mutual_tls_and_nothing_without_it() {
         token: &token,
         rejected_file: dir.path().join("rejected.csv"),
         batch_size: 16,
+        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls,
     };

@@ -67,6 +67,25 @@ pub struct Importer {
     checkpointer: Checkpointer,
 }
 
+/// How an import stream that broke off at its `batch`th message ends: the
+/// batches before it are written and answered, this one and any after it
+/// are not. A message that does not decode or is over the size limit is the
+/// client's to fix: INVALID_ARGUMENT or RESOURCE_EXHAUSTED, never INTERNAL.
+fn broken_stream(batch: u64, status: &Status) -> Status {
+    let code = match status.code() {
+        tonic::Code::Internal | tonic::Code::Unknown => tonic::Code::InvalidArgument,
+        tonic::Code::OutOfRange => tonic::Code::ResourceExhausted,
+        other => other,
+    };
+    Status::new(
+        code,
+        format!(
+            "import stream broke off at batch {batch}: {}; the batches before it are written and answered, batch {batch} and any after it are not: send them again (smaller, if over the limit)",
+            status.message()
+        ),
+    )
+}
+
 fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
     pb::ImportRowResult {
         row_number: row.row_number,
@@ -103,18 +122,22 @@ impl Importer {
         mut inbound: Streaming<pb::ImportHouseholdsRequest>,
     ) -> ReceiverStream<Result<pb::ImportHouseholdsResponse, Status>> {
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
+        let (broke_tx, broke_rx) = oneshot::channel::<Status>();
         let subject = caller.subject.clone();
         tokio::spawn(async move {
+            let mut read = 0u64;
             loop {
                 match inbound.message().await {
                     Ok(Some(request)) => {
+                        read += 1;
                         if batch_tx.send(request.rows).await.is_err() {
                             break;
                         }
                     }
                     Ok(None) => break,
                     Err(status) => {
-                        tracing::warn!(%status, caller = %subject, "import stream broke off");
+                        tracing::warn!(%status, caller = %subject, batch = read + 1, "import stream broke off");
+                        let _ = broke_tx.send(broken_stream(read + 1, &status));
                         break;
                     }
                 }
@@ -129,8 +152,13 @@ impl Importer {
                     .map(|results| pb::ImportHouseholdsResponse { results })
                     .map_err(Status::from);
                 if tx.send(response).await.is_err() || failed {
-                    break;
+                    return;
                 }
+            }
+            // Every batch read is answered; a stream that broke off after
+            // them ends with its error, never with OK.
+            if let Ok(status) = broke_rx.await {
+                let _ = tx.send(Err(status)).await;
             }
         });
         ReceiverStream::new(rx)
