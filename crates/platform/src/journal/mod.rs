@@ -6,7 +6,10 @@
 mod entities;
 pub mod migration;
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set, Statement};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, Statement,
+};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
@@ -478,6 +481,14 @@ pub async fn replay<T: prost::Message + Default>(
 /// retry gets the first answer back and writes nothing, and a failed attempt
 /// leaves nothing behind. `work` gets the transaction and hands it back with its
 /// answer, so it can be written as plain sequential code.
+///
+/// The key is claimed before the work, in the same transaction: a twin sent
+/// at the same moment waits on the claim (PostgreSQL holds the second INSERT
+/// of a key until the first transaction ends; SQLite has one writer) and then
+/// returns the first one's answer, instead of doing the work beside it and
+/// failing on what the first one wrote (a citizen ID now taken, an etag now
+/// stale). When the first fails, nothing of it stays, the claim included, and
+/// the twin does the work itself.
 pub async fn run_once<T, F, Fut>(
     db: &DatabaseConnection,
     cipher: &FieldCipher,
@@ -489,35 +500,47 @@ where
     F: FnOnce(sea_orm::DatabaseTransaction) -> Fut,
     Fut: Future<Output = Result<(T, sea_orm::DatabaseTransaction), ServiceError>>,
 {
-    let txn = db::begin_write(db).await?;
-    if let Some(key) = &key
-        && let Some(previous) = replay::<T>(&txn, cipher, key).await?
-    {
-        return Ok(previous);
-    }
-    let (answer, txn) = work(txn).await?;
     let Some(key) = key else {
+        let txn = db::begin_write(db).await?;
+        let (answer, txn) = work(txn).await?;
         txn.commit().await?;
         return Ok(answer);
     };
-    let stored = idempotency::ActiveModel {
-        key: Set(key.key.clone()),
-        fingerprint: Set(key.fingerprint.clone()),
-        response: Set(cipher.seal(&answer.encode_to_vec(), &key.key)),
-        recorded_at: Set(chrono::Utc::now()),
-    }
-    .insert(&txn)
-    .await;
-    let outcome = match stored {
-        Ok(_) => txn.commit().await,
-        Err(e) => Err(e),
+    let txn = loop {
+        let txn = db::begin_write(db).await?;
+        if let Some(previous) = replay::<T>(&txn, cipher, &key).await? {
+            return Ok(previous);
+        }
+        let claim = idempotency::ActiveModel {
+            key: Set(key.key.clone()),
+            fingerprint: Set(key.fingerprint.clone()),
+            response: Set(Vec::new()),
+            recorded_at: Set(chrono::Utc::now()),
+        }
+        .insert(&txn)
+        .await;
+        match claim {
+            Ok(_) => break txn,
+            // A twin claimed it first and has committed: its answer, once
+            // this transaction is gone, is there to read.
+            Err(e) if db::is_unique_violation(&e) => {
+                txn.rollback().await?;
+                if let Some(previous) = replay::<T>(db, cipher, &key).await? {
+                    return Ok(previous);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
-    match outcome {
-        Ok(()) => Ok(answer),
-        // A concurrent twin committed first: answer as it did.
-        Err(e) if db::is_unique_violation(&e) => replay::<T>(db, cipher, &key)
-            .await?
-            .ok_or_else(|| ServiceError::from(e)),
-        Err(e) => Err(e.into()),
-    }
+    let (answer, txn) = work(txn).await?;
+    idempotency::Entity::update_many()
+        .col_expr(
+            idempotency::Column::Response,
+            sea_orm::sea_query::Expr::value(cipher.seal(&answer.encode_to_vec(), &key.key)),
+        )
+        .filter(idempotency::Column::Key.eq(key.key.clone()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(answer)
 }
