@@ -62,15 +62,27 @@ pub fn optional_date(raw: &str, field: &str, v: &mut Violations) -> Option<Naive
     }
 }
 
-/// A required id (UUID), trimmed.
+/// An id (UUID) in its one stored spelling: lower-case and hyphenated,
+/// whichever of the spellings UUIDs are written in it came in (upper case,
+/// braces, no hyphens, `urn:uuid:`). `None` when it is no UUID.
+pub fn canonical_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw.trim())
+        .ok()
+        .map(|u| u.hyphenated().to_string())
+}
+
+/// A required id (UUID), in its canonical spelling ([`canonical_id`]): a
+/// client that spells an id another way on a retry names the same record.
 pub fn required_id(raw: &str, field: &str, v: &mut Violations) -> String {
     let id = raw.trim();
     if id.is_empty() {
         v.add(field, "is required");
-    } else if uuid::Uuid::parse_str(id).is_err() {
-        v.add(field, "must be an id (UUID)");
+        return String::new();
     }
-    id.to_owned()
+    canonical_id(id).unwrap_or_else(|| {
+        v.add(field, "must be an id (UUID)");
+        id.to_owned()
+    })
 }
 
 pub fn etag(version: i64) -> String {

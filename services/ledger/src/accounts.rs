@@ -155,7 +155,7 @@ fn checked_account(
     let purpose = purpose
         .map(crate::convert::purpose_code)
         .unwrap_or_default();
-    let reference = a.reference_id.trim().to_owned();
+    let mut reference = a.reference_id.trim().to_owned();
     if kind != Some(AccountKind::Expenditure) && (!purpose.is_empty() || !reference.is_empty()) {
         v.add(
             "account.purpose",
@@ -165,7 +165,7 @@ fn checked_account(
         if purpose.is_empty() {
             v.add("account.purpose", "is required with a reference_id");
         }
-        sustain_platform::api::required_id(&reference, "account.reference_id", &mut v);
+        reference = sustain_platform::api::required_id(&reference, "account.reference_id", &mut v);
     }
     if !a.id.is_empty() {
         v.add("account.id", "is output only");

@@ -933,3 +933,50 @@ async fn summaries_asked_again_after_every_kind_of_write_are_never_stale() {
     assert_eq!(totals_of(&ledger, "181").await, (0, 700, 0, 300));
     assert_eq!(totals(&ledger).await, (1_000, 700, 0, 300));
 }
+
+/// One transfer id in the five spellings a UUID is written in: one transfer,
+/// one debit. Each retry gets the first transfer back, under its one stored
+/// spelling, and reads find it under any spelling.
+#[tokio::test]
+async fn a_transfer_id_spelled_five_ways_is_one_transfer() {
+    let ledger = Ledger::start().await;
+    let mut finance = ledger.accounts(Role::Finance, PROVINCE).await;
+    let local = open(&mut finance, account(Source, LocalBudget, "20", "", 0)).await;
+    let alloc = open(
+        &mut finance,
+        account(Allocation, LocalBudget, "181", P3, 2024),
+    )
+    .await;
+    let mut money = ledger.transfers(Role::Finance, PROVINCE).await;
+    let uuid = uuid::Uuid::now_v7();
+    let spellings = [
+        uuid.hyphenated().to_string(),
+        uuid.hyphenated().to_string().to_uppercase(),
+        uuid.braced().to_string(),
+        uuid.simple().to_string(),
+        uuid.urn().to_string(),
+    ];
+    let canonical = uuid.hyphenated().to_string();
+    for spelled in &spellings {
+        let mut funded = leg(&local, &alloc, 500);
+        funded.id = spelled.clone();
+        funded.debit_account_id = local.id.to_uppercase();
+        let made = send(&mut money, vec![funded]).await.expect("made or found");
+        assert_eq!(made[0].id, canonical, "sent as {spelled}");
+        let found = money
+            .get_transfer(pb::GetTransferRequest {
+                id: spelled.clone(),
+            })
+            .await
+            .expect("found under any spelling")
+            .into_inner()
+            .transfer
+            .expect("transfer");
+        assert_eq!(found.id, canonical);
+    }
+    assert_eq!(
+        balance(&mut finance, &alloc, "").await.available,
+        500,
+        "paid once"
+    );
+}

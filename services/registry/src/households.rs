@@ -219,9 +219,10 @@ impl HouseholdApi {
         caller: &Caller,
         id: &str,
     ) -> Result<HouseholdRecord, ServiceError> {
-        if uuid::Uuid::parse_str(id).is_err() {
+        let Some(canonical) = sustain_platform::api::canonical_id(id) else {
             return Err(ServiceError::invalid("id", "must be a household id (UUID)"));
-        }
+        };
+        let id = canonical.as_str();
         let record =
             store::load(conn, id, &self.vault)
                 .await?

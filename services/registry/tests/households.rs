@@ -785,3 +785,37 @@ async fn member_counts_by_unit_follow_every_write() {
         "a new household is counted at once"
     );
 }
+
+/// A request_id that is a UUID is one id however the client spells it on the
+/// retry, and a household id is found under any spelling.
+#[tokio::test]
+async fn a_retry_that_respells_its_uuid_request_id_gets_the_first_answer() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let request_id = uuid::Uuid::now_v7();
+    let mut made = vec![];
+    for spelled in [
+        request_id.hyphenated().to_string(),
+        request_id.hyphenated().to_string().to_uppercase(),
+        request_id.braced().to_string(),
+        request_id.simple().to_string(),
+        request_id.urn().to_string(),
+    ] {
+        let h = admin
+            .create_household(pb::CreateHouseholdRequest {
+                household: Some(household("Lục Văn Đánh", "020085009911")),
+                request_id: spelled.clone(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{spelled}: {s:?}"))
+            .into_inner()
+            .household
+            .expect("household");
+        made.push(h.id);
+    }
+    made.dedup();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(count(&mut admin, None).await, 1);
+    let upper = made[0].to_uppercase();
+    assert_eq!(get(&mut admin, &upper).await.expect("found").id, made[0]);
+}

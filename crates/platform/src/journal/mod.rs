@@ -408,6 +408,46 @@ pub struct IdempotencyKey {
     fingerprint: String,
 }
 
+/// `encoded` (a message's top-level fields) less any length-delimited field
+/// whose bytes are `value`: a request's content without its own request_id,
+/// so that the id spelled another way (a UUID in capitals) is still the same
+/// request. Bytes that do not walk as fields are kept whole.
+fn without_field_valued(encoded: &[u8], value: &str) -> Vec<u8> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let mut rest = encoded;
+    let mut kept = Vec::with_capacity(encoded.len());
+    while !rest.is_empty() {
+        let start = rest;
+        let Ok((_, wire)) = decode_key(&mut rest) else {
+            return encoded.to_vec();
+        };
+        let (skip, is_value) = match wire {
+            WireType::Varint => match decode_varint(&mut rest) {
+                Ok(_) => (0, false),
+                Err(_) => return encoded.to_vec(),
+            },
+            WireType::SixtyFourBit => (8, false),
+            WireType::ThirtyTwoBit => (4, false),
+            WireType::LengthDelimited => match decode_varint(&mut rest) {
+                Ok(len) => {
+                    let len = len as usize;
+                    (len, rest.get(..len) == Some(value.as_bytes()))
+                }
+                Err(_) => return encoded.to_vec(),
+            },
+            WireType::StartGroup | WireType::EndGroup => return encoded.to_vec(),
+        };
+        if rest.len() < skip {
+            return encoded.to_vec();
+        }
+        rest = &rest[skip..];
+        if !is_value {
+            kept.extend_from_slice(&start[..start.len() - rest.len()]);
+        }
+    }
+    kept
+}
+
 /// Longest `request_id` accepted.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -433,13 +473,16 @@ impl IdempotencyKey {
         // or from the same subject with another role or scope, is another
         // request, so a replay never stands in for an authorisation check.
         let mut fingerprint = Sha256::new();
-        fingerprint.update(request.encode_to_vec());
+        fingerprint.update(without_field_valued(&request.encode_to_vec(), request_id));
         fingerprint.update([0x1f]);
         fingerprint.update(caller.role.as_str());
         for code in caller.scope.codes() {
             fingerprint.update([0x1f]);
             fingerprint.update(code);
         }
+        // A request_id that is a UUID is one id however it is spelled.
+        let request_id =
+            crate::api::canonical_id(request_id).unwrap_or_else(|| request_id.to_owned());
         Ok(Some(IdempotencyKey {
             key: format!(
                 "{}\u{1f}{}\u{1f}{method}\u{1f}{request_id}",

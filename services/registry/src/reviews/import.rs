@@ -86,6 +86,13 @@ fn broken_stream(batch: u64, status: &Status) -> Status {
     )
 }
 
+/// A household's key in the source system as it is kept: trimmed, and a key
+/// that is a UUID in its one spelling, so that a file re-exported with the
+/// keys spelled another way finds the households it made.
+fn external_key(raw: &str) -> String {
+    sustain_platform::api::canonical_id(raw).unwrap_or_else(|| raw.trim().to_owned())
+}
+
 fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
     pb::ImportRowResult {
         row_number: row.row_number,
@@ -330,7 +337,7 @@ impl Importer {
                     prepared.push(PreparedRow {
                         checked: CheckedRow {
                             index,
-                            key: row.external_key.trim().to_owned(),
+                            key: external_key(&row.external_key),
                             reviews,
                         },
                         hashes,
@@ -571,7 +578,8 @@ impl Importer {
         ids_seen: &mut HashMap<String, usize>,
     ) -> Result<(Household, Vec<RowReview>), Violations> {
         let mut v = Violations::new();
-        let key = row.external_key.trim();
+        let key = external_key(&row.external_key);
+        let key = key.as_str();
         if key.is_empty() {
             v.add("external_key", "is required");
         } else if key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {

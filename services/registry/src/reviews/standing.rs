@@ -32,11 +32,10 @@ pub fn validate(request: &pb::BatchGetStandingsRequest) -> Result<Vec<String>, S
     }
     let mut ids = Vec::with_capacity(request.household_ids.len());
     for (i, raw) in request.household_ids.iter().enumerate() {
-        let id = raw.trim();
-        if uuid::Uuid::parse_str(id).is_err() {
-            v.add(format!("household_ids[{i}]"), "must be an id (UUID)");
+        match sustain_platform::api::canonical_id(raw) {
+            Some(id) => ids.push(id),
+            None => v.add(format!("household_ids[{i}]"), "must be an id (UUID)"),
         }
-        ids.push(id.to_owned());
     }
     if v.is_empty() { Ok(ids) } else { Err(v.into()) }
 }
