@@ -187,7 +187,12 @@ pub async fn serve(
         builder = builder.tls_config(tls.server())?;
     }
     let server = builder
-        .layer(crate::metrics::GrpcMetricsLayer)
+        // The metrics see the code the client gets.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::metrics::GrpcMetricsLayer)
+                .layer(ClientErrorsLayer),
+        )
         .trace_fn(crate::telemetry::rpc_span)
         .add_routes(routes)
         .add_service(health)
@@ -305,5 +310,87 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("received SIGINT"),
         () = terminate => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// Bad bytes from a client are the client's error. tonic answers a request
+/// that does not decode with INTERNAL (and one over the size limit with
+/// OUT_OF_RANGE) before any handler runs; this layer turns those answers
+/// into INVALID_ARGUMENT and RESOURCE_EXHAUSTED with a reason a client can
+/// act on, so that neither reaches a caller, or the error metrics, as the
+/// server's fault.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientErrorsLayer;
+
+impl<S> tower::Layer<S> for ClientErrorsLayer {
+    type Service = ClientErrors<S>;
+
+    fn layer(&self, inner: S) -> ClientErrors<S> {
+        ClientErrors { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientErrors<S> {
+    inner: S,
+}
+
+/// What tonic's codecs say of a request they could not read.
+const UNDECODABLE: &str = "failed to decode Protobuf message";
+const OVERSIZED: &str = "decoded message length too large";
+
+/// The status a trailers-only answer carries, recast when it is the
+/// client's error; `None` when it is not one of those.
+fn recast(headers: &http::HeaderMap) -> Option<tonic::Status> {
+    let status = tonic::Status::from_header_map(headers)?;
+    match status.code() {
+        tonic::Code::Internal if status.message().starts_with(UNDECODABLE) => {
+            Some(tonic::Status::invalid_argument(format!(
+                "the request is not a valid message of this method: {}",
+                status.message()
+            )))
+        }
+        tonic::Code::OutOfRange if status.message().contains(OVERSIZED) => {
+            Some(tonic::Status::resource_exhausted(format!(
+                "the request is larger than this server takes: {}",
+                status.message()
+            )))
+        }
+        _ => None,
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for ClientErrors<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            if let Some(status) = recast(response.headers()) {
+                tracing::info!(code = ?status.code(), message = %status.message(), "a request that does not read, answered as the client's error");
+                let headers = response.headers_mut();
+                headers.remove("grpc-message");
+                headers.remove("grpc-status-details-bin");
+                // A status always makes valid header values.
+                let _ = status.add_header(headers);
+            }
+            Ok(response)
+        })
     }
 }

@@ -4,6 +4,7 @@
 //! and services run on loopback ports ([`server`]).
 
 pub mod proxy;
+pub mod raw;
 pub mod rogue;
 pub mod server;
 
