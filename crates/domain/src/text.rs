@@ -28,9 +28,30 @@ pub fn fold(text: &str) -> String {
     out
 }
 
+/// A name as it is searched: folded ([`fold`]), every character that is not
+/// a letter or digit read as a space, spaces collapsed. Stored names and
+/// queries both go through it, so "Trần Văn-Cường" is found by its own
+/// spelling and by "tran van cuong", and no LIKE wildcard survives.
+pub fn search_key(text: &str) -> String {
+    let spaced: String = fold(text)
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::fold;
+    use super::{fold, search_key};
+
+    #[test]
+    fn search_keys_read_punctuation_as_a_space() {
+        assert_eq!(search_key("Trần Văn-Cường"), "tran van cuong");
+        assert_eq!(search_key("Hà Thị_Lan"), "ha thi lan");
+        assert_eq!(search_key("Lý O'Sảo"), "ly o sao");
+        assert_eq!(search_key(" %_ "), "");
+        assert_eq!(search_key("Đinh  Thị\tHồng."), "dinh thi hong");
+    }
     use proptest::prelude::*;
 
     #[test]
@@ -52,6 +73,14 @@ mod tests {
         fn folding_is_idempotent(s in "\\PC{0,40}") {
             let once = fold(&s);
             prop_assert_eq!(fold(&once), once.clone());
+        }
+
+        #[test]
+        fn search_keys_hold_only_letters_digits_and_single_spaces(s in "\\PC{0,40}") {
+            let key = search_key(&s);
+            prop_assert!(key.chars().all(|c| c.is_alphanumeric() || c == ' '));
+            prop_assert!(!key.contains("  ") && key.trim() == key);
+            prop_assert_eq!(search_key(&key), key.clone());
         }
 
         #[test]

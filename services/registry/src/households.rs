@@ -9,7 +9,7 @@ use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
-use sustain_domain::text::fold;
+use sustain_domain::text::search_key;
 
 use sustain_platform::api::{new_id, next_page_token, now, page_after};
 use sustain_platform::cache::RecordCache;
@@ -124,10 +124,7 @@ impl HouseholdApi {
                 "is not a known administrative unit code",
             );
         }
-        let name: String = fold(&filter.name_query)
-            .chars()
-            .filter(|c| c.is_alphanumeric() || *c == ' ')
-            .collect();
+        let name = search_key(&filter.name_query);
         if !filter.name_query.trim().is_empty() && name.trim().chars().count() < 2 {
             v.add("filter.name_query", "needs at least 2 letters or digits");
         }

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(sustain_platform::sync::migration::CreateSync),
             Box::new(StandardSet),
             Box::new(sustain_platform::reseal::CreateResealProgress),
+            Box::new(SearchKeys),
         ]
     }
 }
@@ -501,5 +502,57 @@ impl MigrationTrait for StandardSet {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table("poverty_standard_set").to_owned())
             .await
+    }
+}
+
+/// Stored folded names under the one search rule (`text::search_key`):
+/// punctuation read as a space. Names stored before it kept their hyphens
+/// and apostrophes, which a query never holds, so such a name was found on
+/// neither database by its own spelling. Only the folded column changes, and
+/// only where it differs; the names themselves are untouched.
+#[derive(Debug)]
+struct SearchKeys;
+
+impl MigrationName for SearchKeys {
+    fn name(&self) -> &str {
+        "m20261204_200001_household_search_keys"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for SearchKeys {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = m.get_connection();
+        let backend = m.get_database_backend();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                "SELECT id, names_folded FROM household",
+            ))
+            .await?;
+        let update = match backend {
+            sea_orm::DbBackend::Postgres => "UPDATE household SET names_folded = $1 WHERE id = $2",
+            _ => "UPDATE household SET names_folded = ? WHERE id = ?",
+        };
+        for row in rows {
+            let id: String = row.try_get("", "id")?;
+            let stored: String = row.try_get("", "names_folded")?;
+            let keyed = stored
+                .split('|')
+                .map(sustain_domain::text::search_key)
+                .collect::<Vec<_>>()
+                .join("|");
+            if keyed != stored {
+                db.execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    update,
+                    [keyed.into(), id.into()],
+                ))
+                .await?;
+            }
+        }
+        Ok(())
     }
 }

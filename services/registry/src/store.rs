@@ -13,7 +13,7 @@ use sea_orm::{
 use sustain_domain::admin::{Level, Location};
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::{HealthInsurance, Household, Member, Relation, Residence, Sex};
-use sustain_domain::text::fold;
+use sustain_domain::text::search_key;
 use sustain_platform::Scope;
 use sustain_platform::cache::KeptAtHead;
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
@@ -146,7 +146,7 @@ fn household_row(r: &HouseholdRecord) -> household::Model {
     let names: Vec<String> = r
         .members
         .iter()
-        .map(|m| fold(&m.member.full_name))
+        .map(|m| search_key(&m.member.full_name))
         .collect();
     household::Model {
         id: r.id.clone(),
