@@ -449,7 +449,7 @@ async fn acknowledged_money_survives_kill_9_exactly_once() {
     process.kill();
     process.spawn();
     process.wait_serving().await;
-    let h = history.lock().expect("history");
+    let h = std::mem::take(&mut *history.lock().expect("history"));
     let mut lost = 0;
     let mut wrong = 0;
     for (id, told) in &h.transfers {
