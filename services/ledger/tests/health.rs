@@ -89,6 +89,45 @@ async fn health_is_not_serving_while_the_database_is_down_and_serving_once_it_is
         Some(ServingStatus::Serving),
         "alive all the same: a restart would not bring the database back"
     );
+    // Calls meanwhile fail fast, as unavailable (retry later), and write
+    // nothing.
+    let mut accounts = ledger
+        .accounts(sustain_platform::Role::Finance, &["20"])
+        .await;
+    let mut chain = ledger.chain(sustain_platform::Role::Finance, &["20"]).await;
+    for attempt in 0..2 {
+        let asked = Instant::now();
+        let read = chain
+            .get_chain_head(sustain_proto::ledger::v1::GetChainHeadRequest::default())
+            .await
+            .expect_err("no database");
+        let write = accounts
+            .create_account(sustain_proto::ledger::v1::CreateAccountRequest {
+                account: Some(account(
+                    sustain_proto::ledger::v1::AccountKind::Source,
+                    sustain_proto::ledger::v1::FundingSource::LocalBudget,
+                    "20",
+                    "",
+                    0,
+                )),
+                request_id: format!("outage-{attempt}"),
+            })
+            .await
+            .expect_err("no database");
+        println!(
+            "outage: read {:?}, write {:?}, both in {:?}",
+            read.code(),
+            write.code(),
+            asked.elapsed()
+        );
+        assert_eq!(read.code(), tonic::Code::Unavailable, "{read:?}");
+        assert_eq!(write.code(), tonic::Code::Unavailable, "{write:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
 
     link.set_down(false);
     until(&ledger, ServingStatus::Serving).await;
@@ -134,7 +173,11 @@ async fn a_request_over_the_size_limit_is_refused_and_changes_nothing() {
         })
         .await
         .expect_err("100 KiB over a 64 KiB limit");
-    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
     assert_eq!(
         ledger
             .chain(sustain_platform::Role::Finance, &["20"])
