@@ -20,6 +20,18 @@ pub fn reform_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 7, 1).unwrap_or_default()
 }
 
+/// The last day of `year`: the day whose units a year's figures are reported by.
+pub fn year_end(year: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(year, 12, 31)
+}
+
+/// Whether `year` is reported by the units of the two-level government: its
+/// end falls after the reform, when districts no longer operate, so its
+/// figures roll up by the communes in force at its end.
+pub fn reported_after_reform(year: i32) -> bool {
+    year_end(year).is_some_and(|end| end >= reform_date())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Province,

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(StandardSet),
             Box::new(sustain_platform::reseal::CreateResealProgress),
             Box::new(SearchKeys),
+            Box::new(ProvinceTallyInForce),
         ]
     }
 }
@@ -553,6 +554,61 @@ impl MigrationTrait for SearchKeys {
                 .await?;
             }
         }
+        Ok(())
+    }
+}
+
+/// The province tally's years reported after the 2025 reform counted again
+/// by the units in force at their end (the communes), not by the districts
+/// their households were registered in: the 2025 breakdown listed old
+/// districts beside new communes, each with part of its households.
+#[derive(Debug)]
+struct ProvinceTallyInForce;
+
+impl MigrationName for ProvinceTallyInForce {
+    fn name(&self) -> &str {
+        "m20261204_200002_province_tally_units_in_force"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for ProvinceTallyInForce {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let first = sustain_domain::admin::reform_date()
+            .format("%Y")
+            .to_string();
+        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
+            .map(|p| format!("d{p:02}"))
+            .collect();
+        let grouped: Vec<&str> = PROVINCE_TALLY_KEY
+            .iter()
+            .map(|c| {
+                if *c == "child_unit" {
+                    "current_commune_code"
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let sums: Vec<String> = std::iter::once("households".to_owned())
+            .chain(deprived.iter().cloned())
+            .map(|c| format!("CAST(SUM({c}) AS BIGINT)"))
+            .collect();
+        let db = m.get_connection();
+        db.execute_unprepared(&format!(
+            "DELETE FROM review_tally_province WHERE year >= {first}"
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "INSERT INTO review_tally_province ({}, households, {}) SELECT {}, {} FROM review_tally WHERE year >= {first} GROUP BY {}",
+            PROVINCE_TALLY_KEY.join(", "),
+            deprived.join(", "),
+            grouped.join(", "),
+            sums.join(", "),
+            grouped.join(", "),
+        ))
+        .await?;
         Ok(())
     }
 }

@@ -672,3 +672,136 @@ async fn a_series_is_each_years_summary_and_names_a_bad_span() {
         .expect_err("the province is outside a district's scope");
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+/// A year after the 2025 reform is reported by the units in force at its
+/// end: the province's breakdown for 2025 lists only communes, each holding
+/// every household of its old communes whenever registered, and equal to
+/// that commune asked on its own; a district, or a commune merged away, says
+/// it no longer exists and names where its households are. 2024 still
+/// breaks down by district.
+#[tokio::test]
+async fn a_year_after_the_reform_is_reported_by_the_units_in_force() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    let mut ids = vec![];
+    // Registered before the reform in old communes merged into 05977 (Đông
+    // Kinh) and into 06073, and one registered after it in 05977 itself.
+    for (i, (commune, registered)) in [
+        ("05980", "2020-01-15"),
+        ("05992", "2020-01-15"),
+        ("06247", "2021-03-01"),
+        ("06067", "2020-01-15"),
+        ("05977", "2025-08-01"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let h = household_in(commune, registered, &format!("Hoàng Văn Cải {i}"), "");
+        ids.push(create(&mut admin, h).await.expect("create").id);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let income = if i % 2 == 0 { 1_000_000 } else { 3_000_000 };
+        certified(&mut reviews, id, input(2025, income, POOR3)).await;
+        if i < 4 {
+            certified(&mut reviews, id, input(2024, income, POOR3)).await;
+        }
+    }
+    let end = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).expect("date");
+    let catalog = sustain_domain::admin::catalog();
+    let province = summary(&mut reviews, "20", 2025).await.expect("2025");
+    assert_eq!(province.households_reviewed, 5);
+    let units: Vec<&pb::MpiSubgroup> = province
+        .mpi
+        .as_ref()
+        .expect("mpi")
+        .subgroups
+        .iter()
+        .filter(|g| g.kind == "unit")
+        .collect();
+    let keys: Vec<&str> = units.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["05977", "06073"], "communes in force only");
+    for g in &units {
+        let unit = catalog
+            .get(&g.key, end)
+            .expect("in force at the end of 2025");
+        assert_eq!(unit.level, sustain_domain::admin::Level::Commune);
+        let alone = summary(&mut reviews, &g.key, 2025).await.expect("commune");
+        assert_eq!(
+            alone.households_reviewed, g.households,
+            "{} asked alone agrees with the breakdown",
+            g.key
+        );
+        assert_eq!(g.label, alone.unit_name);
+    }
+    assert_eq!(units.iter().map(|g| g.households).sum::<i64>(), 5);
+    assert_eq!(
+        units[0].households, 4,
+        "Đông Kinh holds its old communes' households too"
+    );
+
+    for gone in ["181", "178", "06067", "05992"] {
+        let refused = summary(&mut reviews, gone, 2025)
+            .await
+            .expect_err("not in force at the end of 2025");
+        assert_eq!(
+            refused.code(),
+            Code::FailedPrecondition,
+            "{gone}: {refused:?}"
+        );
+        assert_eq!(reason(&refused), "UNIT_NOT_IN_FORCE");
+        assert!(
+            refused.message().contains("05977") || refused.message().contains("06073"),
+            "{gone}: names its successors: {}",
+            refused.message()
+        );
+    }
+    let by_district = summary(&mut reviews, "20", 2024).await.expect("2024");
+    let keys: Vec<String> = by_district
+        .mpi
+        .expect("mpi")
+        .subgroups
+        .into_iter()
+        .filter(|g| g.kind == "unit")
+        .map(|g| g.key)
+        .collect();
+    assert_eq!(
+        keys,
+        ["178", "181", "183"],
+        "before the reform, by district"
+    );
+    assert_eq!(
+        summary(&mut reviews, "181", 2024)
+            .await
+            .expect("2024")
+            .households_reviewed,
+        1
+    );
+    assert_tallies_equal_recount(&server, &["20", "05977", "06073", "178"], &[2024, 2025]).await;
+}
+
+/// The non-minority subgroup counts Kinh-headed households only (a Hoa head
+/// makes a household an ethnic-minority one), and says so.
+#[tokio::test]
+async fn the_non_minority_subgroup_is_labelled_as_it_counts() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    for (ethnicity, name) in [("01", "Nguyễn Văn Kinh"), ("04", "Lý Văn Hoa")] {
+        let mut h = household(name, "");
+        for m in &mut h.members {
+            m.ethnicity_code = ethnicity.into();
+        }
+        let id = create(&mut admin, h).await.expect("create").id;
+        certified(&mut reviews, &id, input(2024, 3_000_000, &[])).await;
+    }
+    let s = summary(&mut reviews, "20", 2024).await.expect("summary");
+    assert_eq!(s.ethnic_minority_households, 1, "the Hoa household");
+    let groups = s.mpi.expect("mpi").subgroups;
+    let non_minority = groups
+        .iter()
+        .find(|g| g.kind == "ethnic_minority" && g.key == "false")
+        .expect("subgroup");
+    assert_eq!(non_minority.households, 1);
+    assert_eq!(non_minority.label, "Kinh");
+}

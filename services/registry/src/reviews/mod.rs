@@ -757,6 +757,51 @@ pub async fn poverty_series(
     Ok(summaries)
 }
 
+/// A year reported after the 2025 reform is reported by the units in force
+/// at its end: a unit that had ended by then (every district, the communes
+/// merged away) has no figure of its own for it, which a partial count (or a
+/// zero) would hide. FAILED_PRECONDITION naming where its households are.
+fn no_longer_in_force(unit: &str, year: i32) -> Result<(), ServiceError> {
+    let catalog = admin::catalog();
+    let Some(end) = admin::year_end(year) else {
+        return Ok(());
+    };
+    if !admin::reported_after_reform(year) || catalog.get(unit, end).is_some() {
+        return Ok(());
+    }
+    let last = catalog.versions(unit).last();
+    let name = last.map(|u| u.name.clone()).unwrap_or_default();
+    let communes: Vec<String> = match last.map(|u| u.level) {
+        Some(admin::Level::District) => {
+            let before = admin::reform_date().pred_opt().unwrap_or(end);
+            catalog
+                .communes_under(unit, before)
+                .iter()
+                .map(|c| c.code.clone())
+                .collect()
+        }
+        _ => vec![unit.to_owned()],
+    };
+    let mut successors: Vec<String> = communes
+        .iter()
+        .flat_map(|c| catalog.successors_at(c, end))
+        .map(|u| format!("{} {}", u.code, u.name))
+        .collect();
+    successors.sort();
+    successors.dedup();
+    Err(ServiceError::FailedPrecondition {
+        reason: "UNIT_NOT_IN_FORCE",
+        message: format!(
+            "{name} ({unit}) no longer exists at the end of {year}: since the reform of 1 July 2025 figures are reported by the units in force; its households are counted in {}",
+            if successors.is_empty() {
+                "no unit in force".to_owned()
+            } else {
+                successors.join(", ")
+            }
+        ),
+    })
+}
+
 /// The certified summary of a unit and year, checked against the caller's scope:
 /// the whole unit must be inside it (a partial figure labelled with the unit's
 /// name would mislead).
@@ -793,6 +838,7 @@ pub async fn poverty_summary(
             message: format!("unit {unit} is not wholly inside the caller's administrative scope"),
         });
     }
+    no_longer_in_force(unit, request.year)?;
     let rows = tally::read(conn, unit, request.year).await?;
     // Figures say which standard they were classified under.
     let standard = rows

@@ -150,7 +150,9 @@ pub fn build(
             ));
         }
     }
-    for (flag, label) in [(true, "ethnic minority"), (false, "Kinh and Hoa")] {
+    // Kinh-headed households only: a Hoa head makes a household an ethnic
+    // minority one (Decree 05/2011; `Household.ethnic_minority`).
+    for (flag, label) in [(true, "ethnic minority"), (false, "Kinh")] {
         let rows: Vec<&TallyRow> = rows.iter().filter(|r| r.ethnic_minority == flag).collect();
         subgroups.push(subgroup(
             standard,

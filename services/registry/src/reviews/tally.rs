@@ -71,8 +71,9 @@ impl ProvinceKey {
             year: k.year,
             standard_code: k.standard_code.clone(),
             province_code: k.province_code.clone(),
-            // The same child the province's summary groups by.
-            child_unit: if k.district_code.is_empty() {
+            // The same child the province's summary groups by: the units
+            // in force at the end of the year.
+            child_unit: if k.district_code.is_empty() || admin::reported_after_reform(k.year) {
                 k.current_commune_code.clone()
             } else {
                 k.district_code.clone()
@@ -351,6 +352,11 @@ pub struct TallyRow {
     pub deprived: [i64; MAX_INDICATORS],
 }
 
+/// A province's child before the reform: the household's district, or for
+/// one registered after it (no district) its commune.
+pub const PROVINCE_CHILD_BEFORE_REFORM: &str =
+    "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END";
+
 /// The unit filter and the child grouping for a unit code in a year.
 ///
 /// A commune code means the commune in force at the end of the year. A
@@ -369,8 +375,15 @@ fn unit_sql(backend: DbBackend, unit_code: &str, year: i32) -> Option<(String, &
     Some(match Level::of_code(unit_code)? {
         Level::Province => (
             format!("province_code = {p}"),
-            // Districts, or after the 2025 reform (no districts) the communes.
-            "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END",
+            // The units in force at the end of the year: its districts, or
+            // for a year reported after the 2025 reform its communes, which
+            // hold every household of their old communes whenever it was
+            // registered.
+            if admin::reported_after_reform(year) {
+                "current_commune_code"
+            } else {
+                PROVINCE_CHILD_BEFORE_REFORM
+            },
         ),
         Level::District => (format!("district_code = {p}"), "commune_code"),
         Level::Commune => {
