@@ -702,10 +702,16 @@ async fn a_year_after_the_reform_is_reported_by_the_units_in_force() {
     }
     for (i, id) in ids.iter().enumerate() {
         let income = if i % 2 == 0 { 1_000_000 } else { 3_000_000 };
-        certified(&mut reviews, id, input(2025, income, POOR3)).await;
+        let after = certified(&mut reviews, id, input(2025, income, POOR3)).await;
         if i < 4 {
-            certified(&mut reviews, id, input(2024, income, POOR3)).await;
+            let before = certified(&mut reviews, id, input(2024, income, POOR3)).await;
+            // Each review names the commune of registration and the one in
+            // force on its date.
+            assert_eq!(before.commune_in_force, before.commune_code);
+            assert_eq!(after.commune_code, before.commune_code);
         }
+        let in_force = if i == 3 { "06073" } else { "05977" };
+        assert_eq!(after.commune_in_force, in_force, "review of household {i}");
     }
     let end = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).expect("date");
     let catalog = sustain_domain::admin::catalog();

@@ -270,6 +270,7 @@ pub fn review_to_proto(r: &review::Model, standard: Option<&PovertyStandard>) ->
         mpi_poor: r.mpi_poor,
         household_version: r.household_version,
         commune_code: r.commune_code.clone(),
+        commune_in_force: commune_in_force(r),
         residence: match r.residence.as_str() {
             "urban" => pb::Residence::Urban,
             "rural" => pb::Residence::Rural,
@@ -325,5 +326,26 @@ pub fn standard_to_proto(s: &PovertyStandard) -> pb::PovertyStandard {
                 deprived_if: i.deprived_if.clone(),
             })
             .collect(),
+    }
+}
+
+/// The commune in force on a review's date that holds its household: the
+/// registration commune while it stands, else its successor; of a commune
+/// split between successors, the one the household was placed in.
+pub fn commune_in_force(r: &review::Model) -> String {
+    let Some(on) = r
+        .reviewed_on
+        .or_else(|| sustain_domain::admin::year_end(r.year))
+    else {
+        return r.commune_code.clone();
+    };
+    let successors = sustain_domain::admin::catalog().successors_at(&r.commune_code, on);
+    match successors.as_slice() {
+        [one] => one.code.clone(),
+        [] => r.commune_code.clone(),
+        several => several
+            .iter()
+            .find(|u| u.code == r.current_commune_code)
+            .map_or_else(|| r.current_commune_code.clone(), |u| u.code.clone()),
     }
 }
