@@ -297,6 +297,10 @@ pub enum Class {
     NearPoor,
     AverageLiving,
     NotPoor,
+    /// Above the near-poor line by Circular 07's score A, income not
+    /// measured: neither poor nor near-poor, but whether of average living
+    /// standard (a band defined by income alone) or above it, unknown.
+    AboveLineIncomeNotMeasured,
 }
 
 /// How the household's living standard was measured.
@@ -344,6 +348,9 @@ pub fn classify(
         (Measure::Income(income), Some(avg)) if income <= avg.for_residence(residence) => {
             Class::AverageLiving
         }
+        // Score A says only whether income is within the line: above it,
+        // the average band cannot be told from the rest.
+        (Measure::ScoreA(_), Some(_)) => Class::AboveLineIncomeNotMeasured,
         _ => Class::NotPoor,
     })
 }
@@ -445,7 +452,7 @@ pub fn standing_at(chain: &[CertifiedReview], year: i32) -> (Standing, Option<i3
     let standing = match latest.class {
         Class::Poor => Standing::Poor,
         Class::NearPoor => Standing::NearPoor,
-        Class::AverageLiving | Class::NotPoor => {
+        Class::AverageLiving | Class::NotPoor | Class::AboveLineIncomeNotMeasured => {
             let escaped = chain.iter().any(|r| {
                 r.year <= year
                     && year - r.year < RECENT_ESCAPE_YEARS
@@ -492,6 +499,7 @@ codes!(Class {
     NearPoor => "near_poor",
     AverageLiving => "average_living",
     NotPoor => "not_poor",
+    AboveLineIncomeNotMeasured => "above_line_income_not_measured",
 });
 
 codes!(Standing {
@@ -639,9 +647,10 @@ mod tests {
         let table = [
             (Residence::Rural, 140, 3, Class::Poor),
             (Residence::Rural, 140, 2, Class::NearPoor),
-            (Residence::Rural, 141, 3, Class::NotPoor),
+            // Above the line score A cannot tell average living from above it.
+            (Residence::Rural, 141, 3, Class::AboveLineIncomeNotMeasured),
             (Residence::Urban, 175, 3, Class::Poor),
-            (Residence::Urban, 176, 0, Class::NotPoor),
+            (Residence::Urban, 176, 0, Class::AboveLineIncomeNotMeasured),
         ];
         for (residence, a, n, expected) in table {
             let got = classify(s, residence, Measure::ScoreA(a), deprived(n)).unwrap();
@@ -790,7 +799,7 @@ mod tests {
         match c {
             Class::Poor => 0,
             Class::NearPoor => 1,
-            Class::AverageLiving => 2,
+            Class::AverageLiving | Class::AboveLineIncomeNotMeasured => 2,
             Class::NotPoor => 3,
         }
     }

@@ -541,7 +541,10 @@ impl Demo {
                 * match class {
                     Class::Poor | Class::NearPoor => r.random_range(500..=line),
                     Class::AverageLiving => r.random_range(line + 1..=avg),
-                    Class::NotPoor => r.random_range(avg + 1..=avg * 4),
+                    // The demo measures income: it never makes this class.
+                    Class::NotPoor | Class::AboveLineIncomeNotMeasured => {
+                        r.random_range(avg + 1..=avg * 4)
+                    }
                 };
             let bits = self.deprived[i][t];
             reviews.push(pb::ImportedReview {

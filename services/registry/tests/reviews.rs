@@ -811,3 +811,31 @@ async fn the_non_minority_subgroup_is_labelled_as_it_counts() {
     assert_eq!(non_minority.households, 1);
     assert_eq!(non_minority.label, "Kinh");
 }
+
+/// A review scored by Circular 07's score A above the line is not folded
+/// into NOT_POOR: score A cannot tell average living (an income band) from
+/// above it, so it is its own class and its own figure in the summary.
+#[tokio::test]
+async fn score_a_above_the_line_is_its_own_figure() {
+    let server = TestServer::start().await;
+    let ids = households(&server, "06067", 2).await;
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    let mut by_score = input(2024, 0, &[]);
+    by_score.income_per_person_month = None;
+    by_score.score_a = Some(200);
+    let scored = certified(&mut reviews, &ids[0], by_score).await;
+    assert_eq!(class(&scored), pb::PovertyClass::AboveLineIncomeNotMeasured);
+    let measured = certified(&mut reviews, &ids[1], input(2024, 9_000_000, &[])).await;
+    assert_eq!(class(&measured), pb::PovertyClass::NotPoor);
+    let s = summary(&mut reviews, "06067", 2024).await.expect("summary");
+    let figure = |c: pb::PovertyClass| {
+        s.classes
+            .iter()
+            .find(|f| f.poverty_class == c as i32)
+            .and_then(|f| f.households.as_ref())
+            .map_or(-1, |h| h.count)
+    };
+    assert_eq!(figure(pb::PovertyClass::AboveLineIncomeNotMeasured), 1);
+    assert_eq!(figure(pb::PovertyClass::NotPoor), 1);
+    assert_eq!(figure(pb::PovertyClass::AverageLiving), 0);
+}

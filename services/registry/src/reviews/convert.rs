@@ -189,6 +189,7 @@ pub fn class_to_proto(code: &str) -> pb::PovertyClass {
         Some(Class::NearPoor) => pb::PovertyClass::NearPoor,
         Some(Class::AverageLiving) => pb::PovertyClass::AverageLiving,
         Some(Class::NotPoor) => pb::PovertyClass::NotPoor,
+        Some(Class::AboveLineIncomeNotMeasured) => pb::PovertyClass::AboveLineIncomeNotMeasured,
         None => pb::PovertyClass::Unspecified,
     }
 }
