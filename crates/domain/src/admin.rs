@@ -294,6 +294,26 @@ impl Catalog {
         found
     }
 
+    /// When a version of `code` that had ended by `date` was divided between
+    /// several successors, the units in force at `date` that carry its parts
+    /// on, by code; `None` when no version of it was split. A split code the
+    /// reform reused for one of its parts (06625 Kiên Mộc) is still split:
+    /// which part a household joined depends on its village, not its code.
+    pub fn split_at(&self, code: &str, date: NaiveDate) -> Option<Vec<&AdminUnit>> {
+        let split = self
+            .versions(code)
+            .iter()
+            .find(|u| u.valid_until.is_some_and(|end| end < date) && u.successors.len() > 1)?;
+        let mut parts: Vec<&AdminUnit> = split
+            .successors
+            .iter()
+            .flat_map(|s| self.successors_at(s, date))
+            .collect();
+        parts.sort_by(|a, b| a.code.cmp(&b.code));
+        parts.dedup_by(|a, b| a.code == b.code);
+        Some(parts)
+    }
+
     /// Places a commune code read at `registered_on`, and finds the commune that
     /// carries it on at `today`. A split commune rolls up into the successor that
     /// kept its code when there is one, else into the first by code.

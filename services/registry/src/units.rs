@@ -131,7 +131,12 @@ impl pb::admin_unit_service_server::AdminUnitService for AdminUnitApi {
         Caller::from_request(&request)?;
         let r = request.into_inner();
         let date = code_at(&r.code, &r.at, "at")?;
-        let successors = admin::catalog().successors_at(&r.code, date);
+        let catalog = admin::catalog();
+        // A code once divided is answered as divided, even where one of its
+        // parts kept the code.
+        let successors = catalog
+            .split_at(&r.code, date)
+            .unwrap_or_else(|| catalog.successors_at(&r.code, date));
         Ok(Response::new(pb::ResolveSuccessorResponse {
             split: successors.len() > 1,
             successors: successors.into_iter().map(unit_to_proto).collect(),

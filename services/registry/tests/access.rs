@@ -286,6 +286,36 @@ async fn unit_catalog_answers_across_the_reform() {
             .collect::<Vec<_>>(),
         ["06613", "06625"]
     );
+    // Kiên Mộc (06625) was split too, though its code lives on in one of
+    // its successors: the answer says so instead of "itself, not split".
+    let reused = units
+        .resolve_successor(pb::ResolveSuccessorRequest {
+            code: "06625".into(),
+            at: String::new(),
+        })
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert!(reused.split, "{reused:?}");
+    assert_eq!(
+        reused
+            .successors
+            .iter()
+            .map(|u| u.code.as_str())
+            .collect::<Vec<_>>(),
+        ["06625", "06637"]
+    );
+    // Before the reform it is itself.
+    let before = units
+        .resolve_successor(pb::ResolveSuccessorRequest {
+            code: "06625".into(),
+            at: "2024-06-01".into(),
+        })
+        .await
+        .expect("resolve")
+        .into_inner();
+    assert!(!before.split);
+    assert_eq!(before.successors.len(), 1);
 
     let err = units
         .get_admin_unit(pb::GetAdminUnitRequest {
