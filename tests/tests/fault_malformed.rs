@@ -1,5 +1,5 @@
 //! Fault suite, malformed input: bytes nobody checked, sent to every method
-//! of the registry, the programmes service and the ledger as a broken or
+//! of the registry, the programmes service, the ledger and the gateway as a broken or
 //! hostile client sends them. A frame that does not decode is the client's
 //! error (INVALID_ARGUMENT, never INTERNAL), one over the size limit is
 //! RESOURCE_EXHAUSTED, random frames never get INTERNAL or UNKNOWN, a broken
@@ -197,12 +197,32 @@ async fn bad_bytes_to_every_method_are_the_clients_error_and_nothing_falls_over(
     .await
     .expect("ledger");
 
+    let mut gateway_config = config("sqlite::memory:");
+    gateway_config.registry.url = format!("http://{}", registry.addr);
+    gateway_config.programs.url = format!("http://{}", programs.addr);
+    gateway_config.ledger.url = format!("http://{}", ledger.addr);
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind http");
+    let gateway = Running::start(
+        move |listener, stopped| async move {
+            sustain_gateway::run(&gateway_config, &secrets(), listener, http, async {
+                let _ = stopped.await;
+            })
+            .await
+        },
+        "sustain.gateway.v1.ReportService",
+    )
+    .await
+    .expect("gateway");
+
     let mut wrong = vec![];
     for (name, running, package, seed) in [
         ("registry", &registry, "sustain.registry.v1", 1),
         ("programmes", &programs, "sustain.programs.v1", 2),
         ("ledger", &ledger, "sustain.ledger.v1", 3),
         ("sync (registry)", &registry, "sustain.sync.v1", 4),
+        ("gateway", &gateway, "sustain.gateway.v1", 5),
     ] {
         wrong.extend(hammer(name, running, package, seed).await.wrong);
     }
