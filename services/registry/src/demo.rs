@@ -564,6 +564,8 @@ impl Demo {
                     score_b: None,
                     reviewer: "Cán bộ rà soát xã".into(),
                     reviewed_on: format!("{year}-10-{:02}", 5 + r.random_range(0..20)),
+                    area: 0,
+                    area_reason: String::new(),
                 }),
                 state: pb::ReviewState::Certified as i32,
                 decision_number: format!("{}/QĐ-UBND", 100 + self.commune_of[i]),

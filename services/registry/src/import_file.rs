@@ -408,6 +408,9 @@ fn group(key: String, lines: Vec<(usize, Record)>) -> Group {
                     score_b: None,
                     reviewer: get(r, "reviewer").to_owned(),
                     reviewed_on: get(r, "reviewed_on").to_owned(),
+                    // A file's reviews take the default area.
+                    area: 0,
+                    area_reason: String::new(),
                 };
                 row.reviews.push(pb::ImportedReview {
                     review: Some(review),

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(sustain_platform::reseal::CreateResealProgress),
             Box::new(SearchKeys),
             Box::new(ProvinceTallyInForce),
+            Box::new(ReviewArea),
         ]
     }
 }
@@ -198,6 +199,21 @@ pub(crate) const PROVINCE_TALLY_KEY: &[&str] = &[
     "child_unit",
     "ethnic_minority",
     "residence",
+    "area",
+    "class",
+    "transition",
+    "mpi_poor",
+];
+
+/// The province tally's key before reviews recorded their area: what the
+/// migrations before [`ReviewArea`] made and filled.
+const PROVINCE_TALLY_KEY_V1: &[&str] = &[
+    "year",
+    "standard_code",
+    "province_code",
+    "child_unit",
+    "ethnic_minority",
+    "residence",
     "class",
     "transition",
     "mpi_poor",
@@ -232,6 +248,23 @@ fn tally_table(table: &str, key: &[&'static str]) -> TableCreateStatement {
 
 /// Columns that key a tally row; see `tally.rs`.
 pub(crate) const TALLY_KEY: &[&str] = &[
+    "year",
+    "standard_code",
+    "province_code",
+    "district_code",
+    "commune_code",
+    "current_commune_code",
+    "ethnic_minority",
+    "residence",
+    "area",
+    "class",
+    "transition",
+    "mpi_poor",
+];
+
+/// The tally's key before reviews recorded their area (see
+/// [`PROVINCE_TALLY_KEY_V1`]).
+const TALLY_KEY_V1: &[&str] = &[
     "year",
     "standard_code",
     "province_code",
@@ -333,7 +366,7 @@ impl MigrationTrait for CreateReviews {
         )
         .await?;
 
-        m.create_table(tally_table("review_tally", TALLY_KEY))
+        m.create_table(tally_table("review_tally", TALLY_KEY_V1))
             .await?;
         for column in ["province_code", "district_code", "current_commune_code"] {
             m.create_index(
@@ -436,14 +469,14 @@ impl MigrationName for ProvinceTally {
 #[allow(elided_lifetimes_in_paths)]
 impl MigrationTrait for ProvinceTally {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(tally_table("review_tally_province", PROVINCE_TALLY_KEY))
+        m.create_table(tally_table("review_tally_province", PROVINCE_TALLY_KEY_V1))
             .await?;
         let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
             .map(|p| format!("d{p:02}"))
             .collect();
         let child =
             "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END";
-        let grouped: Vec<&str> = PROVINCE_TALLY_KEY
+        let grouped: Vec<&str> = PROVINCE_TALLY_KEY_V1
             .iter()
             .map(|c| if *c == "child_unit" { child } else { c })
             .collect();
@@ -453,7 +486,7 @@ impl MigrationTrait for ProvinceTally {
             .collect();
         let sql = format!(
             "INSERT INTO review_tally_province ({}, households, {}) SELECT {}, {} FROM review_tally GROUP BY {}",
-            PROVINCE_TALLY_KEY.join(", "),
+            PROVINCE_TALLY_KEY_V1.join(", "),
             deprived.join(", "),
             grouped.join(", "),
             sums.join(", "),
@@ -581,7 +614,7 @@ impl MigrationTrait for ProvinceTallyInForce {
         let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
             .map(|p| format!("d{p:02}"))
             .collect();
-        let grouped: Vec<&str> = PROVINCE_TALLY_KEY
+        let grouped: Vec<&str> = PROVINCE_TALLY_KEY_V1
             .iter()
             .map(|c| {
                 if *c == "child_unit" {
@@ -602,7 +635,7 @@ impl MigrationTrait for ProvinceTallyInForce {
         .await?;
         db.execute_unprepared(&format!(
             "INSERT INTO review_tally_province ({}, households, {}) SELECT {}, {} FROM review_tally WHERE year >= {first} GROUP BY {}",
-            PROVINCE_TALLY_KEY.join(", "),
+            PROVINCE_TALLY_KEY_V1.join(", "),
             deprived.join(", "),
             grouped.join(", "),
             sums.join(", "),
@@ -610,5 +643,78 @@ impl MigrationTrait for ProvinceTallyInForce {
         ))
         .await?;
         Ok(())
+    }
+}
+
+/// Each review records the area whose income line it was classified under
+/// (`area`, and the reviewer's `area_reason` when set against the default),
+/// and the tallies count by it beside the household's residence, so a
+/// summary can say how many reviews changed area. Reviews before it were
+/// classified under their household's residence: that is their area. The
+/// tally tables are rebuilt with the wider key (a primary key cannot grow in
+/// place on SQLite).
+#[derive(Debug)]
+struct ReviewArea;
+
+impl MigrationName for ReviewArea {
+    fn name(&self) -> &str {
+        "m20261204_200003_review_area"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for ReviewArea {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One connection, one transaction: on SQLite a pooled connection
+        // may otherwise not yet see the table dropped on another.
+        let m = m.begin().await?;
+        m.alter_table(
+            Table::alter()
+                .table("review")
+                .add_column(ColumnDef::new("area").string().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("review")
+                .add_column(ColumnDef::new("area_reason").text().null())
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        db.execute_unprepared("UPDATE review SET area = residence")
+            .await?;
+        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
+            .map(|p| format!("d{p:02}"))
+            .collect();
+        for (table, old_key, new_key) in [
+            ("review_tally", TALLY_KEY_V1, TALLY_KEY),
+            (
+                "review_tally_province",
+                PROVINCE_TALLY_KEY_V1,
+                PROVINCE_TALLY_KEY,
+            ),
+        ] {
+            let next = format!("{table}_area");
+            m.create_table(tally_table(&next, new_key)).await?;
+            db.execute_unprepared(&format!(
+                "INSERT INTO {next} ({}, area, households, {d}) SELECT {}, residence, households, {d} FROM {table}",
+                old_key.join(", "),
+                old_key.join(", "),
+                d = deprived.join(", "),
+            ))
+            .await?;
+            m.drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
+            m.rename_table(
+                Table::rename()
+                    .table(Alias::new(next.as_str()), Alias::new(table))
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.commit().await
     }
 }

@@ -83,6 +83,12 @@ pub mod review {
         pub commune_code: String,
         pub current_commune_code: String,
         pub residence: String,
+        /// The area whose line the review was classified under: the
+        /// household's residence unless the reform or the reviewer changed it.
+        /// (A peer's review journaled before it existed: its residence.)
+        #[serde(default)]
+        pub area: String,
+        pub area_reason: Option<String>,
         pub ethnic_minority: bool,
         pub income: Option<i64>,
         pub score_a: Option<i32>,

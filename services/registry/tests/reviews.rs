@@ -22,6 +22,8 @@ fn input(year: i32, income: i64, deprived: &[&str]) -> pb::ReviewInput {
         score_b: None,
         reviewer: "Lý Văn Sáu".into(),
         reviewed_on: format!("{year}-10-15"),
+        area: 0,
+        area_reason: String::new(),
     }
 }
 
@@ -838,4 +840,74 @@ async fn score_a_above_the_line_is_its_own_figure() {
     assert_eq!(figure(pb::PovertyClass::AboveLineIncomeNotMeasured), 1);
     assert_eq!(figure(pb::PovertyClass::NotPoor), 1);
     assert_eq!(figure(pb::PovertyClass::AverageLiving), 0);
+}
+
+/// A household registered in a rural commune (Xã Mai Pha, 05992) that the
+/// 2025 reform merged into a ward (Phường Đông Kinh, 05977) is reviewed in
+/// 2025 against the urban line by default, in 2024 still the rural one; a
+/// reviewer may set the area against the default with a reason (and only
+/// with one); the summary says how many reviews changed area.
+#[tokio::test]
+async fn a_review_records_the_area_whose_line_it_was_classified_under() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    let mut ids = vec![];
+    for i in 0..2 {
+        let h = household_in("05992", "2020-01-15", &format!("Lương Văn Khu {i}"), "");
+        ids.push(create(&mut admin, h).await.expect("create").id);
+    }
+    // 1.8 million a person: above the rural line (1.5), within the urban (2.0).
+    let before = certified(&mut reviews, &ids[0], input(2024, 1_800_000, POOR3)).await;
+    assert_eq!(before.area, pb::Residence::Rural as i32);
+    assert_eq!(class(&before), pb::PovertyClass::AverageLiving);
+    let after = certified(&mut reviews, &ids[0], input(2025, 1_800_000, POOR3)).await;
+    assert_eq!(
+        after.residence,
+        pb::Residence::Rural as i32,
+        "the household's own"
+    );
+    assert_eq!(after.area, pb::Residence::Urban as i32, "the ward's line");
+    assert_eq!(class(&after), pb::PovertyClass::Poor);
+    assert!(after.area_reason.is_empty());
+
+    // Set against the default: only with a reason.
+    let mut kept_rural = input(2025, 1_800_000, POOR3);
+    kept_rural.area = pb::Residence::Rural as i32;
+    let refused = record(&mut reviews, &ids[1], kept_rural.clone())
+        .await
+        .expect_err("no reason");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&refused), ["review.area_reason"]);
+    kept_rural.area_reason = "the village stays farmland; guidance awaited".into();
+    let overridden = certified(&mut reviews, &ids[1], kept_rural).await;
+    assert_eq!(overridden.area, pb::Residence::Rural as i32);
+    assert_eq!(class(&overridden), pb::PovertyClass::AverageLiving);
+    assert_eq!(
+        overridden.area_reason,
+        "the village stays farmland; guidance awaited"
+    );
+    assert_eq!(
+        overridden.input.as_ref().expect("input").area,
+        pb::Residence::Rural as i32
+    );
+
+    let s = summary(&mut reviews, "05977", 2025).await.expect("summary");
+    assert_eq!(s.households_reviewed, 2);
+    assert_eq!(s.area_changed, 1, "one review took the ward's line");
+    assert_eq!(
+        summary(&mut reviews, "20", 2025)
+            .await
+            .expect("province")
+            .area_changed,
+        1
+    );
+    assert_eq!(
+        summary(&mut reviews, "05992", 2024)
+            .await
+            .expect("2024")
+            .area_changed,
+        0
+    );
+    assert_tallies_equal_recount(&server, &["20", "05977", "05992"], &[2024, 2025]).await;
 }

@@ -362,6 +362,8 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 score_b: None,
                 reviewer: "Lý Văn Sáu".into(),
                 reviewed_on: "2024-10-15".into(),
+                area: 0,
+                area_reason: String::new(),
             }),
             request_id: String::new(),
         })

@@ -355,6 +355,8 @@ async fn a_household_made_in_a_district_reaches_the_province_and_replicas_refuse
                 score_b: None,
                 reviewer: "Lý Văn Sáu".into(),
                 reviewed_on: "2024-10-15".into(),
+                area: 0,
+                area_reason: String::new(),
             }),
             request_id: String::new(),
         })
@@ -1147,6 +1149,8 @@ async fn a_standard_changed_at_the_province_reaches_both_districts() {
                 score_b: None,
                 reviewer: "Lý Văn Sáu".into(),
                 reviewed_on: "2025-10-15".into(),
+                area: 0,
+                area_reason: String::new(),
             }),
             request_id: String::new(),
         })

@@ -29,14 +29,51 @@ pub struct Assessment {
     pub mpi_poor: bool,
     pub reviewer: String,
     pub reviewed_on: Option<NaiveDate>,
+    /// The area whose line it was classified under.
+    pub area: Residence,
+    /// The reviewer's reason, when the area was set against the default.
+    pub area_reason: Option<String>,
+}
+
+/// Where the household under review is: what its area is derived from.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub location: &'a sustain_domain::admin::Location,
+    pub residence: Residence,
+    pub registered_on: NaiveDate,
+}
+
+const MAX_AREA_REASON_CHARS: usize = 500;
+
+/// The area a review is classified under by default: the household's
+/// residence, unless on `on` its commune of registration has given way to
+/// another unit (the 2025 reform merged it): then that unit's kind, a ward
+/// (phường) or town (thị trấn) urban, a commune (xã) rural.
+pub fn default_area(place: &Place<'_>, on: NaiveDate) -> Residence {
+    let catalog = sustain_domain::admin::catalog();
+    let l = place.location;
+    let registered = catalog.get(&l.commune_code, place.registered_on);
+    let successors = catalog.successors_at(&l.commune_code, on);
+    let in_force = successors
+        .iter()
+        .find(|u| u.code == l.current_commune_code)
+        .or(successors.first());
+    match in_force {
+        Some(unit) if Some(*unit) != registered => match unit.kind.as_str() {
+            "Phường" | "Thị trấn" => Residence::Urban,
+            "Xã" => Residence::Rural,
+            _ => place.residence,
+        },
+        _ => place.residence,
+    }
 }
 
 /// Checks `input` (found at `prefix` in the request) and classifies it for a
-/// household living in `residence`. Every problem is added to `v`.
+/// household at `place`. Every problem is added to `v`.
 pub fn assess(
     standards: &Standards,
     input: &pb::ReviewInput,
-    residence: Residence,
+    place: &Place<'_>,
     today: NaiveDate,
     prefix: &str,
     v: &mut Violations,
@@ -164,11 +201,39 @@ pub fn assess(
         }
         d
     };
+    let reason = input.area_reason.trim();
+    let set_area = match pb::Residence::try_from(input.area) {
+        Ok(pb::Residence::Unspecified) => None,
+        Ok(pb::Residence::Rural) => Some(Residence::Rural),
+        Ok(pb::Residence::Urban) => Some(Residence::Urban),
+        Err(_) => {
+            v.add(field("area"), "must be RURAL or URBAN, or left unset");
+            None
+        }
+    };
+    if set_area.is_some() && reason.is_empty() {
+        v.add(
+            field("area_reason"),
+            "is required when area is set: say why this review takes another area's line",
+        );
+    } else if set_area.is_none() && !reason.is_empty() && input.area == 0 {
+        v.add(field("area_reason"), "is only given with area");
+    } else if reason.chars().count() > MAX_AREA_REASON_CHARS || reason.chars().any(char::is_control)
+    {
+        v.add(
+            field("area_reason"),
+            format!("must be at most {MAX_AREA_REASON_CHARS} printable characters"),
+        );
+    }
     if v.len() > before {
         return None;
     }
     let (standard, kind, measure) = (standard?, kind?, measure?);
-    let class = poverty::classify(standard, residence, measure, deprived).ok()?;
+    let on = reviewed_on
+        .or_else(|| sustain_domain::admin::year_end(input.year))
+        .unwrap_or(today);
+    let area = set_area.unwrap_or_else(|| default_area(place, on));
+    let class = poverty::classify(standard, area, measure, deprived).ok()?;
     Some(Assessment {
         year: input.year,
         kind,
@@ -180,6 +245,8 @@ pub fn assess(
         mpi_poor: standard.is_mpi_poor(deprived),
         reviewer: reviewer.to_owned(),
         reviewed_on,
+        area,
+        area_reason: set_area.map(|_| reason.to_owned()),
     })
 }
 
@@ -260,6 +327,13 @@ pub fn review_to_proto(r: &review::Model, standard: Option<&PovertyStandard>) ->
             score_b: Some(score_b as i32),
             reviewer: r.reviewer.clone(),
             reviewed_on: date(r.reviewed_on),
+            // What the reviewer set, if anything.
+            area: if r.area_reason.is_some() {
+                residence_to_proto(&r.area) as i32
+            } else {
+                0
+            },
+            area_reason: r.area_reason.clone().unwrap_or_default(),
         }),
         revision: r.revision,
         state: state_to_proto(&r.state) as i32,
@@ -272,11 +346,9 @@ pub fn review_to_proto(r: &review::Model, standard: Option<&PovertyStandard>) ->
         household_version: r.household_version,
         commune_code: r.commune_code.clone(),
         commune_in_force: commune_in_force(r),
-        residence: match r.residence.as_str() {
-            "urban" => pb::Residence::Urban,
-            "rural" => pb::Residence::Rural,
-            _ => pb::Residence::Unspecified,
-        } as i32,
+        residence: residence_to_proto(&r.residence) as i32,
+        area: residence_to_proto(&r.area) as i32,
+        area_reason: r.area_reason.clone().unwrap_or_default(),
         ethnic_minority: r.ethnic_minority,
         approval: r.approved_at.map(|at| pb::Approval {
             meeting_date: date(r.meeting_date),
@@ -348,5 +420,13 @@ pub fn commune_in_force(r: &review::Model) -> String {
             .iter()
             .find(|u| u.code == r.current_commune_code)
             .map_or_else(|| r.current_commune_code.clone(), |u| u.code.clone()),
+    }
+}
+
+fn residence_to_proto(code: &str) -> pb::Residence {
+    match code {
+        "urban" => pb::Residence::Urban,
+        "rural" => pb::Residence::Rural,
+        _ => pb::Residence::Unspecified,
     }
 }

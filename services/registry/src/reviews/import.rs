@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::convert::{Assessment, assess};
+use super::convert::{Assessment, Place, assess};
 use super::store::{self, CERTIFIED};
 use super::tally::TallyDelta;
 use super::{journal_change, new_review};
@@ -656,12 +656,15 @@ impl Importer {
                     None
                 }
             };
-            let residence = household.as_ref().map(|h| h.address.residence);
-            if let Some(residence) = residence
+            if let Some(h) = household.as_ref()
                 && let Some(assessment) = assess(
                     &self.standards,
                     input,
-                    residence,
+                    &Place {
+                        location: &h.address.location,
+                        residence: h.address.residence,
+                        registered_on: h.registered_on,
+                    },
                     today,
                     &format!("{prefix}.review"),
                     &mut v,

@@ -63,6 +63,15 @@ fn location_of(r: &review::Model) -> Location {
     }
 }
 
+/// Where `household` is, for the area of its review.
+fn place_of(household: &HouseholdRecord) -> convert::Place<'_> {
+    convert::Place {
+        location: &household.location,
+        residence: household.residence,
+        registered_on: household.registered_on,
+    }
+}
+
 /// A new review row of `household` from an assessment.
 pub fn new_review(
     household: &HouseholdRecord,
@@ -86,6 +95,8 @@ pub fn new_review(
         commune_code: l.commune_code.clone(),
         current_commune_code: l.current_commune_code.clone(),
         residence: household.residence.code().to_owned(),
+        area: a.area.code().to_owned(),
+        area_reason: a.area_reason.clone(),
         ethnic_minority: household.ethnic_minority,
         income: a.income,
         score_a: a.score_a,
@@ -264,7 +275,7 @@ impl pb::review_service_server::ReviewService for ReviewApi {
             }
             let mut v = Violations::new();
             let standards = self.standards.current(&txn).await?.standards;
-            let Some(a) = assess(&standards, &input, household.residence, today(), "review", &mut v)
+            let Some(a) = assess(&standards, &input, &place_of(&household), today(), "review", &mut v)
             else {
                 return Err(v.into());
             };
@@ -324,7 +335,7 @@ impl pb::review_service_server::ReviewService for ReviewApi {
                 v.add("review.year", format!("a revision keeps its review's year, {}", old.year));
             }
             let standards = self.standards.current(&txn).await?.standards;
-            let assessed = assess(&standards, &input, household.residence, today(), "review", &mut v);
+            let assessed = assess(&standards, &input, &place_of(&household), today(), "review", &mut v);
             let Some(a) = assessed.filter(|_| v.is_empty()) else {
                 return Err(v.into());
             };

@@ -173,6 +173,7 @@ pub fn build(
         ));
     }
     pb::PovertySummary {
+        area_changed: count(&|r| r.area != r.residence),
         unit_code: unit_code.to_owned(),
         unit_name: unit_name(unit_code, year),
         year,

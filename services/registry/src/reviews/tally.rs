@@ -27,6 +27,7 @@ struct TallyKey {
     current_commune_code: String,
     ethnic_minority: bool,
     residence: String,
+    area: String,
     class: String,
     transition: String,
     mpi_poor: bool,
@@ -43,6 +44,7 @@ impl TallyKey {
             current_commune_code: r.current_commune_code.clone(),
             ethnic_minority: r.ethnic_minority,
             residence: r.residence.clone(),
+            area: r.area.clone(),
             class: r.class.clone(),
             transition: r.transition.clone(),
             mpi_poor: r.mpi_poor,
@@ -60,6 +62,7 @@ struct ProvinceKey {
     child_unit: String,
     ethnic_minority: bool,
     residence: String,
+    area: String,
     class: String,
     transition: String,
     mpi_poor: bool,
@@ -80,6 +83,7 @@ impl ProvinceKey {
             },
             ethnic_minority: k.ethnic_minority,
             residence: k.residence.clone(),
+            area: k.area.clone(),
             class: k.class.clone(),
             transition: k.transition.clone(),
             mpi_poor: k.mpi_poor,
@@ -106,6 +110,7 @@ impl Key for ProvinceKey {
             self.child_unit.clone().into(),
             self.ethnic_minority.into(),
             self.residence.clone().into(),
+            self.area.clone().into(),
             self.class.clone().into(),
             self.transition.clone().into(),
             self.mpi_poor.into(),
@@ -126,6 +131,7 @@ impl Key for TallyKey {
             self.current_commune_code.clone().into(),
             self.ethnic_minority.into(),
             self.residence.clone().into(),
+            self.area.clone().into(),
             self.class.clone().into(),
             self.transition.clone().into(),
             self.mpi_poor.into(),
@@ -345,6 +351,8 @@ pub struct TallyRow {
     pub child_unit: String,
     pub ethnic_minority: bool,
     pub residence: String,
+    /// The area whose line the households were classified under.
+    pub area: String,
     pub class: String,
     pub transition: String,
     pub mpi_poor: bool,
@@ -402,7 +410,7 @@ fn unit_sql(backend: DbBackend, unit_code: &str, year: i32) -> Option<(String, &
 }
 
 const GROUP: &str =
-    "standard_code, child_unit, ethnic_minority, residence, class, transition, mpi_poor";
+    "standard_code, child_unit, ethnic_minority, residence, area, class, transition, mpi_poor";
 
 async fn grouped(
     conn: &impl ConnectionTrait,
@@ -443,7 +451,7 @@ async fn grouped(
         child
     };
     let sql = format!(
-        "SELECT standard_code, {child} AS child_unit, ethnic_minority, residence, class, transition, mpi_poor, \
+        "SELECT standard_code, {child} AS child_unit, ethnic_minority, residence, area, class, transition, mpi_poor, \
          CAST({households} AS BIGINT) AS households, {} FROM {table} WHERE year = {first} AND {filter}{certified} \
          GROUP BY {GROUP} HAVING {households} <> 0",
         sums.join(", ")
@@ -463,6 +471,7 @@ async fn grouped(
                 child_unit: row.try_get("", "child_unit")?,
                 ethnic_minority: row.try_get("", "ethnic_minority")?,
                 residence: row.try_get("", "residence")?,
+                area: row.try_get("", "area")?,
                 class: row.try_get("", "class")?,
                 transition: row.try_get("", "transition")?,
                 mpi_poor: row.try_get("", "mpi_poor")?,

@@ -160,7 +160,7 @@ impl TestServer {
             })
             .await
         });
-        let server = TestServer {
+        let mut server = TestServer {
             addr,
             url,
             db,
@@ -172,8 +172,14 @@ impl TestServer {
         server
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         for _ in 0..200 {
+            // A server that stopped will never be ready: say why.
+            if self.task.as_ref().is_some_and(|t| t.is_finished())
+                && let Some(task) = self.task.take()
+            {
+                panic!("the registry stopped before it was ready: {:?}", task.await);
+            }
             if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
                 .expect("uri")
                 .connect()
