@@ -71,9 +71,9 @@ printf '%s' "$summary" | python3 -c 'import json,sys; s=json.load(sys.stdin)["su
 
 "$bin" demo --data-dir "$work" --households 300 --out "$work/demo.csv" --quiet >/dev/null || fail "demo --out"
 imported=$("$bin" import "$work/demo.csv" --server "http://$addr" --token "$token" --quiet) || fail "import"
-printf '%s' "$imported" | grep -q '^320 households: 320 accepted, 0 unchanged, 0 rejected' || fail "import: $imported"
+printf '%s' "$imported" | grep -q '^323 households: 323 accepted, 0 unchanged, 0 rejected' || fail "import: $imported"
 again=$("$bin" import "$work/demo.csv" --server "http://$addr" --token "$token" --quiet) || fail "import again"
-printf '%s' "$again" | grep -q '0 accepted, 320 unchanged, 0 rejected' || fail "re-import: $again"
+printf '%s' "$again" | grep -q '0 accepted, 323 unchanged, 0 rejected' || fail "re-import: $again"
 
 kill -TERM $pid
 wait $pid || fail "registry did not exit cleanly on SIGTERM"

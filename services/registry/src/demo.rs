@@ -298,8 +298,22 @@ impl Demo {
         &self.targets
     }
 
+    /// Every household of the demo: those the 2021–2024 figures are made of,
+    /// then those registered after the 2025 reform.
     pub fn households(&self) -> usize {
+        self.planned() + self.after_reform()
+    }
+
+    /// The households the 2021–2024 figures are made of.
+    fn planned(&self) -> usize {
         self.class.len()
+    }
+
+    /// Households registered in the second half of 2025, in the communes
+    /// the reform made: half a year of the province's 2% growth. They have
+    /// no review yet (no 2025 figures are published to reproduce).
+    fn after_reform(&self) -> usize {
+        self.planned() / 100
     }
 
     fn class_at(&self, i: usize, t: usize) -> Option<Class> {
@@ -324,10 +338,10 @@ impl Demo {
         let scale = self.targets[0].households as f64 / LANG_SON[0].households as f64;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xDE9);
         for t in 0..4 {
-            let mut poor: Vec<usize> = (0..self.households())
+            let mut poor: Vec<usize> = (0..self.planned())
                 .filter(|&i| self.class_at(i, t) == Some(Class::Poor))
                 .collect();
-            let mut near: Vec<usize> = (0..self.households())
+            let mut near: Vec<usize> = (0..self.planned())
                 .filter(|&i| self.class_at(i, t) == Some(Class::NearPoor))
                 .collect();
             poor.shuffle(&mut rng);
@@ -381,7 +395,7 @@ impl Demo {
                     self.deprived[i][t] |= 1 << p;
                 }
             }
-            for i in 0..self.households() {
+            for i in 0..self.planned() {
                 if matches!(
                     self.class_at(i, t),
                     Some(Class::AverageLiving | Class::NotPoor)
@@ -444,6 +458,9 @@ impl Demo {
 
     /// Household `i` with its certified reviews, ready to import.
     pub fn row(&mut self, i: usize) -> pb::ImportRow {
+        if i >= self.planned() {
+            return self.registered_after_reform(i);
+        }
         let mut r = household_rng(self.seed, i, 2);
         let commune = self.communes[self.commune_of[i] as usize].clone();
         let ethnicity = ETHNIC_MIX[self.ethnicity_of[i] as usize].0;
@@ -581,10 +598,94 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// Household `i` (past the planned ones), registered between 1 July and
+    /// 31 December 2025 in one of the communes in force after the reform,
+    /// with no review yet.
+    fn registered_after_reform(&mut self, i: usize) -> pb::ImportRow {
+        let mut r = household_rng(self.seed, i, 3);
+        let end = admin::year_end(2025).unwrap_or_default();
+        let mut communes = admin::catalog().communes_under(PROVINCE, end);
+        communes.sort_by(|a, b| a.code.cmp(&b.code));
+        let (code, urban) = communes
+            .get(r.random_range(0..communes.len().max(1)))
+            .map_or((String::new(), false), |c| {
+                (c.code.clone(), c.kind == "Phường" || c.kind == "Thị trấn")
+            });
+        let registered_on = admin::reform_date()
+            + Duration::days(r.random_range(0..(end - admin::reform_date()).num_days()));
+        let family = FAMILY[r.random_range(0..FAMILY.len())];
+        let ethnicity = ETHNIC_MIX[*pick_weighted(
+            &mut r,
+            &ETHNIC_MIX
+                .iter()
+                .enumerate()
+                .map(|(i, (_, w))| (i, *w))
+                .collect::<Vec<_>>(),
+        )]
+        .0;
+        let head_age = r.random_range(22..60);
+        let head_male = r.random::<f64>() < 0.8;
+        let mut members = vec![self.member(
+            &mut r,
+            family,
+            pb::Relation::Head,
+            head_age,
+            head_male,
+            ethnicity,
+        )];
+        for _ in 0..r.random_range(0..4) {
+            let age = r.random_range(0..(head_age - 18).clamp(1, 30));
+            let male = r.random::<bool>();
+            members.push(self.member(&mut r, family, pb::Relation::Child, age, male, ethnicity));
+        }
+        pb::ImportRow {
+            row_number: i as i64 + 1,
+            external_key: format!("demo-{}-{i:06}", self.seed),
+            household: Some(pb::Household {
+                address: Some(pb::Address {
+                    commune_code: code,
+                    village: VILLAGES[r.random_range(0..VILLAGES.len())].to_owned(),
+                    residence: if urban {
+                        pb::Residence::Urban
+                    } else {
+                        pb::Residence::Rural
+                    } as i32,
+                }),
+                registered_on: registered_on.to_string(),
+                members,
+                ..Default::default()
+            }),
+            reviews: vec![],
+        }
+    }
+}
+
 #[cfg(test)]
 mod report_tests {
     use super::*;
     use sustain_domain::poverty::Rate;
+
+    #[test]
+    fn the_demo_registers_households_after_the_reform_in_the_new_communes() {
+        let mut demo = Demo::new(7, 5_000).expect("demo");
+        let planned = demo.planned();
+        assert!(demo.households() > planned);
+        let end = admin::year_end(2025).expect("date");
+        for i in planned..demo.households() {
+            let row = demo.row(i);
+            let h = row.household.expect("household");
+            let on = NaiveDate::parse_from_str(&h.registered_on, "%Y-%m-%d").expect("date");
+            assert!(on >= admin::reform_date() && on <= end, "{on}");
+            let code = h.address.expect("address").commune_code;
+            let unit = admin::catalog()
+                .get(&code, on)
+                .expect("in force when registered");
+            assert_eq!(unit.level, Level::Commune);
+            assert_eq!(unit.parent_code.as_deref(), Some(PROVINCE), "no district");
+            assert!(row.reviews.is_empty());
+        }
+    }
 
     #[test]
     fn the_default_population_reproduces_the_reported_rates_and_deprivations() {
