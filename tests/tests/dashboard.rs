@@ -683,6 +683,33 @@ async fn reports_break_down_by_unit_with_the_services_own_figures() {
     }
     assert_eq!(binh_gia.unit_name, "Huyện Bình Gia");
 
+    // A year after the 2025 reform is reported by the units in force at its
+    // end: the 65 communes, no district.
+    let after = client
+        .get_poverty_report(gw::GetPovertyReportRequest {
+            unit_code: "20".into(),
+            from_year: 2025,
+            to_year: 2025,
+            breakdown: gw::Breakdown::Children as i32,
+        })
+        .await
+        .expect("2025 report")
+        .into_inner()
+        .report
+        .expect("report");
+    assert_eq!(
+        after.units.len(),
+        65,
+        "Lạng Sơn's communes after the reform"
+    );
+    let end = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).expect("date");
+    for row in &after.units {
+        let unit = sustain_domain::admin::catalog()
+            .get(&row.unit_code, end)
+            .unwrap_or_else(|| panic!("{} in force at the end of 2025", row.unit_code));
+        assert_eq!(unit.level, sustain_domain::admin::Level::Commune);
+    }
+
     // Every commune: the communes' poor households add up to the province's.
     let communes = client
         .get_poverty_report(gw::GetPovertyReportRequest {
