@@ -112,9 +112,18 @@ fn rows(households_2021: u64) -> Vec<pb::ImportHouseholdsRequest> {
         .map(|u| u.code.clone())
         .collect();
     let mut demo = Demo::new(sustain_registry::demo::DEFAULT_SEED, households_2021).expect("demo");
+    let reform = sustain_domain::admin::reform_date().to_string();
     let rows: Vec<pb::ImportRow> = (0..demo.households())
-        .map(|i| {
-            let mut row = demo.row(i);
+        .map(|i| demo.row(i))
+        // District 181 ended with the reform: the demo's households
+        // registered after it belong to no district instance.
+        .filter(|row| {
+            row.household
+                .as_ref()
+                .is_some_and(|h| h.registered_on < reform)
+        })
+        .enumerate()
+        .map(|(i, mut row)| {
             if let Some(a) = row.household.as_mut().and_then(|h| h.address.as_mut()) {
                 a.commune_code = communes[i % communes.len()].clone();
             }
