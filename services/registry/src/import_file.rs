@@ -40,6 +40,8 @@ pub const COLUMNS: &[&str] = &[
     "state",
     "decision_number",
     "decision_date",
+    "area",
+    "area_reason",
 ];
 
 /// One household read from the file, with the file rows it came from.
@@ -408,9 +410,26 @@ fn group(key: String, lines: Vec<(usize, Record)>) -> Group {
                     score_b: None,
                     reviewer: get(r, "reviewer").to_owned(),
                     reviewed_on: get(r, "reviewed_on").to_owned(),
-                    // A file's reviews take the default area.
-                    area: 0,
-                    area_reason: String::new(),
+                    area: {
+                        let raw = get(r, "area");
+                        let area = enum_code(
+                            raw,
+                            &[
+                                (&["rural", "nong thon"], pb::Residence::Rural),
+                                (&["urban", "thanh thi"], pb::Residence::Urban),
+                            ],
+                        );
+                        // A typo must not silently become the default.
+                        if area == 0 && !raw.trim().is_empty() {
+                            problems.push((
+                                *line,
+                                "area".to_owned(),
+                                format!("{raw:?} is not rural or urban (nông thôn, thành thị); leave it empty for the default"),
+                            ));
+                        }
+                        area
+                    },
+                    area_reason: get(r, "area_reason").to_owned(),
                 };
                 row.reviews.push(pb::ImportedReview {
                     review: Some(review),
@@ -528,6 +547,10 @@ impl<W: Write> CsvWriter<W> {
             c[21] = enum_name(pb::ReviewState::try_from(r.state).ok());
             c[22] = r.decision_number.clone();
             c[23] = r.decision_date.clone();
+            if input.area != 0 {
+                c[24] = enum_name(pb::Residence::try_from(input.area).ok());
+            }
+            c[25] = input.area_reason.clone();
             out.push(c);
         }
         out

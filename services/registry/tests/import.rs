@@ -868,3 +868,90 @@ async fn the_cli_sizes_batches_by_bytes_and_never_reports_an_unanswered_batch_as
         report.accepted as i64
     );
 }
+
+/// A file can set a review's area against the default, with its reason; an
+/// area that is neither rural nor urban is refused, naming the column, and
+/// never taken for the default.
+#[tokio::test]
+async fn an_import_file_sets_a_reviews_area_only_as_written() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("area.csv");
+    let mut out = CsvWriter::new(std::fs::File::create(&path).expect("file")).expect("csv");
+    for (i, (area, reason)) in [("urban", "ward since 2025"), ("rural", "")]
+        .iter()
+        .enumerate()
+    {
+        let mut r = row(
+            i as i64 + 1,
+            &format!("area-{i}"),
+            "06067",
+            "",
+            vec![review(2024, 1_800_000, POOR3)],
+        );
+        let input = r.reviews[0].review.as_mut().expect("review");
+        input.area = if *area == "urban" {
+            pb::Residence::Urban
+        } else {
+            pb::Residence::Rural
+        } as i32;
+        input.area_reason = (*reason).into();
+        out.write(&r).expect("row");
+    }
+    out.finish().expect("written");
+    // And one with a typo in the area, written by hand.
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    let typo = text
+        .lines()
+        .find(|l| l.starts_with("area-1,review"))
+        .expect("a review line")
+        .replace(",rural,", ",rurl,")
+        .replace("area-1", "area-2");
+    let member = text
+        .lines()
+        .find(|l| l.starts_with("area-1,member"))
+        .expect("a member line")
+        .replace("area-1", "area-2")
+        .replace("020085", "020099");
+    text.push_str(&format!("{member}\n{typo}\n"));
+    std::fs::write(&path, text).expect("write");
+
+    let token = token(Role::Admin, &["20"]);
+    let address = format!("http://{}", server.addr);
+    let rejected_file = dir.path().join("rejected.csv");
+    let report = import(ImportOptions {
+        file: &path,
+        server: &address,
+        token: &token,
+        rejected_file: rejected_file.clone(),
+        batch_size: 10,
+        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
+        progress: false,
+        tls: None,
+    })
+    .await
+    .expect("import");
+    assert_eq!((report.accepted, report.rejected), (1, 2), "{report:?}");
+    let rejected = std::fs::read_to_string(&rejected_file).expect("rejected");
+    assert!(
+        rejected.contains("area-1") && rejected.contains("area_reason"),
+        "{rejected}"
+    );
+    assert!(
+        rejected.contains("area-2") && rejected.contains("rurl"),
+        "{rejected}"
+    );
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    let s = reviews
+        .get_poverty_summary(pb::GetPovertySummaryRequest {
+            unit_code: "06067".into(),
+            year: 2024,
+        })
+        .await
+        .expect("summary")
+        .into_inner()
+        .summary
+        .expect("summary");
+    assert_eq!(s.households_reviewed, 1);
+    assert_eq!(s.area_changed, 1, "the urban line, as the file said");
+}
