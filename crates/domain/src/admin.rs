@@ -294,6 +294,19 @@ impl Catalog {
         found
     }
 
+    /// The unit in force at `date` that holds a household registered in
+    /// commune `code` and placed, since, in `current` (its
+    /// `current_commune_code`): the commune itself while it stands, else the
+    /// successor carrying it on; of several, the one it was placed in.
+    pub fn holding_unit(&self, code: &str, current: &str, date: NaiveDate) -> Option<&AdminUnit> {
+        let successors = self.successors_at(code, date);
+        successors
+            .iter()
+            .find(|u| u.code == current)
+            .or(successors.first())
+            .copied()
+    }
+
     /// When a version of `code` that had ended by `date` was divided between
     /// several successors, the units in force at `date` that carry its parts
     /// on, by code; `None` when no version of it was split. A split code the

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use std::collections::HashMap;
 
-use crate::admin::Location;
+use crate::admin::{Location, catalog};
 use crate::citizen_id::CitizenId;
 use crate::ethnicity;
 use crate::violation::Violations;
@@ -270,5 +270,28 @@ mod code_tests {
         }
         assert_eq!(Sex::from_code("female"), Some(Sex::Female));
         assert_eq!(Residence::from_code("town"), None);
+    }
+}
+
+/// The area whose income line a household is reviewed under on `on`: its
+/// residence, unless its commune of registration has since given way to
+/// another unit (the 2025 reform merged it): then that unit's kind, a ward
+/// (phường) or town (thị trấn) urban, a commune (xã) rural. Decree 07 sets
+/// the lines by area; for merged units this is [verify] (README).
+pub fn area_on(
+    location: &Location,
+    residence: Residence,
+    registered_on: NaiveDate,
+    on: NaiveDate,
+) -> Residence {
+    let catalog = catalog();
+    let registered = catalog.get(&location.commune_code, registered_on);
+    match catalog.holding_unit(&location.commune_code, &location.current_commune_code, on) {
+        Some(unit) if Some(unit) != registered => match unit.kind.as_str() {
+            "Phường" | "Thị trấn" => Residence::Urban,
+            "Xã" => Residence::Rural,
+            _ => residence,
+        },
+        _ => residence,
     }
 }

@@ -3,6 +3,7 @@
 //! `SUSTAIN_TEST_DATABASE_URL` names a server), tokens for any role and scope,
 //! and services run on loopback ports ([`server`]).
 
+pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod rogue;

@@ -21,6 +21,7 @@ use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::account_service_client::AccountServiceClient;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_proto::ledger::v1::transfer_service_client::TransferServiceClient;
+use sustain_testkit::process::Process;
 use sustain_testkit::server::Bearer;
 use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
 use tonic::Code;
@@ -49,64 +50,6 @@ fn profile() -> Profile {
 
 const P3: &str = "NTP-SPR.3";
 const FUNDED: i64 = 40_000_000;
-
-/// The ledger process, killed and started again on the same port and data.
-struct Process {
-    config: std::path::PathBuf,
-    addr: std::net::SocketAddr,
-    child: Option<std::process::Child>,
-}
-
-impl Process {
-    fn spawn(&mut self) {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sustain-ledger"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .args(["--listen", &self.addr.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn the ledger");
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-        }
-    }
-
-    async fn wait_serving(&self) {
-        let start = Instant::now();
-        loop {
-            let ok = async {
-                let channel = Channel::from_shared(format!("http://{}", self.addr))
-                    .ok()?
-                    .connect()
-                    .await
-                    .ok()?;
-                tonic_health::pb::health_client::HealthClient::new(channel)
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: "sustain.ledger.v1.TransferService".into(),
-                    })
-                    .await
-                    .ok()
-            };
-            if ok.await.is_some() {
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "ledger not up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// What the client was told, transfer by transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,11 +289,12 @@ async fn acknowledged_money_survives_kill_9_exactly_once() {
         ),
     )
     .expect("config");
-    let mut process = Process {
+    let mut process = Process::new(
+        env!("CARGO_BIN_EXE_sustain-ledger"),
         config,
-        addr: sustain_testkit::free_addr().expect("addr"),
-        child: None,
-    };
+        sustain_testkit::free_addr().expect("addr"),
+        "sustain.ledger.v1.TransferService",
+    );
     process.spawn();
     process.wait_serving().await;
     let channel = Channel::from_shared(format!("http://{}", process.addr))

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,6 +19,7 @@ use sustain_proto::registry::v1 as pb;
 use sustain_registry::demo::{Demo, YEARS};
 use sustain_registry::import_client::{DEFAULT_BATCH_BYTES, ImportOptions, import};
 use sustain_registry::import_file::CsvWriter;
+use sustain_testkit::process::Process;
 use sustain_testkit::server::Bearer;
 use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
 use tonic::transport::Channel;
@@ -27,64 +28,6 @@ fn households() -> u64 {
     match std::env::var("SUSTAIN_FAULT_PROFILE").as_deref() {
         Ok("long") => 20_000,
         _ => 2_000,
-    }
-}
-
-struct Process {
-    config: std::path::PathBuf,
-    addr: std::net::SocketAddr,
-    child: Option<std::process::Child>,
-}
-
-impl Process {
-    fn spawn(&mut self) {
-        self.child = Some(
-            std::process::Command::new(env!("CARGO_BIN_EXE_sustain-registry"))
-                .args(["serve", "--config"])
-                .arg(&self.config)
-                .args(["--listen", &self.addr.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn the registry"),
-        );
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn wait_serving(&self) {
-        let start = Instant::now();
-        loop {
-            let ok = async {
-                let channel = Channel::from_shared(format!("http://{}", self.addr))
-                    .ok()?
-                    .connect()
-                    .await
-                    .ok()?;
-                tonic_health::pb::health_client::HealthClient::new(channel)
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: "sustain.registry.v1.ReviewService".into(),
-                    })
-                    .await
-                    .ok()
-            };
-            if ok.await.is_some() {
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "registry not up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -192,11 +135,12 @@ async fn an_import_killed_and_run_again_ends_as_an_uninterrupted_one() {
 
     // The control: the same file, nothing killed.
     let control_db = TestDatabase::new().await.expect("database");
-    let mut control = Process {
-        config: config_file(dir.path(), &control_db.url),
-        addr: sustain_testkit::free_addr().expect("addr"),
-        child: None,
-    };
+    let mut control = Process::new(
+        env!("CARGO_BIN_EXE_sustain-registry"),
+        config_file(dir.path(), &control_db.url),
+        sustain_testkit::free_addr().expect("addr"),
+        "sustain.registry.v1.ReviewService",
+    );
     control.spawn();
     control.wait_serving().await;
     let control_url: &'static str = format!("http://{}", control.addr).leak();
@@ -208,11 +152,12 @@ async fn an_import_killed_and_run_again_ends_as_an_uninterrupted_one() {
 
     // Killed at random moments, run again until it finishes.
     let db = TestDatabase::new().await.expect("database");
-    let mut process = Process {
-        config: config_file(dir.path(), &db.url),
-        addr: sustain_testkit::free_addr().expect("addr"),
-        child: None,
-    };
+    let mut process = Process::new(
+        env!("CARGO_BIN_EXE_sustain-registry"),
+        config_file(dir.path(), &db.url),
+        sustain_testkit::free_addr().expect("addr"),
+        "sustain.registry.v1.ReviewService",
+    );
     process.spawn();
     process.wait_serving().await;
     let url: &'static str = format!("http://{}", process.addr).leak();

@@ -45,29 +45,6 @@ pub struct Place<'a> {
 
 const MAX_AREA_REASON_CHARS: usize = 500;
 
-/// The area a review is classified under by default: the household's
-/// residence, unless on `on` its commune of registration has given way to
-/// another unit (the 2025 reform merged it): then that unit's kind, a ward
-/// (phường) or town (thị trấn) urban, a commune (xã) rural.
-pub fn default_area(place: &Place<'_>, on: NaiveDate) -> Residence {
-    let catalog = sustain_domain::admin::catalog();
-    let l = place.location;
-    let registered = catalog.get(&l.commune_code, place.registered_on);
-    let successors = catalog.successors_at(&l.commune_code, on);
-    let in_force = successors
-        .iter()
-        .find(|u| u.code == l.current_commune_code)
-        .or(successors.first());
-    match in_force {
-        Some(unit) if Some(*unit) != registered => match unit.kind.as_str() {
-            "Phường" | "Thị trấn" => Residence::Urban,
-            "Xã" => Residence::Rural,
-            _ => place.residence,
-        },
-        _ => place.residence,
-    }
-}
-
 /// Checks `input` (found at `prefix` in the request) and classifies it for a
 /// household at `place`. Every problem is added to `v`.
 pub fn assess(
@@ -232,7 +209,9 @@ pub fn assess(
     let on = reviewed_on
         .or_else(|| sustain_domain::admin::year_end(input.year))
         .unwrap_or(today);
-    let area = set_area.unwrap_or_else(|| default_area(place, on));
+    let area = set_area.unwrap_or_else(|| {
+        sustain_domain::household::area_on(place.location, place.residence, place.registered_on, on)
+    });
     let class = poverty::classify(standard, area, measure, deprived).ok()?;
     Some(Assessment {
         year: input.year,
@@ -406,21 +385,16 @@ pub fn standard_to_proto(s: &PovertyStandard) -> pb::PovertyStandard {
 /// registration commune while it stands, else its successor; of a commune
 /// split between successors, the one the household was placed in.
 pub fn commune_in_force(r: &review::Model) -> String {
-    let Some(on) = r
-        .reviewed_on
+    r.reviewed_on
         .or_else(|| sustain_domain::admin::year_end(r.year))
-    else {
-        return r.commune_code.clone();
-    };
-    let successors = sustain_domain::admin::catalog().successors_at(&r.commune_code, on);
-    match successors.as_slice() {
-        [one] => one.code.clone(),
-        [] => r.commune_code.clone(),
-        several => several
-            .iter()
-            .find(|u| u.code == r.current_commune_code)
-            .map_or_else(|| r.current_commune_code.clone(), |u| u.code.clone()),
-    }
+        .and_then(|on| {
+            sustain_domain::admin::catalog().holding_unit(
+                &r.commune_code,
+                &r.current_commune_code,
+                on,
+            )
+        })
+        .map_or_else(|| r.commune_code.clone(), |u| u.code.clone())
 }
 
 fn residence_to_proto(code: &str) -> pb::Residence {
