@@ -457,6 +457,14 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
     let (_, r_version, r_state) = states[&r.id].clone();
     let other_id = uuid::Uuid::now_v7().to_string();
     let unsealable_id = uuid::Uuid::now_v7().to_string();
+    let sealed_id = uuid::Uuid::now_v7().to_string();
+    // A state sealed by another instance's key, bound to this id.
+    let sealed_state = sustain_registry::store::seal_state_from_peer(
+        &moved(&h_state, "06325", "06067").replace(&h.id, &sealed_id),
+        &sealed_id,
+        &district_b.vault,
+    )
+    .expect("sealed at 185");
     rogue.send(vec![
         change(
             1,
@@ -520,6 +528,10 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             })
             .to_string(),
         ),
+        // A household as 185's outbox keeps it, sealed whole with 185's key,
+        // passed off as the district's own: the receiver takes only what
+        // crosses opened, so it is kept nowhere but as a conflict.
+        change(8, "household", &sealed_id, "06067", 1, sealed_state.clone()),
     ]);
 
     let conflicts = {
@@ -533,7 +545,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 .expect("conflicts")
                 .into_inner()
                 .conflicts;
-            if open.len() >= 7 {
+            if open.len() >= 8 {
                 break open;
             }
             assert!(
@@ -558,6 +570,20 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             && !unsealable.incoming_state.contains("020085000999"),
         "{unsealable:?}"
     );
+    let foreign = conflicts
+        .iter()
+        .find(|c| c.record_id == sealed_id)
+        .expect("kept as a conflict");
+    assert!(
+        foreign.reason.contains("sealed with no key held here")
+            && foreign.incoming_state.is_empty(),
+        "{foreign:?}"
+    );
+    table.push(Outcome {
+        attack: "feed sends a state sealed with another instance's key",
+        expected: "kept as a conflict",
+        got: format!("conflict: {}", foreign.reason),
+    });
     table.push(Outcome {
         attack: "feed sends a state that cannot be sealed",
         expected: "kept as a conflict",
