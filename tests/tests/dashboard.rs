@@ -261,6 +261,7 @@ async fn the_dashboard_shows_the_backends_own_figures_and_survives_a_backend_dow
                 .get_poverty_summary(registry::GetPovertySummaryRequest {
                     unit_code: "20".into(),
                     year,
+                    unassigned_from: String::new(),
                 })
                 .await
                 .expect("summary")
@@ -486,11 +487,93 @@ async fn http_get(
     (status, content_type, raw[split + 4..].to_vec())
 }
 
+/// Creates a household in 06622 (split in 2025) and certifies its 2025
+/// review; its id.
+async fn split_commune_household_reviewed_in_2025(suite: &Suite) -> String {
+    let channel = Suite::authed(&suite.registry, Role::Admin, &["20"]).await;
+    let mut households =
+        registry::household_service_client::HouseholdServiceClient::new(channel.clone());
+    let mut reviews = ReviewServiceClient::new(channel);
+    let member = registry::Member {
+        full_name: "Vi Văn Tách".into(),
+        birth_date: "1980-02-03".into(),
+        sex: registry::Sex::Male as i32,
+        ethnicity_code: "02".into(),
+        relation: registry::Relation::Head as i32,
+        health_insurance: registry::HealthInsurance::Insured as i32,
+        ..Default::default()
+    };
+    let household = households
+        .create_household(registry::CreateHouseholdRequest {
+            household: Some(registry::Household {
+                address: Some(registry::Address {
+                    commune_code: "06622".into(),
+                    village: "Thôn Khe Lạn".into(),
+                    residence: registry::Residence::Rural as i32,
+                }),
+                registered_on: "2020-01-15".into(),
+                members: vec![member],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("created")
+        .into_inner()
+        .household
+        .expect("household");
+    assert_eq!(household.current_commune_code, "", "no part guessed");
+    let review = reviews
+        .record_review(registry::RecordReviewRequest {
+            household_id: household.id.clone(),
+            review: Some(registry::ReviewInput {
+                year: 2025,
+                kind: registry::ReviewKind::Periodic as i32,
+                deprived_indicators: vec!["latrine".into(), "domestic_water".into()],
+                income_per_person_month: Some(1_000_000),
+                reviewer: "Lý Văn Sáu".into(),
+                reviewed_on: "2025-10-15".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("recorded")
+        .into_inner()
+        .review
+        .expect("review");
+    let review = reviews
+        .approve_review(registry::ApproveReviewRequest {
+            review_id: review.id,
+            etag: review.etag,
+            meeting_date: "2025-11-20".into(),
+            agreement_percent: 80,
+            request_id: String::new(),
+        })
+        .await
+        .expect("approved")
+        .into_inner()
+        .review
+        .expect("review");
+    reviews
+        .certify_review(registry::CertifyReviewRequest {
+            review_id: review.id,
+            etag: review.etag,
+            decision_number: "2025/QĐ-UBND".into(),
+            decision_date: "2025-12-10".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("certified");
+    household.id
+}
+
 async fn registry_summary(suite: &Suite, unit: &str, year: i32) -> registry::PovertySummary {
     ReviewServiceClient::new(Suite::authed(&suite.registry, Role::Admin, &["*"]).await)
         .get_poverty_summary(registry::GetPovertySummaryRequest {
             unit_code: unit.into(),
             year,
+            unassigned_from: String::new(),
         })
         .await
         .expect("summary")
@@ -683,8 +766,13 @@ async fn reports_break_down_by_unit_with_the_services_own_figures() {
     }
     assert_eq!(binh_gia.unit_name, "Huyện Bình Gia");
 
+    // A household of a commune the reform split (06622 Bính Xá), its
+    // village not yet assigned to a part, reviewed in 2025.
+    let split = split_commune_household_reviewed_in_2025(&suite).await;
+
     // A year after the 2025 reform is reported by the units in force at its
-    // end: the 65 communes, no district.
+    // end: the 65 communes, no district, and a row of the households no
+    // commune holds yet.
     let after = client
         .get_poverty_report(gw::GetPovertyReportRequest {
             unit_code: "20".into(),
@@ -697,13 +785,29 @@ async fn reports_break_down_by_unit_with_the_services_own_figures() {
         .into_inner()
         .report
         .expect("report");
+    let (in_force, unassigned): (Vec<&gw::PovertyRow>, Vec<&gw::PovertyRow>) =
+        after.units.iter().partition(|r| !r.unassigned);
+    assert_eq!(in_force.len(), 65, "Lạng Sơn's communes after the reform");
+    let from_06622 = unassigned
+        .iter()
+        .find(|r| r.unit_code == "06622")
+        .expect("the row of 06622's unassigned households");
     assert_eq!(
-        after.units.len(),
-        65,
-        "Lạng Sơn's communes after the reform"
+        from_06622.unit_name,
+        "Từ 06622 Xã Bính Xá, chưa phân về đơn vị mới"
+    );
+    assert!(from_06622.years[0].households_reviewed >= 1, "{split}");
+    let reviewed: i64 = after
+        .units
+        .iter()
+        .map(|r| r.years[0].households_reviewed)
+        .sum();
+    assert_eq!(
+        reviewed, after.years[0].households_reviewed,
+        "the rows hold every household"
     );
     let end = chrono::NaiveDate::from_ymd_opt(2025, 12, 31).expect("date");
-    for row in &after.units {
+    for row in in_force {
         let unit = sustain_domain::admin::catalog()
             .get(&row.unit_code, end)
             .unwrap_or_else(|| panic!("{} in force at the end of 2025", row.unit_code));

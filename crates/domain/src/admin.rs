@@ -219,6 +219,16 @@ impl Catalog {
         self.units.get(code).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The codes of which some version was divided between several
+    /// successors (Lạng Sơn: 06622 Bính Xá, 06625 Kiên Mộc), by code.
+    pub fn split_codes(&self) -> Vec<&str> {
+        self.units
+            .iter()
+            .filter(|(_, versions)| versions.iter().any(|u| u.successors.len() > 1))
+            .map(|(code, _)| code.as_str())
+            .collect()
+    }
+
     pub fn is_known(&self, code: &str) -> bool {
         self.units.contains_key(code)
     }
@@ -298,7 +308,12 @@ impl Catalog {
     /// commune `code` and placed, since, in `current` (its
     /// `current_commune_code`): the commune itself while it stands, else the
     /// successor carrying it on; of several, the one it was placed in.
+    /// `None` for a household of a split commune not yet assigned to one of
+    /// its parts (`current` empty: see [`Catalog::locate_commune`]).
     pub fn holding_unit(&self, code: &str, current: &str, date: NaiveDate) -> Option<&AdminUnit> {
+        if current.is_empty() && self.split_at(code, date).is_some() {
+            return None;
+        }
         let successors = self.successors_at(code, date);
         successors
             .iter()
@@ -327,9 +342,35 @@ impl Catalog {
         Some(parts)
     }
 
+    /// The parts, in force at `today`, of the commune `code` as it stood on
+    /// `registered_on`, when that commune has since been divided between
+    /// several successors; `None` when it stands or went whole to one. Which
+    /// part a household of it joined depends on its village, which no code
+    /// says: it is assigned, never guessed.
+    pub fn split_parts(
+        &self,
+        code: &str,
+        registered_on: NaiveDate,
+        today: NaiveDate,
+    ) -> Option<Vec<&AdminUnit>> {
+        let unit = self.get(code, registered_on)?;
+        if unit.successors.len() < 2 || unit.valid_until.is_none_or(|end| end >= today) {
+            return None;
+        }
+        let mut parts: Vec<&AdminUnit> = unit
+            .successors
+            .iter()
+            .flat_map(|s| self.successors_at(s, today))
+            .collect();
+        parts.sort_by(|a, b| a.code.cmp(&b.code));
+        parts.dedup_by(|a, b| a.code == b.code);
+        Some(parts)
+    }
+
     /// Places a commune code read at `registered_on`, and finds the commune that
-    /// carries it on at `today`. A split commune rolls up into the successor that
-    /// kept its code when there is one, else into the first by code.
+    /// carries it on at `today`. A commune since split between successors is
+    /// carried on by none of them until its household is assigned by village:
+    /// `current_commune_code` is then empty.
     pub fn locate_commune(
         &self,
         code: &str,
@@ -370,11 +411,15 @@ impl Catalog {
             _ => (parent, None),
         };
         let successors = self.successors_at(code, today);
-        let current_commune_code = successors
-            .iter()
-            .find(|u| u.code == code)
-            .or(successors.first())
-            .map_or_else(|| code.to_owned(), |u| u.code.clone());
+        let current_commune_code = if self.split_parts(code, registered_on, today).is_some() {
+            String::new()
+        } else {
+            successors
+                .iter()
+                .find(|u| u.code == code)
+                .or(successors.first())
+                .map_or_else(|| code.to_owned(), |u| u.code.clone())
+        };
         Ok(Location {
             province_code,
             district_code,
@@ -570,11 +615,31 @@ mod tests {
             .expect("new commune");
         assert_eq!(new.district_code, None);
         assert_eq!(new.province_code, "20");
-        // A split commune rolls up into the successor that kept its code.
+        // A split commune rolls up into none of its parts, not even the one
+        // that kept its code: its households are assigned by village.
         let split = c
             .locate_commune("06625", d(2022, 1, 1), today)
             .expect("split");
-        assert_eq!(split.current_commune_code, "06625");
+        assert_eq!(split.current_commune_code, "");
+        let parts: Vec<_> = c
+            .split_parts("06625", d(2022, 1, 1), today)
+            .expect("split")
+            .iter()
+            .map(|u| u.code.as_str())
+            .collect();
+        assert_eq!(parts, ["06625", "06637"]);
+        assert_eq!(c.split_codes(), ["06622", "06625"]);
+        // The new commune that reused the code is not split, nor was the
+        // old one before the reform.
+        assert!(c.split_parts("06625", d(2026, 1, 1), today).is_none());
+        assert!(
+            c.split_parts("06625", d(2022, 1, 1), d(2025, 6, 30))
+                .is_none()
+        );
+        let reused = c
+            .locate_commune("06625", d(2026, 1, 1), today)
+            .expect("new");
+        assert_eq!(reused.current_commune_code, "06625");
     }
 
     #[test]

@@ -105,6 +105,15 @@ impl<T: Versioned + Send + Sync + 'static> RecordCache<T> {
             });
     }
 
+    /// Drops whatever is held for `id`: a change that leaves its version as
+    /// it was (a derived field written again) committed. A read in flight
+    /// may still put the previous state back, for at most [`TIME_TO_LIVE`].
+    pub fn forget(&self, id: &str) {
+        if let Some(slots) = &self.slots {
+            slots.invalidate(id);
+        }
+    }
+
     /// Records that version `version` of `id` exists (a write committed).
     pub fn stale(&self, id: &str, version: i64) {
         let Some(slots) = &self.slots else { return };

@@ -166,12 +166,28 @@ impl ReportApi {
         to: i32,
         budget: Duration,
     ) -> Result<Vec<registry::PovertySummary>, Status> {
+        self.poverty_series(md, unit, "", from, to, budget).await
+    }
+
+    /// [`poverty_years`](Self::poverty_years) of the households under `unit`
+    /// of the split commune `unassigned_from` whose village is not yet
+    /// assigned to a part (all of `unit`'s when it is empty).
+    pub async fn poverty_series(
+        &self,
+        md: &MetadataMap,
+        unit: &str,
+        unassigned_from: &str,
+        from: i32,
+        to: i32,
+        budget: Duration,
+    ) -> Result<Vec<registry::PovertySummary>, Status> {
         let mut client = self.backends.registry.clone();
         let request = forwarded(
             registry::GetPovertySeriesRequest {
                 unit_code: unit.to_owned(),
                 from_year: from,
                 to_year: to,
+                unassigned_from: unassigned_from.to_owned(),
             },
             md,
             budget,

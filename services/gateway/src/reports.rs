@@ -86,6 +86,32 @@ impl Asked {
         units
     }
 
+    /// After the reform, the communes it split that lie under the unit, by
+    /// code, named for the row of their households not yet assigned to a
+    /// part (which no unit of the breakdown holds).
+    pub fn unassigned_sources(&self) -> Vec<(String, String)> {
+        if self.breakdown == pb::Breakdown::Unspecified || self.end() < admin::reform_date() {
+            return vec![];
+        }
+        let catalog = admin::catalog();
+        let before = admin::reform_date().pred_opt().unwrap_or_default();
+        catalog
+            .split_codes()
+            .into_iter()
+            .filter(|code| catalog.lies_within(code, &self.unit))
+            .map(|code| {
+                let name = catalog
+                    .get(code, before)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default();
+                (
+                    code.to_owned(),
+                    format!("Từ {code} {name}, chưa phân về đơn vị mới"),
+                )
+            })
+            .collect()
+    }
+
     /// The unit's own name at the end of the period.
     fn unit_name(&self) -> String {
         admin::catalog()
@@ -111,6 +137,7 @@ where
 
 fn poverty_row(code: String, name: String, years: &[registry::PovertySummary]) -> pb::PovertyRow {
     pb::PovertyRow {
+        unassigned: false,
         unit_name: years
             .first()
             .map(|s| s.unit_name.clone())
@@ -173,8 +200,28 @@ impl ReportApi {
             let years = self.poverty_years(md, &code, from, to, budget).await?;
             Ok(poverty_row(code, name, &years))
         });
+        let unit_ref = unit.as_str();
+        let unassigned = rows(asked.unassigned_sources(), |code, name| async move {
+            let years = self
+                .poverty_series(md, unit_ref, &code, from, to, budget)
+                .await?;
+            Ok(pb::PovertyRow {
+                unassigned: true,
+                unit_name: name.clone(),
+                ..poverty_row(code, name, &years)
+            })
+        });
         let own = self.poverty_years(md, &unit, from, to, budget);
-        let (units, years) = tokio::try_join!(within_budget(budget, breakdown), own)?;
+        let (mut units, unassigned, years) = tokio::try_join!(
+            within_budget(budget, breakdown),
+            within_budget(budget, unassigned),
+            own
+        )?;
+        units.extend(
+            unassigned
+                .into_iter()
+                .filter(|r| r.years.iter().any(|y| y.households_reviewed > 0)),
+        );
         Ok(pb::PovertyReport {
             total: Some(poverty_row(unit.clone(), asked.unit_name(), &years)),
             unit_code: unit,

@@ -303,8 +303,8 @@ async fn baseline(db: &DatabaseConnection) -> f64 {
 async fn summaries(server: &Server, db: &DatabaseConnection) -> [(f64, f64); 3] {
     // The tallies must equal a recount, every year, or the speed means nothing.
     for year in YEARS {
-        let mut a = tally::read(db, "20", year).await.expect("tally");
-        let mut b = tally::recount(db, "20", year).await.expect("recount");
+        let mut a = tally::read(db, "20", year, None).await.expect("tally");
+        let mut b = tally::recount(db, "20", year, None).await.expect("recount");
         let key = |r: &tally::TallyRow| {
             format!(
                 "{}|{}|{}|{}|{}|{}",
@@ -319,6 +319,7 @@ async fn summaries(server: &Server, db: &DatabaseConnection) -> [(f64, f64); 3] 
     let request = pb::GetPovertySummaryRequest {
         unit_code: "20".into(),
         year: 2021,
+        unassigned_from: String::new(),
     };
     let mut rpc = vec![];
     for _ in 0..SUMMARY_CALLS {
@@ -341,13 +342,13 @@ async fn summaries(server: &Server, db: &DatabaseConnection) -> [(f64, f64); 3] 
     let mut read = vec![];
     for _ in 0..SUMMARY_CALLS {
         let start = Instant::now();
-        tally::read(db, "20", 2021).await.expect("tally");
+        tally::read(db, "20", 2021, None).await.expect("tally");
         read.push(start.elapsed());
     }
     let mut recount = vec![];
     for _ in 0..RECOUNTS {
         let start = Instant::now();
-        tally::recount(db, "20", 2021).await.expect("recount");
+        tally::recount(db, "20", 2021, None).await.expect("recount");
         recount.push(start.elapsed());
     }
     [

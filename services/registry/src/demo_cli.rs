@@ -128,6 +128,7 @@ pub async fn print_summaries(
             &pb::GetPovertySummaryRequest {
                 unit_code: PROVINCE.into(),
                 year,
+                unassigned_from: String::new(),
             },
         )
         .await?;

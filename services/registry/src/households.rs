@@ -291,18 +291,22 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 None
             }
         };
-        let Some(household) = household.filter(|_| v.is_empty()) else {
+        let Some(mut household) = household.filter(|_| v.is_empty()) else {
             return Err(ServiceError::from(v).into());
         };
+        crate::villages::place(&self.db, &mut household).await?;
         caller.require_location(&household.address.location)?;
 
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
+            let mut household = household;
+            crate::villages::place(&txn, &mut household).await?;
             self.check_citizen_ids(&txn, &caller, &household, None).await?;
             let member_ids = household.members.iter().map(|_| new_id()).collect();
             let record = HouseholdRecord::new(new_id(), household, member_ids, now());
             let state = store::insert(&txn, &record, &self.vault).await?;
             journal::record(&txn, &caller, &request.request_id, journal_change(&record, "create", state))
                 .await?;
+            crate::villages::reconcile(&txn, &crate::villages::split_among([record.owner_unit()])).await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, "household created");
             let household = Some(household_to_proto(&record, false));
             Ok((pb::CreateHouseholdResponse { household }, txn))
@@ -459,9 +463,10 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
                 }
             }
             let mut v = Violations::new();
-            let Some(household) = household_from_proto(&merged, "household", today(), &mut v) else {
+            let Some(mut household) = household_from_proto(&merged, "household", today(), &mut v) else {
                 return Err(v.into());
             };
+            crate::villages::place(&txn, &mut household).await?;
             caller.require_location(&household.address.location)?;
             self.check_citizen_ids(&txn, &caller, &household, Some(&current.id))
                 .await?;
@@ -475,6 +480,11 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             let record = current.revised(household, member_ids, now());
             self.save_change(&txn, &caller, &request.request_id, &record, &current, "update")
                 .await?;
+            crate::villages::reconcile(
+                &txn,
+                &crate::villages::split_among([record.owner_unit(), current.owner_unit()]),
+            )
+            .await?;
             tracing::info!(household_id = %record.id, caller = %caller.subject, version = record.version, "household updated");
             let household = Some(household_to_proto(&record, false));
             Ok((pb::UpdateHouseholdResponse { household }, txn))
@@ -526,6 +536,32 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         })
         .await?;
         self.written(answer.household.as_ref());
+        Ok(Response::new(answer))
+    }
+
+    async fn assign_villages(
+        &self,
+        request: Request<pb::AssignVillagesRequest>,
+    ) -> Result<Response<pb::AssignVillagesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("assign villages", crate::villages::ASSIGN)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "AssignVillages", &request.request_id, &request)?;
+        let (answer, moved) =
+            crate::villages::assign(&self.db, &self.vault.cipher, &caller, key, request).await?;
+        for id in &moved {
+            self.cache.forget(id);
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn list_village_assignments(
+        &self,
+        request: Request<pb::ListVillageAssignmentsRequest>,
+    ) -> Result<Response<pb::ListVillageAssignmentsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read village assignments", READ)?;
+        let answer = crate::villages::list(&self.db, &caller, request.into_inner()).await?;
         Ok(Response::new(answer))
     }
 }

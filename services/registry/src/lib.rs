@@ -16,6 +16,7 @@ pub mod reviews;
 pub mod standards;
 pub mod store;
 pub mod units;
+pub mod villages;
 
 use std::future::Future;
 use std::sync::Arc;

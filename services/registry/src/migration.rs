@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(SearchKeys),
             Box::new(ProvinceTallyInForce),
             Box::new(ReviewArea),
+            Box::new(VillageAssignments),
         ]
     }
 }
@@ -192,7 +193,11 @@ impl MigrationName for CreateReviews {
 /// Columns that key a row of the province tally: the tally summed over the
 /// communes of each district (after the reform, of each commune); see
 /// `tally.rs`.
-pub(crate) const PROVINCE_TALLY_KEY: &[&str] = &[
+pub(crate) const PROVINCE_TALLY_KEY: &[&str] = PROVINCE_TALLY_KEY_V2;
+
+/// The province tally's key since reviews record their area: what
+/// [`ReviewArea`] made and [`VillageAssignments`] fills again.
+const PROVINCE_TALLY_KEY_V2: &[&str] = &[
     "year",
     "standard_code",
     "province_code",
@@ -247,7 +252,11 @@ fn tally_table(table: &str, key: &[&'static str]) -> TableCreateStatement {
 }
 
 /// Columns that key a tally row; see `tally.rs`.
-pub(crate) const TALLY_KEY: &[&str] = &[
+pub(crate) const TALLY_KEY: &[&str] = TALLY_KEY_V2;
+
+/// The tally's key since reviews record their area (see
+/// [`PROVINCE_TALLY_KEY_V2`]).
+const TALLY_KEY_V2: &[&str] = &[
     "year",
     "standard_code",
     "province_code",
@@ -690,11 +699,11 @@ impl MigrationTrait for ReviewArea {
             .map(|p| format!("d{p:02}"))
             .collect();
         for (table, old_key, new_key) in [
-            ("review_tally", TALLY_KEY_V1, TALLY_KEY),
+            ("review_tally", TALLY_KEY_V1, TALLY_KEY_V2),
             (
                 "review_tally_province",
                 PROVINCE_TALLY_KEY_V1,
-                PROVINCE_TALLY_KEY,
+                PROVINCE_TALLY_KEY_V2,
             ),
         ] {
             let next = format!("{table}_area");
@@ -713,6 +722,107 @@ impl MigrationTrait for ReviewArea {
                     .table(Alias::new(next.as_str()), Alias::new(table))
                     .to_owned(),
             )
+            .await?;
+        }
+        m.commit().await
+    }
+}
+
+/// The village → part assignment of the communes the 2025 reform split
+/// between successors, and the households of those communes taken back from
+/// the part they had been guessed into (the one that kept the code, else the
+/// first): until a village is assigned they belong to none. Their reviews
+/// follow, and both tallies are counted again from the reviews.
+#[derive(Debug)]
+struct VillageAssignments;
+
+impl MigrationName for VillageAssignments {
+    fn name(&self) -> &str {
+        "m20261205_100001_village_assignments"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for VillageAssignments {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let m = m.begin().await?;
+        m.create_table(
+            Table::create()
+                .table("village_assignment")
+                .col(ColumnDef::new("id").string().not_null().primary_key())
+                .col(ColumnDef::new("province_code").string().not_null())
+                .col(ColumnDef::new("commune_code").string().not_null())
+                .col(ColumnDef::new("village_key").string().not_null())
+                .col(ColumnDef::new("village").string().not_null())
+                .col(ColumnDef::new("successor_code").string().not_null())
+                .col(ColumnDef::new("version").big_integer().not_null())
+                .col(timestamp("updated_at"))
+                .col(ColumnDef::new("updated_by").string().not_null())
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        let reform = sustain_domain::admin::reform_date();
+        let split: Vec<String> = sustain_domain::admin::catalog()
+            .split_codes()
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect();
+        if !split.is_empty() {
+            let split = split.join(", ");
+            let before = format!("'{}'", reform.format("%Y-%m-%d"));
+            db.execute_unprepared(&format!(
+                "UPDATE review SET current_commune_code = '' WHERE commune_code IN ({split}) AND household_id IN \
+                 (SELECT id FROM household WHERE commune_code IN ({split}) AND registered_on < {before})"
+            ))
+            .await?;
+            db.execute_unprepared(&format!(
+                "UPDATE household SET current_commune_code = '' WHERE commune_code IN ({split}) AND registered_on < {before}"
+            ))
+            .await?;
+        }
+        let first = reform.format("%Y").to_string();
+        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
+            .map(|p| format!("d{p:02}"))
+            .collect();
+        let counts: Vec<String> = std::iter::once("CAST(COUNT(*) AS BIGINT)".to_owned())
+            .chain((0..sustain_domain::poverty::MAX_INDICATORS).map(|p| {
+                format!(
+                    "CAST(SUM(CASE WHEN (deprived_bits & {}) <> 0 THEN 1 ELSE 0 END) AS BIGINT)",
+                    1 << p
+                )
+            }))
+            .collect();
+        let child = format!(
+            "CASE WHEN year < {first} AND district_code <> '' THEN district_code \
+             WHEN current_commune_code <> '' THEN current_commune_code \
+             ELSE 'unassigned:' || commune_code END"
+        );
+        for (table, key) in [
+            ("review_tally", TALLY_KEY_V2.to_vec()),
+            ("review_tally_province", PROVINCE_TALLY_KEY_V2.to_vec()),
+        ] {
+            let grouped: Vec<&str> = key
+                .iter()
+                .map(|c| {
+                    if *c == "child_unit" {
+                        child.as_str()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            db.execute_unprepared(&format!("DELETE FROM {table}"))
+                .await?;
+            db.execute_unprepared(&format!(
+                "INSERT INTO {table} ({}, households, {}) SELECT {}, {} FROM review WHERE state = 'certified' GROUP BY {}",
+                key.join(", "),
+                deprived.join(", "),
+                grouped.join(", "),
+                counts.join(", "),
+                grouped.join(", "),
+            ))
             .await?;
         }
         m.commit().await

@@ -174,3 +174,30 @@ pub mod standard_set {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod village_assignment {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// Which part of a split commune one of its villages joined; `id` is
+    /// `{commune_code}/{village_key}`. An empty `successor_code` is an
+    /// assignment taken back: kept, so the change travels like any other.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "village_assignment")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub province_code: String,
+        pub commune_code: String,
+        /// The village as matched (`text::search_key`).
+        pub village_key: String,
+        pub village: String,
+        pub successor_code: String,
+        pub version: i64,
+        pub updated_at: ChronoDateTimeUtc,
+        pub updated_by: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

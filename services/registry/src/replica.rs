@@ -56,11 +56,18 @@ impl Replica for RegistryReplica {
     async fn write(&self, txn: &WriteTxn, changes: &[Incoming]) -> Result<(), ServiceError> {
         let mut pending = Pending::default();
         let mut delta = TallyDelta::default();
+        // Split communes written to: their households are placed by the
+        // assignments held here once the batch is in.
+        let mut split = std::collections::BTreeSet::new();
         for c in changes {
             match c.change.record_type.as_str() {
                 "household" => {
                     let state = self.household_state(c)?;
                     c.require_placed(&state.household.id, &state.household.commune_code)?;
+                    split.extend(crate::villages::split_among([state
+                        .household
+                        .commune_code
+                        .as_str()]));
                     if c.held.is_none() {
                         pending.households.push(state.household);
                         pending.members.extend(state.members);
@@ -72,6 +79,7 @@ impl Replica for RegistryReplica {
                 "review" => {
                     let row: review::Model = c.read()?;
                     c.require_placed(&row.id, &row.commune_code)?;
+                    split.extend(crate::villages::split_among([row.commune_code.as_str()]));
                     if row.state == reviews::CERTIFIED {
                         delta.add(&row, 1);
                     }
@@ -100,6 +108,9 @@ impl Replica for RegistryReplica {
                     pending.flush(txn).await?;
                     crate::standards::write_replica(txn, c).await?;
                 }
+                crate::villages::RECORD => {
+                    split.insert(crate::villages::write_replica(txn, c).await?);
+                }
                 other => {
                     return Err(ServiceError::Internal(format!(
                         "the registry keeps no {other} records"
@@ -108,11 +119,13 @@ impl Replica for RegistryReplica {
             }
         }
         pending.flush(txn).await?;
-        delta.apply(txn).await
+        delta.apply(txn).await?;
+        crate::villages::reconcile(txn, &split).await?;
+        Ok(())
     }
 
     fn downward_only(&self) -> &'static [&'static str] {
-        &[crate::standards::RECORD]
+        &[crate::standards::RECORD, crate::villages::RECORD]
     }
 
     fn open_for_peer(&self, change: &Change) -> Result<String, ServiceError> {

@@ -482,6 +482,7 @@ async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) 
             .get_poverty_summary(pb::GetPovertySummaryRequest {
                 unit_code: "181".into(),
                 year: 2022,
+                unassigned_from: String::new(),
             })
             .await
             .map(drop),
@@ -490,6 +491,7 @@ async fn call_review(server: &TestServer, client: &mut Reviews, rpc: ReviewRpc) 
                 unit_code: "181".into(),
                 from_year: 2021,
                 to_year: 2022,
+                unassigned_from: String::new(),
             })
             .await
             .map(drop),

@@ -53,6 +53,7 @@ async fn figures(addr: std::net::SocketAddr) -> (i64, Vec<pb::PovertySummary>) {
             unit_code: "20".into(),
             from_year: YEARS[0],
             to_year: YEARS[YEARS.len() - 1],
+            unassigned_from: String::new(),
         })
         .await
         .expect("series")

@@ -87,6 +87,7 @@ async fn province_summary(server: &TestServer, year: i32) -> pb::PovertySummary 
         .get_poverty_summary(pb::GetPovertySummaryRequest {
             unit_code: "20".into(),
             year,
+            unassigned_from: String::new(),
         })
         .await
         .expect("summary")
@@ -946,6 +947,7 @@ async fn an_import_file_sets_a_reviews_area_only_as_written() {
         .get_poverty_summary(pb::GetPovertySummaryRequest {
             unit_code: "06067".into(),
             year: 2024,
+            unassigned_from: String::new(),
         })
         .await
         .expect("summary")
@@ -954,4 +956,72 @@ async fn an_import_file_sets_a_reviews_area_only_as_written() {
         .expect("summary");
     assert_eq!(s.households_reviewed, 1);
     assert_eq!(s.area_changed, 1, "the urban line, as the file said");
+}
+
+/// Imported households of a split commune (06622) are placed by the village
+/// the province assigned, like those created one by one; the rest stay
+/// unassigned, and the figures follow.
+#[tokio::test]
+async fn imported_households_of_a_split_commune_are_placed_by_village() {
+    let server = TestServer::start().await;
+    server
+        .households(Role::Admin, &["20"])
+        .await
+        .assign_villages(pb::AssignVillagesRequest {
+            commune_code: "06622".into(),
+            assignments: vec![pb::VillageAssignment {
+                village: "Bản Nà Lại".into(),
+                successor_code: "06613".into(),
+                ..Default::default()
+            }],
+            request_id: String::new(),
+        })
+        .await
+        .expect("assigned");
+    let mut elsewhere = row(
+        2,
+        "split-2",
+        "06622",
+        "",
+        vec![review(2025, 1_000_000, POOR3)],
+    );
+    if let Some(a) = elsewhere
+        .household
+        .as_mut()
+        .and_then(|h| h.address.as_mut())
+    {
+        a.village = "Thôn Khe Lạn".into();
+    }
+    let rows = vec![
+        row(
+            1,
+            "split-1",
+            "06622",
+            "",
+            vec![review(2025, 1_000_000, POOR3)],
+        ),
+        elsewhere,
+    ];
+    let mut importer = server.reviews(Role::Admin, &["20"]).await;
+    let answers = send(&mut importer, vec![rows]).await.expect("imported");
+    assert_eq!(
+        outcomes(&answers),
+        [pb::ImportOutcome::Accepted, pb::ImportOutcome::Accepted]
+    );
+    let s = province_summary(&server, 2025).await;
+    let rows: Vec<(String, String, i64)> = s
+        .mpi
+        .expect("mpi")
+        .subgroups
+        .into_iter()
+        .filter(|g| g.kind == "unit" || g.kind == "unassigned")
+        .map(|g| (g.kind, g.key, g.households))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("unit".to_owned(), "06613".to_owned(), 1),
+            ("unassigned".to_owned(), "06622".to_owned(), 1),
+        ]
+    );
 }

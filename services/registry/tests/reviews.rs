@@ -80,6 +80,7 @@ async fn summary(
         .get_poverty_summary(pb::GetPovertySummaryRequest {
             unit_code: unit.into(),
             year,
+            unassigned_from: String::new(),
         })
         .await
         .map(|r| r.into_inner().summary.expect("summary"))
@@ -130,10 +131,10 @@ async fn assert_tallies_equal_recount(server: &TestServer, units: &[&str], years
         .expect("db");
     for unit in units {
         for year in years {
-            let mut tallied = sustain_registry::reviews::tally::read(&db, unit, *year)
+            let mut tallied = sustain_registry::reviews::tally::read(&db, unit, *year, None)
                 .await
                 .expect("tally");
-            let mut counted = sustain_registry::reviews::tally::recount(&db, unit, *year)
+            let mut counted = sustain_registry::reviews::tally::recount(&db, unit, *year, None)
                 .await
                 .expect("recount");
             let key = |r: &sustain_registry::reviews::tally::TallyRow| {
@@ -627,6 +628,7 @@ async fn a_series_is_each_years_summary_and_names_a_bad_span() {
             unit_code: "181".into(),
             from_year: 2021,
             to_year: 2023,
+            unassigned_from: String::new(),
         })
         .await
         .expect("series")
@@ -658,6 +660,7 @@ async fn a_series_is_each_years_summary_and_names_a_bad_span() {
                 unit_code: "181".into(),
                 from_year: from,
                 to_year: to,
+                unassigned_from: String::new(),
             })
             .await
             .expect_err("a bad span");
@@ -669,6 +672,7 @@ async fn a_series_is_each_years_summary_and_names_a_bad_span() {
             unit_code: "20".into(),
             from_year: 2022,
             to_year: 2023,
+            unassigned_from: String::new(),
         })
         .await
         .expect_err("the province is outside a district's scope");
@@ -910,4 +914,324 @@ async fn a_review_records_the_area_whose_line_it_was_classified_under() {
         0
     );
     assert_tallies_equal_recount(&server, &["20", "05977", "05992"], &[2024, 2025]).await;
+}
+
+/// Households of a commune the reform split (06622 Bính Xá, into 06613 and
+/// 06625) are placed by the village the province assigns, never guessed:
+/// until then they are their own row of the province's 2025 figures, and
+/// no part counts them.
+#[tokio::test]
+async fn a_split_communes_households_are_placed_by_village_and_the_rest_reported_unassigned() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut reviews = server.reviews(Role::Admin, &["20"]).await;
+    let mut province = server.households(Role::Admin, &["20"]).await;
+    let in_village = |commune: &str, registered: &str, village: &str, i: usize| {
+        let mut h = household_in(commune, registered, &format!("Vi Văn Tách {i}"), "");
+        if let Some(a) = h.address.as_mut() {
+            a.village = village.into();
+        }
+        h
+    };
+    let mut ids = vec![];
+    for (i, (commune, registered, village)) in [
+        ("06622", "2020-01-15", "Thôn Bản Chắt"),
+        ("06622", "2021-06-01", "thôn Bản Chắt"),
+        ("06622", "2020-01-15", "Thôn Khe Lạn"),
+        ("06625", "2020-01-15", "Bản Pò"),
+        ("06625", "2025-08-01", "Bản Mới"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let h = create(&mut admin, in_village(commune, registered, village, i))
+            .await
+            .expect("create");
+        let current = Some(h.current_commune_code.clone());
+        // Only the household registered in the new 06625 is placed.
+        let expected = if i == 4 { "06625" } else { "" };
+        assert_eq!(current.as_deref(), Some(expected), "household {i}");
+        ids.push(h.id);
+    }
+    for id in &ids {
+        let after = certified(&mut reviews, id, input(2025, 1_000_000, POOR3)).await;
+        if id != &ids[4] {
+            assert_eq!(after.commune_in_force, "", "not yet assigned: no part");
+            let before = certified(&mut reviews, id, input(2024, 1_000_000, POOR3)).await;
+            assert_eq!(before.commune_in_force, before.commune_code);
+        }
+    }
+    let breakdown = |s: &pb::PovertySummary| -> Vec<(String, String, i64)> {
+        s.mpi
+            .as_ref()
+            .expect("mpi")
+            .subgroups
+            .iter()
+            .filter(|g| g.kind == "unit" || g.kind == "unassigned")
+            .map(|g| (g.kind.clone(), g.key.clone(), g.households))
+            .collect()
+    };
+    let row = |kind: &str, key: &str, n: i64| (kind.to_owned(), key.to_owned(), n);
+    let s = summary(&mut reviews, "20", 2025).await.expect("2025");
+    assert_eq!(
+        breakdown(&s),
+        [
+            row("unit", "06625", 1),
+            row("unassigned", "06622", 3),
+            row("unassigned", "06625", 1),
+        ]
+    );
+    let label = s
+        .mpi
+        .as_ref()
+        .and_then(|m| m.subgroups.iter().find(|g| g.kind == "unassigned"))
+        .map(|g| g.label.clone());
+    assert_eq!(
+        label.as_deref(),
+        Some("from 06622 Xã Bính Xá, not yet assigned")
+    );
+    // The row asked alone: the split commune's households no part holds.
+    let unassigned = |from: &str| pb::GetPovertySummaryRequest {
+        unit_code: "20".into(),
+        year: 2025,
+        unassigned_from: from.into(),
+    };
+    let row_alone = reviews
+        .get_poverty_summary(unassigned("06622"))
+        .await
+        .expect("unassigned")
+        .into_inner()
+        .summary
+        .expect("summary");
+    assert_eq!(row_alone.households_reviewed, 3);
+    assert_eq!(row_alone.unassigned_from, "06622");
+    let refused = reviews
+        .get_poverty_summary(unassigned("06067"))
+        .await
+        .expect_err("not split");
+    assert_eq!(violated_fields(&refused), ["unassigned_from"]);
+    let gone = summary(&mut reviews, "06622", 2025)
+        .await
+        .expect_err("ended");
+    assert!(
+        gone.message().contains("not yet assigned"),
+        "{}",
+        gone.message()
+    );
+    for part in ["06613", "06625"] {
+        let alone = summary(&mut reviews, part, 2025).await.expect("part");
+        let expected = if part == "06625" { 1 } else { 0 };
+        assert_eq!(
+            alone.households_reviewed, expected,
+            "{part} guesses nothing"
+        );
+    }
+
+    let list = |c: &str| pb::ListVillageAssignmentsRequest {
+        commune_code: c.into(),
+    };
+    let listed = province
+        .list_village_assignments(list("06622"))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.part_codes, ["06613", "06625"]);
+    assert!(listed.assignments.is_empty());
+    let villages: Vec<(String, i64)> = listed
+        .unassigned
+        .iter()
+        .map(|v| (v.village.clone(), v.households))
+        .collect();
+    assert_eq!(
+        villages,
+        [
+            ("Thôn Bản Chắt".to_owned(), 2),
+            ("Thôn Khe Lạn".to_owned(), 1)
+        ]
+    );
+
+    let assign =
+        |commune: &str, pairs: &[(&str, &str)], request_id: &str| pb::AssignVillagesRequest {
+            commune_code: commune.into(),
+            assignments: pairs
+                .iter()
+                .map(|(village, part)| pb::VillageAssignment {
+                    village: (*village).into(),
+                    successor_code: (*part).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            request_id: request_id.into(),
+        };
+    // Bad input is named and changes nothing.
+    let refused = province
+        .assign_villages(assign(
+            "06067",
+            &[
+                ("Thôn Bản Chắt", "06073"),
+                ("", "06613"),
+                ("thon ban chat", ""),
+            ],
+            "",
+        ))
+        .await
+        .expect_err("bad");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&refused),
+        [
+            "commune_code",
+            "assignments[1].village",
+            "assignments[2].village"
+        ],
+        "not a split commune; no village; the first village again"
+    );
+    let refused = province
+        .assign_villages(assign(
+            "06622",
+            &[("Thôn Bản Chắt", "06073"), ("thon ban chat", "06613")],
+            "",
+        ))
+        .await
+        .expect_err("bad");
+    assert_eq!(
+        violated_fields(&refused),
+        ["assignments[0].successor_code", "assignments[1].village"]
+    );
+    // The province's admins only.
+    for (role, scope) in [(Role::Admin, "189"), (Role::Enumerator, "20")] {
+        let mut other = server.households(role, &[scope]).await;
+        let refused = other
+            .assign_villages(assign("06622", &[("Thôn Bản Chắt", "06613")], ""))
+            .await
+            .expect_err("not the province's admin");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{role:?} {scope}");
+    }
+    assert_eq!(
+        summary(&mut reviews, "06613", 2025)
+            .await
+            .expect("part")
+            .households_reviewed,
+        0,
+        "nothing moved"
+    );
+
+    // Assigned: the village's households move, however the village is spelt,
+    // and a retry gets the first answer.
+    let first = province
+        .assign_villages(assign("06622", &[("THÔN BẢN CHẮT", "06613")], "assign-1"))
+        .await
+        .expect("assigned")
+        .into_inner();
+    assert_eq!(first.households_moved, 2);
+    assert_eq!(first.assignments.len(), 1);
+    assert_eq!(first.assignments[0].successor_code, "06613");
+    assert_eq!(first.assignments[0].updated_by, "test-admin");
+    let again = province
+        .assign_villages(assign("06622", &[("THÔN BẢN CHẮT", "06613")], "assign-1"))
+        .await
+        .expect("retried")
+        .into_inner();
+    assert_eq!(again, first);
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let h = get(&mut admin, id).await.expect("get");
+        let current = h.current_commune_code;
+        assert_eq!(current, if i < 2 { "06613" } else { "" }, "household {i}");
+    }
+    let s = summary(&mut reviews, "20", 2025).await.expect("2025");
+    assert_eq!(
+        breakdown(&s),
+        [
+            row("unit", "06613", 2),
+            row("unit", "06625", 1),
+            row("unassigned", "06622", 1),
+            row("unassigned", "06625", 1),
+        ]
+    );
+    let part = summary(&mut reviews, "06613", 2025).await.expect("part");
+    assert_eq!(part.households_reviewed, 2, "the part counts them now");
+    let moved = history(&mut reviews, &ids[0], 2025).await;
+    assert_eq!(moved[0].commune_in_force, "06613");
+    assert_eq!(moved[0].commune_code, "06622");
+
+    // A household registered since in an assigned village is placed at once.
+    let h = create(
+        &mut admin,
+        in_village("06622", "2022-03-01", "Thôn Bản Chắt", 9),
+    )
+    .await
+    .expect("create");
+    assert_eq!(Some(h.current_commune_code.as_str()), Some("06613"));
+    // Taken back: its households are unassigned again.
+    let back = province
+        .assign_villages(assign("06622", &[("Thôn Bản Chắt", "")], ""))
+        .await
+        .expect("taken back")
+        .into_inner();
+    assert_eq!(back.households_moved, 3);
+    assert!(back.assignments.is_empty());
+    let s = summary(&mut reviews, "20", 2025).await.expect("2025");
+    assert_eq!(
+        breakdown(&s),
+        [
+            row("unit", "06625", 1),
+            row("unassigned", "06622", 3),
+            row("unassigned", "06625", 1),
+        ]
+    );
+    assert_tallies_equal_recount(
+        &server,
+        &["20", "06613", "06625", "06622", "189"],
+        &[2024, 2025],
+    )
+    .await;
+
+    // A database from before: every such household guessed into the part
+    // that kept the code, else the first. The migration takes them back.
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sustain_platform::db::connect(&server.url)
+        .await
+        .expect("db");
+    for sql in [
+        "UPDATE household SET current_commune_code = CASE commune_code WHEN '06622' THEN '06613' ELSE '06625' END \
+         WHERE current_commune_code = ''",
+        "UPDATE review SET current_commune_code = CASE commune_code WHEN '06622' THEN '06613' ELSE '06625' END \
+         WHERE current_commune_code = ''",
+        // Whatever the tallies held, the migration counts them again.
+        "DELETE FROM review_tally",
+        "DELETE FROM review_tally_province",
+        "DROP TABLE village_assignment",
+        "DELETE FROM seaql_migrations WHERE version = 'm20261205_100001_village_assignments'",
+    ] {
+        db.execute_unprepared(sql).await.expect(sql);
+    }
+    let guessed: i64 = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM household WHERE current_commune_code = ''",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get("", "n")
+        .expect("n");
+    assert_eq!(guessed, 0, "as an old database had them");
+    sustain_registry::connect_and_migrate(&server.url)
+        .await
+        .expect("migrated again");
+    let s = summary(&mut reviews, "20", 2025).await.expect("2025");
+    assert_eq!(
+        breakdown(&s),
+        [
+            row("unit", "06625", 1),
+            row("unassigned", "06622", 3),
+            row("unassigned", "06625", 1),
+        ]
+    );
+    assert_tallies_equal_recount(
+        &server,
+        &["20", "06613", "06625", "06622", "189"],
+        &[2024, 2025],
+    )
+    .await;
 }

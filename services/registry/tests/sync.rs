@@ -391,6 +391,7 @@ async fn a_household_made_in_a_district_reaches_the_province_and_replicas_refuse
             c.get_poverty_summary(pb::GetPovertySummaryRequest {
                 unit_code: "181".into(),
                 year: 2024,
+                unassigned_from: String::new(),
             })
             .await
             .expect("summary")
@@ -1239,5 +1240,77 @@ async fn a_district_cannot_write_into_ground_it_does_not_own() {
                 .code(),
             Code::NotFound
         );
+    }
+}
+
+/// Village assignments are the province's: a district refuses to set one
+/// (even one that would change nothing), and the province's reaches every
+/// district.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn village_assignments_are_set_at_the_province_and_reach_the_districts() {
+    let p = Province::start(100).await;
+    let assign = |part: &str| pb::AssignVillagesRequest {
+        commune_code: "06622".into(),
+        assignments: vec![pb::VillageAssignment {
+            village: "Thôn Bản Chắt".into(),
+            successor_code: part.into(),
+            ..Default::default()
+        }],
+        request_id: String::new(),
+    };
+    for part in ["06613", ""] {
+        let refused =
+            p.a.households(Role::Admin, &["20"])
+                .await
+                .assign_villages(assign(part))
+                .await
+                .expect_err("a district");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{part:?}");
+        assert!(
+            refused.message().contains(PROVINCE),
+            "{}",
+            refused.message()
+        );
+    }
+    let listed = |instance: &Instance| {
+        let instance = instance.addr;
+        async move {
+            let channel = Channel::from_shared(format!("http://{instance}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect");
+            pb::household_service_client::HouseholdServiceClient::with_interceptor(
+                channel,
+                Bearer(Some(token(Role::Viewer, &["20"]))),
+            )
+            .list_village_assignments(pb::ListVillageAssignmentsRequest {
+                commune_code: "06622".into(),
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .assignments
+        }
+    };
+    assert!(listed(&p.a).await.is_empty(), "nothing written at A");
+    p.province
+        .households(Role::Admin, &["20"])
+        .await
+        .assign_villages(assign("06613"))
+        .await
+        .expect("assigned at the province");
+    for district in [&p.a, &p.b] {
+        eventually(
+            Duration::from_secs(5),
+            "the assignment at a district",
+            || async {
+                listed(district)
+                    .await
+                    .iter()
+                    .any(|a| a.successor_code == "06613")
+            },
+        )
+        .await;
     }
 }

@@ -159,11 +159,13 @@ async fn main() -> anyhow::Result<()> {
     let poverty_year = |year: i32| registry::GetPovertySummaryRequest {
         unit_code: "20".into(),
         year,
+        unassigned_from: String::new(),
     };
     let series_request = registry::GetPovertySeriesRequest {
         unit_code: "20".into(),
         from_year: FROM,
         to_year: TO,
+        unassigned_from: String::new(),
     };
     let programme_request = programs::GetProgrammeSummaryRequest {
         unit_code: "20".into(),

@@ -383,18 +383,21 @@ pub fn standard_to_proto(s: &PovertyStandard) -> pb::PovertyStandard {
 
 /// The commune in force on a review's date that holds its household: the
 /// registration commune while it stands, else its successor; of a commune
-/// split between successors, the one the household was placed in.
+/// split between successors, the one the household was placed in, and none
+/// (empty) while its village is not yet assigned.
 pub fn commune_in_force(r: &review::Model) -> String {
-    r.reviewed_on
+    let Some(on) = r
+        .reviewed_on
         .or_else(|| sustain_domain::admin::year_end(r.year))
-        .and_then(|on| {
-            sustain_domain::admin::catalog().holding_unit(
-                &r.commune_code,
-                &r.current_commune_code,
-                on,
-            )
-        })
-        .map_or_else(|| r.commune_code.clone(), |u| u.code.clone())
+    else {
+        return r.commune_code.clone();
+    };
+    let catalog = sustain_domain::admin::catalog();
+    match catalog.holding_unit(&r.commune_code, &r.current_commune_code, on) {
+        Some(u) => u.code.clone(),
+        None if r.current_commune_code.is_empty() => String::new(),
+        None => r.commune_code.clone(),
+    }
 }
 
 fn residence_to_proto(code: &str) -> pb::Residence {

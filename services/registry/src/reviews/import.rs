@@ -188,11 +188,16 @@ impl Importer {
             while let Some(rows) = batches.recv().await {
                 let this = preparer.clone();
                 let caller = preparing_caller.clone();
-                let prepared = tokio::task::spawn_blocking(move || this.prepare(&caller, rows))
+                let prepared = match crate::villages::Assignments::load(&this.db).await {
+                    Ok(assignments) => tokio::task::spawn_blocking(move || {
+                        this.prepare(&caller, rows, &assignments)
+                    })
                     .await
                     .unwrap_or_else(|e| {
                         Err(ServiceError::Internal(format!("preparing a batch: {e}")))
-                    });
+                    }),
+                    Err(e) => Err(e),
+                };
                 let failed = prepared.is_err();
                 if prepared_tx.send(prepared).await.is_err() || failed {
                     break;
@@ -292,14 +297,20 @@ impl Importer {
         caller: &Caller,
         rows: Vec<pb::ImportRow>,
     ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
-        let prepared = self.prepare(caller, rows)?;
+        let assignments = crate::villages::Assignments::load(&self.db).await?;
+        let prepared = self.prepare(caller, rows, &assignments)?;
         self.write(caller, prepared).await
     }
 
     /// Everything about a batch that needs no database: each row checked, and
     /// for each good one the rows it becomes if its key turns out to be new
     /// (encrypted, serialised), so the write only decides and inserts.
-    fn prepare(&self, caller: &Caller, rows: Vec<pb::ImportRow>) -> Result<Prepared, ServiceError> {
+    fn prepare(
+        &self,
+        caller: &Caller,
+        rows: Vec<pb::ImportRow>,
+        assignments: &crate::villages::Assignments,
+    ) -> Result<Prepared, ServiceError> {
         if rows.len() > MAX_ROWS_PER_BATCH {
             return Err(ServiceError::invalid(
                 "rows",
@@ -313,7 +324,14 @@ impl Importer {
         let mut keys_seen = HashSet::new();
         let mut ids_seen: HashMap<String, usize> = HashMap::new();
         for (index, row) in rows.iter().enumerate() {
-            match self.check(caller, row, today, &mut keys_seen, &mut ids_seen) {
+            match self.check(
+                caller,
+                row,
+                today,
+                assignments,
+                &mut keys_seen,
+                &mut ids_seen,
+            ) {
                 Ok((household, reviews)) => {
                     let hashes = household
                         .members
@@ -442,6 +460,12 @@ impl Importer {
         // citizen ID is taken.
         let built = inserts.filter(|_| known.is_empty() && holders.is_empty());
 
+        // Households of a split commune are placed by village once written.
+        let split = crate::villages::split_among(
+            prepared
+                .iter()
+                .map(|p| p.record.location.commune_code.as_str()),
+        );
         let mut new = NewRows::default();
         let mut existing: Vec<(CheckedRow, String)> = vec![];
         for mut p in prepared {
@@ -558,6 +582,7 @@ impl Importer {
         }
 
         delta.apply(txn).await?;
+        crate::villages::reconcile(txn, &split).await?;
         match journaled {
             Some(group) => journal::record_prepared(txn, caller, "import", group).await?,
             None => {
@@ -574,6 +599,7 @@ impl Importer {
         caller: &Caller,
         row: &pb::ImportRow,
         today: NaiveDate,
+        assignments: &crate::villages::Assignments,
         keys_seen: &mut HashSet<String>,
         ids_seen: &mut HashMap<String, usize>,
     ) -> Result<(Household, Vec<RowReview>), Violations> {
@@ -590,13 +616,16 @@ impl Importer {
         } else if !keys_seen.insert(key.to_owned()) {
             v.add("external_key", "appears twice in this batch");
         }
-        let household = match &row.household {
+        let mut household = match &row.household {
             Some(h) => household_from_proto(h, "household", today, &mut v),
             None => {
                 v.add("household", "is required");
                 None
             }
         };
+        if let Some(h) = household.as_mut() {
+            assignments.place(h, today);
+        }
         if let Some(h) = &household {
             if !caller.scope.covers(&h.address.location) {
                 v.add(

@@ -761,6 +761,7 @@ pub async fn poverty_series(
         let one = pb::GetPovertySummaryRequest {
             unit_code: request.unit_code.clone(),
             year,
+            unassigned_from: request.unassigned_from.clone(),
         };
         summaries.push(poverty_summary(&txn, standards, caller, &one).await?);
     }
@@ -795,11 +796,25 @@ fn no_longer_in_force(unit: &str, year: i32) -> Result<(), ServiceError> {
     };
     let mut successors: Vec<String> = communes
         .iter()
-        .flat_map(|c| catalog.successors_at(c, end))
+        .flat_map(|c| {
+            catalog
+                .split_at(c, end)
+                .unwrap_or_else(|| catalog.successors_at(c, end))
+        })
         .map(|u| format!("{} {}", u.code, u.name))
         .collect();
     successors.sort();
     successors.dedup();
+    // A split commune's households are in the part their village was
+    // assigned, or, until it is, in a row of their own.
+    for split in communes
+        .iter()
+        .filter(|c| catalog.split_at(c, end).is_some())
+    {
+        successors.push(format!(
+            "those of {split} whose village is not yet assigned (unassigned_from {split})"
+        ));
+    }
     Err(ServiceError::FailedPrecondition {
         reason: "UNIT_NOT_IN_FORCE",
         message: format!(
@@ -829,6 +844,16 @@ pub async fn poverty_summary(
     } else if !admin::catalog().is_known(unit) {
         v.add("unit_code", "is not a known administrative unit code");
     }
+    let unassigned_from = request.unassigned_from.trim();
+    if !unassigned_from.is_empty() && !admin::catalog().split_codes().contains(&unassigned_from) {
+        v.add(
+            "unassigned_from",
+            format!(
+                "must be a commune the 2025 reform divided between successors: {}",
+                admin::catalog().split_codes().join(", ")
+            ),
+        );
+    }
     let standard = standards.for_year(request.year);
     if standard.is_none() {
         let (first, last) = standards.years().unwrap_or((0, 0));
@@ -850,7 +875,8 @@ pub async fn poverty_summary(
         });
     }
     no_longer_in_force(unit, request.year)?;
-    let rows = tally::read(conn, unit, request.year).await?;
+    let unassigned_from = (!unassigned_from.is_empty()).then_some(unassigned_from);
+    let rows = tally::read(conn, unit, request.year, unassigned_from).await?;
     // Figures say which standard they were classified under.
     let standard = rows
         .first()
@@ -858,5 +884,7 @@ pub async fn poverty_summary(
         .or(standard)
         .ok_or_else(|| ServiceError::Internal("no standard".into()))?;
     tracing::info!(unit, year = request.year, caller = %caller.subject, "poverty summary read");
-    Ok(summary::build(standard, unit, request.year, &rows))
+    let mut summary = summary::build(standard, unit, request.year, &rows);
+    summary.unassigned_from = unassigned_from.unwrap_or_default().to_owned();
+    Ok(summary)
 }

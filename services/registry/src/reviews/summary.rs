@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sustain_domain::admin;
 use sustain_domain::mpi::{Mpi, MpiCounts};
 use sustain_domain::poverty::{Class, MAX_INDICATORS, PovertyStandard, Rate, Transition};
 use sustain_proto::registry::v1 as pb;
 
 use super::convert::{class_to_proto, transition_to_proto};
-use super::tally::TallyRow;
+use super::tally::{TallyRow, UNASSIGNED_FROM};
 
 fn share(count: i64, total: i64) -> pb::Share {
     pb::Share {
@@ -141,13 +141,20 @@ pub fn build(
     }
     if !(by_child.len() == 1 && by_child.contains_key(unit_code)) {
         for (child, rows) in &by_child {
-            subgroups.push(subgroup(
-                standard,
-                "unit",
-                (*child).to_owned(),
-                unit_name(child, year),
-                rows,
-            ));
+            // Households of a split commune not yet placed by village: their
+            // own row, never a guessed part's.
+            let (kind, key, label) = match child.strip_prefix(UNASSIGNED_FROM) {
+                Some(old) => (
+                    "unassigned",
+                    old.to_owned(),
+                    format!(
+                        "from {old} {}, not yet assigned",
+                        unit_name(old, admin::reform_date().year() - 1)
+                    ),
+                ),
+                None => ("unit", (*child).to_owned(), unit_name(child, year)),
+            };
+            subgroups.push(subgroup(standard, kind, key, label, rows));
         }
     }
     // Kinh-headed households only: a Hoa head makes a household an ethnic
@@ -173,6 +180,7 @@ pub fn build(
         ));
     }
     pb::PovertySummary {
+        unassigned_from: String::new(),
         area_changed: count(&|r| r.area != r.residence),
         unit_code: unit_code.to_owned(),
         unit_name: unit_name(unit_code, year),

@@ -76,10 +76,13 @@ impl ProvinceKey {
             province_code: k.province_code.clone(),
             // The same child the province's summary groups by: the units
             // in force at the end of the year.
-            child_unit: if k.district_code.is_empty() || admin::reported_after_reform(k.year) {
-                k.current_commune_code.clone()
-            } else {
+            child_unit: if !k.district_code.is_empty() && !admin::reported_after_reform(k.year) {
                 k.district_code.clone()
+            } else if k.current_commune_code.is_empty() {
+                // A split commune's household not yet placed by village.
+                format!("{UNASSIGNED_FROM}{}", k.commune_code)
+            } else {
+                k.current_commune_code.clone()
             },
             ethnic_minority: k.ethnic_minority,
             residence: k.residence.clone(),
@@ -365,6 +368,15 @@ pub struct TallyRow {
 pub const PROVINCE_CHILD_BEFORE_REFORM: &str =
     "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END";
 
+/// A province's child after the reform: the commune in force holding the
+/// household, or for a household of a split commune not yet assigned to a
+/// part, `unassigned:` and the old commune's code.
+pub const PROVINCE_CHILD_AFTER_REFORM: &str = "CASE WHEN current_commune_code <> '' THEN current_commune_code ELSE 'unassigned:' || commune_code END";
+
+/// How a child unit of the province tally names the households of a split
+/// commune not yet assigned to a part: this, then the old commune's code.
+pub const UNASSIGNED_FROM: &str = "unassigned:";
+
 /// The unit filter and the child grouping for a unit code in a year.
 ///
 /// A commune code means the commune in force at the end of the year. A
@@ -388,7 +400,7 @@ fn unit_sql(backend: DbBackend, unit_code: &str, year: i32) -> Option<(String, &
             // hold every household of their old communes whenever it was
             // registered.
             if admin::reported_after_reform(year) {
-                "current_commune_code"
+                PROVINCE_CHILD_AFTER_REFORM
             } else {
                 PROVINCE_CHILD_BEFORE_REFORM
             },
@@ -416,12 +428,24 @@ async fn grouped(
     conn: &impl ConnectionTrait,
     unit_code: &str,
     year: i32,
+    unassigned_from: Option<&str>,
     from_tally: bool,
 ) -> Result<Vec<TallyRow>, ServiceError> {
     let backend = conn.get_database_backend();
-    let Some((filter, child)) = unit_sql(backend, unit_code, year) else {
+    let Some((mut filter, mut child)) = unit_sql(backend, unit_code, year) else {
         return Ok(vec![]);
     };
+    let mut values: Vec<Value> = vec![year.into(), unit_code.into()];
+    if let Some(code) = unassigned_from {
+        // Only the split commune's households no part holds, by the commune.
+        let p = match backend {
+            DbBackend::Postgres => "$3",
+            _ => "?",
+        };
+        filter = format!("{filter} AND commune_code = {p} AND current_commune_code = ''");
+        child = "commune_code";
+        values.push(code.into());
+    }
     let first = match backend {
         DbBackend::Postgres => "$1",
         _ => "?",
@@ -438,7 +462,9 @@ async fn grouped(
             }
         })
         .collect();
-    let province = Level::of_code(unit_code) == Some(Level::Province);
+    // The province tally keeps no commune: a row of unassigned households
+    // is read from the commune-level one.
+    let province = Level::of_code(unit_code) == Some(Level::Province) && unassigned_from.is_none();
     let (table, households, certified) = match (from_tally, province) {
         (true, true) => ("review_tally_province", "SUM(households)", ""),
         (true, false) => ("review_tally", "SUM(households)", ""),
@@ -456,7 +482,6 @@ async fn grouped(
          GROUP BY {GROUP} HAVING {households} <> 0",
         sums.join(", ")
     );
-    let values: Vec<Value> = vec![year.into(), unit_code.into()];
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
@@ -482,13 +507,16 @@ async fn grouped(
         .collect()
 }
 
-/// The certified figures for everything under `unit_code` in `year`, from the tallies.
+/// The certified figures for everything under `unit_code` in `year`, from
+/// the tallies; with `unassigned_from`, of that split commune's households
+/// not yet assigned to a part only.
 pub async fn read(
     conn: &impl ConnectionTrait,
     unit_code: &str,
     year: i32,
+    unassigned_from: Option<&str>,
 ) -> Result<Vec<TallyRow>, ServiceError> {
-    grouped(conn, unit_code, year, true).await
+    grouped(conn, unit_code, year, unassigned_from, true).await
 }
 
 /// The same figures counted from the reviews: the plain GROUP BY.
@@ -496,6 +524,7 @@ pub async fn recount(
     conn: &impl ConnectionTrait,
     unit_code: &str,
     year: i32,
+    unassigned_from: Option<&str>,
 ) -> Result<Vec<TallyRow>, ServiceError> {
-    grouped(conn, unit_code, year, false).await
+    grouped(conn, unit_code, year, unassigned_from, false).await
 }
