@@ -51,6 +51,19 @@ out=$(call "$token" "$bad" CreateHousehold 2>&1); rc=$?
 set -e
 [ "$rc" -eq 24 ] || fail "bad CCCD: expected INVALID_ARGUMENT (exit 24), got $rc: $out"
 printf '%s' "$out" | grep -q google.rpc.BadRequest || fail "no field violations: $out"
+printf '%s' "$out" | grep -q 'citizen_id: must be exactly 12 digits' || fail "buf curl: no reason in the message: $out"
+# grpcurl prints the violations themselves: reflection describes the error
+# details, so nothing is left as base64.
+set +e
+out=$(grpcurl -plaintext -H "authorization: Bearer $token" -d "$bad" "$addr" sustain.registry.v1.HouseholdService/CreateHousehold 2>&1)
+set -e
+printf '%s' "$out" | grep -q '"fieldViolations":\[{"field":"household.members\[0\].citizen_id","description":"must be exactly 12 digits"' \
+  || fail "grpcurl did not print the violation: $out"
+# A call to what another binary serves says which one.
+set +e
+out=$(grpcurl -plaintext -H "authorization: Bearer $token" -d '{}' "$addr" sustain.ledger.v1.AccountService/ListAccounts 2>&1)
+set -e
+printf '%s' "$out" | grep -q 'served by the ledger (sustain-ledger)' || fail "UNIMPLEMENTED names no service: $out"
 
 other_household=${household/020085001234/020090001111}
 other_household=${other_household/1985-03-02/1990-05-05}

@@ -149,6 +149,102 @@ async fn hammer(name: &str, running: &Running, package: &str, seed: u64) -> Seen
     seen
 }
 
+/// Reflection on `running` lists `services` (all of them when empty, of its
+/// own package) beside health and reflection, and nothing of another
+/// binary; it describes `google.rpc.BadRequest`; a call to `elsewhere` is
+/// UNIMPLEMENTED naming `binary`.
+async fn port_says_what_it_serves(
+    running: &Running,
+    services: &[&str],
+    elsewhere: &str,
+    binary: &str,
+) {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let ask = |request: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut client = ServerReflectionClient::new(running.channel().await.expect("connect"));
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([
+            ask(MessageRequest::ListServices(String::new())),
+            ask(MessageRequest::FileContainingSymbol(
+                "google.rpc.BadRequest".into(),
+            )),
+        ]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let mut listed: Vec<String> = match answers
+        .message()
+        .await
+        .expect("answer")
+        .and_then(|a| a.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("not a list: {other:?}"),
+    };
+    listed.sort();
+    let own_package = elsewhere
+        .trim_start_matches('/')
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    assert!(
+        listed.iter().all(|s| !s.starts_with(&own_package)),
+        "{listed:?} lists {own_package}, served elsewhere"
+    );
+    for expected in [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(
+            listed.iter().any(|s| s == expected),
+            "{expected} in {listed:?}"
+        );
+    }
+    for service in services {
+        assert!(
+            listed.iter().any(|s| s == service),
+            "{service} in {listed:?}"
+        );
+    }
+    if !services.is_empty() {
+        assert_eq!(listed.len(), services.len() + 3, "only these: {listed:?}");
+    }
+    match answers
+        .message()
+        .await
+        .expect("answer")
+        .and_then(|a| a.message_response)
+    {
+        Some(MessageResponse::FileDescriptorResponse(f)) => {
+            assert!(!f.file_descriptor_proto.is_empty())
+        }
+        other => panic!("google.rpc.BadRequest is not described: {other:?}"),
+    }
+    let refused = raw::unary(
+        running.channel().await.expect("connect"),
+        elsewhere,
+        &token(Role::Admin, &["*"]),
+        vec![],
+    )
+    .await
+    .expect_err("not served here");
+    assert_eq!(refused.code(), Code::Unimplemented);
+    assert!(
+        refused.message().contains(binary) && refused.message().contains("this port"),
+        "{elsewhere}: {}",
+        refused.message()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_bytes_to_every_method_are_the_clients_error_and_nothing_falls_over() {
     let dbs = [
@@ -215,6 +311,36 @@ async fn bad_bytes_to_every_method_are_the_clients_error_and_nothing_falls_over(
     )
     .await
     .expect("gateway");
+
+    // Each port lists what it serves, describes the error details its
+    // refusals carry, and a call to what another port serves says where.
+    let registry_services = [
+        "sustain.registry.v1.AdminUnitService",
+        "sustain.registry.v1.HouseholdService",
+        "sustain.registry.v1.ReviewService",
+        "sustain.sync.v1.SyncService",
+    ];
+    port_says_what_it_serves(
+        &registry,
+        &registry_services,
+        "/sustain.ledger.v1.TransferService/GetTransfer",
+        "sustain-ledger",
+    )
+    .await;
+    port_says_what_it_serves(
+        &gateway,
+        &["sustain.gateway.v1.ReportService"],
+        "/sustain.registry.v1.HouseholdService/GetHousehold",
+        "sustain-registry",
+    )
+    .await;
+    port_says_what_it_serves(
+        &ledger,
+        &[],
+        "/sustain.programs.v1.CatalogService/ListItems",
+        "sustain-programs",
+    )
+    .await;
 
     let mut wrong = vec![];
     for (name, running, package, seed) in [

@@ -90,11 +90,14 @@ impl Household {
 }
 
 /// Rules across members; `prefix` is the request path of the member list, such as
-/// `household.members`. Field-level parsing has already happened. Children born
-/// after the household was registered are members like any other; only a birth
-/// after `today` is refused.
-pub fn check_members(members: &[Member], today: NaiveDate, prefix: &str) -> Violations {
+/// `household.members`. Field-level parsing has already happened: a member
+/// that did not parse is `None` (and already refused), and every rule that
+/// can still be told of the others is checked, so one bad field never hides
+/// another. Children born after the household was registered are members like
+/// any other; only a birth after `today` is refused.
+pub fn check_members(members: &[Option<Member>], today: NaiveDate, prefix: &str) -> Violations {
     let mut v = Violations::new();
+    let unparsed = members.iter().filter(|m| m.is_none()).count();
     if members.is_empty() {
         v.add(prefix, "a household needs at least one member, its head");
         return v;
@@ -104,9 +107,11 @@ pub fn check_members(members: &[Member], today: NaiveDate, prefix: &str) -> Viol
     }
     let heads = members
         .iter()
+        .flatten()
         .filter(|m| m.relation == Relation::Head)
         .count();
-    if heads != 1 {
+    // A member that did not parse may be the missing head.
+    if heads > 1 || heads == 0 && unparsed == 0 {
         v.add(
             prefix,
             format!("exactly one member must have relation HEAD, found {heads}"),
@@ -114,6 +119,7 @@ pub fn check_members(members: &[Member], today: NaiveDate, prefix: &str) -> Viol
     }
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, m) in members.iter().enumerate() {
+        let Some(m) = m else { continue };
         if m.birth_date > today {
             v.add(format!("{prefix}[{i}].birth_date"), "is in the future");
         }
@@ -155,18 +161,26 @@ mod tests {
 
     #[test]
     fn one_head_is_required() {
-        let none = check_members(&[member(Relation::Spouse, "02", None)], d(2024, 1, 1), "m");
+        let none = check_members(
+            &[Some(member(Relation::Spouse, "02", None))],
+            d(2024, 1, 1),
+            "m",
+        );
         assert_eq!(none.iter().next().map(|f| f.field.as_str()), Some("m"));
         let two = check_members(
             &[
-                member(Relation::Head, "02", None),
-                member(Relation::Head, "02", None),
+                Some(member(Relation::Head, "02", None)),
+                Some(member(Relation::Head, "02", None)),
             ],
             d(2024, 1, 1),
             "m",
         );
         assert!(!two.is_empty());
-        let one = check_members(&[member(Relation::Head, "02", None)], d(2024, 1, 1), "m");
+        let one = check_members(
+            &[Some(member(Relation::Head, "02", None))],
+            d(2024, 1, 1),
+            "m",
+        );
         assert!(one.is_empty());
         assert!(!check_members(&[], d(2024, 1, 1), "m").is_empty());
     }
@@ -177,9 +191,9 @@ mod tests {
         wrong_year.birth_date = d(2012, 1, 1);
         let v = check_members(
             &[
-                member(Relation::Head, "02", Some("020085001234")),
-                member(Relation::Spouse, "02", Some("020085001234")),
-                wrong_year,
+                Some(member(Relation::Head, "02", Some("020085001234"))),
+                Some(member(Relation::Spouse, "02", Some("020085001234"))),
+                Some(wrong_year),
             ],
             d(2024, 1, 1),
             "household.members",
@@ -193,10 +207,11 @@ mod tests {
     fn birth_in_the_future_is_refused() {
         let mut m = member(Relation::Head, "01", None);
         m.birth_date = d(2025, 1, 1);
-        let v = check_members(&[m], d(2024, 1, 1), "m");
+        let v = check_members(&[Some(m), None], d(2024, 1, 1), "m");
         assert_eq!(
-            v.iter().next().map(|f| f.field.as_str()),
-            Some("m[0].birth_date")
+            v.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
+            ["m[0].birth_date"],
+            "told beside a member that did not parse"
         );
     }
 

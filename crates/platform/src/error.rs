@@ -141,13 +141,43 @@ fn info(reason: &str, metadata: HashMap<String, String>) -> ErrorDetails {
     details
 }
 
+/// Longest status message a refusal's violations are written into; the
+/// details hold every one whatever the length.
+const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// Every violation with its reason, as one line any client prints: "invalid
+/// request: transfers[0].id: must be an id (UUID); …". One that would not fit
+/// is counted instead ("and 3 more in the details").
+fn violations_message(violations: &[FieldViolation]) -> String {
+    let mut message = String::from("invalid request: ");
+    let mut shown = 0;
+    for v in violations {
+        let part = format!("{}: {}", v.field, v.description);
+        let separator = if shown == 0 { "" } else { "; " };
+        if message.chars().count() + separator.len() + part.chars().count() > MAX_MESSAGE_CHARS
+            && shown > 0
+        {
+            break;
+        }
+        message.push_str(separator);
+        message.push_str(&part);
+        shown += 1;
+    }
+    if shown < violations.len() {
+        message.push_str(&format!(
+            "; and {} more in the details (google.rpc.BadRequest)",
+            violations.len() - shown
+        ));
+    }
+    message
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Status {
         match error {
             ServiceError::InvalidArgument(violations) => {
                 let mut details = info("INVALID_FIELDS", HashMap::new());
-                let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-                let message = format!("invalid request: {}", fields.join(", "));
+                let message = violations_message(&violations);
                 for v in &violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
@@ -218,6 +248,44 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_gives_each_fields_reason_and_counts_what_does_not_fit() {
+        let mut v = Violations::new();
+        v.add("transfers[0].id", "must be an id (UUID)");
+        v.add("members[1].birth_date", "must not be in the future");
+        let status = Status::from(ServiceError::from(v));
+        assert_eq!(
+            status.message(),
+            "invalid request: transfers[0].id: must be an id (UUID); members[1].birth_date: must not be in the future"
+        );
+        let mut many = Violations::new();
+        for i in 0..200 {
+            many.add(
+                format!("rows[{i}].amount"),
+                "must be a positive number of đồng",
+            );
+        }
+        let status = Status::from(ServiceError::from(many));
+        assert!(status.message().chars().count() < MAX_MESSAGE_CHARS + 100);
+        assert!(
+            status
+                .message()
+                .starts_with("invalid request: rows[0].amount: must be")
+        );
+        assert!(
+            status
+                .message()
+                .ends_with("more in the details (google.rpc.BadRequest)"),
+            "{}",
+            status.message()
+        );
+        let in_details = status
+            .get_error_details()
+            .bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(in_details, 200, "the details keep every one");
+    }
 
     #[test]
     fn invalid_argument_names_every_field() {

@@ -4,6 +4,7 @@
 //! answering in-flight calls for a grace period, then stop.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -112,6 +113,24 @@ pub enum ServeError {
     Metrics(#[from] std::io::Error),
 }
 
+/// Reflection listing what this port serves (its services, health and
+/// reflection itself) and describing the error-detail types the answers
+/// carry (`google.rpc.BadRequest`, `ErrorInfo`), so grpcurl and buf curl
+/// print a refusal's reasons instead of base64.
+fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sustain_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    for name in names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
@@ -130,14 +149,8 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sustain_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(sustain_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection_v1 = reflection(&services.names).build_v1()?;
+    let reflection_v1alpha = reflection(&services.names).build_v1alpha()?;
 
     let names = services.names.clone();
     let routes = services.routes;
@@ -191,7 +204,7 @@ pub async fn serve(
         .layer(
             tower::ServiceBuilder::new()
                 .layer(crate::metrics::GrpcMetricsLayer)
-                .layer(ClientErrorsLayer),
+                .layer(ClientErrorsLayer::serving(&services.names)),
         )
         .trace_fn(crate::telemetry::rpc_span)
         .add_routes(routes)
@@ -319,20 +332,90 @@ pub async fn shutdown_signal() {
 /// into INVALID_ARGUMENT and RESOURCE_EXHAUSTED with a reason a client can
 /// act on, so that neither reaches a caller, or the error metrics, as the
 /// server's fault.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientErrorsLayer;
+///
+/// A call to a service this port does not serve (UNIMPLEMENTED, with no
+/// message from tonic) is answered naming what the port serves and which
+/// of the suite's services serves the one asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientErrorsLayer {
+    served: Arc<Vec<&'static str>>,
+}
+
+impl ClientErrorsLayer {
+    /// For a port serving the gRPC services `names`.
+    pub fn serving(names: &[&'static str]) -> ClientErrorsLayer {
+        ClientErrorsLayer {
+            served: Arc::new(names.to_vec()),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for ClientErrorsLayer {
     type Service = ClientErrors<S>;
 
     fn layer(&self, inner: S) -> ClientErrors<S> {
-        ClientErrors { inner }
+        ClientErrors {
+            inner,
+            served: Arc::clone(&self.served),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct ClientErrors<S> {
     inner: S,
+    served: Arc<Vec<&'static str>>,
+}
+
+/// Which of the suite's binaries serves the services of a package, and its
+/// default port.
+const SERVED_BY: &[(&str, &str, u16)] = &[
+    (
+        "sustain.registry.",
+        "the registry (sustain-registry)",
+        50051,
+    ),
+    (
+        "sustain.programs.",
+        "the programmes service (sustain-programs)",
+        50052,
+    ),
+    ("sustain.ledger.", "the ledger (sustain-ledger)", 50053),
+    ("sustain.gateway.", "the gateway (sustain-gateway)", 50054),
+];
+
+/// Why `path` (`/package.Service/Method`) is not served here, in words.
+fn not_served(path: &str, served: &[&'static str]) -> String {
+    let service = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let here = if served.is_empty() {
+        "nothing but health and reflection".to_owned()
+    } else {
+        served.join(", ")
+    };
+    if served.contains(&service) {
+        return format!(
+            "{service} has no method {path}; this port serves {here} (list them with reflection)"
+        );
+    }
+    let elsewhere = SERVED_BY
+        .iter()
+        .find(|(package, _, _)| service.starts_with(package))
+        .map_or_else(
+            || "no service of the suite".to_owned(),
+            |(_, binary, port)| format!("{binary}, by default on port {port}"),
+        );
+    let sync = if service == crate::sync::SERVICE_NAME {
+        " (each service that syncs serves its own)"
+    } else {
+        ""
+    };
+    format!(
+        "{service} is not served on this port, which serves {here}; {service} is served by {elsewhere}{sync}"
+    )
 }
 
 /// What tonic's codecs say of a request they could not read.
@@ -341,9 +424,12 @@ const OVERSIZED: &str = "decoded message length too large";
 
 /// The status a trailers-only answer carries, recast when it is the
 /// client's error; `None` when it is not one of those.
-fn recast(headers: &http::HeaderMap) -> Option<tonic::Status> {
+fn recast(headers: &http::HeaderMap, path: &str, served: &[&'static str]) -> Option<tonic::Status> {
     let status = tonic::Status::from_header_map(headers)?;
     match status.code() {
+        tonic::Code::Unimplemented if status.message().is_empty() => {
+            Some(tonic::Status::unimplemented(not_served(path, served)))
+        }
         tonic::Code::Internal if status.message().starts_with(UNDECODABLE) => {
             Some(tonic::Status::invalid_argument(format!(
                 "the request is not a valid message of this method: {}",
@@ -379,10 +465,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let served = Arc::clone(&self.served);
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
-            if let Some(status) = recast(response.headers()) {
+            if let Some(status) = recast(response.headers(), &path, &served) {
                 tracing::info!(code = ?status.code(), message = %status.message(), "a request that does not read, answered as the client's error");
                 let headers = response.headers_mut();
                 headers.remove("grpc-message");

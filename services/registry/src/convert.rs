@@ -103,11 +103,13 @@ fn member_from_proto(m: &pb::Member, path: &str, v: &mut Violations) -> Option<M
             })
         },
     );
+    // A malformed ID is refused here; the member is still read without it,
+    // so what the other rules say of it (a birth in the future) is told too.
     let citizen_id = if m.citizen_id.trim().is_empty() {
-        Some(None)
+        None
     } else {
         match CitizenId::parse(&m.citizen_id) {
-            Ok(id) => Some(Some(id)),
+            Ok(id) => Some(id),
             Err(e) => {
                 v.add(format!("{path}.citizen_id"), e.to_string());
                 None
@@ -130,7 +132,7 @@ fn member_from_proto(m: &pb::Member, path: &str, v: &mut Violations) -> Option<M
         sex: sex?,
         ethnicity_code: ethnicity::is_known(&ethnicity_code).then_some(ethnicity_code)?,
         relation: relation?,
-        citizen_id: citizen_id?,
+        citizen_id,
         has_disability: m.has_disability,
         health_insurance: health_insurance?,
     })
@@ -213,10 +215,8 @@ pub fn household_from_proto(
         .enumerate()
         .map(|(i, m)| member_from_proto(m, &format!("{members_path}[{i}]"), v))
         .collect();
+    v.extend(household::check_members(&members, today, &members_path));
     let members: Option<Vec<Member>> = members.into_iter().collect();
-    if let Some(members) = &members {
-        v.extend(household::check_members(members, today, &members_path));
-    }
     if v.iter().count() > before {
         return None;
     }

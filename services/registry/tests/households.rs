@@ -169,6 +169,31 @@ async fn every_invalid_field_is_named_and_nothing_is_written() {
         "{fields:?}"
     );
 
+    // Independent errors are all named: a malformed CCCD does not hide its
+    // holder's birth in the future, nor a bad member another's.
+    let mut both = household("Nguyễn Văn A", "02008500123");
+    both.members[0].birth_date = "2999-01-01".into();
+    both.members[1].sex = 0;
+    both.members[2].birth_date = "2998-05-05".into();
+    let err = create(&mut admin, both).await.expect_err("invalid");
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "household.members[0].birth_date",
+            "household.members[0].citizen_id",
+            "household.members[1].sex",
+            "household.members[2].birth_date",
+        ]
+    );
+    assert!(
+        err.message()
+            .contains("household.members[0].birth_date: is in the future"),
+        "the reason is in the message: {}",
+        err.message()
+    );
+
     let err = create(&mut admin, pb::Household::default())
         .await
         .expect_err("empty");
