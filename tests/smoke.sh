@@ -87,6 +87,26 @@ imported=$("$bin" import "$work/demo.csv" --server "http://$addr" --token "$toke
 printf '%s' "$imported" | grep -q '^323 households: 323 accepted, 0 unchanged, 0 rejected' || fail "import: $imported"
 again=$("$bin" import "$work/demo.csv" --server "http://$addr" --token "$token" --quiet) || fail "import again"
 printf '%s' "$again" | grep -q '0 accepted, 323 unchanged, 0 rejected' || fail "re-import: $again"
+# The same file as Excel saves it in Vietnam (BOM, semicolons), one household
+# given an unknown commune: the rest go in, and the import fails saying why.
+python3 - "$work/demo.csv" "$work/excel.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
+key = rows[1][0]
+for r in rows[1:]:
+    if r[0] == key:
+        r[rows[0].index("commune_code")] = "99999"
+        r[0] = "broken-" + key
+with open(sys.argv[2], "w", encoding="utf-8-sig", newline="") as f:
+    csv.writer(f, delimiter=";").writerows(rows)
+PY
+set +e
+excel=$("$bin" import "$work/excel.csv" --server "http://$addr" --token "$token" --quiet 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "an import with a rejected row exited 0: $excel"
+printf '%s' "$excel" | grep -q '0 accepted, 322 unchanged, 1 rejected' || fail "semicolon CSV: $excel"
+printf '%s' "$excel" | tail -n 1 | grep -q '1 of 323 households rejected' || fail "the last line does not say a row was rejected: $excel"
+grep -q 'commune_code' "$work/excel.rejected.csv" || fail "rejected file: $(cat "$work/excel.rejected.csv")"
 
 kill -TERM $pid
 wait $pid || fail "registry did not exit cleanly on SIGTERM"
@@ -141,7 +161,8 @@ assert d["programmes"]["summary"]["inspections"]["inspections"] == "4", d["progr
 ' || fail "dashboard figures"
 # The same over HTTP, with no token (development mode): the province table as CSV.
 table=$(curl -sf "http://127.0.0.1:$hport/api/v1/poverty.csv?unit_code=20&from_year=2021&to_year=2024") || fail "poverty CSV"
-printf '%s' "$table" | head -1 | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
+[ "$(printf '%s' "$table" | head -c 3 | od -An -tx1 | tr -d ' ')" = "efbbbf" ] || fail "poverty CSV: no byte-order mark for Excel"
+printf '%s' "$table" | head -1 | sed 's/^\xef\xbb\xbf//' | grep -q '^Mã đơn vị,Đơn vị,Hộ nghèo 2021' || fail "poverty CSV header: $(printf '%s' "$table" | head -1)"
 [ "$(printf '%s\n' "$table" | wc -l)" -eq 13 ] || fail "poverty CSV rows: $table"
 # The funding report by district through reflection, and its table as XLSX.
 # A walk-through, not a timing: grpcurl sends a generous deadline. The
@@ -161,6 +182,16 @@ assert r["period"]["total"]["plannedVnd"] == "1149180000000", r["period"]["total
 ' || fail "funding report figures"
 curl -sf -o "$suite/funding.xlsx" "http://127.0.0.1:$hport/api/v1/funding.xlsx?unit_code=20&from_year=2021&to_year=2025" || fail "funding XLSX"
 [ "$(head -c 2 "$suite/funding.xlsx")" = "PK" ] || fail "funding XLSX is not a workbook"
+# Every column sized to what it holds: the unit names' column wider than the
+# codes', none left at Excel's default.
+python3 - "$suite/funding.xlsx" <<'PY' || fail "funding XLSX column widths"
+import re, sys, zipfile
+sheet = zipfile.ZipFile(sys.argv[1]).read("xl/worksheets/sheet1.xml").decode()
+widths = {int(m.group(1)): float(m.group(3)) for m in re.finditer(r'<col min="(\d+)" max="(\d+)" width="([\d.]+)"', sheet)}
+header = len(re.findall(r'<c r="[A-Z]+1"', sheet))
+assert len(widths) == header, (widths, header)
+assert widths[2] > widths[1] > 0, widths
+PY
 # The report page in a real browser (headless Chromium, no JavaScript needed):
 # the rendered page holds the figures, and a screenshot is kept.
 report="http://127.0.0.1:$hport/reports?unit_code=20&from_year=2021&to_year=2024"

@@ -627,6 +627,9 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/csv"), "{kind}");
     let text = String::from_utf8(body).expect("utf-8");
+    let text = text
+        .strip_prefix('\u{feff}')
+        .expect("a byte-order mark, so Excel reads UTF-8");
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with(
@@ -643,6 +646,26 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
     let total: Vec<&str> = lines[12].split(',').collect();
     assert_eq!(total[0], "20");
     assert_eq!(total[4], province_2021.poor.clone().expect("poor").percent);
+    // For Excel under a Vietnamese locale: semicolons, a decimal comma.
+    let (_, _, body) = http_get(
+        http,
+        &format!("/api/v1/poverty.csv?{period}&excel=1"),
+        Some(&admin),
+    )
+    .await;
+    let excel = String::from_utf8(body).expect("utf-8");
+    let excel_lines: Vec<&str> = excel.trim_start_matches('\u{feff}').lines().collect();
+    assert!(excel_lines[0].starts_with("Mã đơn vị;Đơn vị;Hộ nghèo 2021;"));
+    let total: Vec<&str> = excel_lines[12].split(';').collect();
+    assert_eq!(
+        total[4],
+        province_2021
+            .poor
+            .clone()
+            .expect("poor")
+            .percent
+            .replace('.', ",")
+    );
 
     let (status, kind, body) = http_get(
         http,
@@ -1060,7 +1083,7 @@ async fn reports_break_down_by_unit_with_the_services_own_figures() {
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/csv"), "{kind}");
     let text = String::from_utf8(body).expect("utf-8");
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(
         lines[0],
         "Mã đơn vị,Đơn vị,Kế hoạch 2023 (đồng),Đã phân bổ 2023 (đồng),Đã giải ngân 2023 (đồng),Tỷ lệ giải ngân 2023 (%)"

@@ -54,6 +54,16 @@ impl AccountKind {
         AccountKind::ALL.into_iter().find(|k| k.code() == code)
     }
 
+    /// Its name in the province's reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountKind::Source => "Nguồn vốn",
+            AccountKind::Plan => "Kế hoạch",
+            AccountKind::Allocation => "Phân bổ",
+            AccountKind::Expenditure => "Chi",
+        }
+    }
+
     /// Whether an account of this kind may give only what it received.
     pub fn guarded_by_default(self) -> bool {
         matches!(self, AccountKind::Plan | AccountKind::Allocation)
@@ -98,6 +108,19 @@ impl FundingSource {
 
     pub fn from_code(code: &str) -> Option<FundingSource> {
         FundingSource::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Its name in the province's reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            FundingSource::CentralInvestment => "Ngân sách trung ương (đầu tư)",
+            FundingSource::CentralRecurrent => "Ngân sách trung ương (sự nghiệp)",
+            FundingSource::LocalBudget => "Ngân sách địa phương",
+            FundingSource::SocialContribution => "Huy động xã hội",
+            FundingSource::Enterprise => "Doanh nghiệp",
+            FundingSource::HouseholdContribution => "Người dân đóng góp",
+            FundingSource::PolicyCredit => "Tín dụng chính sách",
+        }
     }
 
     /// Central budget, investment or recurrent.

@@ -316,20 +316,24 @@ async fn report_download(
             let r = api.funding_report(&md, &asked).await.map_err(Problem)?;
             return json(&http, "sustain.gateway.v1.FundingReport", &r);
         }
-        (Kind::Poverty, _) => {
-            Table::poverty(&api.poverty_report(&md, &asked).await.map_err(Problem)?)
-        }
-        (Kind::Programmes, _) => {
-            Table::programmes(&api.programme_report(&md, &asked).await.map_err(Problem)?)
-        }
-        (Kind::Funding, _) => {
-            Table::funding(&api.funding_report(&md, &asked).await.map_err(Problem)?)
-        }
+        (Kind::Poverty, _) => Table::poverty(
+            &api.poverty_report(&md, &asked).await.map_err(Problem)?,
+            asked.breakdown,
+        ),
+        (Kind::Programmes, _) => Table::programmes(
+            &api.programme_report(&md, &asked).await.map_err(Problem)?,
+            asked.breakdown,
+        ),
+        (Kind::Funding, _) => Table::funding(
+            &api.funding_report(&md, &asked).await.map_err(Problem)?,
+            asked.breakdown,
+        ),
     };
+    let excel = query.get("excel").is_some_and(|v| v == "1");
     Ok(if format == Format::Csv {
         download(
             table
-                .csv()
+                .csv(excel)
                 .map_err(|e| ServiceError::Internal(format!("CSV: {e}")))?,
             "text/csv; charset=utf-8",
             format!("{}.csv", table.file),

@@ -95,14 +95,15 @@ fn model_type(t: i32) -> &'static str {
 }
 
 fn source_name(s: i32) -> &'static str {
+    use sustain_domain::ledger::FundingSource as F;
     match ledger::FundingSource::try_from(s) {
-        Ok(ledger::FundingSource::CentralInvestment) => "Ngân sách trung ương (đầu tư)",
-        Ok(ledger::FundingSource::CentralRecurrent) => "Ngân sách trung ương (sự nghiệp)",
-        Ok(ledger::FundingSource::LocalBudget) => "Ngân sách địa phương",
-        Ok(ledger::FundingSource::SocialContribution) => "Huy động xã hội",
-        Ok(ledger::FundingSource::Enterprise) => "Doanh nghiệp",
-        Ok(ledger::FundingSource::HouseholdContribution) => "Người dân đóng góp",
-        Ok(ledger::FundingSource::PolicyCredit) => "Tín dụng chính sách",
+        Ok(ledger::FundingSource::CentralInvestment) => F::CentralInvestment.label(),
+        Ok(ledger::FundingSource::CentralRecurrent) => F::CentralRecurrent.label(),
+        Ok(ledger::FundingSource::LocalBudget) => F::LocalBudget.label(),
+        Ok(ledger::FundingSource::SocialContribution) => F::SocialContribution.label(),
+        Ok(ledger::FundingSource::Enterprise) => F::Enterprise.label(),
+        Ok(ledger::FundingSource::HouseholdContribution) => F::HouseholdContribution.label(),
+        Ok(ledger::FundingSource::PolicyCredit) => F::PolicyCredit.label(),
         _ => "Khác",
     }
 }
@@ -269,7 +270,7 @@ fn downloads(d: &pb::Dashboard) -> String {
     ] {
         let _ = write!(
             html,
-            r#"<li>{label}: <a href="/api/v1/{table}.xlsx?{period}&amp;breakdown={breakdown}">XLSX</a> · <a href="/api/v1/{table}.csv?{period}&amp;breakdown={breakdown}">CSV</a></li>"#
+            r#"<li>{label}: <a href="/api/v1/{table}.xlsx?{period}&amp;breakdown={breakdown}">XLSX</a> · <a href="/api/v1/{table}.csv?{period}&amp;breakdown={breakdown}&amp;excel=1">CSV (Excel)</a></li>"#
         );
     }
     html.push_str("</ul>");

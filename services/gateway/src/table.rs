@@ -122,31 +122,51 @@ fn rows<R>(units: &[R], total: Option<&R>, row: fn(&R) -> Row) -> Vec<Row> {
     units.iter().chain(total).map(row).collect()
 }
 
+/// The download's name: what, where, when, and by what it is broken down,
+/// so the two downloads of a page never overwrite each other.
+fn file_name(what: &str, unit: &str, from: i32, to: i32, breakdown: pb::Breakdown) -> String {
+    let by = match breakdown {
+        pb::Breakdown::Communes => "-theo-xa",
+        pb::Breakdown::Children => "-theo-don-vi",
+        pb::Breakdown::Unspecified => "",
+    };
+    format!("{what}-{unit}-{from}-{to}{by}")
+}
+
+/// The byte-order mark that makes Excel read a CSV as UTF-8.
+const BOM: &str = "\u{feff}";
+
 impl Table {
-    pub fn poverty(r: &pb::PovertyReport) -> Table {
+    pub fn poverty(r: &pb::PovertyReport, breakdown: pb::Breakdown) -> Table {
         Table {
             sheet: "Hộ nghèo",
-            file: format!("ho-ngheo-{}-{}-{}", r.unit_code, r.from_year, r.to_year),
+            file: file_name("ho-ngheo", &r.unit_code, r.from_year, r.to_year, breakdown),
             years: (r.from_year..=r.to_year).collect(),
             measures: POVERTY,
             rows: rows(&r.units, r.total.as_ref(), poverty_row),
         }
     }
 
-    pub fn programmes(r: &pb::ProgrammeReport) -> Table {
+    pub fn programmes(r: &pb::ProgrammeReport, breakdown: pb::Breakdown) -> Table {
         Table {
             sheet: "Chương trình",
-            file: format!("chuong-trinh-{}-{}-{}", r.unit_code, r.from_year, r.to_year),
+            file: file_name(
+                "chuong-trinh",
+                &r.unit_code,
+                r.from_year,
+                r.to_year,
+                breakdown,
+            ),
             years: (r.from_year..=r.to_year).collect(),
             measures: PROGRAMMES,
             rows: rows(&r.units, r.total.as_ref(), programme_row),
         }
     }
 
-    pub fn funding(r: &pb::FundingReport) -> Table {
+    pub fn funding(r: &pb::FundingReport, breakdown: pb::Breakdown) -> Table {
         Table {
             sheet: "Nguồn vốn",
-            file: format!("nguon-von-{}-{}-{}", r.unit_code, r.from_year, r.to_year),
+            file: file_name("nguon-von", &r.unit_code, r.from_year, r.to_year, breakdown),
             years: (r.from_year..=r.to_year).collect(),
             measures: FUNDING,
             rows: rows(&r.units, r.total.as_ref(), funding_row),
@@ -167,13 +187,20 @@ impl Table {
         h
     }
 
-    pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
-        let mut out = csv::Writer::from_writer(vec![]);
+    /// UTF-8 with a byte-order mark, so Excel reads the Vietnamese right.
+    /// `excel`: as Excel under a Vietnamese locale opens it with a double
+    /// click, semicolons between columns and a decimal comma in rates
+    /// ("12,2"); otherwise commas and a decimal point, for programs.
+    pub fn csv(&self, excel: bool) -> Result<Vec<u8>, csv::Error> {
+        let mut out = csv::WriterBuilder::new()
+            .delimiter(if excel { b';' } else { b',' })
+            .from_writer(BOM.as_bytes().to_vec());
         out.write_record(self.header())?;
         for r in &self.rows {
             let mut record = vec![r.code.clone(), r.name.clone()];
             record.extend(r.cells.iter().map(|c| match c {
                 Cell::Count(n) => n.to_string(),
+                Cell::Percent(p) if excel => p.replace('.', ","),
                 Cell::Percent(p) => p.clone(),
             }));
             out.write_record(record)?;
@@ -216,7 +243,8 @@ impl Table {
                 };
             }
         }
-        sheet.set_column_width(1, 28)?;
+        // Every column as wide as what it holds.
+        sheet.autofit();
         sheet.set_freeze_panes(1, 2)?;
         book.save_to_buffer()
     }
@@ -225,6 +253,20 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_two_downloads_of_a_page_have_their_own_names() {
+        let report = pb::PovertyReport {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2024,
+            ..Default::default()
+        };
+        let children = Table::poverty(&report, pb::Breakdown::Children).file;
+        let communes = Table::poverty(&report, pb::Breakdown::Communes).file;
+        assert_eq!(children, "ho-ngheo-20-2021-2024-theo-don-vi");
+        assert_eq!(communes, "ho-ngheo-20-2021-2024-theo-xa");
+    }
 
     #[test]
     fn headers_put_the_year_before_the_unit_of_measure() {

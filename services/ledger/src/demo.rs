@@ -99,6 +99,32 @@ fn fixed_id(seed: u64, name: &str) -> String {
         .to_string()
 }
 
+/// An account's name as the province writes it: "Phân bổ — Ngân sách trung
+/// ương (đầu tư) — Huyện Bình Gia — Dự án 1 — 2023" (a source: its kind,
+/// budget line and unit only).
+fn account_name(
+    kind: pb::AccountKind,
+    source: pb::FundingSource,
+    unit: &str,
+    project: &str,
+    year: i32,
+) -> String {
+    let kind = crate::convert::kind_from_proto(kind).map_or("Tài khoản", |k| k.label());
+    let source = crate::convert::source_from_proto(source).map_or("Nguồn khác", |s| s.label());
+    let versions = sustain_domain::admin::catalog().versions(unit);
+    let unit = versions.last().map_or(unit, |u| u.name.as_str());
+    let project = match project.strip_prefix("NTP-SPR") {
+        Some("") => "Chương trình".to_owned(),
+        Some(n) => format!("Dự án {}", n.trim_start_matches('.')),
+        None => project.to_owned(),
+    };
+    [kind, source, unit, &project, &year.to_string()]
+        .into_iter()
+        .filter(|part| !part.is_empty() && *part != "0")
+        .collect::<Vec<_>>()
+        .join(" — ")
+}
+
 struct Writer<'a> {
     clients: &'a mut Clients,
     seed: u64,
@@ -116,7 +142,10 @@ impl Writer<'_> {
         project: &str,
         year: i32,
     ) -> anyhow::Result<String> {
-        let name = format!("{kind:?} {source:?} {unit} {project} {year}");
+        // The retry key keeps the words of the first demos, so a demo run
+        // again over their data still finds its accounts.
+        let key = format!("{kind:?} {source:?} {unit} {project} {year}");
+        let name = account_name(kind, source, unit, project, year);
         let account = pb::Account {
             kind: kind as i32,
             source: source as i32,
@@ -131,7 +160,7 @@ impl Writer<'_> {
             .accounts
             .create_account(pb::CreateAccountRequest {
                 account: Some(account),
-                request_id: format!("demo-{}-{name}", self.seed),
+                request_id: format!("demo-{}-{key}", self.seed),
             })
             .await
             .with_context(|| format!("opening {name}"))?
@@ -375,5 +404,34 @@ mod tests {
         assert_eq!(fixed_id(1, "a"), fixed_id(1, "a"));
         assert_ne!(fixed_id(1, "a"), fixed_id(2, "a"));
         assert!(uuid::Uuid::parse_str(&fixed_id(1, "a")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::*;
+
+    #[test]
+    fn accounts_are_named_in_the_provinces_words() {
+        assert_eq!(
+            account_name(
+                pb::AccountKind::Allocation,
+                pb::FundingSource::CentralInvestment,
+                "181",
+                "NTP-SPR.1",
+                2023
+            ),
+            "Phân bổ — Ngân sách trung ương (đầu tư) — Huyện Bình Gia — Dự án 1 — 2023"
+        );
+        assert_eq!(
+            account_name(
+                pb::AccountKind::Source,
+                pb::FundingSource::SocialContribution,
+                "20",
+                "",
+                0
+            ),
+            "Nguồn vốn — Huy động xã hội — Tỉnh Lạng Sơn"
+        );
     }
 }

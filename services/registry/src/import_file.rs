@@ -65,8 +65,15 @@ impl Group {
             .unwrap_or(field)
             .split('[')
             .next()
-            .unwrap_or(field)
-            .to_owned();
+            .unwrap_or(field);
+        // The file's words where the request's differ.
+        let column = match column {
+            "external_key" => "household_key",
+            "members" => "relation",
+            "review" => "year",
+            other => other,
+        }
+        .to_owned();
         let index = |prefix: &str| -> Option<usize> {
             let rest = field.strip_prefix(prefix)?;
             rest.split(']').next()?.parse().ok()
@@ -110,7 +117,7 @@ fn header_map(header: &[String]) -> anyhow::Result<Vec<Option<&'static str>>> {
     for required in ["household_key", "row_type"] {
         if !map.contains(&Some(required)) {
             bail!(
-                "the header has no {required} column; expected columns: {}",
+                "the header has no {required} column; expected columns: {}, separated by commas or semicolons",
                 COLUMNS.join(", ")
             );
         }
@@ -139,11 +146,39 @@ pub fn open(path: &Path) -> anyhow::Result<Rows> {
     }
 }
 
-fn open_csv(path: &Path) -> anyhow::Result<Rows> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = csv::ReaderBuilder::new()
+/// The byte-order mark Excel puts before a UTF-8 CSV.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// The separator of a CSV from its header line: Excel under a Vietnamese
+/// (or other European) locale writes `;`, elsewhere `,`; a tab is taken too.
+fn separator(header: &[u8]) -> u8 {
+    [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|sep| header.iter().filter(|b| *b == sep).count())
+        .unwrap_or(b',')
+}
+
+fn csv_reader(path: &Path) -> anyhow::Result<csv::Reader<BufReader<File>>> {
+    let mut file =
+        BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let head = std::io::BufRead::fill_buf(&mut file)?;
+    let bom = head.starts_with(BOM);
+    let first_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = separator(first_line);
+    if bom {
+        std::io::BufRead::consume(&mut file, BOM.len());
+    }
+    Ok(csv::ReaderBuilder::new()
         .flexible(true)
-        .from_reader(BufReader::new(file));
+        .delimiter(delimiter)
+        .from_reader(file))
+}
+
+fn open_csv(path: &Path) -> anyhow::Result<Rows> {
+    // Counted first, for a progress bar with a total: a read of the file
+    // costs little beside importing it.
+    let total = csv_reader(path)?.records().count() as u64;
+    let mut reader = csv_reader(path)?;
     let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     let map = header_map(&header)?;
     let inner = reader.into_records().enumerate().map(move |(i, r)| {
@@ -152,7 +187,7 @@ fn open_csv(path: &Path) -> anyhow::Result<Rows> {
     });
     Ok(Rows {
         inner: Box::new(inner),
-        total: None,
+        total: Some(total),
     })
 }
 

@@ -207,8 +207,15 @@ async fn main() -> anyhow::Result<()> {
                 report.rejected,
                 report.reviews_written
             );
+            // Scripts notice: any rejected row makes the import fail, and
+            // the last line says so.
             if report.rejected > 0 {
-                println!("rejected rows and reasons: {}", rejected_file.display());
+                anyhow::bail!(
+                    "{} of {} households rejected; the rows and their reasons are in {}",
+                    report.rejected,
+                    report.households,
+                    rejected_file.display()
+                );
             }
             Ok(())
         }
