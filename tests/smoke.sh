@@ -103,9 +103,9 @@ PY
 set +e
 excel=$("$bin" import "$work/excel.csv" --server "http://$addr" --token "$token" --quiet 2>&1); rc=$?
 set -e
-[ "$rc" -ne 0 ] || fail "an import with a rejected row exited 0: $excel"
+[ "$rc" -eq 2 ] || fail "an import with a rejected row exited $rc: $excel"
 printf '%s' "$excel" | grep -q '0 accepted, 322 unchanged, 1 rejected' || fail "semicolon CSV: $excel"
-printf '%s' "$excel" | tail -n 1 | grep -q '1 of 323 households rejected' || fail "the last line does not say a row was rejected: $excel"
+printf '%s' "$excel" | tail -n 1 | grep -q '^import incomplete: 1 of 323 households rejected' || fail "the last line does not say a row was rejected: $excel"
 grep -q 'commune_code' "$work/excel.rejected.csv" || fail "rejected file: $(cat "$work/excel.rejected.csv")"
 
 kill -TERM $pid

@@ -24,10 +24,18 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber for a command that serves nothing (no
 /// traces); a second call (tests) is a no-op.
+/// Colours only for a person at a terminal: a log piped to a file or a
+/// collector gets plain text (and `NO_COLOR` turns them off anywhere).
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours())
         .with_target(true);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -116,6 +124,7 @@ pub fn init_service(
             .with_filter(filter)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colours())
             .with_target(true)
             .with_filter(filter)
             .boxed(),

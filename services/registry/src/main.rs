@@ -210,12 +210,13 @@ async fn main() -> anyhow::Result<()> {
             // Scripts notice: any rejected row makes the import fail, and
             // the last line says so.
             if report.rejected > 0 {
-                anyhow::bail!(
-                    "{} of {} households rejected; the rows and their reasons are in {}",
+                eprintln!(
+                    "import incomplete: {} of {} households rejected; the rows and their reasons are in {}",
                     report.rejected,
                     report.households,
                     rejected_file.display()
                 );
+                std::process::exit(2);
             }
             Ok(())
         }
