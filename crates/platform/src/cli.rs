@@ -30,7 +30,12 @@ impl TokenArgs {
         default_port: u16,
         default_role: Role,
     ) -> anyhow::Result<()> {
-        let config = Config::load(service, default_port, &self.args)?;
+        let mut config = Config::load(service, default_port, &self.args)?;
+        if config.dev {
+            // New keys here would sign tokens the running suite rejects:
+            // use the suite's, or say where they were looked for.
+            config.data_dir = dev_keys_dir(&config.data_dir, self.args.data_dir.is_some())?;
+        }
         let secrets = config.secrets()?;
         let scope: Vec<&str> = self.scope.iter().map(String::as_str).collect();
         let token = issuer(&config, &secrets)?.issue(
@@ -42,6 +47,39 @@ impl TokenArgs {
         println!("{token}");
         Ok(())
     }
+}
+
+/// The file a development server keeps its generated keys in.
+const DEV_KEYS: &str = "dev-secrets.toml";
+
+/// Where a development server's keys are: `data_dir` when they are there;
+/// otherwise, unless the directory was given outright, the nearest `data`
+/// directory above the current one that holds them (a token asked for from
+/// a subdirectory of the checkout). Never a new directory: the error names
+/// every place looked.
+pub fn dev_keys_dir(data_dir: &std::path::Path, given: bool) -> anyhow::Result<std::path::PathBuf> {
+    if data_dir.join(DEV_KEYS).is_file() {
+        return Ok(data_dir.to_path_buf());
+    }
+    let mut looked = vec![std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf())];
+    if !given && let Ok(here) = std::env::current_dir() {
+        for dir in here.ancestors().skip(1) {
+            let candidate = dir.join(data_dir);
+            if candidate.join(DEV_KEYS).is_file() {
+                eprintln!("using the development keys in {}", candidate.display());
+                return Ok(candidate);
+            }
+            looked.push(candidate);
+        }
+    }
+    anyhow::bail!(
+        "no development keys ({DEV_KEYS}) in {}: run this where `sustain up --dev` (or `serve --dev`) runs, or pass its --data-dir",
+        looked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 pub fn issuer(config: &Config, secrets: &Secrets) -> anyhow::Result<TokenIssuer> {
@@ -412,5 +450,23 @@ impl DevCertsArgs {
             self.name
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dev_token_is_signed_with_the_suites_keys_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("elsewhere");
+        let err = dev_keys_dir(&empty, true).expect_err("no keys there");
+        assert!(err.to_string().contains("elsewhere"), "{err}");
+        assert!(!empty.exists(), "nothing is made where nothing was");
+        let suite = dir.path().join("data");
+        std::fs::create_dir_all(&suite).expect("dir");
+        std::fs::write(suite.join(DEV_KEYS), "").expect("keys");
+        assert_eq!(dev_keys_dir(&suite, true).expect("found"), suite);
     }
 }

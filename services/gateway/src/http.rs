@@ -366,13 +366,40 @@ async fn report_page(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let (caller, md) = http.caller(&headers)?;
+    // No unit or period asked: where to start, not an error.
+    if query.is_empty() {
+        caller.require("read reports", READ)?;
+        return Ok(
+            axum::response::Html(crate::page::render_start(&caller.scope, today())).into_response(),
+        );
+    }
     let request = period(&query)?;
     let dashboard = http.api.dashboard(&caller, &md, &request).await?;
     Ok(axum::response::Html(crate::page::render(&dashboard)).into_response())
 }
 
+fn today() -> chrono::NaiveDate {
+    sustain_platform::api::today()
+}
+
 /// Lạng Sơn's reported 2021–2025 figures beside the system's.
-async fn seed_page(State(http): State<Http>, headers: HeaderMap) -> Result<Response, Problem> {
+/// `?scale=N`: the demo runs at 1/N of the province (`sustain up
+/// --demo-scale N`), so the report's counts and amounts are divided by N.
+async fn seed_page(
+    State(http): State<Http>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let scale = match query.get("scale").map(|s| s.trim().parse::<u32>()) {
+        None => 1,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return Err(Problem::from(ServiceError::invalid(
+                "scale",
+                "must be a whole number from 1 to 1000 (the demo's --demo-scale)",
+            )));
+        }
+    };
     let (caller, md) = http.caller(&headers)?;
     let request = pb::GetDashboardRequest {
         unit_code: "20".into(),
@@ -380,5 +407,5 @@ async fn seed_page(State(http): State<Http>, headers: HeaderMap) -> Result<Respo
         to_year: 2025,
     };
     let dashboard = http.api.dashboard(&caller, &md, &request).await?;
-    Ok(axum::response::Html(crate::page::render_seed(&dashboard)).into_response())
+    Ok(axum::response::Html(crate::page::render_seed(&dashboard, scale)).into_response())
 }

@@ -2,6 +2,7 @@
 //! drawn on the server as SVG, readable without JavaScript. Every number on
 //! the page is one the owning service answered; the page only lays it out.
 
+use chrono::Datelike;
 use std::fmt::Write;
 
 use sustain_domain::lang_son;
@@ -42,6 +43,13 @@ pub fn thousands(n: i64) -> String {
 /// beside it.
 fn bars(title: &str, items: &[(String, f64, String)], colour: &str) -> String {
     let max = items.iter().map(|(_, v, _)| *v).fold(0.0_f64, f64::max);
+    // Nothing to draw: say so, rather than an empty frame.
+    if max <= 0.0 {
+        return format!(
+            r#"<p class="empty" title="{}">không có dữ liệu</p>"#,
+            escape(title)
+        );
+    }
     let row = 26.0;
     let height = 10.0 + row * items.len() as f64;
     let mut svg = format!(
@@ -64,13 +72,22 @@ fn bars(title: &str, items: &[(String, f64, String)], colour: &str) -> String {
     svg
 }
 
-/// A rate as the page shows it: "12.2%", or, for a year with no certified
+/// A rate the Vietnamese way, two decimals always, so a column lines up:
+/// "12,20 %" for the service's "12.2". Text that is not a number is kept.
+pub fn percent_vi(percent: &str) -> String {
+    match percent.trim().parse::<f64>() {
+        Ok(p) => format!("{} %", format!("{p:.2}").replace('.', ",")),
+        Err(_) => percent.to_owned(),
+    }
+}
+
+/// A rate as the page shows it: "12,20 %", or, for a year with no certified
 /// review yet, words rather than a bare "%" or a 0 that reads as "no poor".
 fn shown_rate(households_reviewed: i64, percent: &str) -> String {
     if households_reviewed == 0 || percent.is_empty() {
         "chưa có rà soát được công nhận".to_owned()
     } else {
-        format!("{percent}%")
+        percent_vi(percent)
     }
 }
 
@@ -231,6 +248,20 @@ pub fn render(d: &pb::Dashboard) -> String {
         }
         html.push_str(&bars("Nguồn vốn", &items, "#756bb1"));
         let total = summary.total.unwrap_or_default();
+        // A district receives allocations against a plan the province holds.
+        if total.planned_vnd == 0 && total.allocated_vnd > 0 {
+            let province = sustain_domain::admin::catalog()
+                .province_of(&d.unit_code)
+                .unwrap_or(PROVINCE)
+                .to_owned();
+            let _ = write!(
+                html,
+                r#"<p class="note">Kế hoạch vốn của đơn vị này do tỉnh giữ: xem <a href="/reports?unit_code={p}&amp;from_year={from}&amp;to_year={to}">báo cáo của tỉnh</a>; ở đây là vốn được phân bổ về và đã giải ngân.</p>"#,
+                p = escape(&province),
+                from = d.from_year,
+                to = d.to_year,
+            );
+        }
         let _ = write!(
             html,
             "<table><tr><th>Tổng</th><th>Kế hoạch</th><th>Phân bổ</th><th>Giải ngân</th><th>Tỷ lệ giải ngân</th></tr><tr><td>Triệu đồng</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
@@ -240,7 +271,7 @@ pub fn render(d: &pb::Dashboard) -> String {
             escape(&if total.disbursement_percent.is_empty() {
                 "chưa có vốn phân bổ".to_owned()
             } else {
-                format!("{}%", total.disbursement_percent)
+                percent_vi(&total.disbursement_percent)
             })
         );
     }
@@ -330,19 +361,128 @@ mod tests {
                 .cloned()
                 .expect(label)
         };
-        assert_eq!(find("Tỷ lệ hộ nghèo 2021").found.as_deref(), Some("12.2%"));
-        assert_eq!(find("Hộ nghèo 2021").found.as_deref(), Some("23.510"));
-        assert_eq!(find("Hộ cận nghèo 2021").found.as_deref(), Some("23.251"));
+        assert_eq!(find("Tỷ lệ hộ nghèo 2021").found, Some(12.2));
+        assert_eq!(find("Hộ nghèo 2021").found, Some(23_510.0));
+        assert_eq!(find("Hộ cận nghèo 2021").found, Some(23_251.0));
         assert_eq!(find("Tỷ lệ hộ nghèo 2022").found, None, "no such year");
         assert_eq!(
             find("Mô hình sinh kế (Dự án 2)").found,
             None,
             "section unavailable"
         );
-        let page = render_seed(&d);
+        let page = render_seed(&d, 1);
+        assert!(
+            page.contains("<td>Tỷ lệ hộ nghèo 2021</td><td>12,20 %</td><td>12,20 %</td><td>✓</td>")
+        );
         assert!(page.contains("<td>Hộ nghèo 2021</td><td>23.510</td><td>23.510</td><td>✓</td>"));
         assert!(page.contains("<td>23.250</td><td>23.251</td><td>≠</td>"));
         assert!(page.contains("<td>249</td><td>chưa có</td>"));
+    }
+
+    #[test]
+    fn a_district_page_says_its_plan_is_held_at_the_province() {
+        let figures = ledger::FundingFigures {
+            planned_vnd: 0,
+            allocated_vnd: 600 * MILLION,
+            ..Default::default()
+        };
+        let d = pb::Dashboard {
+            unit_code: "181".into(),
+            from_year: 2023,
+            to_year: 2023,
+            poverty: Some(pb::PovertySection::default()),
+            programmes: Some(pb::ProgrammeSection::default()),
+            funding: Some(pb::FundingSection {
+                summary: Some(ledger::FundingSummary {
+                    total: Some(figures),
+                    ..Default::default()
+                }),
+                unavailable: None,
+            }),
+        };
+        let page = render(&d);
+        assert!(
+            page.contains("Kế hoạch vốn của đơn vị này do tỉnh giữ"),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"href="/reports?unit_code=20&amp;from_year=2023&amp;to_year=2023""#)
+        );
+        assert!(page.contains("không có dữ liệu"), "an empty chart says so");
+    }
+
+    #[test]
+    fn the_start_page_lists_what_the_reader_may_open() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        let page = render_start(&sustain_platform::Scope::nationwide(), today);
+        assert!(page.contains("Tỉnh Lạng Sơn"));
+        assert!(
+            page.contains(r#"href="/reports?unit_code=20&amp;from_year=2021&amp;to_year=2025""#)
+        );
+        assert_eq!(
+            page.matches("from_year=2021&amp;to_year=2024\">Huyện")
+                .count()
+                + page
+                    .matches("from_year=2021&amp;to_year=2024\">Thành phố")
+                    .count(),
+            11
+        );
+        assert_eq!(page.matches("from_year=2025&amp;to_year=2025").count(), 65);
+        let district = render_start(&sustain_platform::Scope::new(vec!["181".into()]), today);
+        assert!(!district.contains("Tỉnh Lạng Sơn"));
+        assert!(district.contains(r#"unit_code=181&amp;"#));
+        assert_eq!(district.matches("<li>").count(), 1, "{district}");
+    }
+
+    /// At 1/50 of the province the report is divided by 50 and a figure
+    /// matches as closely as the division allows; one further off does not.
+    #[test]
+    fn a_scaled_demo_is_compared_with_the_report_divided() {
+        let share = |count, total, percent: &str| registry::Share {
+            count,
+            total,
+            percent: percent.into(),
+        };
+        let d = pb::Dashboard {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+            poverty: Some(pb::PovertySection {
+                years: vec![registry::PovertySummary {
+                    year: 2021,
+                    households_reviewed: 3_855,
+                    poor: Some(share(470, 3_855, "12.19")),
+                    near_poor: Some(share(467, 3_855, "12.11")),
+                    ..Default::default()
+                }],
+                unavailable: None,
+            }),
+            programmes: Some(pb::ProgrammeSection::default()),
+            funding: Some(pb::FundingSection::default()),
+        };
+        let rows = seed_rows(&d);
+        let find = |label: &str| rows.iter().find(|r| r.label == label).expect(label);
+        assert!(
+            find("Tỷ lệ hộ nghèo 2021").matches(50),
+            "12.19 for 12.2 in 3,855"
+        );
+        assert!(!find("Tỷ lệ hộ nghèo 2021").matches(1), "not at full scale");
+        assert!(
+            find("Hộ nghèo 2021").matches(50),
+            "470 for 23,510 ÷ 50 = 470.2"
+        );
+        assert!(
+            !find("Hộ cận nghèo 2021").matches(50),
+            "467 is not 23,250 ÷ 50 = 465"
+        );
+        let page = render_seed(&d, 50);
+        assert!(page.contains("tỷ lệ 1/50"));
+        assert!(
+            page.contains(
+                "<td>Hộ nghèo 2021</td><td>23.510 ÷ 50 = 470,2</td><td>470</td><td>✓</td>"
+            )
+        );
+        assert_eq!(number_vi(1_149_180.0 / 50.0), "22.983,6");
     }
 
     #[test]
@@ -369,7 +509,7 @@ mod tests {
             funding: Some(pb::FundingSection::default()),
         };
         let page = render(&d);
-        assert!(page.contains("<td>2024</td><td>100</td><td>5</td><td>5%</td>"));
+        assert!(page.contains("<td>2024</td><td>100</td><td>5</td><td>5,00 %</td>"));
         assert!(
             page.contains(
                 "<td>2025</td><td>0</td><td>0</td><td>chưa có rà soát được công nhận</td>"
@@ -402,13 +542,150 @@ mod tests {
     }
 }
 
+/// The province the start page begins from: the one whose 2025 reform the
+/// catalog bundles.
+const PROVINCE: &str = "20";
+
+/// Where a reader starts: the province, its districts for the years before
+/// the 1 July 2025 reform, its communes and wards after it, each a link to
+/// its report; only the units wholly inside the reader's scope.
+pub fn render_start(scope: &sustain_platform::Scope, today: chrono::NaiveDate) -> String {
+    let catalog = sustain_domain::admin::catalog();
+    let before = sustain_domain::admin::reform_date()
+        .pred_opt()
+        .unwrap_or(today);
+    let last = today.year().min(2025);
+    let link = |code: &str, name: &str, from: i32, to: i32| {
+        format!(
+            r#"<a href="/reports?unit_code={code}&amp;from_year={from}&amp;to_year={to}">{name}</a>"#,
+            code = escape(code),
+            name = escape(name),
+        )
+    };
+    let mut html = String::from(
+        r#"<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Báo cáo giảm nghèo bền vững</title>
+<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}ul.units{columns:3}</style></head><body>
+<h1>Báo cáo giảm nghèo bền vững</h1><p>Chọn đơn vị và giai đoạn.</p>"#,
+    );
+    if let Some(province) = catalog
+        .province(PROVINCE)
+        .filter(|_| scope.contains_unit(PROVINCE))
+    {
+        let _ = write!(
+            html,
+            "<h2>{}</h2><ul><li>{}</li><li>{}</li><li><a href=\"/reports/lang-son\">Số liệu báo cáo của tỉnh và số liệu hệ thống</a></li></ul>",
+            escape(&province.name),
+            link(PROVINCE, "Giai đoạn 2021–2024", 2021, 2024),
+            link(PROVINCE, &format!("Giai đoạn 2021–{last}"), 2021, last),
+        );
+    }
+    let districts: Vec<_> = catalog
+        .children(Some(PROVINCE), before)
+        .into_iter()
+        .filter(|u| scope.contains_unit(&u.code))
+        .collect();
+    if !districts.is_empty() {
+        html.push_str("<h2>Huyện, thành phố (đến 30/6/2025)</h2><ul class=\"units\">");
+        for d in districts {
+            let _ = write!(html, "<li>{}</li>", link(&d.code, &d.name, 2021, 2024));
+        }
+        html.push_str("</ul>");
+    }
+    if today >= sustain_domain::admin::reform_date() {
+        let mut communes: Vec<_> = catalog
+            .communes_under(PROVINCE, today)
+            .into_iter()
+            .filter(|u| scope.contains_unit(&u.code))
+            .collect();
+        communes.sort_by(|a, b| a.name.cmp(&b.name));
+        if !communes.is_empty() {
+            html.push_str("<h2>Xã, phường (từ 1/7/2025)</h2><ul class=\"units\">");
+            for c in communes {
+                let _ = write!(html, "<li>{}</li>", link(&c.code, &c.name, 2025, last));
+            }
+            html.push_str("</ul>");
+        }
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+/// What a figure counts, which says how it scales and how close is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Households, models, people: divided by the demo's scale.
+    Count,
+    /// A rate in percent: the same at any scale.
+    Rate,
+    /// Million VND: divided by the demo's scale.
+    Million,
+}
+
 /// One figure of the province's 2021–2025 report beside the system's own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SeedRow {
     pub label: &'static str,
-    pub reported: String,
+    pub measure: Measure,
+    pub reported: f64,
     /// `None` when the section it comes from is unavailable.
-    pub found: Option<String>,
+    pub found: Option<f64>,
+    /// For a rate: the households it is a share of, whose one household is
+    /// the closest a smaller population can come.
+    pub of_households: Option<i64>,
+}
+
+impl SeedRow {
+    /// The reported figure as a population `scale` times smaller would
+    /// show it.
+    pub fn expected(&self, scale: u32) -> f64 {
+        match self.measure {
+            Measure::Rate => self.reported,
+            Measure::Count | Measure::Million => self.reported / f64::from(scale.max(1)),
+        }
+    }
+
+    /// Whether the system's figure is the reported one. At full scale to the
+    /// unit the report writes (a household, a million, a hundredth of a
+    /// percent); at a smaller scale as close as the division allows: a
+    /// count or amount within one of the divided figure, a rate within what
+    /// one household of the reviewed ones moves it.
+    pub fn matches(&self, scale: u32) -> bool {
+        let Some(found) = self.found else {
+            return false;
+        };
+        let expected = self.expected(scale);
+        let slack = match (self.measure, scale > 1) {
+            (Measure::Rate, false) => 0.005,
+            (Measure::Rate, true) => {
+                0.005
+                    + self
+                        .of_households
+                        .filter(|n| *n > 0)
+                        .map_or(0.0, |n| 100.0 / n as f64)
+            }
+            (_, false) => 0.5,
+            (_, true) => 1.0,
+        };
+        (found - expected).abs() < slack + 1e-9
+    }
+}
+
+/// A number the Vietnamese way: `1.149.180`, and one decimal after a comma
+/// when it has one (`470,2`).
+pub fn number_vi(n: f64) -> String {
+    let tenths = (n * 10.0).round() as i64;
+    let whole = thousands(tenths / 10);
+    match (tenths % 10).abs() {
+        0 => whole,
+        d => format!("{whole},{d}"),
+    }
+}
+
+fn shown(measure: Measure, n: f64) -> String {
+    match measure {
+        Measure::Rate => percent_vi(&n.to_string()),
+        Measure::Count | Measure::Million => number_vi(n),
+    }
 }
 
 /// Lạng Sơn's reported figures (domain brief §1) and where the dashboard
@@ -424,13 +701,15 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
             .then(|| poverty.years.iter().find(|s| s.year == y).cloned())
             .flatten()
     };
-    let rate = |y: i32| year(y).map(|s| format!("{}%", s.poor.unwrap_or_default().percent));
+    let reviewed = |y: i32| year(y).map(|s| s.households_reviewed);
+    let rate =
+        |y: i32| year(y).and_then(|s| s.poor.unwrap_or_default().percent.parse::<f64>().ok());
     let deprived = |code: &'static str| {
         year(2021).and_then(|s| {
             s.deprivations
                 .iter()
                 .find(|x| x.indicator_code == code)
-                .map(|x| thousands(x.poor_or_near_poor.clone().unwrap_or_default().count))
+                .map(|x| x.poor_or_near_poor.clone().unwrap_or_default().count as f64)
         })
     };
     let programmes = d.programmes.clone().unwrap_or_default();
@@ -448,24 +727,20 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
     });
     let p2_type = |t: programs::ModelType| {
         p2.as_ref().map(|p| {
-            thousands(
-                p.by_type
-                    .iter()
-                    .filter(|c| c.r#type == t as i32)
-                    .map(|c| c.models)
-                    .sum(),
-            )
+            p.by_type
+                .iter()
+                .filter(|c| c.r#type == t as i32)
+                .map(|c| c.models)
+                .sum::<i64>() as f64
         })
     };
     let p2_class = |c: programs::EnrolmentClass| {
         p2.as_ref().map(|p| {
-            thousands(
-                p.households_by_class
-                    .iter()
-                    .filter(|x| x.class_at_enrolment == c as i32)
-                    .map(|x| x.households)
-                    .sum(),
-            )
+            p.households_by_class
+                .iter()
+                .filter(|x| x.class_at_enrolment == c as i32)
+                .map(|x| x.households)
+                .sum::<i64>() as f64
         })
     };
     let training = summary.as_ref().and_then(|s| s.training.clone());
@@ -477,138 +752,149 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
         .then_some(funding.summary)
         .flatten();
     let millions = |f: Option<ledger::FundingFigures>, pick: fn(&ledger::FundingFigures) -> i64| {
-        f.map(|f| thousands(pick(&f) / MILLION))
+        f.map(|f| pick(&f) as f64 / MILLION as f64)
     };
-    let row = |label, reported: String, found| SeedRow {
+    let count = |label, reported: u64, found: Option<f64>| SeedRow {
         label,
-        reported,
+        measure: Measure::Count,
+        reported: reported as f64,
         found,
+        of_households: None,
     };
-    let n = |count: u64| thousands(count as i64);
-    let rate_of = |y: i32| {
-        lang_son::POVERTY_RATES
+    let million = |label, reported: i64, found: Option<f64>| SeedRow {
+        label,
+        measure: Measure::Million,
+        reported: reported as f64,
+        found,
+        of_households: None,
+    };
+    let rate_row = |label, y: i32| SeedRow {
+        label,
+        measure: Measure::Rate,
+        reported: lang_son::POVERTY_RATES
             .iter()
             .find(|(year, _)| *year == y)
-            .map(|(_, r)| format!("{r}%"))
-            .unwrap_or_default()
+            .and_then(|(_, r)| r.to_string().parse().ok())
+            .unwrap_or_default(),
+        found: rate(y),
+        of_households: reviewed(y),
     };
     let deprived_of = |code: &str| {
         lang_son::DEPRIVED_2021
             .iter()
             .find(|(c, _)| *c == code)
-            .map(|(_, count)| n(*count))
-            .unwrap_or_default()
+            .map_or(0, |(_, count)| *count)
     };
     vec![
-        row("Tỷ lệ hộ nghèo 2021", rate_of(2021), rate(2021)),
-        row("Tỷ lệ hộ nghèo 2022", rate_of(2022), rate(2022)),
-        row("Tỷ lệ hộ nghèo 2023", rate_of(2023), rate(2023)),
-        row("Tỷ lệ hộ nghèo 2024", rate_of(2024), rate(2024)),
-        row(
+        rate_row("Tỷ lệ hộ nghèo 2021", 2021),
+        rate_row("Tỷ lệ hộ nghèo 2022", 2022),
+        rate_row("Tỷ lệ hộ nghèo 2023", 2023),
+        rate_row("Tỷ lệ hộ nghèo 2024", 2024),
+        count(
             "Hộ nghèo 2021",
-            n(lang_son::POOR_2021),
-            year(2021).map(|s| thousands(s.poor.unwrap_or_default().count)),
+            lang_son::POOR_2021,
+            year(2021).map(|s| s.poor.unwrap_or_default().count as f64),
         ),
-        row(
+        count(
             "Hộ cận nghèo 2021",
-            n(lang_son::NEAR_POOR_2021),
-            year(2021).map(|s| thousands(s.near_poor.unwrap_or_default().count)),
+            lang_son::NEAR_POOR_2021,
+            year(2021).map(|s| s.near_poor.unwrap_or_default().count as f64),
         ),
-        row(
+        count(
             "Thiếu nhà tiêu hợp vệ sinh (2021)",
             deprived_of("latrine"),
             deprived("latrine"),
         ),
-        row(
+        count(
             "Thiếu nước sinh hoạt an toàn (2021)",
             deprived_of("domestic_water"),
             deprived("domestic_water"),
         ),
-        row(
+        count(
             "Thiếu tiếp cận thông tin (2021)",
             deprived_of("information_devices"),
             deprived("information_devices"),
         ),
-        row(
+        count(
             "Không thành viên nào dùng internet (2021)",
             deprived_of("telecom_use"),
             deprived("telecom_use"),
         ),
-        row(
+        count(
             "Mô hình sinh kế (Dự án 2)",
-            n(lang_son::P2_MODELS.iter().map(|m| u64::from(*m)).sum()),
-            p2.as_ref().map(|p| thousands(p.models)),
+            lang_son::P2_MODELS.iter().map(|m| u64::from(*m)).sum(),
+            p2.as_ref().map(|p| p.models as f64),
         ),
-        row(
+        count(
             "… chăn nuôi",
-            n(lang_son::P2_MODELS[0].into()),
+            lang_son::P2_MODELS[0].into(),
             p2_type(programs::ModelType::Livestock),
         ),
-        row(
+        count(
             "… trồng trọt",
-            n(lang_son::P2_MODELS[1].into()),
+            lang_son::P2_MODELS[1].into(),
             p2_type(programs::ModelType::Crop),
         ),
-        row(
+        count(
             "… lâm nghiệp",
-            n(lang_son::P2_MODELS[2].into()),
+            lang_son::P2_MODELS[2].into(),
             p2_type(programs::ModelType::Forestry),
         ),
-        row(
+        count(
             "Hộ nghèo tham gia mô hình",
-            n(lang_son::P2_HOUSEHOLDS[0].into()),
+            lang_son::P2_HOUSEHOLDS[0].into(),
             p2_class(programs::EnrolmentClass::Poor),
         ),
-        row(
+        count(
             "Hộ cận nghèo tham gia mô hình",
-            n(lang_son::P2_HOUSEHOLDS[1].into()),
+            lang_son::P2_HOUSEHOLDS[1].into(),
             p2_class(programs::EnrolmentClass::NearPoor),
         ),
-        row(
+        count(
             "Hộ mới thoát nghèo tham gia mô hình",
-            n(lang_son::P2_HOUSEHOLDS[2].into()),
+            lang_son::P2_HOUSEHOLDS[2].into(),
             p2_class(programs::EnrolmentClass::RecentlyEscaped),
         ),
-        row(
+        count(
             "Dự án hỗ trợ sản xuất (Dự án 3)",
-            n(lang_son::P3_PROJECTS.into()),
-            models.as_ref().map(|m| thousands(m.project3_models)),
+            lang_son::P3_PROJECTS.into(),
+            models.as_ref().map(|m| m.project3_models as f64),
         ),
-        row(
+        count(
             "Học viên đào tạo",
-            n(lang_son::P3_TRAINEES.into()),
-            training.as_ref().map(|t| thousands(t.trainees)),
+            lang_son::P3_TRAINEES.into(),
+            training.as_ref().map(|t| t.trainees as f64),
         ),
-        row(
+        count(
             "Cuộc kiểm tra, giám sát",
-            n(lang_son::INSPECTIONS.into()),
+            lang_son::INSPECTIONS.into(),
             summary
                 .as_ref()
                 .and_then(|s| s.inspections)
-                .map(|i| thousands(i.inspections)),
+                .map(|i| i.inspections as f64),
         ),
-        row(
+        count(
             "Tin, bài viết",
-            n(lang_son::ARTICLES.into()),
-            outreach.as_ref().map(|c| thousands(c.articles)),
+            lang_son::ARTICLES.into(),
+            outreach.as_ref().map(|c| c.articles as f64),
         ),
-        row(
+        million(
             "Tổng vốn kế hoạch 2021–2025 (triệu đồng)",
-            thousands(lang_son::PLAN_MILLION),
+            lang_son::PLAN_MILLION,
             millions(money.as_ref().and_then(|m| m.total.clone()), |f| {
                 f.planned_vnd
             }),
         ),
-        row(
+        million(
             "… ngân sách trung ương",
-            thousands(lang_son::CENTRAL_MILLION),
+            lang_son::CENTRAL_MILLION,
             millions(money.as_ref().and_then(|m| m.central_budget.clone()), |f| {
                 f.planned_vnd
             }),
         ),
-        row(
+        million(
             "Huy động xã hội (triệu đồng)",
-            thousands(lang_son::MOBILISED_MILLION),
+            lang_son::MOBILISED_MILLION,
             millions(money.as_ref().and_then(|m| m.mobilised.clone()), |f| {
                 f.allocated_vnd
             }),
@@ -617,32 +903,46 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
 }
 
 /// The report's figures beside the system's, for a dashboard of the
-/// province over 2021–2025.
-pub fn render_seed(d: &pb::Dashboard) -> String {
+/// province over 2021–2025, the report divided by `scale` (the demo's: 1,
+/// the province itself).
+pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
+    let scale = scale.max(1);
     let rows = seed_rows(d);
-    let same = rows
-        .iter()
-        .filter(|r| r.found.as_deref() == Some(r.reported.as_str()))
-        .count();
+    let same = rows.iter().filter(|r| r.matches(scale)).count();
+    let scaled = if scale > 1 {
+        format!(
+            "<p>Dữ liệu mẫu ở tỷ lệ 1/{scale}: số lượng và số tiền của báo cáo được chia cho {scale}; tỷ lệ giữ nguyên. Một số liệu khớp khi lệch không quá một đơn vị sau khi chia (tỷ lệ: không quá một hộ trên số hộ được rà soát).</p>"
+        )
+    } else {
+        String::new()
+    };
     let mut html = format!(
         r#"<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child,td:first-child{{text-align:left}}.differs{{color:#a00}}</style></head><body>
-<h1>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</h1>
+<h1>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</h1>{scaled}
 <p>{same} / {total} số liệu khớp với báo cáo của tỉnh.</p>
 <table><tr><th>Chỉ tiêu</th><th>Báo cáo</th><th>Hệ thống</th><th></th></tr>"#,
         total = rows.len()
     );
     for r in &rows {
-        let (found, mark, class) = match &r.found {
-            Some(f) if *f == r.reported => (f.clone(), "✓", ""),
-            Some(f) => (f.clone(), "≠", " class=\"differs\""),
+        let reported = match r.measure {
+            Measure::Count | Measure::Million if scale > 1 => format!(
+                "{} ÷ {scale} = {}",
+                number_vi(r.reported),
+                number_vi(r.expected(scale))
+            ),
+            m => shown(m, r.reported),
+        };
+        let (found, mark, class) = match r.found {
+            Some(f) if r.matches(scale) => (shown(r.measure, f), "✓", ""),
+            Some(f) => (shown(r.measure, f), "≠", " class=\"differs\""),
             None => ("chưa có".to_owned(), "–", " class=\"differs\""),
         };
         let _ = write!(
             html,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>",
             escape(r.label),
-            escape(&r.reported),
+            escape(&reported),
             escape(&found)
         );
     }

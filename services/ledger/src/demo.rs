@@ -221,12 +221,17 @@ pub struct Report {
 /// Writes the demo's money. Dates: plans on 15 January of their year,
 /// allocations on 1 March, disbursements on 15 December (2025's still
 /// pending in part: committed, not yet paid).
-pub async fn load(clients: &mut Clients, seed: u64) -> anyhow::Result<Report> {
+///
+/// `scale` divides every amount, as the other demos divide their counts (1:
+/// the province's own money); a scaled demo's transfers are its own, never
+/// a retry of another scale's.
+pub async fn load(clients: &mut Clients, seed: u64, scale: u32) -> anyhow::Result<Report> {
     use pb::AccountKind::{Allocation, Expenditure, Plan, Source};
     use pb::FundingSource::{CentralInvestment, CentralRecurrent, LocalBudget, SocialContribution};
+    let scale = i64::from(scale.max(1));
     let mut w = Writer {
         clients,
-        seed,
+        seed: seed.wrapping_add(((scale - 1) as u64) << 32),
         accounts: 0,
         transfers: 0,
         pending: vec![],
@@ -241,7 +246,10 @@ pub async fn load(clients: &mut Clients, seed: u64) -> anyhow::Result<Report> {
     ];
     for (source, million) in budgets {
         let origin = w.open(Source, source, PROVINCE, "", 0).await?;
-        for (y, by_year) in YEARS.iter().zip(split(million * MILLION, &YEAR_WEIGHTS)) {
+        for (y, by_year) in YEARS
+            .iter()
+            .zip(split(million * MILLION / scale, &YEAR_WEIGHTS))
+        {
             for (p, by_project) in split(by_year, &PROJECT_WEIGHTS).into_iter().enumerate() {
                 let project = format!("NTP-SPR.{}", p + 1);
                 let plan = w.open(Plan, source, PROVINCE, &project, *y).await?;
@@ -298,7 +306,7 @@ pub async fn load(clients: &mut Clients, seed: u64) -> anyhow::Result<Report> {
     let social = w.open(Source, SocialContribution, PROVINCE, "", 0).await?;
     for (y, by_year) in YEARS
         .iter()
-        .zip(split(MOBILISED_MILLION * MILLION, &YEAR_WEIGHTS))
+        .zip(split(MOBILISED_MILLION * MILLION / scale, &YEAR_WEIGHTS))
     {
         for (d, amount) in DISTRICTS.iter().zip(split(by_year, &DISTRICT_WEIGHTS)) {
             let allocation = w
@@ -333,11 +341,14 @@ pub async fn load(clients: &mut Clients, seed: u64) -> anyhow::Result<Report> {
     })
 }
 
-/// The province's funding summary for 2021–2025 beside the report: (label,
-/// reported, found) in million VND, and whether the chain verified.
+/// The province's funding summary for 2021–2025 beside the report divided
+/// by `scale`: (label, reported, found) in million VND, and whether the
+/// chain verified.
 pub async fn compare(
     clients: &mut Clients,
+    scale: u32,
 ) -> anyhow::Result<(Vec<(&'static str, i64, i64)>, bool)> {
+    let scale = i64::from(scale.max(1));
     let summary = clients
         .funding
         .get_funding_summary(pb::GetFundingSummaryRequest {
@@ -355,21 +366,25 @@ pub async fn compare(
     let rows = vec![
         (
             "planned, million VND",
-            PLAN_MILLION,
+            PLAN_MILLION / scale,
             m(summary.total.clone(), |f| f.planned_vnd),
         ),
         (
             "of which central budget",
-            CENTRAL_MILLION,
+            CENTRAL_MILLION / scale,
             m(summary.central_budget.clone(), |f| f.planned_vnd),
         ),
-        ("of which local budget", PLAN_MILLION - CENTRAL_MILLION, {
-            let state = m(summary.state_budget.clone(), |f| f.planned_vnd);
-            state - m(summary.central_budget.clone(), |f| f.planned_vnd)
-        }),
+        (
+            "of which local budget",
+            (PLAN_MILLION - CENTRAL_MILLION) / scale,
+            {
+                let state = m(summary.state_budget.clone(), |f| f.planned_vnd);
+                state - m(summary.central_budget.clone(), |f| f.planned_vnd)
+            },
+        ),
         (
             "mobilised beside the plan",
-            MOBILISED_MILLION,
+            MOBILISED_MILLION / scale,
             m(summary.mobilised.clone(), |f| f.allocated_vnd),
         ),
     ];

@@ -80,15 +80,25 @@ pub const LANG_SON: Targets = Targets {
 };
 
 impl Targets {
-    /// The targets divided by `divisor` (at least one of each), for quick runs
-    /// over a smaller registry.
+    /// The targets divided by `divisor`, each rounded to the nearest, so a
+    /// scaled demo is the report divided (the Lạng Sơn page compares it so):
+    /// 231 livestock models over 50 are 5, 14 crop models none. Each project
+    /// keeps at least one model, so a small demo still shows them.
     pub fn scaled(&self, divisor: u32) -> Targets {
-        let d = |n: u32| if n == 0 { 0 } else { (n / divisor).max(1) };
+        let divisor = f64::from(divisor.max(1));
+        let d = |n: u32| (f64::from(n) / divisor).round() as u32;
+        let at_least_one = |counts: [u32; 3]| {
+            if counts.iter().sum::<u32>() > 0 {
+                counts
+            } else {
+                [1, 0, 0]
+            }
+        };
         Targets {
-            p2_models: self.p2_models.map(d),
+            p2_models: at_least_one(self.p2_models.map(d)),
             p2_households: self.p2_households.map(d),
             p2_jobs: d(self.p2_jobs),
-            p3_projects: self.p3_projects.map(d),
+            p3_projects: at_least_one(self.p3_projects.map(d)),
             p3_households: self.p3_households.map(d),
             courses: d(self.courses),
             trainees: d(self.trainees),

@@ -170,6 +170,18 @@ impl Configs {
     }
 
     /// The file that says the demo at `scale` is loaded.
+    /// Applies `change` to every service's configuration.
+    pub fn for_each(&mut self, change: impl Fn(&mut Config)) {
+        for c in [
+            &mut self.registry,
+            &mut self.programs,
+            &mut self.ledger,
+            &mut self.gateway,
+        ] {
+            change(c);
+        }
+    }
+
     pub fn demo_marker(&self, scale: u32) -> PathBuf {
         self.registry
             .data_dir
@@ -190,6 +202,74 @@ impl Configs {
         .context("the registry demo")?;
         Ok(())
     }
+}
+
+/// Waits until the gRPC service at `addr` reports SERVING (the services
+/// migrate their databases before they serve), up to a minute.
+pub async fn wait_serving(addr: SocketAddr) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    for _ in 0..600 {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
+            let answer = HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await;
+            if answer.is_ok_and(|a| a.into_inner().status == ServingStatus::Serving as i32) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{addr} did not start serving within a minute")
+}
+
+/// What `sustain up` prints last, once everything serves (and the demo, if
+/// asked for, is loaded), and again on every start: where to look and, in
+/// development mode, the tokens to call with. Tokens stand alone on their
+/// lines, so they copy whole.
+pub fn banner(at: &Addresses, demo_scale: Option<u32>, tokens: &[(&str, String)]) -> String {
+    let rule = "─".repeat(72);
+    let mut lines = vec![
+        format!("┌{rule}"),
+        format!(
+            "│ Sustain is up{}",
+            if tokens.is_empty() {
+                ""
+            } else {
+                " (development mode: no TLS, tokens below)"
+            }
+        ),
+        "│".to_owned(),
+        format!(
+            "│ report page:  http://{}/reports?unit_code=20&from_year=2021&to_year=2024",
+            at.reports
+        ),
+    ];
+    if let Some(scale) = demo_scale {
+        lines.push(format!(
+            "│ the demo beside Lạng Sơn's report: http://{}/reports/lang-son?scale={scale}",
+            at.reports
+        ));
+    }
+    lines.push(format!(
+        "│ gRPC: registry {} · programs {} · ledger {} · gateway {}",
+        at.registry, at.programs, at.ledger, at.gateway
+    ));
+    for (what, token) in tokens {
+        lines.push("│".to_owned());
+        lines.push(format!("│ {what}:"));
+        lines.push(token.clone());
+    }
+    lines.push("│".to_owned());
+    lines.push(
+        "│ Ctrl-C stops it. The terminal shows warnings only; --verbose (or RUST_LOG=info) shows each request."
+            .to_owned(),
+    );
+    lines.push(format!("└{rule}"));
+    lines.join("\n")
 }
 
 /// Households in the demo at `scale` (1: the whole province).
@@ -294,7 +374,7 @@ pub async fn load_services_demo(
     );
     let mut money = sustain_ledger::demo::Clients::new(connect(ledger).await?, finance)?;
     let written =
-        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED).await?;
+        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED, scale).await?;
     println!(
         "demo: {} accounts, {} transfers",
         written.accounts, written.transfers

@@ -55,7 +55,19 @@ enum Command {
         /// households and several minutes; 50: a quick look).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         demo_scale: u32,
+        /// Show every request in the log (the terminal shows warnings only
+        /// unless `RUST_LOG` or `log_filter` says otherwise).
+        #[arg(long)]
+        verbose: bool,
     },
+}
+
+/// Once every one of `addrs` serves.
+async fn futures_ready(addrs: &[SocketAddr]) -> anyhow::Result<()> {
+    for addr in addrs {
+        sustain::wait_serving(*addr).await?;
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -70,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         port_base,
         demo,
         demo_scale,
+        verbose,
     } = Cli::parse().command;
     let (registry, programs, ledger, gateway, reports) = match port_base {
         None => (registry, programs, ledger, gateway, reports),
@@ -86,26 +99,40 @@ async fn main() -> anyhow::Result<()> {
         reports,
     })
     .await?;
-    let configs = Configs::new(&args, &listeners.addresses()?)?;
+    let addresses = listeners.addresses()?;
+    let mut configs = Configs::new(&args, &addresses)?;
+    // A person at a terminal, not a balancer: an idle suite stops at once.
+    if configs.registry.dev {
+        configs.for_each(|c| c.shutdown_grace_secs = c.shutdown_grace_secs.min(1));
+    }
+    // The terminal is for the banner: requests are logged on asking.
+    let default_filter = sustain_platform::config::Config::defaults(0).log_filter;
+    let filter = if verbose || configs.registry.log_filter != default_filter {
+        configs.registry.log_filter.clone()
+    } else {
+        "warn".to_owned()
+    };
     let telemetry = telemetry::init_service(
         configs.registry.log_format,
-        &configs.registry.log_filter,
+        &filter,
         configs.registry.otlp_endpoint.as_deref(),
         "sustain",
     )?;
     let secrets = configs.registry.secrets()?;
-    if configs.registry.dev {
-        let admin = dev_token(&configs.registry, &secrets, Role::Admin)?;
-        let finance = dev_token(&configs.registry, &secrets, Role::Finance)?;
-        println!(
-            "sustain (development mode): registry on {registry}, programs on {programs}, ledger on {ledger}, gateway on {gateway}"
-        );
-        println!(
-            "report page: http://{reports}/reports?unit_code=20&from_year=2021&to_year=2024 (no token needed in development mode)"
-        );
-        println!("admin token (12 h, whole country):\n{admin}");
-        println!("finance token for the ledger (12 h, whole country):\n{finance}");
-    }
+    let tokens = if configs.registry.dev {
+        vec![
+            (
+                "admin token (12 h, whole country)",
+                dev_token(&configs.registry, &secrets, Role::Admin)?,
+            ),
+            (
+                "finance token for the ledger (12 h, whole country)",
+                dev_token(&configs.registry, &secrets, Role::Finance)?,
+            ),
+        ]
+    } else {
+        vec![]
+    };
     let marker = configs.demo_marker(demo_scale);
     let load_demo = demo && !marker.exists();
     if load_demo {
@@ -115,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         );
         configs.registry_demo(demo_scale).await?;
     }
+    let banner = sustain::banner(&addresses, demo.then_some(demo_scale), &tokens);
     let (stop_tx, stop) = watch::channel(false);
     let signal = async move {
         sustain_platform::serve::shutdown_signal().await;
@@ -129,9 +157,17 @@ async fn main() -> anyhow::Result<()> {
             {
                 Ok(()) => {
                     let _ = std::fs::write(&marker, "the demo is loaded\n");
-                    println!("the demo is loaded: the report page above shows it");
+                    println!("the demo is loaded.\n{banner}");
                 }
-                Err(e) => eprintln!("the demo did not load: {e:#}"),
+                Err(e) => eprintln!("the demo did not load: {e:#}\n{banner}"),
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            let ready = futures_ready(&[registry, programs, ledger, gateway]).await;
+            match ready {
+                Ok(()) => println!("{banner}"),
+                Err(e) => eprintln!("{e:#}"),
             }
         });
     }
