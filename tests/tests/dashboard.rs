@@ -119,6 +119,7 @@ impl Suite {
             &mut clients,
             sustain_programs::demo::DEFAULT_SEED,
             &sustain_programs::demo::LANG_SON.scaled(100),
+            false,
         )
         .await
         .expect("programme demo");
@@ -707,10 +708,10 @@ async fn reports_over_http_as_json_csv_and_xlsx() {
     assert!(page.contains("Báo cáo giảm nghèo bền vững — Tỉnh Lạng Sơn"));
     for year in &json["poverty"]["years"].as_array().expect("years").clone() {
         let rate = year["poor"]["percent"].as_str().expect("rate");
-        assert!(
-            page.contains(&format!("{rate}%")),
-            "rate {rate} on the page"
-        );
+        // Written the Vietnamese way: 12.2 is "12,20 %".
+        let shown = sustain_gateway::page::percent_vi(rate);
+        assert!(shown.ends_with(" %") && shown.contains(','), "{shown}");
+        assert!(page.contains(&shown), "rate {rate} on the page as {shown}");
     }
     assert!(
         page.matches("<svg").count() >= 3,

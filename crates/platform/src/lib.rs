@@ -16,6 +16,7 @@ pub mod error;
 pub mod journal;
 pub mod metrics;
 pub mod placement;
+pub mod progress;
 pub mod reseal;
 pub mod serve;
 pub mod sync;

@@ -127,6 +127,7 @@ fn account_name(
 
 struct Writer<'a> {
     clients: &'a mut Clients,
+    bar: &'a sustain_platform::progress::Progress,
     seed: u64,
     accounts: usize,
     transfers: usize,
@@ -168,6 +169,7 @@ impl Writer<'_> {
             .account
             .context("no account returned")?;
         self.accounts += 1;
+        self.bar.inc(1);
         Ok(made.id)
     }
 
@@ -225,12 +227,45 @@ pub struct Report {
 /// `scale` divides every amount, as the other demos divide their counts (1:
 /// the province's own money); a scaled demo's transfers are its own, never
 /// a retry of another scale's.
-pub async fn load(clients: &mut Clients, seed: u64, scale: u32) -> anyhow::Result<Report> {
+///
+/// With `progress`, shows the accounts opened of those planned on standard
+/// error (opening them is the slow part; transfers go in batches).
+pub async fn load(
+    clients: &mut Clients,
+    seed: u64,
+    scale: u32,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let bar = sustain_platform::progress::Progress::new(
+        "ledger accounts",
+        planned_accounts() as u64,
+        progress,
+    );
+    let written = write_all(clients, seed, scale, &bar).await;
+    bar.finish();
+    written
+}
+
+/// The accounts the demo opens: a source per budget line, a plan per year
+/// and Project, an allocation and an expenditure per district of each; the
+/// social source and its district accounts per year.
+pub fn planned_accounts() -> usize {
+    let per_line = 1 + YEARS.len() * PROJECT_WEIGHTS.len() * (1 + DISTRICTS.len() * 2);
+    3 * per_line + 1 + YEARS.len() * DISTRICTS.len() * 2
+}
+
+async fn write_all(
+    clients: &mut Clients,
+    seed: u64,
+    scale: u32,
+    bar: &sustain_platform::progress::Progress,
+) -> anyhow::Result<Report> {
     use pb::AccountKind::{Allocation, Expenditure, Plan, Source};
     use pb::FundingSource::{CentralInvestment, CentralRecurrent, LocalBudget, SocialContribution};
     let scale = i64::from(scale.max(1));
     let mut w = Writer {
         clients,
+        bar,
         seed: seed.wrapping_add(((scale - 1) as u64) << 32),
         accounts: 0,
         transfers: 0,

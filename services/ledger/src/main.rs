@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot reach {ledger}"))?;
             let mut clients = sustain_ledger::demo::Clients::new(channel, &token)?;
             let started = std::time::Instant::now();
-            let report = sustain_ledger::demo::load(&mut clients, seed, scale).await?;
+            let report = sustain_ledger::demo::load(&mut clients, seed, scale, true).await?;
             println!(
                 "demo (seed {seed}): {} accounts, {} transfers in {:.1} s",
                 report.accounts,

@@ -358,8 +358,35 @@ pub struct Report {
     pub trainees: u32,
 }
 
-/// Writes the programme side for `targets`; returns what it wrote.
-pub async fn load(c: &mut Clients, seed: u64, targets: &Targets) -> anyhow::Result<Report> {
+/// Writes the programme side for `targets`; returns what it wrote. With
+/// `progress`, shows how far it is (models, courses and inspections written
+/// of those planned) on standard error.
+pub async fn load(
+    c: &mut Clients,
+    seed: u64,
+    targets: &Targets,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let planned = targets.p2_models.iter().sum::<u32>()
+        + targets.p3_projects.iter().sum::<u32>()
+        + targets.courses
+        + targets.inspections;
+    let bar = sustain_platform::progress::Progress::new(
+        "programme records (models, courses, inspections)",
+        u64::from(planned),
+        progress,
+    );
+    let report = write_all(c, seed, targets, &bar).await;
+    bar.finish();
+    report
+}
+
+async fn write_all(
+    c: &mut Clients,
+    seed: u64,
+    targets: &Targets,
+    bar: &sustain_platform::progress::Progress,
+) -> anyhow::Result<Report> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0004);
     let mut districts = districts();
     ensure!(!districts.is_empty(), "no districts of province {PROVINCE}");
@@ -449,6 +476,7 @@ pub async fn load(c: &mut Clients, seed: u64, targets: &Targets) -> anyhow::Resu
                 .model
                 .context("model in answer")?;
             report.models += 1;
+            bar.inc(1);
             let enrolled = c
                 .livelihood
                 .batch_create_enrolments(pb::BatchCreateEnrolmentsRequest {
@@ -556,6 +584,7 @@ pub async fn load(c: &mut Clients, seed: u64, targets: &Targets) -> anyhow::Resu
             .into_inner()
             .trainees;
         report.trainees += trainees.len() as u32;
+        bar.inc(1);
         for t in trainees {
             // Nineteen in twenty finish.
             if rng.random_range(0..20) == 0 {
@@ -618,6 +647,7 @@ pub async fn load(c: &mut Clients, seed: u64, targets: &Targets) -> anyhow::Resu
                 request_id: format!("demo-{seed}-inspection-{i}"),
             })
             .await?;
+        bar.inc(1);
     }
 
     // Communication: articles in tens, leaflets in runs of 480, people in

@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             let mut clients = sustain_programs::demo::Clients::new(registry, programs, &token)?;
             let targets = sustain_programs::demo::LANG_SON.scaled(scale);
             let started = std::time::Instant::now();
-            let report = sustain_programs::demo::load(&mut clients, seed, &targets).await?;
+            let report = sustain_programs::demo::load(&mut clients, seed, &targets, true).await?;
             println!(
                 "demo (seed {seed}): {} models, {} enrolments, {} trainees in {:.1} s",
                 report.models,

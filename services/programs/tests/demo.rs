@@ -32,7 +32,9 @@ async fn the_demo_reproduces_the_reported_figures_and_reruns_idempotently() {
     .expect("clients");
 
     let targets = LANG_SON.scaled(50);
-    let report = demo::load(&mut clients, 7, &targets).await.expect("demo");
+    let report = demo::load(&mut clients, 7, &targets, false)
+        .await
+        .expect("demo");
     let summary = demo::province_summary(&mut clients).await.expect("summary");
     let compared = demo::compare(&targets, &summary);
     let differ: Vec<_> = compared
@@ -52,7 +54,7 @@ async fn the_demo_reproduces_the_reported_figures_and_reruns_idempotently() {
     assert_eq!(models.profit_in_target, models.income_up_30_percent);
 
     // Again: every request replays, the figures stay.
-    demo::load(&mut clients, 7, &targets)
+    demo::load(&mut clients, 7, &targets, false)
         .await
         .expect("demo again");
     let again = demo::province_summary(&mut clients).await.expect("summary");

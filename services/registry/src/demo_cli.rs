@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::ConnectionTrait;
 use sustain_domain::poverty::Standards;
 use sustain_platform::config::Config;
+use sustain_platform::progress::Progress;
 use sustain_platform::{Caller, Role, Scope};
 use sustain_proto::registry::v1 as pb;
 
@@ -31,13 +31,7 @@ pub async fn run(
     let started = std::time::Instant::now();
     let mut demo = tokio::task::spawn_blocking(move || Demo::new(seed, households)).await??;
     let total = demo.households();
-    let bar = if progress {
-        ProgressBar::new(total as u64).with_style(ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} households  {per_sec}  eta {eta}",
-        )?)
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = Progress::new("households", total as u64, progress);
 
     if let Some(path) = out {
         let file =
@@ -48,7 +42,7 @@ pub async fn run(
             bar.inc(1);
         }
         writer.finish()?;
-        bar.finish_and_clear();
+        bar.finish();
         println!("wrote {total} households to {}", path.display());
         return Ok(());
     }
@@ -99,7 +93,7 @@ pub async fn run(
         bar.inc(n);
     }
     generator.await?;
-    bar.finish_and_clear();
+    bar.finish();
     sustain_platform::db::optimize(&db).await?;
     println!(
         "demo (seed {seed}): {total} households, {accepted} loaded, {unchanged} already there, {rejected} rejected, in {:.1} s",

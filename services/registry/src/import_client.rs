@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use sustain_platform::progress::Progress;
 use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use tokio_stream::wrappers::ReceiverStream;
@@ -78,18 +78,12 @@ impl Rejections {
 
 pub async fn import(options: ImportOptions<'_>) -> anyhow::Result<ImportReport> {
     let rows = import_file::open(options.file)?;
-    let bar = if options.progress {
-        match rows.total {
-            Some(total) => ProgressBar::new(total).with_style(ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}",
-            )?),
-            None => ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
-                "{spinner} {pos} rows  {per_sec}  {msg}",
-            )?),
-        }
-    } else {
-        ProgressBar::hidden()
-    };
+    // The rows of the file, counted before it is sent.
+    let bar = Arc::new(Progress::new(
+        "rows",
+        rows.total.unwrap_or_default(),
+        options.progress,
+    ));
 
     // The file is read on a blocking thread and handed over a bounded channel.
     let (group_tx, mut group_rx) =

@@ -349,32 +349,25 @@ pub async fn load_services_demo(
         admin,
     )?;
     let targets = sustain_programs::demo::LANG_SON.scaled(scale);
-    // The services migrate before they serve: retry until they do.
-    let mut tries = 0;
-    let report = loop {
-        match sustain_programs::demo::load(
-            &mut clients,
-            sustain_programs::demo::DEFAULT_SEED,
-            &targets,
-        )
-        .await
-        {
-            Ok(report) => break report,
-            Err(e) if tries < 50 => {
-                tries += 1;
-                tracing::debug!(error = %e, "programme demo not yet");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    // The services migrate before they serve.
+    for addr in [registry, programs, ledger] {
+        wait_serving(addr).await?;
+    }
+    let report = sustain_programs::demo::load(
+        &mut clients,
+        sustain_programs::demo::DEFAULT_SEED,
+        &targets,
+        true,
+    )
+    .await?;
     println!(
         "demo: {} models, {} enrolments, {} trainees",
         report.models, report.enrolments, report.trainees
     );
     let mut money = sustain_ledger::demo::Clients::new(connect(ledger).await?, finance)?;
     let written =
-        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED, scale).await?;
+        sustain_ledger::demo::load(&mut money, sustain_ledger::demo::DEFAULT_SEED, scale, true)
+            .await?;
     println!(
         "demo: {} accounts, {} transfers",
         written.accounts, written.transfers
