@@ -597,7 +597,8 @@ pub fn render_start(scope: &sustain_platform::Scope, today: chrono::NaiveDate) -
             .into_iter()
             .filter(|u| scope.contains_unit(&u.code))
             .collect();
-        communes.sort_by(|a, b| a.name.cmp(&b.name));
+        // In the alphabet's order: Đ after D, not after Z.
+        communes.sort_by_cached_key(|u| sustain_domain::text::search_key(&u.name));
         if !communes.is_empty() {
             html.push_str("<h2>Xã, phường (từ 1/7/2025)</h2><ul class=\"units\">");
             for c in communes {
