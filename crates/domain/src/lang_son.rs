@@ -37,6 +37,14 @@ pub const P2_HOUSEHOLDS: [u32; 3] = [1_310, 1_840, 910];
 pub const P3_PROJECTS: u32 = 164;
 /// Project 3 trainees ("more than").
 pub const P3_TRAINEES: u32 = 3_260;
+/// Households the Project 3 projects supported ("more than").
+pub const P3_HOUSEHOLDS: u32 = 4_340;
+/// Project 3 technical courses ("about").
+pub const P3_COURSES: u32 = 140;
+/// Leaflets handed out ("more than").
+pub const LEAFLETS: u32 = 110_000;
+/// People in communication dialogues and trainings ("about").
+pub const PARTICIPANTS: u32 = 12_120;
 /// Inspections 2021–2024.
 pub const INSPECTIONS: u32 = 430;
 /// Articles and reports ("about").

@@ -483,6 +483,17 @@ mod tests {
             )
         );
         assert_eq!(number_vi(1_149_180.0 / 50.0), "22.983,6");
+        // "More than 4,340": reached or passed, at any scale.
+        let more = |found| SeedRow {
+            label: "x",
+            measure: Measure::AtLeast,
+            reported: 4_340.0,
+            found: Some(found),
+            of_households: None,
+        };
+        assert!(more(4_350.0).matches(1) && more(4_340.0).matches(1));
+        assert!(!more(4_339.0).matches(1));
+        assert!(more(86.0).matches(50) && !more(85.0).matches(50));
     }
 
     #[test]
@@ -616,6 +627,8 @@ pub fn render_start(scope: &sustain_platform::Scope, today: chrono::NaiveDate) -
 pub enum Measure {
     /// Households, models, people: divided by the demo's scale.
     Count,
+    /// A count the report gives as "more than": the system's must reach it.
+    AtLeast,
     /// A rate in percent: the same at any scale.
     Rate,
     /// Million VND: divided by the demo's scale.
@@ -641,7 +654,9 @@ impl SeedRow {
     pub fn expected(&self, scale: u32) -> f64 {
         match self.measure {
             Measure::Rate => self.reported,
-            Measure::Count | Measure::Million => self.reported / f64::from(scale.max(1)),
+            Measure::Count | Measure::AtLeast | Measure::Million => {
+                self.reported / f64::from(scale.max(1))
+            }
         }
     }
 
@@ -655,6 +670,9 @@ impl SeedRow {
             return false;
         };
         let expected = self.expected(scale);
+        if self.measure == Measure::AtLeast {
+            return found + if scale > 1 { 1.0 } else { 0.0 } >= expected - 1e-9;
+        }
         let slack = match (self.measure, scale > 1) {
             (Measure::Rate, false) => 0.005,
             (Measure::Rate, true) => {
@@ -685,7 +703,7 @@ pub fn number_vi(n: f64) -> String {
 fn shown(measure: Measure, n: f64) -> String {
     match measure {
         Measure::Rate => percent_vi(&n.to_string()),
-        Measure::Count | Measure::Million => number_vi(n),
+        Measure::Count | Measure::AtLeast | Measure::Million => number_vi(n),
     }
 }
 
@@ -762,6 +780,21 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
         found,
         of_households: None,
     };
+    let at_least = |label, reported: u32, found: Option<f64>| SeedRow {
+        label,
+        measure: Measure::AtLeast,
+        reported: f64::from(reported),
+        found,
+        of_households: None,
+    };
+    // Project 3's projects are recorded under its sub-projects (3.1 …).
+    let p3_households = models.as_ref().map(|m| {
+        m.projects
+            .iter()
+            .filter(|p| p.project_code.starts_with("NTP-SPR.3"))
+            .map(|p| p.enrolled_households)
+            .sum::<i64>() as f64
+    });
     let million = |label, reported: i64, found: Option<f64>| SeedRow {
         label,
         measure: Measure::Million,
@@ -861,9 +894,19 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
             lang_son::P3_PROJECTS.into(),
             models.as_ref().map(|m| m.project3_models as f64),
         ),
+        at_least(
+            "Hộ được hỗ trợ (Dự án 3)",
+            lang_son::P3_HOUSEHOLDS,
+            p3_households,
+        ),
         count(
+            "Lớp đào tạo kỹ thuật (Dự án 3)",
+            lang_son::P3_COURSES.into(),
+            training.as_ref().map(|t| t.project3_courses as f64),
+        ),
+        at_least(
             "Học viên đào tạo",
-            lang_son::P3_TRAINEES.into(),
+            lang_son::P3_TRAINEES,
             training.as_ref().map(|t| t.trainees as f64),
         ),
         count(
@@ -878,6 +921,18 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
             "Tin, bài viết",
             lang_son::ARTICLES.into(),
             outreach.as_ref().map(|c| c.articles as f64),
+        ),
+        at_least(
+            "Tờ rơi",
+            lang_son::LEAFLETS,
+            outreach.as_ref().map(|c| c.leaflets as f64),
+        ),
+        count(
+            "Người tham gia đối thoại, tập huấn",
+            lang_son::PARTICIPANTS.into(),
+            outreach
+                .as_ref()
+                .map(|c| (c.dialogue_participants + c.training_participants) as f64),
         ),
         million(
             "Tổng vốn kế hoạch 2021–2025 (triệu đồng)",
@@ -926,13 +981,19 @@ pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
         total = rows.len()
     );
     for r in &rows {
+        let more_than = if r.measure == Measure::AtLeast {
+            "> "
+        } else {
+            ""
+        };
         let reported = match r.measure {
-            Measure::Count | Measure::Million if scale > 1 => format!(
-                "{} ÷ {scale} = {}",
+            Measure::Rate => shown(r.measure, r.reported),
+            _ if scale > 1 => format!(
+                "{more_than}{} ÷ {scale} = {}",
                 number_vi(r.reported),
                 number_vi(r.expected(scale))
             ),
-            m => shown(m, r.reported),
+            m => format!("{more_than}{}", shown(m, r.reported)),
         };
         let (found, mark, class) = match r.found {
             Some(f) if r.matches(scale) => (shown(r.measure, f), "✓", ""),

@@ -71,12 +71,12 @@ pub const LANG_SON: Targets = Targets {
     // The split by type is not reported; it adds up to the 164 reported.
     p3_projects: [96, 58, lang_son::P3_PROJECTS - 96 - 58],
     p3_households: [1_500, 2_000, 850],
-    courses: 140,
+    courses: lang_son::P3_COURSES,
     trainees: lang_son::P3_TRAINEES,
     inspections: lang_son::INSPECTIONS,
     articles: lang_son::ARTICLES,
     leaflets: 110_400,
-    participants: 12_120,
+    participants: lang_son::PARTICIPANTS,
 };
 
 impl Targets {
