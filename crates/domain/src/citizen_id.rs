@@ -7,7 +7,7 @@ use chrono::{Datelike, NaiveDate};
 use std::fmt;
 
 use crate::admin;
-use crate::household::Sex;
+use crate::person::Sex;
 
 /// A citizen ID whose structure has been checked.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -10,11 +10,7 @@ use crate::citizen_id::CitizenId;
 use crate::ethnicity;
 use crate::violation::Violations;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sex {
-    Male,
-    Female,
-}
+pub use crate::person::Sex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Residence {
@@ -255,7 +251,6 @@ macro_rules! codes {
     };
 }
 
-codes!(Sex { Male => "male", Female => "female" });
 codes!(Residence { Rural => "rural", Urban => "urban" });
 codes!(HealthInsurance { Insured => "insured", Uninsured => "uninsured" });
 codes!(Relation {

@@ -137,6 +137,15 @@ impl FundingSource {
     }
 }
 
+/// Where a transfer stands, as stored: a pending one has reserved its amount
+/// on both accounts and is posted or voided later, each at most once; any
+/// other is posted when made.
+pub mod transfer_state {
+    pub const PENDING: &str = "pending";
+    pub const POSTED: &str = "posted";
+    pub const VOIDED: &str = "voided";
+}
+
 /// Why a transfer is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {

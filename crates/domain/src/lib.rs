@@ -15,6 +15,7 @@ pub mod lang_son;
 pub mod ledger;
 pub mod mpi;
 pub mod nutrition;
+pub mod person;
 pub mod poverty;
 pub mod programme;
 pub mod text;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::household::Sex;
+use crate::person::Sex;
 
 /// Oldest age, in completed months, the standards cover here.
 pub const MAX_AGE_MONTHS: u32 = 60;

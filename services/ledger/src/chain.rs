@@ -17,7 +17,7 @@ use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::CHAIN;
-use crate::model::{account, entry, head, replica_entry, transfer};
+use crate::model::{account, entry, head, replica_entry, replica_head, transfer};
 
 pub const ACCOUNT: &str = "account";
 pub const TRANSFER: &str = "transfer";
@@ -66,7 +66,7 @@ pub fn transfer_bytes(sequence: i64, t: &transfer::Model) -> Vec<u8> {
 
 /// The canonical bytes of a pending transfer's resolution.
 pub fn resolution_bytes(sequence: i64, t: &transfer::Model) -> Vec<u8> {
-    let action = if t.state == crate::transfers::POSTED {
+    let action = if t.state == sustain_domain::ledger::transfer_state::POSTED {
         POST
     } else {
         VOID
@@ -460,9 +460,7 @@ impl ChainApi {
                 ),
             });
         }
-        let head = crate::replica::head_of(&self.db, &r.instance)
-            .await?
-            .ok_or_else(unknown)?;
+        let head = head_of(&self.db, &r.instance).await?.ok_or_else(unknown)?;
         if r.at_sequence == 0 {
             return Ok(pb::GetChainHeadResponse {
                 sequence: head.sequence,
@@ -569,4 +567,14 @@ impl pb::chain_service_server::ChainService for ChainApi {
             hash: result.hash,
         }))
     }
+}
+
+/// The head held of `instance`'s chain, if anything arrived from it.
+pub async fn head_of(
+    conn: &impl ConnectionTrait,
+    instance: &str,
+) -> Result<Option<replica_head::Model>, ServiceError> {
+    Ok(replica_head::Entity::find_by_id(instance.to_owned())
+        .one(conn)
+        .await?)
 }

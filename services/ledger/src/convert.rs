@@ -5,7 +5,7 @@ use sustain_platform::api::timestamp;
 use sustain_proto::ledger::v1 as pb;
 
 use crate::model::{account, transfer};
-use crate::transfers::{PENDING, POSTED, VOIDED};
+use sustain_domain::ledger::transfer_state::{PENDING, POSTED, VOIDED};
 
 pub fn kind_to_proto(kind: AccountKind) -> pb::AccountKind {
     match kind {

@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 use crate::READ;
 use crate::convert::source_to_proto;
 use crate::model::head;
-use crate::transfers::{PENDING, POSTED};
+use sustain_domain::ledger::transfer_state::{PENDING, POSTED};
 
 /// Longest period one summary covers.
 pub const MAX_YEARS: i32 = 20;

@@ -21,7 +21,7 @@ use sustain_platform::sync::apply::{Incoming, Replica};
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 
-use crate::chain::{self, LINK_RECORD, Link};
+use crate::chain::{self, LINK_RECORD, Link, head_of};
 use crate::model::{account, replica_entry, replica_head, transfer};
 
 /// The ledger's side of sync: it takes the chains of the instances below and
@@ -39,16 +39,6 @@ fn empty_head(instance: &str) -> replica_head::Model {
         alarm_at: None,
         checked_at: None,
     }
-}
-
-/// The head held of `instance`'s chain, if anything arrived from it.
-pub async fn head_of(
-    conn: &impl ConnectionTrait,
-    instance: &str,
-) -> Result<Option<replica_head::Model>, ServiceError> {
-    Ok(replica_head::Entity::find_by_id(instance.to_owned())
-        .one(conn)
-        .await?)
 }
 
 /// The bytes the entry `link` was hashed over, rebuilt from its record; why
@@ -84,9 +74,9 @@ fn link_bytes(link: &Link) -> Result<Vec<u8>, String> {
             let t: transfer::Model =
                 serde_json::from_value(link.record.clone()).map_err(unreadable)?;
             let state = if link.kind == chain::POST {
-                crate::transfers::POSTED
+                sustain_domain::ledger::transfer_state::POSTED
             } else {
-                crate::transfers::VOIDED
+                sustain_domain::ledger::transfer_state::VOIDED
             };
             if t.id != link.record_id
                 || t.resolve_sequence != Some(link.sequence)
@@ -340,7 +330,7 @@ mod tests {
             reverses_id: None,
             value_date: day,
             memo: String::new(),
-            state: crate::transfers::POSTED.into(),
+            state: sustain_domain::ledger::transfer_state::POSTED.into(),
             posted_on: Some(day),
             resolved_on: None,
             sequence,

@@ -30,9 +30,7 @@ use crate::convert::{rules_of, transfer_to_proto};
 use crate::model::{account, transfer};
 use crate::{READ, WRITE, check};
 
-pub const PENDING: &str = "pending";
-pub const POSTED: &str = "posted";
-pub const VOIDED: &str = "voided";
+use sustain_domain::ledger::transfer_state::{PENDING, POSTED, VOIDED};
 
 /// Most legs in one linked batch.
 pub const MAX_LEGS: usize = 1_000;

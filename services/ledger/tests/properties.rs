@@ -261,7 +261,7 @@ async fn run_sequence(db: &DatabaseConnection, ops: Vec<Op>) -> Result<(), TestC
                     let r = transfers::resolve(&txn, &caller(), &id, None, post).await;
                     txn.commit().await.expect("commit");
                     if let Ok(t) = &r
-                        && t.state == transfers::POSTED
+                        && t.state == sustain_domain::ledger::transfer_state::POSTED
                     {
                         posted.push(t.clone());
                     }
