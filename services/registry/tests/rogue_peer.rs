@@ -532,6 +532,19 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         // passed off as the district's own: the receiver takes only what
         // crosses opened, so it is kept nowhere but as a conflict.
         change(8, "household", &sealed_id, "06067", 1, sealed_state.clone()),
+        // A village of a split commune assigned from below: assignments are
+        // the province's and flow only down.
+        change(
+            9,
+            "village_assignment",
+            "06622/ban cha",
+            "20",
+            1,
+            serde_json::json!({"id": "06622/ban cha", "province_code": "20", "commune_code": "06622",
+                "village_key": "ban cha", "village": "Bản Chả", "successor_code": "06613",
+                "version": 1, "updated_at": "2026-01-01T00:00:00Z", "updated_by": "rogue"})
+            .to_string(),
+        ),
     ]);
 
     let conflicts = {
@@ -545,7 +558,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 .expect("conflicts")
                 .into_inner()
                 .conflicts;
-            if open.len() >= 8 {
+            if open.len() >= 9 {
                 break open;
             }
             assert!(
@@ -607,6 +620,12 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             "feed hands 185 to itself",
             "185",
             "sync_owner",
+            "flow only down",
+        ),
+        (
+            "feed assigns a split commune's village",
+            "06622/ban cha",
+            "village_assignment",
             "flow only down",
         ),
         (
@@ -703,6 +722,15 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         standards_before, standards_after,
         "the standards are untouched"
     );
+    let assigned = at_p
+        .list_village_assignments(pb::ListVillageAssignmentsRequest {
+            commune_code: "06622".into(),
+        })
+        .await
+        .expect("assignments")
+        .into_inner()
+        .assignments;
+    assert!(assigned.is_empty(), "no assignment written: {assigned:?}");
     let owners = sync_at_p
         .list_owners(spb::ListOwnersRequest {})
         .await
