@@ -555,7 +555,7 @@ mod tests {
 
 /// The province the start page begins from: the one whose 2025 reform the
 /// catalog bundles.
-const PROVINCE: &str = "20";
+const PROVINCE: &str = lang_son::PROVINCE;
 
 /// Where a reader starts: the province, its districts for the years before
 /// the 1 July 2025 reform, its communes and wards after it, each a link to

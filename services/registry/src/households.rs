@@ -294,12 +294,11 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let Some(mut household) = household.filter(|_| v.is_empty()) else {
             return Err(ServiceError::from(v).into());
         };
-        crate::villages::place(&self.db, &mut household).await?;
-        caller.require_location(&household.address.location)?;
 
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
-            let mut household = household;
+            // Placed (a split commune's village) before the scope is read.
             crate::villages::place(&txn, &mut household).await?;
+            caller.require_location(&household.address.location)?;
             self.check_citizen_ids(&txn, &caller, &household, None).await?;
             let member_ids = household.members.iter().map(|_| new_id()).collect();
             let record = HouseholdRecord::new(new_id(), household, member_ids, now());

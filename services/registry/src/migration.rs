@@ -287,6 +287,13 @@ const TALLY_KEY_V1: &[&str] = &[
     "mpi_poor",
 ];
 
+/// A tally's per-indicator count columns, `d00` … in indicator order.
+pub(crate) fn deprived_columns() -> Vec<String> {
+    (0..sustain_domain::poverty::MAX_INDICATORS)
+        .map(|p| format!("d{p:02}"))
+        .collect()
+}
+
 fn timestamp(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
@@ -480,9 +487,7 @@ impl MigrationTrait for ProvinceTally {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(tally_table("review_tally_province", PROVINCE_TALLY_KEY_V1))
             .await?;
-        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
-            .map(|p| format!("d{p:02}"))
-            .collect();
+        let deprived = deprived_columns();
         let child =
             "CASE WHEN district_code <> '' THEN district_code ELSE current_commune_code END";
         let grouped: Vec<&str> = PROVINCE_TALLY_KEY_V1
@@ -620,9 +625,7 @@ impl MigrationTrait for ProvinceTallyInForce {
         let first = sustain_domain::admin::reform_date()
             .format("%Y")
             .to_string();
-        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
-            .map(|p| format!("d{p:02}"))
-            .collect();
+        let deprived = deprived_columns();
         let grouped: Vec<&str> = PROVINCE_TALLY_KEY_V1
             .iter()
             .map(|c| {
@@ -695,9 +698,7 @@ impl MigrationTrait for ReviewArea {
         let db = m.get_connection();
         db.execute_unprepared("UPDATE review SET area = residence")
             .await?;
-        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
-            .map(|p| format!("d{p:02}"))
-            .collect();
+        let deprived = deprived_columns();
         for (table, old_key, new_key) in [
             ("review_tally", TALLY_KEY_V1, TALLY_KEY_V2),
             (
@@ -783,9 +784,7 @@ impl MigrationTrait for VillageAssignments {
             .await?;
         }
         let first = reform.format("%Y").to_string();
-        let deprived: Vec<String> = (0..sustain_domain::poverty::MAX_INDICATORS)
-            .map(|p| format!("d{p:02}"))
-            .collect();
+        let deprived = deprived_columns();
         let counts: Vec<String> = std::iter::once("CAST(COUNT(*) AS BIGINT)".to_owned())
             .chain((0..sustain_domain::poverty::MAX_INDICATORS).map(|p| {
                 format!(

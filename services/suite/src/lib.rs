@@ -226,6 +226,14 @@ pub async fn wait_serving(addr: SocketAddr) -> anyhow::Result<()> {
     anyhow::bail!("{addr} did not start serving within a minute")
 }
 
+/// Once every one of `addrs` serves.
+pub async fn wait_all_serving(addrs: &[SocketAddr]) -> anyhow::Result<()> {
+    for addr in addrs {
+        wait_serving(*addr).await?;
+    }
+    Ok(())
+}
+
 /// What `sustain up` prints last, once everything serves (and the demo, if
 /// asked for, is loaded), and again on every start: where to look and, in
 /// development mode, the tokens to call with. Tokens stand alone on their
@@ -350,9 +358,7 @@ pub async fn load_services_demo(
     )?;
     let targets = sustain_programs::demo::LANG_SON.scaled(scale);
     // The services migrate before they serve.
-    for addr in [registry, programs, ledger] {
-        wait_serving(addr).await?;
-    }
+    wait_all_serving(&[registry, programs, ledger]).await?;
     let report = sustain_programs::demo::load(
         &mut clients,
         sustain_programs::demo::DEFAULT_SEED,

@@ -62,14 +62,6 @@ enum Command {
     },
 }
 
-/// Once every one of `addrs` serves.
-async fn futures_ready(addrs: &[SocketAddr]) -> anyhow::Result<()> {
-    for addr in addrs {
-        sustain::wait_serving(*addr).await?;
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Command::Up {
@@ -164,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
         });
     } else {
         tokio::spawn(async move {
-            let ready = futures_ready(&[registry, programs, ledger, gateway]).await;
+            let ready = sustain::wait_all_serving(&[registry, programs, ledger, gateway]).await;
             match ready {
                 Ok(()) => println!("{banner}"),
                 Err(e) => eprintln!("{e:#}"),

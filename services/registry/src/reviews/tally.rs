@@ -228,7 +228,7 @@ type Changes<K> = Vec<(K, Counts)>;
 /// `SET` that adds the counts to a row already there.
 fn upsert_columns<K: Key>() -> (Vec<String>, String) {
     let table = K::TABLE;
-    let deprived: Vec<String> = (0..MAX_INDICATORS).map(|p| format!("d{p:02}")).collect();
+    let deprived = crate::migration::deprived_columns();
     let updates = std::iter::once("households")
         .chain(deprived.iter().map(String::as_str))
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
