@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sustain/programs/v1/training.proto",
         "sustain/programs/v1/outreach.proto",
         "sustain/programs/v1/support.proto",
+        "sustain/programs/v1/sector.proto",
         "sustain/programs/v1/summary.proto",
         "sustain/ledger/v1/ledger.proto",
         "sustain/gateway/v1/reports.proto",

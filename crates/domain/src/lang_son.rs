@@ -50,6 +50,18 @@ pub const INSPECTIONS: u32 = 430;
 /// Articles and reports ("about").
 pub const ARTICLES: u32 = 3_500;
 
+/// People who began vocational training, each year of 2021–2024 (from, to).
+pub const VOCATIONAL_TRAINEES_A_YEAR: (u32, u32) = (11_000, 20_000);
+/// The share of workers with training, percent, by year.
+pub const TRAINED_WORKERS: [(i32, &str); 2] = [(2021, "57.2"), (2024, "64")];
+/// New jobs each year of 2021–2024 (from, to).
+pub const NEW_JOBS_A_YEAR: (u32, u32) = (17_000, 18_500);
+/// Workers who left for contract work abroad in 2024.
+pub const ABROAD_2024: u32 = 1_200;
+/// Health-insurance cards issued to poor, near-poor and ethnic-minority
+/// people 2021–2024 ("more than").
+pub const INSURANCE_CARDS: u32 = 1_000_000;
+
 /// The 2021–2025 plan in million đồng, and of it the central budget.
 pub const PLAN_MILLION: i64 = 1_149_180;
 pub const CENTRAL_MILLION: i64 = 844_520;

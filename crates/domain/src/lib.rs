@@ -2,7 +2,8 @@
 //! units exist and when, what a valid citizen ID is, who counts as an ethnic
 //! minority, what makes a household record valid, and how Vietnamese names fold
 //! for search; when a household is poor under which standard, and the MPI; how
-//! the programme is structured and what counts as a model's success.
+//! the programme is structured and what counts as a model's success; which
+//! sector agencies' reports make a unit's yearly labour and insurance figures.
 //! How the funding ledger moves money and chains its journal.
 //! Nothing here knows about gRPC, databases or the clock.
 
@@ -18,6 +19,7 @@ pub mod nutrition;
 pub mod person;
 pub mod poverty;
 pub mod programme;
+pub mod sector;
 pub mod text;
 pub mod violation;
 

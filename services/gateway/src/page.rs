@@ -127,6 +127,48 @@ fn source_name(s: i32) -> &'static str {
 
 const MILLION: i64 = 1_000_000;
 
+/// The sector agencies' yearly figures: training, jobs, work abroad, cards.
+fn sector_table(sector: &programs::SectorFigures) -> String {
+    let mut html =
+        String::from("<h2>Học nghề, việc làm và thẻ bảo hiểm y tế (số liệu của ngành)</h2>");
+    if sector.years.is_empty() {
+        html.push_str("<p>không có dữ liệu</p>");
+        return html;
+    }
+    html.push_str("<table><tr><th>Năm</th><th>Người học nghề</th><th>Tỷ lệ lao động qua đào tạo</th><th>Việc làm mới</th><th>Đi làm việc ở nước ngoài</th><th>Thẻ BHYT cấp</th></tr>");
+    for y in &sector.years {
+        let labour = |n: i64| {
+            if y.labour_reported {
+                thousands(n)
+            } else {
+                "chưa có".to_owned()
+            }
+        };
+        let trained = if y.trained_percent.is_empty() {
+            "chưa có".to_owned()
+        } else {
+            percent_vi(&y.trained_percent)
+        };
+        let cards = if y.health_insurance_reported {
+            thousands(y.insurance_cards)
+        } else {
+            "chưa có".to_owned()
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            y.year,
+            labour(y.vocational_trainees),
+            escape(&trained),
+            labour(y.new_jobs),
+            labour(y.workers_abroad),
+            cards
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
 /// The whole page.
 pub fn render(d: &pb::Dashboard) -> String {
     let poverty = d.poverty.clone().unwrap_or_default();
@@ -201,10 +243,8 @@ pub fn render(d: &pb::Dashboard) -> String {
     if let Some(notice) = unavailable("Chương trình", &programmes.unavailable) {
         html.push_str(&notice);
     } else {
-        let models = programmes
-            .summary
-            .and_then(|s| s.models)
-            .unwrap_or_default();
+        let summary = programmes.summary.unwrap_or_default();
+        let models = summary.models.clone().unwrap_or_default();
         let items: Vec<(String, f64, String)> = models
             .by_type
             .iter()
@@ -224,6 +264,7 @@ pub fn render(d: &pb::Dashboard) -> String {
             thousands(models.enrolled_households),
             thousands(models.jobs_created)
         );
+        html.push_str(&sector_table(&summary.sector.unwrap_or_default()));
     }
 
     html.push_str("<h2>Nguồn vốn: kế hoạch, phân bổ, giải ngân (triệu đồng)</h2>");
@@ -485,15 +526,95 @@ mod tests {
         assert_eq!(number_vi(1_149_180.0 / 50.0), "22.983,6");
         // "More than 4,340": reached or passed, at any scale.
         let more = |found| SeedRow {
-            label: "x",
+            label: "x".into(),
             measure: Measure::AtLeast,
             reported: 4_340.0,
+            reported_to: 4_340.0,
             found: Some(found),
-            of_households: None,
+            share_of: None,
         };
         assert!(more(4_350.0).matches(1) && more(4_340.0).matches(1));
         assert!(!more(4_339.0).matches(1));
         assert!(more(86.0).matches(50) && !more(85.0).matches(50));
+    }
+
+    /// The sector figures: a yearly range holds when the year's figure lies
+    /// in it (divided by the scale), the trained share is a rate of the
+    /// workforce, and the cards are summed over 2021–2024.
+    #[test]
+    fn sector_figures_are_set_beside_the_reported_ranges() {
+        let year = |year, trainees, jobs, workforce, trained, percent: &str| programs::SectorYear {
+            year,
+            labour_reported: true,
+            health_insurance_reported: true,
+            vocational_trainees: trainees,
+            workforce,
+            trained_workers: trained,
+            trained_percent: percent.into(),
+            new_jobs: jobs,
+            workers_abroad: 24,
+            insurance_cards: 5_240,
+        };
+        let d = pb::Dashboard {
+            unit_code: "20".into(),
+            from_year: 2021,
+            to_year: 2025,
+            poverty: Some(pb::PovertySection::default()),
+            programmes: Some(pb::ProgrammeSection {
+                summary: Some(programs::ProgrammeSummary {
+                    sector: Some(programs::SectorFigures {
+                        years: vec![
+                            year(2021, 236, 344, 10_000, 5_720, "57.2"),
+                            year(2022, 219, 372, 10_040, 5_880, "58.57"),
+                            year(2024, 380, 366, 10_120, 6_400, "63.24"),
+                        ],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                unavailable: None,
+            }),
+            funding: Some(pb::FundingSection::default()),
+        };
+        let rows = seed_rows(&d);
+        let find = |label: &str| rows.iter().find(|r| r.label == label).expect(label);
+        assert!(find("Người học nghề 2021").matches(50), "236 in 220–400");
+        assert!(
+            find("Người học nghề 2022").matches(50),
+            "219 is one short of 220"
+        );
+        assert!(!find("Người học nghề 2022").matches(1), "not at full scale");
+        assert_eq!(
+            find("Người học nghề 2023").found,
+            None,
+            "no report that year"
+        );
+        assert!(
+            !find("Lao động có việc làm mới 2022").matches(50),
+            "372 > 370 + 1"
+        );
+        assert!(find("Tỷ lệ lao động qua đào tạo 2021").matches(50));
+        assert!(
+            !find("Tỷ lệ lao động qua đào tạo 2024").matches(50),
+            "63.24 is not 64"
+        );
+        assert!(find("Lao động đi làm việc ở nước ngoài 2024").matches(50));
+        let cards = find("Thẻ BHYT cấp cho người nghèo, cận nghèo, DTTS 2021–2024");
+        assert_eq!(cards.found, Some(15_720.0), "three years reported");
+        assert!(!cards.matches(50), "15,720 < 1,000,000 ÷ 50");
+        let dashboard = render(&d);
+        assert!(
+            dashboard.contains("<tr><td>2021</td><td>236</td><td>57,20 %</td><td>344</td><td>24</td><td>5.240</td></tr>"),
+            "{dashboard}"
+        );
+        let page = render_seed(&d, 50);
+        assert!(
+            page.contains(
+                "<td>Người học nghề 2021</td><td>11.000–20.000 ÷ 50 = 220–400</td><td>236</td><td>✓</td>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<td>Tỷ lệ lao động qua đào tạo 2021</td><td>57,20 %</td>"));
     }
 
     #[test]
@@ -633,19 +754,24 @@ pub enum Measure {
     Rate,
     /// Million VND: divided by the demo's scale.
     Million,
+    /// A count the report gives as a range ("11,000–20,000 a year",
+    /// `reported` to `reported_to`): the system's must lie in it.
+    Range,
 }
 
 /// One figure of the province's 2021–2025 report beside the system's own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedRow {
-    pub label: &'static str,
+    pub label: String,
     pub measure: Measure,
     pub reported: f64,
+    /// For a range, its upper end; otherwise `reported`.
+    pub reported_to: f64,
     /// `None` when the section it comes from is unavailable.
     pub found: Option<f64>,
-    /// For a rate: the households it is a share of, whose one household is
-    /// the closest a smaller population can come.
-    pub of_households: Option<i64>,
+    /// For a rate: the households or workers it is a share of, one of whom
+    /// is the closest a smaller population can come.
+    pub share_of: Option<i64>,
 }
 
 impl SeedRow {
@@ -654,9 +780,17 @@ impl SeedRow {
     pub fn expected(&self, scale: u32) -> f64 {
         match self.measure {
             Measure::Rate => self.reported,
-            Measure::Count | Measure::AtLeast | Measure::Million => {
+            Measure::Count | Measure::AtLeast | Measure::Million | Measure::Range => {
                 self.reported / f64::from(scale.max(1))
             }
+        }
+    }
+
+    /// The upper end of a range at `scale`; [`SeedRow::expected`] otherwise.
+    pub fn expected_to(&self, scale: u32) -> f64 {
+        match self.measure {
+            Measure::Range => self.reported_to / f64::from(scale.max(1)),
+            _ => self.expected(scale),
         }
     }
 
@@ -670,15 +804,19 @@ impl SeedRow {
             return false;
         };
         let expected = self.expected(scale);
+        let one = if scale > 1 { 1.0 } else { 0.0 };
         if self.measure == Measure::AtLeast {
-            return found + if scale > 1 { 1.0 } else { 0.0 } >= expected - 1e-9;
+            return found + one >= expected - 1e-9;
+        }
+        if self.measure == Measure::Range {
+            return found + one >= expected - 1e-9 && found - one <= self.expected_to(scale) + 1e-9;
         }
         let slack = match (self.measure, scale > 1) {
             (Measure::Rate, false) => 0.005,
             (Measure::Rate, true) => {
                 0.005
                     + self
-                        .of_households
+                        .share_of
                         .filter(|n| *n > 0)
                         .map_or(0.0, |n| 100.0 / n as f64)
             }
@@ -703,14 +841,15 @@ pub fn number_vi(n: f64) -> String {
 fn shown(measure: Measure, n: f64) -> String {
     match measure {
         Measure::Rate => percent_vi(&n.to_string()),
-        Measure::Count | Measure::AtLeast | Measure::Million => number_vi(n),
+        Measure::Count | Measure::AtLeast | Measure::Million | Measure::Range => number_vi(n),
     }
 }
 
 /// Lạng Sơn's reported figures (domain brief §1) and where the dashboard
 /// holds each: the poverty rates and counts, the deprivations among poor and
 /// near-poor households in 2021, the livelihood models and their households,
-/// Project 3, training, inspections, communication and the budget.
+/// Project 3, training, inspections, communication, the budget, and the
+/// sector agencies' yearly training, jobs and health-insurance figures.
 pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
     let poverty = d.poverty.clone().unwrap_or_default();
     let year = |y: i32| {
@@ -773,19 +912,21 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
     let millions = |f: Option<ledger::FundingFigures>, pick: fn(&ledger::FundingFigures) -> i64| {
         f.map(|f| pick(&f) as f64 / MILLION as f64)
     };
-    let count = |label, reported: u64, found: Option<f64>| SeedRow {
-        label,
+    let count = |label: &str, reported: u64, found: Option<f64>| SeedRow {
+        label: label.to_owned(),
         measure: Measure::Count,
         reported: reported as f64,
+        reported_to: reported as f64,
         found,
-        of_households: None,
+        share_of: None,
     };
-    let at_least = |label, reported: u32, found: Option<f64>| SeedRow {
-        label,
+    let at_least = |label: &str, reported: u32, found: Option<f64>| SeedRow {
+        label: label.to_owned(),
         measure: Measure::AtLeast,
         reported: f64::from(reported),
+        reported_to: f64::from(reported),
         found,
-        of_households: None,
+        share_of: None,
     };
     // Project 3's projects are recorded under its sub-projects (3.1 …).
     let p3_households = models.as_ref().map(|m| {
@@ -795,31 +936,74 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
             .map(|p| p.enrolled_households)
             .sum::<i64>() as f64
     });
-    let million = |label, reported: i64, found: Option<f64>| SeedRow {
-        label,
+    let million = |label: &str, reported: i64, found: Option<f64>| SeedRow {
+        label: label.to_owned(),
         measure: Measure::Million,
         reported: reported as f64,
+        reported_to: reported as f64,
         found,
-        of_households: None,
+        share_of: None,
     };
-    let rate_row = |label, y: i32| SeedRow {
-        label,
-        measure: Measure::Rate,
-        reported: lang_son::POVERTY_RATES
+    let percent_in = |rates: &[(i32, &str)], y: i32| {
+        rates
             .iter()
             .find(|(year, _)| *year == y)
-            .and_then(|(_, r)| r.to_string().parse().ok())
-            .unwrap_or_default(),
-        found: rate(y),
-        of_households: reviewed(y),
+            .and_then(|(_, r)| r.parse().ok())
+            .unwrap_or_default()
     };
+    let rate_row = |label: &str, y: i32| SeedRow {
+        label: label.to_owned(),
+        measure: Measure::Rate,
+        reported: percent_in(&lang_son::POVERTY_RATES, y),
+        reported_to: percent_in(&lang_son::POVERTY_RATES, y),
+        found: rate(y),
+        share_of: reviewed(y),
+    };
+    // The sector agencies' figures, year by year.
+    let sector = summary.as_ref().and_then(|s| s.sector.clone());
+    let sector_year = |y: i32| {
+        sector
+            .as_ref()
+            .and_then(|s| s.years.iter().find(|x| x.year == y).cloned())
+    };
+    let labour = |y: i32, pick: fn(&programs::SectorYear) -> i64| {
+        sector_year(y)
+            .filter(|x| x.labour_reported)
+            .map(|x| pick(&x) as f64)
+    };
+    let range = |label: String, (from, to): (u32, u32), found: Option<f64>| SeedRow {
+        label,
+        measure: Measure::Range,
+        reported: f64::from(from),
+        reported_to: f64::from(to),
+        found,
+        share_of: None,
+    };
+    let trained_row = |y: i32| SeedRow {
+        label: format!("Tỷ lệ lao động qua đào tạo {y}"),
+        measure: Measure::Rate,
+        reported: percent_in(&lang_son::TRAINED_WORKERS, y),
+        reported_to: percent_in(&lang_son::TRAINED_WORKERS, y),
+        found: sector_year(y)
+            .filter(|x| x.labour_reported)
+            .and_then(|x| x.trained_percent.parse().ok()),
+        share_of: sector_year(y).map(|x| x.workforce),
+    };
+    let cards_2021_2024 = sector.as_ref().and_then(|s| {
+        let years: Vec<_> = s
+            .years
+            .iter()
+            .filter(|x| (2021..=2024).contains(&x.year) && x.health_insurance_reported)
+            .collect();
+        (!years.is_empty()).then(|| years.iter().map(|x| x.insurance_cards).sum::<i64>() as f64)
+    });
     let deprived_of = |code: &str| {
         lang_son::DEPRIVED_2021
             .iter()
             .find(|(c, _)| *c == code)
             .map_or(0, |(_, count)| *count)
     };
-    vec![
+    let mut rows = vec![
         rate_row("Tỷ lệ hộ nghèo 2021", 2021),
         rate_row("Tỷ lệ hộ nghèo 2022", 2022),
         rate_row("Tỷ lệ hộ nghèo 2023", 2023),
@@ -955,7 +1139,37 @@ pub fn seed_rows(d: &pb::Dashboard) -> Vec<SeedRow> {
                 f.allocated_vnd
             }),
         ),
-    ]
+    ];
+    rows.extend((2021..=2024).map(|y| {
+        range(
+            format!("Người học nghề {y}"),
+            lang_son::VOCATIONAL_TRAINEES_A_YEAR,
+            labour(y, |x| x.vocational_trainees),
+        )
+    }));
+    rows.extend(
+        lang_son::TRAINED_WORKERS
+            .iter()
+            .map(|(y, _)| trained_row(*y)),
+    );
+    rows.extend((2021..=2024).map(|y| {
+        range(
+            format!("Lao động có việc làm mới {y}"),
+            lang_son::NEW_JOBS_A_YEAR,
+            labour(y, |x| x.new_jobs),
+        )
+    }));
+    rows.push(count(
+        "Lao động đi làm việc ở nước ngoài 2024",
+        lang_son::ABROAD_2024.into(),
+        labour(2024, |x| x.workers_abroad),
+    ));
+    rows.push(at_least(
+        "Thẻ BHYT cấp cho người nghèo, cận nghèo, DTTS 2021–2024",
+        lang_son::INSURANCE_CARDS,
+        cards_2021_2024,
+    ));
+    rows
 }
 
 /// The report's figures beside the system's, for a dashboard of the
@@ -967,7 +1181,7 @@ pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
     let same = rows.iter().filter(|r| r.matches(scale)).count();
     let scaled = if scale > 1 {
         format!(
-            "<p>Dữ liệu mẫu ở tỷ lệ 1/{scale}: số lượng và số tiền của báo cáo được chia cho {scale}; tỷ lệ giữ nguyên. Một số liệu khớp khi lệch không quá một đơn vị sau khi chia (tỷ lệ: không quá một hộ trên số hộ được rà soát).</p>"
+            "<p>Dữ liệu mẫu ở tỷ lệ 1/{scale}: số lượng và số tiền của báo cáo được chia cho {scale}; tỷ lệ giữ nguyên. Một số liệu khớp khi lệch không quá một đơn vị sau khi chia (tỷ lệ: không quá một hộ trên số hộ được rà soát, một lao động trên lực lượng lao động).</p>"
         )
     } else {
         String::new()
@@ -976,7 +1190,7 @@ pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
         r#"<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th:first-child,td:first-child{{text-align:left}}.differs{{color:#a00}}</style></head><body>
 <h1>Lạng Sơn 2021–2025: số liệu báo cáo và số liệu hệ thống</h1>{scaled}
-<p>{same} / {total} số liệu khớp với báo cáo của tỉnh.</p>
+<p>{same} / {total} số liệu khớp với báo cáo của tỉnh. Học nghề, việc làm và thẻ BHYT là số liệu ngành Lao động và Bảo hiểm xã hội gửi hằng năm (báo cáo ngành); các số liệu khác được đếm từ hồ sơ hộ, chương trình và sổ cái.</p>
 <table><tr><th>Chỉ tiêu</th><th>Báo cáo</th><th>Hệ thống</th><th></th></tr>"#,
         total = rows.len()
     );
@@ -988,6 +1202,14 @@ pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
         };
         let reported = match r.measure {
             Measure::Rate => shown(r.measure, r.reported),
+            Measure::Range if scale > 1 => format!(
+                "{}–{} ÷ {scale} = {}–{}",
+                number_vi(r.reported),
+                number_vi(r.reported_to),
+                number_vi(r.expected(scale)),
+                number_vi(r.expected_to(scale))
+            ),
+            Measure::Range => format!("{}–{}", number_vi(r.reported), number_vi(r.reported_to)),
             _ if scale > 1 => format!(
                 "{more_than}{} ÷ {scale} = {}",
                 number_vi(r.reported),
@@ -1003,7 +1225,7 @@ pub fn render_seed(d: &pb::Dashboard, scale: u32) -> String {
         let _ = write!(
             html,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{mark}</td></tr>",
-            escape(r.label),
+            escape(&r.label),
             escape(&reported),
             escape(&found)
         );

@@ -14,6 +14,7 @@ pub mod records;
 pub mod registry;
 pub mod replica;
 pub mod reseal;
+pub mod sector;
 pub mod store;
 pub mod summary;
 pub mod support;
@@ -33,6 +34,7 @@ use sustain_proto::programs::v1::communication_service_server::CommunicationServ
 use sustain_proto::programs::v1::inspection_service_server::InspectionServiceServer;
 use sustain_proto::programs::v1::livelihood_service_server::LivelihoodServiceServer;
 use sustain_proto::programs::v1::programme_summary_service_server::ProgrammeSummaryServiceServer;
+use sustain_proto::programs::v1::sector_report_service_server::SectorReportServiceServer;
 use sustain_proto::programs::v1::support_service_server::SupportServiceServer;
 use sustain_proto::programs::v1::training_service_server::TrainingServiceServer;
 use tokio::net::TcpListener;
@@ -115,6 +117,10 @@ pub fn services(
         db: db.clone(),
         cipher: cipher.clone(),
     });
+    let sector = SectorReportServiceServer::new(sector::SectorReportApi {
+        db: db.clone(),
+        cipher: cipher.clone(),
+    });
     let sync = sustain_platform::sync::wire(
         SERVICE,
         &db,
@@ -129,7 +135,7 @@ pub fn services(
         registry,
         cache: summary::SummaryCache::new(),
     });
-    let routes = sustain_platform::guarded_routes!(auth, config.limits; catalog, livelihood, summary, training, support, communication, inspections, sync.server);
+    let routes = sustain_platform::guarded_routes!(auth, config.limits; catalog, livelihood, summary, training, support, communication, inspections, sector, sync.server);
     Ok(ServiceSet::new(
         config,
         routes,
@@ -141,6 +147,7 @@ pub fn services(
             "sustain.programs.v1.SupportService",
             "sustain.programs.v1.CommunicationService",
             "sustain.programs.v1.InspectionService",
+            "sustain.programs.v1.SectorReportService",
             sustain_platform::sync::SERVICE_NAME,
         ],
     )?

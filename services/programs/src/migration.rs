@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateEnrolmentTallies),
             Box::new(sustain_platform::sync::migration::CreateSync),
             Box::new(sustain_platform::reseal::CreateResealProgress),
+            Box::new(CreateSectorReports),
         ]
     }
 }
@@ -457,6 +458,54 @@ impl MigrationTrait for CreateEnrolmentTallies {
         crate::livelihood::tally::rebuild(m.get_connection())
             .await
             .map_err(|e| DbErr::Custom(format!("building the enrolment tallies: {e}")))?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct CreateSectorReports;
+
+impl MigrationName for CreateSectorReports {
+    fn name(&self) -> &str {
+        "m20261207_000015_create_sector_reports"
+    }
+}
+
+#[async_trait::async_trait]
+#[allow(elided_lifetimes_in_paths)]
+impl MigrationTrait for CreateSectorReports {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let mut t = Table::create();
+        t.table("sector_report")
+            .col(ColumnDef::new("id").string().not_null().primary_key())
+            .col(ColumnDef::new("kind").string().not_null())
+            .col(ColumnDef::new("unit_code").string().not_null());
+        placement(&mut t)
+            .col(ColumnDef::new("year").integer().not_null())
+            .col(ColumnDef::new("source").string().not_null());
+        for figure in [
+            "vocational_trainees",
+            "workforce",
+            "trained_workers",
+            "new_jobs",
+            "workers_abroad",
+            "cards_issued",
+        ] {
+            t.col(ColumnDef::new(figure).big_integer().not_null());
+        }
+        m.create_table(timestamps(&mut t).to_owned()).await?;
+        placement_indexes(m, "sector_report").await?;
+        // One live report per unit, year and kind is looked up on create.
+        m.create_index(
+            Index::create()
+                .name("sector_report_unit_year")
+                .table("sector_report")
+                .col("unit_code")
+                .col("year")
+                .col("kind")
+                .to_owned(),
+        )
+        .await?;
         Ok(())
     }
 }

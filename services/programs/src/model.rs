@@ -212,6 +212,43 @@ pub mod communication_activity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod sector_report {
+    use sea_orm::entity::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// A sector agency's yearly figures for a unit; the columns of the other
+    /// kind stay 0.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+    #[sea_orm(table_name = "sector_report")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `labour` or `health_insurance`.
+        pub kind: String,
+        pub unit_code: String,
+        pub province_code: String,
+        pub district_code: Option<String>,
+        pub commune_code: Option<String>,
+        pub current_commune_code: Option<String>,
+        pub year: i32,
+        pub source: String,
+        pub vocational_trainees: i64,
+        pub workforce: i64,
+        pub trained_workers: i64,
+        pub new_jobs: i64,
+        pub workers_abroad: i64,
+        pub cards_issued: i64,
+        pub state: String,
+        pub archive_reason: Option<String>,
+        pub version: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod inspection {
     use sea_orm::entity::prelude::*;
     use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ use crate::convert::ACTIVE;
 use crate::livelihood::tally;
 use crate::model::{
     communication_activity, course, enrolment, inspection, livelihood_model, programme_item,
-    support, trainee,
+    sector_report, support, trainee,
 };
 use crate::records::Record;
 
@@ -135,6 +135,9 @@ impl Replica for ProgramsReplica {
                 }
                 "inspection" => {
                     put_record::<inspection::Model>(txn, c).await?;
+                }
+                "sector_report" => {
+                    put_record::<sector_report::Model>(txn, c).await?;
                 }
                 other => {
                     return Err(ServiceError::Internal(format!(

@@ -44,7 +44,7 @@ pub struct SummaryApi {
 
 /// Local figures by the journal head they were read at: every write to the
 /// programme records (models, enrolments and outcomes, courses, trainees,
-/// support, communication, inspections, the catalogue) journals in its own
+/// support, communication, inspections, sector reports, the catalogue) journals in its own
 /// transaction and moves the head.
 pub type SummaryCache = sustain_platform::cache::SummaryCache<pb::ProgrammeSummary>;
 
@@ -722,6 +722,7 @@ pub async fn local_summary(
         support: Some(support_figures(conn, unit, from, to).await?),
         communication: Some(communication_figures(conn, unit, from, to).await?),
         inspections: Some(inspection_figures(conn, unit, from, to, today).await?),
+        sector: Some(crate::sector::figures(conn, unit, from, to).await?),
     })
 }
 

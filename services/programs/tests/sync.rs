@@ -80,9 +80,40 @@ async fn programme_records_flow_up_and_the_catalogue_flows_down() {
         .await
         .expect("enrolled");
     assert_eq!(enrolled.len(), 3);
+    // And its labour department's figures for 2023.
+    let mut sector = client(
+        sustain_proto::programs::v1::sector_report_service_client::SectorReportServiceClient::new,
+        district.programs.channel().await.expect("connect"),
+        Role::Admin,
+        &["181"],
+    );
+    sector
+        .create_sector_report(pb::CreateSectorReportRequest {
+            report: Some(pb::SectorReport {
+                unit_code: "181".into(),
+                year: 2023,
+                source: "Phòng LĐ-TB&XH huyện Bình Gia".into(),
+                figures: Some(pb::sector_report::Figures::Labour(pb::LabourFigures {
+                    vocational_trainees: 900,
+                    workforce: 40_000,
+                    trained_workers: 23_000,
+                    new_jobs: 1_400,
+                    workers_abroad: 25,
+                })),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("sector report");
     let want = programme_summary(&district, "181", &["181"], 2022, 2024)
         .await
         .expect("summary");
+    assert_eq!(
+        want.sector.as_ref().map(|s| s.vocational_trainees),
+        Some(900),
+        "the district's own report counts"
+    );
     eventually(
         "the province's figures for 181 equal the district's",
         || async {
