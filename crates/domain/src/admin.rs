@@ -25,6 +25,11 @@ pub fn year_end(year: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, 12, 31)
 }
 
+/// The last day of a period ending in `to`, or `today` while it runs.
+pub fn period_end(to: i32, today: NaiveDate) -> NaiveDate {
+    year_end(to).map_or(today, |end| end.min(today))
+}
+
 /// Whether `year` is reported by the units of the two-level government: its
 /// end falls after the reform, when districts no longer operate, so its
 /// figures roll up by the communes in force at its end.

@@ -26,7 +26,6 @@ use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, mask_paths, meta};
 use crate::model::sector_report as report;
 use crate::records::{self, ArchiveOrder, Record, record};
 use crate::store::live;
-use crate::summary::period_end;
 use crate::{ARCHIVE, READ, WRITE};
 
 record!(sector_report, "sector_report");
@@ -97,7 +96,7 @@ fn fields(r: &pb::SectorReport, v: &mut Violations) -> Option<Fields> {
             "is a district, abolished on 1 July 2025: a year after the reform is reported by its communes or the province",
         );
     } else {
-        placement = Placement::of_unit(unit, period_end(r.year, today), today)
+        placement = Placement::of_unit(unit, admin::period_end(r.year, today), today)
             .map_err(|e| v.add("report.unit_code", e))
             .ok();
     }

@@ -694,11 +694,6 @@ pub async fn inspection_figures(
     })
 }
 
-/// The last day of the period, or today while the period runs.
-pub fn period_end(to: i32, today: NaiveDate) -> NaiveDate {
-    NaiveDate::from_ymd_opt(to, 12, 31).map_or(today, |end| end.min(today))
-}
-
 /// Children under five on `on`: born after the same day five years before.
 pub fn under_five_births(on: NaiveDate) -> (NaiveDate, NaiveDate) {
     let five_years = on.checked_sub_months(chrono::Months::new(60)).unwrap_or(on);
@@ -737,7 +732,7 @@ impl pb::programme_summary_service_server::ProgrammeSummaryService for SummaryAp
         let credentials = credentials_of(&request)?;
         let (unit, from, to) = checked_request(&caller, request.get_ref())?;
         let today = today();
-        let (born_from, born_to) = under_five_births(period_end(to, today));
+        let (born_from, born_to) = under_five_births(sustain_domain::admin::period_end(to, today));
         // The registry's count runs while the local figures are read.
         let (local, under_five) = tokio::join!(
             current_local_summary(&self.db, &self.cache, &unit, from, to, today),
