@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod journal;
 pub mod metrics;
+pub mod ownership;
 pub mod placement;
 pub mod progress;
 pub mod reseal;

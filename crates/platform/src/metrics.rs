@@ -17,7 +17,26 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::sync::puller::Board;
+/// One sync peer as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct PeerGauge {
+    pub peer: String,
+    pub cursor: i64,
+    pub peer_head: i64,
+    pub applied: i64,
+    pub conflicts: i64,
+    pub connected: bool,
+    /// At the peer's head now; else since when it has not been (`None`: never).
+    pub caught_up: bool,
+    pub caught_up_at: Option<Instant>,
+    pub alarmed: bool,
+}
+
+/// What the metrics read sync peers from at scrape time (the pullers'
+/// board), so they need not know replication.
+pub trait PeerGauges: Send + Sync {
+    fn gauges(&self) -> Vec<PeerGauge>;
+}
 
 /// The process's metrics.
 pub struct Metrics {
@@ -33,7 +52,7 @@ pub struct Metrics {
     sync_conflicts: IntGaugeVec,
     sync_connected: IntGaugeVec,
     sync_alarm: IntGaugeVec,
-    boards: Mutex<Vec<(&'static str, Weak<Board>)>>,
+    boards: Mutex<Vec<(&'static str, Weak<dyn PeerGauges>)>>,
     /// `/pkg.Service/Method` → its gRPC type, from the descriptor sets.
     kinds: HashMap<String, &'static str>,
 }
@@ -176,10 +195,10 @@ impl Metrics {
         [kind.to_owned(), service.to_owned(), method.to_owned()]
     }
 
-    /// Shows the peers on `board` as `service`'s.
-    pub fn watch_sync(&self, service: &'static str, board: &Arc<Board>) {
+    /// Shows the peers on `board` as `service`'s, while it lives.
+    pub fn watch_sync(&self, service: &'static str, board: Arc<dyn PeerGauges>) {
         if let Ok(mut boards) = self.boards.lock() {
-            boards.push((service, Arc::downgrade(board)));
+            boards.push((service, Arc::downgrade(&board)));
         }
     }
 
@@ -192,7 +211,7 @@ impl Metrics {
             let Some(board) = board.upgrade() else {
                 continue;
             };
-            for p in board.snapshot() {
+            for p in board.gauges() {
                 let labels = [*service, p.peer.as_str()];
                 self.sync_cursor.with_label_values(&labels).set(p.cursor);
                 self.sync_peer_head
@@ -216,7 +235,7 @@ impl Metrics {
                     .set(i64::from(p.connected));
                 self.sync_alarm
                     .with_label_values(&labels)
-                    .set(i64::from(!p.alarm.is_empty()));
+                    .set(i64::from(p.alarmed));
             }
         }
     }

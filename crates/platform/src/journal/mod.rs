@@ -172,7 +172,7 @@ async fn check_owners<'a>(
     conn: &impl ConnectionTrait,
     owners: impl Iterator<Item = &'a str>,
 ) -> Result<(), ServiceError> {
-    crate::sync::Topology::load(conn)
+    crate::ownership::Topology::load(conn)
         .await?
         .check_writes(owners)
 }

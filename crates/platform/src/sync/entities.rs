@@ -1,27 +1,5 @@
 //! The sync tables, in every service's database.
 
-pub mod sync_owner {
-    use sea_orm::entity::prelude::*;
-
-    /// Who owns a unit; units no row names belong to the upstream (or, with
-    /// none, to this instance).
-    #[sea_orm::model]
-    #[derive(
-        Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
-    )]
-    #[sea_orm(table_name = "sync_owner")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub unit_code: String,
-        pub instance: String,
-        pub since: ChronoDateTimeUtc,
-        pub set_by: String,
-        pub version: i64,
-    }
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 pub mod sync_cursor {
     use sea_orm::entity::prelude::*;
 

@@ -58,6 +58,25 @@ impl Board {
     }
 }
 
+impl crate::metrics::PeerGauges for Board {
+    fn gauges(&self) -> Vec<crate::metrics::PeerGauge> {
+        self.snapshot()
+            .into_iter()
+            .map(|p| crate::metrics::PeerGauge {
+                peer: p.peer,
+                cursor: p.cursor,
+                peer_head: p.peer_head,
+                applied: p.applied,
+                conflicts: p.conflicts,
+                connected: p.connected,
+                caught_up: p.caught_up,
+                caught_up_at: p.caught_up_at,
+                alarmed: !p.alarm.is_empty(),
+            })
+            .collect()
+    }
+}
+
 impl Board {
     pub fn snapshot(&self) -> Vec<PeerState> {
         self.peers.lock().map(|p| p.clone()).unwrap_or_default()
