@@ -20,7 +20,6 @@ pub mod placement;
 pub mod progress;
 pub mod reseal;
 pub mod serve;
-pub mod sync;
 pub mod telemetry;
 pub mod tls;
 

@@ -408,7 +408,7 @@ fn not_served(path: &str, served: &[&'static str]) -> String {
             || "no service of the suite".to_owned(),
             |(_, binary, port)| format!("{binary}, by default on port {port}"),
         );
-    let sync = if service == crate::sync::SERVICE_NAME {
+    let sync = if service == sustain_proto::sync::v1::sync_service_server::SERVICE_NAME {
         " (each service that syncs serves its own)"
     } else {
         ""

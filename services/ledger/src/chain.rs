@@ -195,7 +195,7 @@ impl Chain {
         if self.entries.is_empty() {
             return Ok(());
         }
-        let topology = sustain_platform::sync::Topology::load(conn).await?;
+        let topology = sustain_sync::Topology::load(conn).await?;
         if !topology.upstream.is_empty() {
             let changes = self
                 .entries
@@ -430,7 +430,7 @@ impl ChainApi {
     /// PERMISSION_DENIED unless every unit this instance owns lies in the
     /// caller's scope: its own chain covers them all.
     async fn require_whole_instance(&self, caller: &Caller) -> Result<(), ServiceError> {
-        sustain_platform::sync::Topology::load(&self.db)
+        sustain_sync::Topology::load(&self.db)
             .await?
             .require_whole(caller, "the chain")
     }
@@ -442,7 +442,7 @@ impl ChainApi {
         caller: &Caller,
         r: &pb::GetChainHeadRequest,
     ) -> Result<pb::GetChainHeadResponse, ServiceError> {
-        let topology = sustain_platform::sync::Topology::load(&self.db).await?;
+        let topology = sustain_sync::Topology::load(&self.db).await?;
         let units = topology.units_of(&r.instance);
         let unknown = || ServiceError::NotFound {
             resource: "replicated chain",

@@ -76,7 +76,7 @@ pub fn services(
     let database = db.clone();
     let auth = config.authenticator(secrets)?;
     let cipher = secrets.cipher();
-    let sync = sustain_platform::sync::wire(
+    let sync = sustain_sync::wire(
         SERVICE,
         &db,
         config,
@@ -102,7 +102,7 @@ pub fn services(
             "sustain.ledger.v1.TransferService",
             "sustain.ledger.v1.ChainService",
             "sustain.ledger.v1.FundingService",
-            sustain_platform::sync::SERVICE_NAME,
+            sustain_sync::SERVICE_NAME,
         ],
     )?
     .with_background(sync.tasks)
@@ -117,7 +117,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
-    sustain_platform::sync::configure(&db, &config.sync).await?;
+    sustain_sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, "ledger serving");
     serve::serve(

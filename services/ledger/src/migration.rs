@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(sustain_platform::journal::migration::CreateJournal),
             Box::new(CreateLedger),
-            Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(sustain_sync::migration::CreateSync),
             Box::new(CreateReplicaChains),
             Box::new(sustain_platform::reseal::CreateResealProgress),
         ]

@@ -16,10 +16,10 @@ use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_platform::auth::BearerToken;
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
-use sustain_platform::sync::Topology;
-use sustain_platform::sync::apply::{Incoming, Replica};
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
+use sustain_sync::Topology;
+use sustain_sync::apply::{Incoming, Replica};
 
 use crate::chain::{self, LINK_RECORD, Link, head_of};
 use crate::model::{account, replica_entry, replica_head, transfer};
@@ -47,7 +47,7 @@ fn link_bytes(link: &Link) -> Result<Vec<u8>, String> {
     let unreadable = |e: serde_json::Error| {
         format!(
             "its record does not read: {}",
-            sustain_platform::sync::apply::unreadable(&e)
+            sustain_sync::apply::unreadable(&e)
         )
     };
     match link.kind.as_str() {

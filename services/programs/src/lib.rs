@@ -121,7 +121,7 @@ pub fn services(
         db: db.clone(),
         cipher: cipher.clone(),
     });
-    let sync = sustain_platform::sync::wire(
+    let sync = sustain_sync::wire(
         SERVICE,
         &db,
         config,
@@ -148,7 +148,7 @@ pub fn services(
             "sustain.programs.v1.CommunicationService",
             "sustain.programs.v1.InspectionService",
             "sustain.programs.v1.SectorReportService",
-            sustain_platform::sync::SERVICE_NAME,
+            sustain_sync::SERVICE_NAME,
         ],
     )?
     .with_background(sync.tasks)
@@ -163,7 +163,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
-    sustain_platform::sync::configure(&db, &config.sync).await?;
+    sustain_sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, registry = %config.registry.url, "programs serving");
     serve::serve(

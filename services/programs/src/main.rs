@@ -8,9 +8,10 @@ use sustain_platform::cli::{
     DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token, issuer,
 };
 use sustain_platform::config::{Config, ServeArgs};
-use sustain_platform::reseal::{Answers, Conflicts};
+use sustain_platform::reseal::Answers;
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
+use sustain_sync::reseal::Conflicts;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -15,7 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutreach),
             Box::new(CreateSupport),
             Box::new(CreateEnrolmentTallies),
-            Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(sustain_sync::migration::CreateSync),
             Box::new(sustain_platform::reseal::CreateResealProgress),
             Box::new(CreateSectorReports),
         ]

@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveMode
 use serde::de::DeserializeOwned;
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
-use sustain_platform::sync::apply::{Incoming, Replica};
+use sustain_sync::apply::{Incoming, Replica};
 
 use crate::convert::ACTIVE;
 use crate::livelihood::tally;
@@ -41,7 +41,7 @@ fn convert(
     let mut value: serde_json::Value = serde_json::from_str(state).map_err(|e| {
         ServiceError::Internal(format!(
             "support state does not read: {}",
-            sustain_platform::sync::apply::unreadable(&e)
+            sustain_sync::apply::unreadable(&e)
         ))
     })?;
     let id = value

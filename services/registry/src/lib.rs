@@ -86,7 +86,7 @@ pub fn services(
     let cache = Arc::new(RecordCache::new("household", config.cache_entries));
     let follower =
         Arc::clone(&cache).follow(db.clone(), Duration::from_millis(config.cache_poll_ms));
-    let sync = sustain_platform::sync::wire(
+    let sync = sustain_sync::wire(
         SERVICE,
         &db,
         config,
@@ -115,7 +115,7 @@ pub fn services(
             "sustain.registry.v1.HouseholdService",
             "sustain.registry.v1.AdminUnitService",
             "sustain.registry.v1.ReviewService",
-            sustain_platform::sync::SERVICE_NAME,
+            sustain_sync::SERVICE_NAME,
         ],
     )?
     .with_background(std::iter::once(follower).chain(sync.tasks).collect())
@@ -130,7 +130,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = connect_and_migrate(&config.database_url).await?;
-    sustain_platform::sync::configure(&db, &config.sync).await?;
+    sustain_sync::configure(&db, &config.sync).await?;
     let services = services(db, secrets, config)?;
     tracing::info!(address = %listener.local_addr()?, "registry serving");
     serve::serve(

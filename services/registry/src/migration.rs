@@ -15,7 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateReviews),
             Box::new(MemberBirthDates),
             Box::new(ProvinceTally),
-            Box::new(sustain_platform::sync::migration::CreateSync),
+            Box::new(sustain_sync::migration::CreateSync),
             Box::new(StandardSet),
             Box::new(sustain_platform::reseal::CreateResealProgress),
             Box::new(SearchKeys),

@@ -8,8 +8,8 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
-use sustain_platform::sync::apply::{Incoming, Replica};
 use sustain_proto::sync::v1::Change;
+use sustain_sync::apply::{Incoming, Replica};
 
 use crate::model::{household, member, review};
 use crate::reviews::store as reviews;

@@ -120,7 +120,7 @@ pub async fn set(
     };
     // The standards an instance keeps are its own province's: a province
     // elsewhere, however wholly its admin holds it, is not this one's.
-    let topology = sustain_platform::sync::Topology::load(db).await?;
+    let topology = sustain_sync::Topology::load(db).await?;
     let own_province = topology.own_units().iter().find_map(|u| {
         admin::catalog()
             .ancestors_or_self(u)
@@ -217,7 +217,7 @@ pub async fn set(
 /// Writes a set that arrived from the province.
 pub async fn write_replica(
     txn: &impl sea_orm::ConnectionTrait,
-    incoming: &sustain_platform::sync::apply::Incoming,
+    incoming: &sustain_sync::apply::Incoming,
 ) -> Result<(), ServiceError> {
     use sea_orm::ActiveModelTrait;
     let row: standard_set::Model = incoming.read()?;

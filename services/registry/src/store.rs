@@ -277,7 +277,7 @@ fn each_member(
     let mut value: serde_json::Value = serde_json::from_str(state).map_err(|e| {
         ServiceError::Internal(format!(
             "household state does not read: {}",
-            sustain_platform::sync::apply::unreadable(&e)
+            sustain_sync::apply::unreadable(&e)
         ))
     })?;
     for m in members_of(&mut value)? {

@@ -320,7 +320,7 @@ pub async fn assign(
     let answer = journal::run_once(db, cipher, key, |txn| async move {
         // Refused before anything is written where another instance owns
         // the province (a district), even when nothing would change.
-        sustain_platform::sync::Topology::load(&txn)
+        sustain_sync::Topology::load(&txn)
             .await?
             .check_writes(std::iter::once(province.as_str()))?;
         let now = chrono::Utc::now();
@@ -395,7 +395,7 @@ async fn write_row(
 /// to be reconciled once the batch is written.
 pub async fn write_replica(
     txn: &impl ConnectionTrait,
-    incoming: &sustain_platform::sync::apply::Incoming,
+    incoming: &sustain_sync::apply::Incoming,
 ) -> Result<String, ServiceError> {
     let row: village_assignment::Model = incoming.read()?;
     incoming.require_placed(&row.id, &row.province_code)?;

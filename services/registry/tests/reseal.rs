@@ -12,13 +12,14 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, EntityTrait};
 use sustain_domain::citizen_id::CitizenId;
 use sustain_platform::crypto::{FieldCipher, LookupHasher};
-use sustain_platform::reseal::{self, Answers, Conflicts, reseal_progress};
-use sustain_platform::sync::apply::Replica;
-use sustain_platform::sync::sync_conflict;
+use sustain_platform::reseal::{self, Answers, reseal_progress};
 use sustain_proto::sync::v1::Change;
 use sustain_registry::replica::RegistryReplica;
 use sustain_registry::reseal::{Members, Versions};
 use sustain_registry::store::{self, Vault};
+use sustain_sync::apply::Replica;
+use sustain_sync::reseal::Conflicts;
+use sustain_sync::sync_conflict;
 use sustain_testkit::{FIELD_KEY, LOOKUP_KEY};
 
 const NEW_FIELD: [u8; 32] = [41; 32];

@@ -181,7 +181,7 @@ async fn serve(listener: tokio::net::TcpListener, mut config: Config, files: &Fi
                 .ok()?;
             tonic_health::pb::health_client::HealthClient::new(channel)
                 .check(tonic_health::pb::HealthCheckRequest {
-                    service: sustain_platform::sync::SERVICE_NAME.into(),
+                    service: sustain_sync::SERVICE_NAME.into(),
                 })
                 .await
                 .ok()

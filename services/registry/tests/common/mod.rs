@@ -64,7 +64,7 @@ pub async fn registry_on(
             })
             .await
         },
-        sustain_platform::sync::SERVICE_NAME,
+        sustain_sync::SERVICE_NAME,
     )
     .await
     .expect("registry ready")

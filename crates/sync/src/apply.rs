@@ -14,10 +14,10 @@ use sea_orm::{
 use sustain_proto::sync::v1 as pb;
 
 use super::{OWNER_RECORD, Topology, store, sync_conflict, sync_cursor, sync_owner};
-use crate::auth::Caller;
-use crate::db::WriteTxn;
-use crate::error::ServiceError;
-use crate::journal::{self, Change};
+use sustain_platform::auth::Caller;
+use sustain_platform::db::WriteTxn;
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change};
 
 /// A change as applied here, with the version of the record held before.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub trait Replica: Send + Sync + 'static {
         _db: &DatabaseConnection,
         _peer: &str,
         _channel: tonic::transport::Channel,
-        _bearer: crate::auth::BearerToken,
+        _bearer: sustain_platform::auth::BearerToken,
     ) -> Result<Option<String>, ServiceError> {
         Ok(None)
     }
@@ -426,7 +426,7 @@ async fn keep_failed(
     batch: &pb::PullResponse,
     error: &ServiceError,
 ) -> Result<Applied, ServiceError> {
-    let txn = crate::db::begin_write(db).await?;
+    let txn = sustain_platform::db::begin_write(db).await?;
     advance(&txn, &peer.name, after, batch.last_seq).await?;
     let mut held = store::held_versions(&txn, &batch.changes).await?;
     for c in &batch.changes {

@@ -10,8 +10,8 @@ use sustain_domain::admin;
 use sustain_proto::sync::v1 as pb;
 
 use super::OWNER_RECORD;
-use crate::error::ServiceError;
-use crate::journal::{Change, outbox};
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{Change, outbox};
 
 /// A record as held here: its newest journaled version, state and unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,11 @@ pub(crate) async fn held_versions(
     let backend = conn.get_database_backend();
     for chunk in ids.chunks(1000) {
         let rows = outbox::Entity::find()
-            .filter(crate::db::in_json_list(backend, "record_id", chunk)?)
+            .filter(sustain_platform::db::in_json_list(
+                backend,
+                "record_id",
+                chunk,
+            )?)
             .order_by_asc(outbox::Column::Seq)
             .all(conn)
             .await?;
@@ -91,7 +95,11 @@ pub(crate) async fn latest_under(
         std::collections::BTreeMap::new();
     for chunk in owner_units.chunks(500) {
         let rows = outbox::Entity::find()
-            .filter(crate::db::in_json_list(backend, "owner_unit", chunk)?)
+            .filter(sustain_platform::db::in_json_list(
+                backend,
+                "owner_unit",
+                chunk,
+            )?)
             .filter(outbox::Column::RecordType.ne(OWNER_RECORD))
             .order_by_asc(outbox::Column::Seq)
             .all(conn)

@@ -11,17 +11,18 @@ mod entities;
 pub mod feed;
 pub mod migration;
 pub mod puller;
+pub mod reseal;
 mod store;
 
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Set, Statement};
 
-use crate::config::SyncConfig;
-use crate::error::ServiceError;
+use sustain_platform::config::SyncConfig;
+use sustain_platform::error::ServiceError;
 
-pub use crate::ownership::{Topology, sync_owner};
 pub use entities::{sync_conflict, sync_cursor};
+pub use sustain_platform::ownership::{Topology, sync_owner};
 
 /// The record type a handover travels as.
 pub const OWNER_RECORD: &str = "sync_owner";
@@ -37,7 +38,7 @@ pub async fn configure(
     if !config.enabled() {
         return Ok(());
     }
-    let txn = crate::db::begin_write(db).await?;
+    let txn = sustain_platform::db::begin_write(db).await?;
     let backend = txn.get_database_backend();
     let upstream = config
         .upstream
@@ -120,8 +121,8 @@ impl std::fmt::Debug for Wiring {
 pub fn wire(
     service: &'static str,
     db: &sea_orm::DatabaseConnection,
-    config: &crate::config::Config,
-    secrets: &crate::config::Secrets,
+    config: &sustain_platform::config::Config,
+    secrets: &sustain_platform::config::Secrets,
     replica: std::sync::Arc<dyn apply::Replica>,
 ) -> Result<Wiring, ServiceError> {
     let issuer = config.token_issuer(secrets)?;
@@ -136,7 +137,7 @@ pub fn wire(
         std::sync::Arc::clone(&replica),
         tls,
     );
-    if let Some(metrics) = crate::metrics::metrics() {
+    if let Some(metrics) = sustain_platform::metrics::metrics() {
         metrics.watch_sync(service, board.clone());
     }
     let api = api::SyncApi {
@@ -169,7 +170,7 @@ mod tests {
     impl sea_orm_migration::MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
             vec![
-                Box::new(crate::journal::migration::CreateJournal),
+                Box::new(sustain_platform::journal::migration::CreateJournal),
                 Box::new(migration::CreateSync),
             ]
         }
@@ -184,9 +185,9 @@ mod tests {
             "sqlite://{}?mode=rwc",
             dir.path().join("t.sqlite").display()
         );
-        let db = crate::db::connect(&url).await.expect("connect");
+        let db = sustain_platform::db::connect(&url).await.expect("connect");
         Migrator::up(&db, None).await.expect("migrate");
-        let peer = |name: &str, scope: &str| crate::config::PeerConfig {
+        let peer = |name: &str, scope: &str| sustain_platform::config::PeerConfig {
             name: name.into(),
             url: "http://127.0.0.1:1".into(),
             scope: vec![scope.into()],

@@ -11,8 +11,8 @@ use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
 use tokio::sync::Notify;
 
 use super::apply::{self, Peer, Replica};
-use crate::auth::{BearerToken, Caller, Role, Scope, TokenIssuer};
-use crate::config::{PeerConfig, SyncConfig};
+use sustain_platform::auth::{BearerToken, Caller, Role, Scope, TokenIssuer};
+use sustain_platform::config::{PeerConfig, SyncConfig};
 
 /// Changes applied between refreshes of the planner's statistics.
 const ANALYZE_EVERY: usize = 50_000;
@@ -58,11 +58,11 @@ impl Board {
     }
 }
 
-impl crate::metrics::PeerGauges for Board {
-    fn gauges(&self) -> Vec<crate::metrics::PeerGauge> {
+impl sustain_platform::metrics::PeerGauges for Board {
+    fn gauges(&self) -> Vec<sustain_platform::metrics::PeerGauge> {
         self.snapshot()
             .into_iter()
-            .map(|p| crate::metrics::PeerGauge {
+            .map(|p| sustain_platform::metrics::PeerGauge {
                 peer: p.peer,
                 cursor: p.cursor,
                 peer_head: p.peer_head,
@@ -97,7 +97,7 @@ pub fn start(
     config: &SyncConfig,
     issuer: TokenIssuer,
     replica: Arc<dyn Replica>,
-    tls: Option<crate::tls::Tls>,
+    tls: Option<sustain_platform::tls::Tls>,
 ) -> (Arc<Board>, Vec<tokio::task::JoinHandle<()>>) {
     let board = Arc::new(Board {
         peers: Mutex::new(vec![]),
@@ -151,7 +151,7 @@ struct Puller {
     board: Arc<Board>,
     batch: u32,
     retry_max: Duration,
-    tls: Option<crate::tls::Tls>,
+    tls: Option<sustain_platform::tls::Tls>,
 }
 
 impl Puller {
@@ -242,7 +242,7 @@ impl Puller {
             scope: Scope::new(scope.clone()),
         };
         let mut cursor = apply::cursor(&self.db, &self.peer.name).await?;
-        let channel = crate::tls::endpoint(&self.peer.url, self.tls.as_ref())?
+        let channel = sustain_platform::tls::endpoint(&self.peer.url, self.tls.as_ref())?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
@@ -303,7 +303,7 @@ impl Puller {
             since_analyze += done.applied;
             if since_analyze >= ANALYZE_EVERY {
                 since_analyze = 0;
-                if let Err(e) = crate::db::optimize(&self.db).await {
+                if let Err(e) = sustain_platform::db::optimize(&self.db).await {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
             }

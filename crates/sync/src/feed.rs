@@ -11,9 +11,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::Topology;
-use crate::auth::{Caller, Role};
-use crate::error::ServiceError;
-use crate::journal::{self, outbox};
+use sustain_platform::auth::{Caller, Role};
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, outbox};
 
 /// Batches larger than this are cut to it, whatever the puller asks.
 pub const MAX_BATCH: u32 = 5000;
@@ -43,7 +43,7 @@ pub async fn pull(
     if request.max_batch < 0 {
         v.add("max_batch", "must be 0 (the server's default) or more");
     }
-    crate::error::check(v)?;
+    sustain_platform::error::check(v)?;
     let topology = Topology::load(db).await?;
     if !topology.is_replicated() {
         return Err(ServiceError::FailedPrecondition {

@@ -14,10 +14,10 @@ use super::apply::{Incoming, Replica};
 use super::feed::{self, FeedLimits};
 use super::puller::Board;
 use super::{OWNER_RECORD, Topology, sync_conflict, sync_owner};
-use crate::api::timestamp;
-use crate::auth::{Caller, Role};
-use crate::error::ServiceError;
-use crate::journal::{self, Change};
+use sustain_platform::api::timestamp;
+use sustain_platform::auth::{Caller, Role};
+use sustain_platform::error::ServiceError;
+use sustain_platform::journal::{self, Change};
 
 /// Who may ask about and steer this instance's sync.
 const OPERATE: &[Role] = &[Role::Admin];
@@ -32,7 +32,7 @@ pub struct SyncApi {
     pub peers: Vec<String>,
     pub replica: Arc<dyn Replica>,
     /// Seals stored answers of retried handovers.
-    pub cipher: crate::crypto::FieldCipher,
+    pub cipher: sustain_platform::crypto::FieldCipher,
 }
 
 impl std::fmt::Debug for SyncApi {
@@ -269,7 +269,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         if request.reason.trim().is_empty() {
             v.add("reason", "is required: the decision that moves the units");
         }
-        crate::error::check(v)?;
+        sustain_platform::error::check(v)?;
         for code in &units {
             if !caller.scope.contains_unit(code) {
                 return Err(ServiceError::PermissionDenied {
@@ -398,8 +398,8 @@ impl pb::sync_service_server::SyncService for SyncApi {
                 ""
             }
         };
-        crate::error::check(v)?;
-        let txn = crate::db::WriteTxn::begin(&self.db)
+        sustain_platform::error::check(v)?;
+        let txn = sustain_platform::db::WriteTxn::begin(&self.db)
             .await
             .map_err(ServiceError::from)?;
         let not_found = || ServiceError::NotFound {
