@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
 use sustain_platform::Caller;
-use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
+use sustain_platform::api::{new_id, now, optional_date, parse_date, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -16,11 +16,11 @@ use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, mask_paths, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
 use crate::model::{communication_activity as activity, inspection};
-use crate::records::{self, ArchiveOrder, Record, record};
+use crate::records::{self, Record, record};
 use crate::store::{live, project_within};
-use crate::{ARCHIVE, READ, WRITE};
+use crate::{READ, WRITE};
 
 record!(communication_activity, "communication_activity");
 record!(inspection, "inspection");
@@ -275,12 +275,8 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         &self,
         request: Request<pb::GetActivityRequest>,
     ) -> Result<Response<pb::GetActivityResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read communication", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<activity::Model>(&self.db, &caller, &id).await?;
+        let row = records::fetched::<activity::Model, _>(&self.db, &request, "read communication")
+            .await?;
         Ok(Response::new(pb::GetActivityResponse {
             activity: Some(activity_to_proto(&row)),
         }))
@@ -341,23 +337,26 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         &self,
         request: Request<pb::UpdateActivityRequest>,
     ) -> Result<Response<pb::UpdateActivityResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record communication", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateActivity", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), ACTIVITY_PATHS)?;
-        let sent = request.activity.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "activity.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "activity.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(
+            request,
+            "record communication",
+            "UpdateActivity",
+            ACTIVITY_PATHS,
+        )?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
                 records::changeable::<activity::Model>(&txn, &caller, &id, etag.trim()).await?;
             let mut merged = activity_to_proto(&stored);
             for path in &paths {
-                match *path {
+                match path.as_str() {
                     "kind" => merged.kind = sent.kind,
                     "title" => merged.title = sent.title.clone(),
                     "held_on" => merged.held_on = sent.held_on.clone(),
@@ -392,16 +391,8 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         &self,
         request: Request<pb::ArchiveActivityRequest>,
     ) -> Result<Response<pb::ArchiveActivityResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive communication", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveActivity", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive communication", "ArchiveActivity")?;
         let answer = records::archive::<activity::Model, _>(
             &self.db,
             &self.cipher,
@@ -626,12 +617,8 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         &self,
         request: Request<pb::GetInspectionRequest>,
     ) -> Result<Response<pb::GetInspectionResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read inspections", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<inspection::Model>(&self.db, &caller, &id).await?;
+        let row = records::fetched::<inspection::Model, _>(&self.db, &request, "read inspections")
+            .await?;
         Ok(Response::new(pb::GetInspectionResponse {
             inspection: Some(inspection_to_proto(&row)),
         }))
@@ -681,23 +668,26 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         &self,
         request: Request<pb::UpdateInspectionRequest>,
     ) -> Result<Response<pb::UpdateInspectionResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record inspections", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateInspection", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), INSPECTION_PATHS)?;
-        let sent = request.inspection.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "inspection.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "inspection.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(
+            request,
+            "record inspections",
+            "UpdateInspection",
+            INSPECTION_PATHS,
+        )?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
                 records::changeable::<inspection::Model>(&txn, &caller, &id, etag.trim()).await?;
             let mut merged = inspection_to_proto(&stored);
             for path in &paths {
-                match *path {
+                match path.as_str() {
                     "inspecting_body" => merged.inspecting_body = sent.inspecting_body.clone(),
                     "held_on" => merged.held_on = sent.held_on.clone(),
                     "findings" => merged.findings = sent.findings.clone(),
@@ -731,16 +721,8 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         &self,
         request: Request<pb::ArchiveInspectionRequest>,
     ) -> Result<Response<pb::ArchiveInspectionResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive inspections", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveInspection", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive inspections", "ArchiveInspection")?;
         let answer = records::archive::<inspection::Model, _>(
             &self.db,
             &self.cipher,

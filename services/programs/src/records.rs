@@ -13,6 +13,7 @@ use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::placement::Placement;
+use sustain_proto::programs::v1 as pb;
 
 use crate::convert::{MAX_REASON_CHARS, archived, check, stale};
 use crate::store::{page, save_guarded};
@@ -195,6 +196,162 @@ impl ArchiveOrder {
             request_id: request_id.to_owned(),
         })
     }
+}
+
+/// What a get request and an archive request of a programme record carry:
+/// every record's messages have the same fields, so one handler step reads
+/// them all.
+pub trait GetRequest {
+    fn id(&self) -> &str;
+}
+
+pub trait ArchiveRequest: prost::Message {
+    /// id, etag, reason, request_id.
+    fn order(&self) -> [&str; 4];
+}
+
+macro_rules! record_requests {
+    ($($get:ident, $archive:ident;)*) => {$(
+        impl GetRequest for pb::$get {
+            fn id(&self) -> &str {
+                &self.id
+            }
+        }
+        impl ArchiveRequest for pb::$archive {
+            fn order(&self) -> [&str; 4] {
+                [&self.id, &self.etag, &self.reason, &self.request_id]
+            }
+        }
+    )*};
+}
+
+record_requests! {
+    GetModelRequest, ArchiveModelRequest;
+    GetEnrolmentRequest, ArchiveEnrolmentRequest;
+    GetCourseRequest, ArchiveCourseRequest;
+    GetTraineeRequest, ArchiveTraineeRequest;
+    GetSupportRequest, ArchiveSupportRequest;
+    GetActivityRequest, ArchiveActivityRequest;
+    GetInspectionRequest, ArchiveInspectionRequest;
+    GetSectorReportRequest, ArchiveSectorReportRequest;
+}
+
+/// What an update request of a programme record carries: the record (its
+/// id and etag under `NOUN`), a field mask and the request id.
+pub trait UpdateRequest: prost::Message + Sized {
+    type Sent: Default;
+    /// The record's field in the request: "course".
+    const NOUN: &'static str;
+    fn request_id(&self) -> &str;
+    fn split(self) -> (String, Option<prost_types::FieldMask>, Self::Sent);
+    fn id_and_meta(sent: &Self::Sent) -> (&str, Option<&pb::RecordMeta>);
+}
+
+macro_rules! update_requests {
+    ($($request:ident, $field:ident, $record:ident;)*) => {$(
+        impl UpdateRequest for pb::$request {
+            type Sent = pb::$record;
+            const NOUN: &'static str = stringify!($field);
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn split(self) -> (String, Option<prost_types::FieldMask>, pb::$record) {
+                (self.request_id, self.update_mask, self.$field.unwrap_or_default())
+            }
+            fn id_and_meta(sent: &pb::$record) -> (&str, Option<&pb::RecordMeta>) {
+                (&sent.id, sent.meta.as_ref())
+            }
+        }
+    )*};
+}
+
+update_requests! {
+    UpdateModelRequest, model, LivelihoodModel;
+    UpdateEnrolmentRequest, enrolment, Enrolment;
+    UpdateCourseRequest, course, Course;
+    UpdateTraineeRequest, trainee, Trainee;
+    UpdateSupportRequest, support, Support;
+    UpdateActivityRequest, activity, CommunicationActivity;
+    UpdateInspectionRequest, inspection, Inspection;
+    UpdateSectorReportRequest, report, SectorReport;
+}
+
+/// A checked update request: who asks, its retry key, the record named and
+/// the etag it was read at, the mask's paths and the record as sent.
+#[derive(Debug)]
+pub struct Update<S> {
+    pub caller: Caller,
+    pub key: Option<IdempotencyKey>,
+    pub request_id: String,
+    pub id: String,
+    pub etag: String,
+    pub paths: Vec<String>,
+    pub sent: S,
+}
+
+/// An update request once the caller may `what` (WRITE): `method` keys
+/// retries, the mask may name `allowed` paths only, the record's id and etag
+/// are required.
+pub fn update_order<Q: UpdateRequest>(
+    request: tonic::Request<Q>,
+    what: &str,
+    method: &str,
+    allowed: &[&str],
+) -> Result<Update<Q::Sent>, ServiceError> {
+    let caller = Caller::from_request(&request)?;
+    caller.require(what, crate::WRITE)?;
+    let request = request.into_inner();
+    let key = IdempotencyKey::new(&caller, method, request.request_id(), &request)?;
+    let (request_id, mask, sent) = request.split();
+    let paths = crate::convert::mask_paths(mask.as_ref(), allowed)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut v = sustain_domain::Violations::new();
+    let (raw_id, meta) = Q::id_and_meta(&sent);
+    let id = sustain_platform::api::required_id(raw_id, &format!("{}.id", Q::NOUN), &mut v);
+    let etag = sent_etag(meta, &format!("{}.meta.etag", Q::NOUN), &mut v);
+    check(v)?;
+    Ok(Update {
+        caller,
+        key,
+        request_id,
+        id,
+        etag,
+        paths,
+        sent,
+    })
+}
+
+/// The record a get request names, once the caller may `what` (READ) and the
+/// record lies in its scope.
+pub async fn fetched<R: Record, Q: GetRequest>(
+    conn: &impl ConnectionTrait,
+    request: &tonic::Request<Q>,
+    what: &str,
+) -> Result<R, ServiceError> {
+    let caller = Caller::from_request(request)?;
+    caller.require(what, crate::READ)?;
+    let mut v = sustain_domain::Violations::new();
+    let id = sustain_platform::api::required_id(request.get_ref().id(), "id", &mut v);
+    check(v)?;
+    readable::<R>(conn, &caller, &id).await
+}
+
+/// The caller, its idempotency key and the checked order of an archive
+/// request, once the caller may `what` (ARCHIVE); `method` keys retries.
+pub fn archive_order<Q: ArchiveRequest>(
+    request: tonic::Request<Q>,
+    what: &str,
+    method: &str,
+) -> Result<(Caller, Option<IdempotencyKey>, ArchiveOrder), ServiceError> {
+    let caller = Caller::from_request(&request)?;
+    caller.require(what, crate::ARCHIVE)?;
+    let request = request.into_inner();
+    let [id, etag, reason, request_id] = request.order();
+    let key = IdempotencyKey::new(&caller, method, request_id, &request)?;
+    let order = ArchiveOrder::checked(id, etag, reason, request_id)?;
+    Ok((caller, key, order))
 }
 
 /// Archives a record exactly once per request id; `to_proto` renders the answer.

@@ -14,7 +14,7 @@ use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::Rate;
 use sustain_domain::sector::{self, Figures, Labour, Placed};
 use sustain_platform::Caller;
-use sustain_platform::api::{new_id, now, required_id, text, today};
+use sustain_platform::api::{new_id, now, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -22,11 +22,11 @@ use sustain_platform::placement::{self, Placement, under_unit};
 use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, mask_paths, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
 use crate::model::sector_report as report;
-use crate::records::{self, ArchiveOrder, Record, record};
+use crate::records::{self, Record, record};
 use crate::store::live;
-use crate::{ARCHIVE, READ, WRITE};
+use crate::{READ, WRITE};
 
 record!(sector_report, "sector_report");
 
@@ -298,12 +298,8 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         &self,
         request: Request<pb::GetSectorReportRequest>,
     ) -> Result<Response<pb::GetSectorReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read sector reports", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<report::Model>(&self.db, &caller, &id).await?;
+        let row =
+            records::fetched::<report::Model, _>(&self.db, &request, "read sector reports").await?;
         Ok(Response::new(pb::GetSectorReportResponse {
             report: Some(to_proto(&row)),
         }))
@@ -359,18 +355,20 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         &self,
         request: Request<pb::UpdateSectorReportRequest>,
     ) -> Result<Response<pb::UpdateSectorReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record sector reports", WRITE)?;
-        let request = request.into_inner();
-        let key =
-            IdempotencyKey::new(&caller, "UpdateSectorReport", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), PATHS)?;
-        let sent = request.report.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "report.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "report.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(
+            request,
+            "record sector reports",
+            "UpdateSectorReport",
+            PATHS,
+        )?;
         let answer =
             journal::run_once(&self.db, &self.cipher, key, |txn| async move {
                 let stored =
@@ -378,7 +376,7 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
                 let mut merged = to_proto(&stored);
                 let mut v = Violations::new();
                 for path in &paths {
-                    match (*path, &sent.figures) {
+                    match (path.as_str(), &sent.figures) {
                         ("source", _) => merged.source = sent.source.clone(),
                         ("labour", Some(pb::sector_report::Figures::Labour(_)))
                         | (
@@ -429,21 +427,8 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         &self,
         request: Request<pb::ArchiveSectorReportRequest>,
     ) -> Result<Response<pb::ArchiveSectorReportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive sector reports", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(
-            &caller,
-            "ArchiveSectorReport",
-            &request.request_id,
-            &request,
-        )?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive sector reports", "ArchiveSectorReport")?;
         let answer = records::archive::<report::Model, _>(
             &self.db,
             &self.cipher,

@@ -22,12 +22,12 @@ use sustain_proto::registry::v1 as registry_pb;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, class_to_proto, mask_paths, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, class_to_proto, meta};
 use crate::model::support;
-use crate::records::{self, ArchiveOrder, Record, record};
+use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
 use crate::store::live;
-use crate::{ARCHIVE, READ, WRITE};
+use crate::{READ, WRITE};
 
 record!(support, "support");
 
@@ -567,12 +567,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         &self,
         request: Request<pb::GetSupportRequest>,
     ) -> Result<Response<pb::GetSupportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read support", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<support::Model>(&self.db, &caller, &id).await?;
+        let row = records::fetched::<support::Model, _>(&self.db, &request, "read support").await?;
         Ok(Response::new(pb::GetSupportResponse {
             support: Some(support_to_proto(&row, &self.cipher)?),
         }))
@@ -636,22 +631,20 @@ impl pb::support_service_server::SupportService for SupportApi {
         &self,
         request: Request<pb::UpdateSupportRequest>,
     ) -> Result<Response<pb::UpdateSupportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record support", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateSupport", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), SUPPORT_PATHS)?;
-        let sent = request.support.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "support.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "support.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(request, "record support", "UpdateSupport", SUPPORT_PATHS)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored = records::changeable::<support::Model>(&txn, &caller, &id, etag.trim()).await?;
             let current = stored_details(&stored, &self.cipher)?;
             let mut v = Violations::new();
-            let provided_on = if paths.contains(&"provided_on") {
+            let provided_on = if paths.iter().any(|p| p == "provided_on") {
                 let d = parse_date(&sent.provided_on, "support.provided_on", &mut v);
                 if d.is_some_and(|d| d > today()) {
                     v.add("support.provided_on", "must not be in the future");
@@ -663,7 +656,7 @@ impl pb::support_service_server::SupportService for SupportApi {
             } else {
                 Some(stored.provided_on)
             };
-            let details = if paths.contains(&"details") {
+            let details = if paths.iter().any(|p| p == "details") {
                 details_from_proto(sent.details.as_ref(), provided_on, &mut v)
             } else {
                 Some(current.clone())
@@ -696,16 +689,8 @@ impl pb::support_service_server::SupportService for SupportApi {
         &self,
         request: Request<pb::ArchiveSupportRequest>,
     ) -> Result<Response<pb::ArchiveSupportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive support", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveSupport", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive support", "ArchiveSupport")?;
         let cipher = self.cipher.clone();
         let answer = records::archive::<support::Model, _>(
             &self.db,

@@ -22,12 +22,12 @@ use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, archived, check, class_to_proto, mask_paths, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, archived, check, class_to_proto, meta};
 use crate::model::{course, trainee};
-use crate::records::{self, ArchiveOrder, Record, record};
+use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
 use crate::store::{live, project_within};
-use crate::{ARCHIVE, READ, WRITE};
+use crate::{READ, WRITE};
 
 record!(course, "course");
 record!(trainee, "trainee");
@@ -368,12 +368,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::GetCourseRequest>,
     ) -> Result<Response<pb::GetCourseResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read courses", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<course::Model>(&self.db, &caller, &id).await?;
+        let row = records::fetched::<course::Model, _>(&self.db, &request, "read courses").await?;
         Ok(Response::new(pb::GetCourseResponse {
             course: Some(self.with_counts(&row).await?),
         }))
@@ -439,23 +434,21 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::UpdateCourseRequest>,
     ) -> Result<Response<pb::UpdateCourseResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("change courses", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateCourse", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), COURSE_PATHS)?;
-        let sent = request.course.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "course.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "course.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(request, "change courses", "UpdateCourse", COURSE_PATHS)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
                 records::changeable::<course::Model>(&txn, &caller, &id, etag.trim()).await?;
             let mut merged = course_to_proto(&stored, (0, 0));
             for path in &paths {
-                match *path {
+                match path.as_str() {
                     "name" => merged.name = sent.name.clone(),
                     "kind" => merged.kind = sent.kind,
                     "start_date" => merged.start_date = sent.start_date.clone(),
@@ -496,16 +489,8 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::ArchiveCourseRequest>,
     ) -> Result<Response<pb::ArchiveCourseResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive courses", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveCourse", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive courses", "ArchiveCourse")?;
         let answer = records::archive::<course::Model, _>(
             &self.db,
             &self.cipher,
@@ -677,12 +662,8 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::GetTraineeRequest>,
     ) -> Result<Response<pb::GetTraineeResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read trainees", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<trainee::Model>(&self.db, &caller, &id).await?;
+        let row =
+            records::fetched::<trainee::Model, _>(&self.db, &request, "read trainees").await?;
         Ok(Response::new(pb::GetTraineeResponse {
             trainee: Some(trainee_to_proto(&row)),
         }))
@@ -743,17 +724,20 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::UpdateTraineeRequest>,
     ) -> Result<Response<pb::UpdateTraineeResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record training outcomes", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateTrainee", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), TRAINEE_PATHS)?;
-        let sent = request.trainee.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "trainee.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "trainee.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(
+            request,
+            "record training outcomes",
+            "UpdateTrainee",
+            TRAINEE_PATHS,
+        )?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
                 records::changeable::<trainee::Model>(&txn, &caller, &id, etag.trim()).await?;
@@ -763,10 +747,10 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             let expected = stored.version;
             let mut row = stored;
             let mut v = Violations::new();
-            if paths.contains(&"completed") {
+            if paths.iter().any(|p| p == "completed") {
                 row.completed = sent.completed;
             }
-            if paths.contains(&"employment") {
+            if paths.iter().any(|p| p == "employment") {
                 let (kind, country, started) = employment_fields(
                     &sent.employment.clone().unwrap_or_default(),
                     course.start_date,
@@ -795,16 +779,8 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::ArchiveTraineeRequest>,
     ) -> Result<Response<pb::ArchiveTraineeResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive trainees", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveTrainee", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive trainees", "ArchiveTrainee")?;
         let answer = records::archive::<trainee::Model, _>(
             &self.db,
             &self.cipher,

@@ -29,12 +29,12 @@ use sustain_proto::registry::v1 as registry_pb;
 use tonic::{Request, Response, Status};
 
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto, mask_paths};
+use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto};
 use crate::model::{enrolment, livelihood_model};
-use crate::records::{self, ArchiveOrder, Record, record};
+use crate::records::{self, Record, record};
 use crate::registry::{Credentials, Named, Registry};
 use crate::store::{live, page, project_within};
-use crate::{ARCHIVE, READ, WRITE};
+use crate::{READ, WRITE};
 use convert::{
     ENROLMENT_PATHS, MODEL_PATHS, apply_model_fields, commune_codes, enrolment_to_proto,
     model_fields, model_to_proto, outcome_fields, type_code,
@@ -376,24 +376,22 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         &self,
         request: Request<pb::UpdateModelRequest>,
     ) -> Result<Response<pb::UpdateModelResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("change models", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateModel", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let paths = mask_paths(request.update_mask.as_ref(), MODEL_PATHS)?;
-        let sent = request.model.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "model.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "model.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            paths,
+            sent,
+        } = records::update_order(request, "change models", "UpdateModel", MODEL_PATHS)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored =
                 records::changeable::<livelihood_model::Model>(&txn, &caller, &id, &etag).await?;
             // The stored model with the masked fields replaced, checked whole.
             let mut merged = model_to_proto(&stored, 0);
             for path in &paths {
-                match *path {
+                match path.as_str() {
                     "name" => merged.name = sent.name.clone(),
                     "type" => merged.r#type = sent.r#type,
                     "commune_codes" => merged.commune_codes = sent.commune_codes.clone(),
@@ -436,16 +434,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         &self,
         request: Request<pb::ArchiveModelRequest>,
     ) -> Result<Response<pb::ArchiveModelResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive models", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveModel", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive models", "ArchiveModel")?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let mut row = records::changeable::<livelihood_model::Model>(
                 &txn,
@@ -631,12 +621,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         &self,
         request: Request<pb::GetEnrolmentRequest>,
     ) -> Result<Response<pb::GetEnrolmentResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read enrolments", READ)?;
-        let mut v = Violations::new();
-        let id = required_id(&request.get_ref().id, "id", &mut v);
-        check(v)?;
-        let row = records::readable::<enrolment::Model>(&self.db, &caller, &id).await?;
+        let row =
+            records::fetched::<enrolment::Model, _>(&self.db, &request, "read enrolments").await?;
         Ok(Response::new(pb::GetEnrolmentResponse {
             enrolment: Some(enrolment_to_proto(&row)),
         }))
@@ -704,17 +690,20 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         &self,
         request: Request<pb::UpdateEnrolmentRequest>,
     ) -> Result<Response<pb::UpdateEnrolmentResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record outcomes", WRITE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "UpdateEnrolment", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        mask_paths(request.update_mask.as_ref(), ENROLMENT_PATHS)?;
-        let sent = request.enrolment.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&sent.id, "enrolment.id", &mut v);
-        let etag = records::sent_etag(sent.meta.as_ref(), "enrolment.meta.etag", &mut v);
-        check(v)?;
+        let records::Update {
+            caller,
+            key,
+            request_id,
+            id,
+            etag,
+            sent,
+            ..
+        } = records::update_order(
+            request,
+            "record outcomes",
+            "UpdateEnrolment",
+            ENROLMENT_PATHS,
+        )?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let stored = records::changeable::<enrolment::Model>(&txn, &caller, &id, &etag).await?;
             let expected = stored.version;
@@ -763,16 +752,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         &self,
         request: Request<pb::ArchiveEnrolmentRequest>,
     ) -> Result<Response<pb::ArchiveEnrolmentResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("archive enrolments", ARCHIVE)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "ArchiveEnrolment", &request.request_id, &request)?;
-        let order = ArchiveOrder::checked(
-            &request.id,
-            &request.etag,
-            &request.reason,
-            &request.request_id,
-        )?;
+        let (caller, key, order) =
+            records::archive_order(request, "archive enrolments", "ArchiveEnrolment")?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let row = records::archive_row::<enrolment::Model>(&txn, &caller, order).await?;
             // It counted until now.
