@@ -64,6 +64,14 @@ pub fn check(v: Violations) -> Result<(), ServiceError> {
     if v.is_empty() { Ok(()) } else { Err(v.into()) }
 }
 
+/// What a field check built, once `v` holds no violation (INVALID_ARGUMENT
+/// naming every bad field otherwise). A check returns `None` only when it
+/// added a violation, so `None` here is our bug, not the caller's.
+pub fn checked<T>(built: Option<T>, v: Violations) -> Result<T, ServiceError> {
+    check(v)?;
+    built.ok_or_else(|| ServiceError::Internal("checked fields missing".into()))
+}
+
 impl From<Violations> for ServiceError {
     fn from(v: Violations) -> Self {
         ServiceError::InvalidArgument(v.into_vec())

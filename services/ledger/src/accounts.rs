@@ -17,6 +17,7 @@ use sustain_platform::api::{
 };
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
+use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{Placement, selection};
 use sustain_proto::ledger::v1 as pb;
@@ -176,10 +177,7 @@ fn checked_account(
             "is output only: balances move only by transfers",
         );
     }
-    check(v)?;
-    let (Some(kind), Some(source), Some(placement)) = (kind, source, placement) else {
-        return Err(ServiceError::Internal("checked fields missing".into()));
-    };
+    let ((kind, source), placement) = checked(kind.zip(source).zip(placement), v)?;
     let row = account::Model {
         id: new_id(),
         kind: kind.code().to_owned(),

@@ -9,6 +9,7 @@ use sustain_platform::Caller;
 use sustain_platform::api::{next_page_token, now, page_after, page_size, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
+use sustain_platform::error::checked;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
@@ -321,10 +322,7 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
         if parent_code.is_none() && level.is_some_and(|l| l != ItemLevel::Programme) {
             v.add("item.parent_code", "is required below programme level");
         }
-        check(v)?;
-        let (Some(level), Some(placement)) = (level, placement) else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let (level, placement) = checked(level.zip(placement), v)?;
         caller.require_placement(&placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let project_code = match &parent_code {

@@ -84,7 +84,7 @@ pub fn mask_paths<'a>(
     }
 }
 
-pub use sustain_platform::error::check;
+pub use sustain_platform::error::{check, checked};
 
 /// A stale etag on a change.
 pub fn stale(resource: &str, id: &str) -> ServiceError {

@@ -10,6 +10,7 @@ use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, optional_date, parse_date, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
+use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{self, Placement};
 use sustain_proto::programs::v1 as pb;
@@ -18,7 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::catalog::{self, check_code};
 use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
 use crate::model::{communication_activity as activity, inspection};
-use crate::records::{self, Record, record};
+use crate::records::{self, record};
 use crate::store::{live, project_within};
 use crate::{READ, WRITE};
 
@@ -230,10 +231,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         let request_id = request.request_id.clone();
         let mut v = Violations::new();
         let fields = activity_fields(&request.activity.unwrap_or_default(), &mut v);
-        check(v)?;
-        let Some(fields) = fields else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             usable_item(&txn, &caller, &fields.project_code, "activity.project_code").await?;
@@ -337,52 +335,38 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         &self,
         request: Request<pb::UpdateActivityRequest>,
     ) -> Result<Response<pb::UpdateActivityResponse>, Status> {
-        let records::Update {
-            caller,
-            key,
-            request_id,
-            id,
-            etag,
-            paths,
-            sent,
-        } = records::update_order(
+        let order = records::update_order(
             request,
             "record communication",
             "UpdateActivity",
             ACTIVITY_PATHS,
         )?;
-        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored =
-                records::changeable::<activity::Model>(&txn, &caller, &id, etag.trim()).await?;
-            let mut merged = activity_to_proto(&stored);
-            for path in &paths {
-                match path.as_str() {
-                    "kind" => merged.kind = sent.kind,
-                    "title" => merged.title = sent.title.clone(),
-                    "held_on" => merged.held_on = sent.held_on.clone(),
-                    "count" => merged.count = sent.count,
-                    "participants" => merged.participants = sent.participants,
-                    _ => {}
+        let answer = records::update(
+            &self.db,
+            &self.cipher,
+            order,
+            |stored: activity::Model, sent, paths| {
+                let mut merged = activity_to_proto(&stored);
+                for path in paths {
+                    match path.as_str() {
+                        "kind" => merged.kind = sent.kind,
+                        "title" => merged.title = sent.title.clone(),
+                        "held_on" => merged.held_on = sent.held_on.clone(),
+                        "count" => merged.count = sent.count,
+                        "participants" => merged.participants = sent.participants,
+                        _ => {}
+                    }
                 }
-            }
-            let mut v = Violations::new();
-            let fields = activity_fields(&merged, &mut v);
-            check(v)?;
-            let Some(fields) = fields else {
-                return Err(ServiceError::Internal("checked fields missing".into()));
-            };
-            let expected = stored.version;
-            let mut row = stored;
-            apply_activity(&mut row, fields);
-            row.bump(now());
-            records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
-            Ok((
-                pb::UpdateActivityResponse {
-                    activity: Some(activity_to_proto(&row)),
-                },
-                txn,
-            ))
-        })
+                let mut v = Violations::new();
+                let fields = checked(activity_fields(&merged, &mut v), v)?;
+                let mut row = stored;
+                apply_activity(&mut row, fields);
+                Ok(row)
+            },
+            |row| pb::UpdateActivityResponse {
+                activity: Some(activity_to_proto(row)),
+            },
+        )
         .await?;
         Ok(Response::new(answer))
     }
@@ -565,10 +549,7 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         let request_id = request.request_id.clone();
         let mut v = Violations::new();
         let fields = inspection_fields(&request.inspection.unwrap_or_default(), &mut v);
-        check(v)?;
-        let Some(fields) = fields else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             usable_item(
@@ -668,51 +649,37 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         &self,
         request: Request<pb::UpdateInspectionRequest>,
     ) -> Result<Response<pb::UpdateInspectionResponse>, Status> {
-        let records::Update {
-            caller,
-            key,
-            request_id,
-            id,
-            etag,
-            paths,
-            sent,
-        } = records::update_order(
+        let order = records::update_order(
             request,
             "record inspections",
             "UpdateInspection",
             INSPECTION_PATHS,
         )?;
-        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let stored =
-                records::changeable::<inspection::Model>(&txn, &caller, &id, etag.trim()).await?;
-            let mut merged = inspection_to_proto(&stored);
-            for path in &paths {
-                match path.as_str() {
-                    "inspecting_body" => merged.inspecting_body = sent.inspecting_body.clone(),
-                    "held_on" => merged.held_on = sent.held_on.clone(),
-                    "findings" => merged.findings = sent.findings.clone(),
-                    "follow_ups" => merged.follow_ups = sent.follow_ups.clone(),
-                    _ => {}
+        let answer = records::update(
+            &self.db,
+            &self.cipher,
+            order,
+            |stored: inspection::Model, sent, paths| {
+                let mut merged = inspection_to_proto(&stored);
+                for path in paths {
+                    match path.as_str() {
+                        "inspecting_body" => merged.inspecting_body = sent.inspecting_body.clone(),
+                        "held_on" => merged.held_on = sent.held_on.clone(),
+                        "findings" => merged.findings = sent.findings.clone(),
+                        "follow_ups" => merged.follow_ups = sent.follow_ups.clone(),
+                        _ => {}
+                    }
                 }
-            }
-            let mut v = Violations::new();
-            let fields = inspection_fields(&merged, &mut v);
-            check(v)?;
-            let Some(fields) = fields else {
-                return Err(ServiceError::Internal("checked fields missing".into()));
-            };
-            let expected = stored.version;
-            let mut row = stored;
-            apply_inspection(&mut row, fields);
-            row.bump(now());
-            records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
-            Ok((
-                pb::UpdateInspectionResponse {
-                    inspection: Some(inspection_to_proto(&row)),
-                },
-                txn,
-            ))
-        })
+                let mut v = Violations::new();
+                let fields = checked(inspection_fields(&merged, &mut v), v)?;
+                let mut row = stored;
+                apply_inspection(&mut row, fields);
+                Ok(row)
+            },
+            |row| pb::UpdateInspectionResponse {
+                inspection: Some(inspection_to_proto(row)),
+            },
+        )
         .await?;
         Ok(Response::new(answer))
     }

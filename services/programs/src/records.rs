@@ -323,6 +323,42 @@ pub fn update_order<Q: UpdateRequest>(
     })
 }
 
+/// Changes a record once per request id: `change` turns the stored row (in
+/// scope, live, at the etag sent) and what was sent along the mask's paths
+/// into the new row, which is bumped, saved and journalled; `render` answers.
+pub async fn update<R, S, T>(
+    db: &DatabaseConnection,
+    cipher: &FieldCipher,
+    order: Update<S>,
+    change: impl FnOnce(R, S, &[String]) -> Result<R, ServiceError> + Send,
+    render: impl FnOnce(&R) -> T + Send,
+) -> Result<T, ServiceError>
+where
+    R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
+    <R::Entity as EntityTrait>::ActiveModel: sea_orm::ActiveModelTrait<Entity = R::Entity>,
+    S: Send,
+    T: prost::Message + Default,
+{
+    let Update {
+        caller,
+        key,
+        request_id,
+        id,
+        etag,
+        paths,
+        sent,
+    } = order;
+    journal::run_once(db, cipher, key, |txn| async move {
+        let stored = changeable::<R>(&txn, &caller, &id, &etag).await?;
+        let expected = stored.version();
+        let mut row = change(stored, sent, &paths)?;
+        row.bump(now());
+        save(&txn, &caller, &request_id, &row, expected, "update").await?;
+        Ok((render(&row), txn))
+    })
+    .await
+}
+
 /// The record a get request names, once the caller may `what` (READ) and the
 /// record lies in its scope.
 pub async fn fetched<R: Record, Q: GetRequest>(

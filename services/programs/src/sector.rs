@@ -17,6 +17,7 @@ use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
+use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{self, Placement, under_unit};
 use sustain_proto::programs::v1 as pb;
@@ -24,7 +25,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
 use crate::model::sector_report as report;
-use crate::records::{self, Record, record};
+use crate::records::{self, record};
 use crate::store::live;
 use crate::{READ, WRITE};
 
@@ -225,6 +226,44 @@ async fn refuse_second(
     }
 }
 
+/// The stored report with the sent paths applied: a report keeps its kind,
+/// and a path of figures the request does not carry is an error.
+fn changed(
+    stored: report::Model,
+    sent: pb::SectorReport,
+    paths: &[String],
+) -> Result<report::Model, ServiceError> {
+    let mut merged = to_proto(&stored);
+    let mut v = Violations::new();
+    for path in paths {
+        match (path.as_str(), &sent.figures) {
+            ("source", _) => merged.source = sent.source.clone(),
+            ("labour", Some(pb::sector_report::Figures::Labour(_)))
+            | ("health_insurance", Some(pb::sector_report::Figures::HealthInsurance(_))) => {
+                merged.figures = sent.figures;
+            }
+            (other, _) => v.add(format!("report.{other}"), "is required by the update mask"),
+        }
+    }
+    let fields = fields(&merged, &mut v);
+    if let Some(f) = &fields
+        && f.kind() != stored.kind
+    {
+        v.add(
+            "update_mask",
+            format!(
+                "a {} report keeps its kind: archive it and create a {} report",
+                stored.kind,
+                f.kind()
+            ),
+        );
+    }
+    let fields = checked(fields, v)?;
+    let mut row = stored;
+    apply(&mut row, fields);
+    Ok(row)
+}
+
 #[derive(Debug, Clone)]
 pub struct SectorReportApi {
     pub db: DatabaseConnection,
@@ -245,10 +284,7 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         let request_id = request.request_id.clone();
         let mut v = Violations::new();
         let fields = fields(&request.report.unwrap_or_default(), &mut v);
-        check(v)?;
-        let Some(fields) = fields else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             refuse_second(
@@ -355,71 +391,18 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         &self,
         request: Request<pb::UpdateSectorReportRequest>,
     ) -> Result<Response<pb::UpdateSectorReportResponse>, Status> {
-        let records::Update {
-            caller,
-            key,
-            request_id,
-            id,
-            etag,
-            paths,
-            sent,
-        } = records::update_order(
+        let order = records::update_order(
             request,
             "record sector reports",
             "UpdateSectorReport",
             PATHS,
         )?;
-        let answer =
-            journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-                let stored =
-                    records::changeable::<report::Model>(&txn, &caller, &id, etag.trim()).await?;
-                let mut merged = to_proto(&stored);
-                let mut v = Violations::new();
-                for path in &paths {
-                    match (path.as_str(), &sent.figures) {
-                        ("source", _) => merged.source = sent.source.clone(),
-                        ("labour", Some(pb::sector_report::Figures::Labour(_)))
-                        | (
-                            "health_insurance",
-                            Some(pb::sector_report::Figures::HealthInsurance(_)),
-                        ) => {
-                            merged.figures = sent.figures;
-                        }
-                        (other, _) => {
-                            v.add(format!("report.{other}"), "is required by the update mask")
-                        }
-                    }
-                }
-                let fields = fields(&merged, &mut v);
-                if let Some(f) = &fields
-                    && f.kind() != stored.kind
-                {
-                    v.add(
-                        "update_mask",
-                        format!(
-                            "a {} report keeps its kind: archive it and create a {} report",
-                            stored.kind,
-                            f.kind()
-                        ),
-                    );
-                }
-                check(v)?;
-                let Some(fields) = fields else {
-                    return Err(ServiceError::Internal("checked fields missing".into()));
-                };
-                let expected = stored.version;
-                let mut row = stored;
-                apply(&mut row, fields);
-                row.bump(now());
-                records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
-                Ok((
-                    pb::UpdateSectorReportResponse {
-                        report: Some(to_proto(&row)),
-                    },
-                    txn,
-                ))
-            })
-            .await?;
+        let answer = records::update(&self.db, &self.cipher, order, changed, |row| {
+            pb::UpdateSectorReportResponse {
+                report: Some(to_proto(row)),
+            }
+        })
+        .await?;
         Ok(Response::new(answer))
     }
 

@@ -14,6 +14,7 @@ use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
+use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement;
 use sustain_proto::programs::v1 as pb;
@@ -444,10 +445,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         };
         let project = (!s.project_code.trim().is_empty())
             .then(|| check_code(&s.project_code, "support.project_code", &mut v));
-        check(v)?;
-        let (Some(details), Some(provided_on)) = (details, provided_on) else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let (details, provided_on) = checked(details.zip(provided_on), v)?;
         if let Some(key) = &key
             && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
         {
@@ -664,10 +662,7 @@ impl pb::support_service_server::SupportService for SupportApi {
             if details.as_ref().is_some_and(|d| d.kind() != current.kind()) {
                 v.add("support.details", "the kind does not change; archive and record anew");
             }
-            check(v)?;
-            let (Some(details), Some(provided_on)) = (details, provided_on) else {
-                return Err(ServiceError::Internal("checked fields missing".into()));
-            };
+            let (details, provided_on) = checked(details.zip(provided_on), v)?;
             let expected = stored.version;
             let mut row = stored;
             row.provided_on = provided_on;

@@ -4,6 +4,7 @@
 //! household's standing when the course began.
 
 use std::collections::{HashMap, HashSet};
+use sustain_platform::error::checked;
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{
@@ -322,10 +323,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         let request_id = request.request_id.clone();
         let mut v = Violations::new();
         let fields = course_fields(&request.course.unwrap_or_default(), today(), &mut v);
-        check(v)?;
-        let Some(fields) = fields else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             self.course_project(&txn, &caller, &fields.project_code)
@@ -461,10 +459,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             }
             let mut v = Violations::new();
             let fields = course_fields(&merged, today(), &mut v);
-            check(v)?;
-            let Some(fields) = fields else {
-                return Err(ServiceError::Internal("checked fields missing".into()));
-            };
+            let fields = checked(fields, v)?;
             let expected = stored.version;
             let mut row = stored;
             apply_course(&mut row, fields);

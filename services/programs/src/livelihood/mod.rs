@@ -9,6 +9,7 @@ pub mod store;
 pub mod tally;
 
 use std::collections::HashSet;
+use sustain_platform::error::checked;
 
 use chrono::Datelike;
 use sea_orm::sea_query::Condition;
@@ -239,10 +240,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if !m.project_code.trim().is_empty() {
             check_code(&m.project_code, "model.project_code", &mut v);
         }
-        check(v)?;
-        let Some(fields) = fields else {
-            return Err(ServiceError::Internal("checked fields missing".into()).into());
-        };
+        let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             let root = self
@@ -404,10 +402,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             }
             let mut v = Violations::new();
             let fields = model_fields(&merged, "model", today(), &mut v);
-            check(v)?;
-            let Some(fields) = fields else {
-                return Err(ServiceError::Internal("checked fields missing".into()));
-            };
+            let fields = checked(fields, v)?;
             let expected = stored.version;
             let root = stored.project_root.clone();
             let mut row = stored;
@@ -719,11 +714,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                 }
                 Some(o) => {
                     let mut v = Violations::new();
-                    let checked = outcome_fields(o, row.enrolled_on, today(), &mut v);
-                    check(v)?;
-                    let Some((outcome, measured_on)) = checked else {
-                        return Err(ServiceError::Internal("checked fields missing".into()));
-                    };
+                    let (outcome, measured_on) =
+                        checked(outcome_fields(o, row.enrolled_on, today(), &mut v), v)?;
                     row.income_before_vnd = Some(outcome.income_before);
                     row.income_after_vnd = Some(outcome.income_after);
                     row.yearly_profit_vnd = Some(outcome.yearly_profit);
