@@ -12,16 +12,16 @@ use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement::{self, Placement};
+use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::WRITE;
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, meta};
 use crate::model::{communication_activity as activity, inspection};
 use crate::records::{self, record};
-use crate::store::{live, project_within};
-use crate::{READ, WRITE};
+use crate::store::project_within;
 
 record!(communication_activity, "communication_activity");
 record!(inspection, "inspection");
@@ -284,13 +284,9 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         &self,
         request: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read communication", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
-        let unit = filter.unit_code.trim();
+        let list = records::list_order(request, "read communication")?;
+        let filter = &list.filter;
         let mut v = Violations::new();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let kind = pb::ActivityKind::try_from(filter.kind)
@@ -299,14 +295,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not an activity kind");
         }
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let mut condition = sea_orm::Condition::all();
         if filter.year != 0 {
             condition = condition.add(activity::Column::Year.eq(filter.year));
         }
@@ -316,15 +305,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         if let Some(k) = kind {
             condition = condition.add(activity::Column::Kind.eq(k));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<activity::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list.page::<activity::Model>(&self.db, v, condition).await?;
         Ok(Response::new(pb::ListActivitiesResponse {
             activities: rows.iter().map(activity_to_proto).collect(),
             next_page_token: next,
@@ -609,36 +590,19 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         &self,
         request: Request<pb::ListInspectionsRequest>,
     ) -> Result<Response<pb::ListInspectionsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read inspections", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
-        let unit = filter.unit_code.trim();
-        let mut v = Violations::new();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let list = records::list_order(request, "read inspections")?;
+        let filter = &list.filter;
+        let v = Violations::new();
+        let mut condition = sea_orm::Condition::all();
         if filter.year != 0 {
             condition = condition.add(inspection::Column::Year.eq(filter.year));
         }
         if filter.open_follow_ups_only {
             condition = condition.add(inspection::Column::OpenFollowUps.gt(0));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<inspection::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list
+            .page::<inspection::Model>(&self.db, v, condition)
+            .await?;
         Ok(Response::new(pb::ListInspectionsResponse {
             inspections: rows.iter().map(inspection_to_proto).collect(),
             next_page_token: next,

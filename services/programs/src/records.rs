@@ -359,6 +359,103 @@ where
     .await
 }
 
+/// What a list request of a programme record carries: a filter with a unit,
+/// a year and whether to show archived records, a page size and token.
+pub trait ListRequest: Sized {
+    type Filter: prost::Message + Default;
+    fn split(self) -> (Self::Filter, i32, String);
+    fn unit_year_archived(filter: &Self::Filter) -> (&str, i32, bool);
+}
+
+macro_rules! list_requests {
+    ($($request:ident, $filter:ident;)*) => {$(
+        impl ListRequest for pb::$request {
+            type Filter = pb::$filter;
+            fn split(self) -> (pb::$filter, i32, String) {
+                (self.filter.unwrap_or_default(), self.page_size, self.page_token)
+            }
+            fn unit_year_archived(f: &pb::$filter) -> (&str, i32, bool) {
+                (f.unit_code.trim(), f.year, f.include_archived)
+            }
+        }
+    )*};
+}
+
+list_requests! {
+    ListCoursesRequest, CourseFilter;
+    ListTraineesRequest, TraineeFilter;
+    ListSupportsRequest, SupportFilter;
+    ListActivitiesRequest, ActivityFilter;
+    ListInspectionsRequest, InspectionFilter;
+    ListSectorReportsRequest, SectorReportFilter;
+}
+
+/// A list request once the caller may read: its filter, for the record's own
+/// conditions, and what every list shares (unit, page), checked in
+/// [`Listing::page`] together with the record's own filter fields.
+#[derive(Debug)]
+pub struct Listing<F> {
+    pub filter: F,
+    caller: Caller,
+    unit: String,
+    include_archived: bool,
+    size: usize,
+    page_token: String,
+    violations: sustain_domain::Violations,
+}
+
+/// The list request, once the caller may `what` (READ).
+pub fn list_order<Q: ListRequest>(
+    request: tonic::Request<Q>,
+    what: &str,
+) -> Result<Listing<Q::Filter>, ServiceError> {
+    let caller = Caller::from_request(&request)?;
+    caller.require(what, crate::READ)?;
+    let (filter, page_size, page_token) = request.into_inner().split();
+    let (unit, year, include_archived) = Q::unit_year_archived(&filter);
+    let (unit, year_given) = (unit.to_owned(), year);
+    let mut violations = sustain_domain::Violations::new();
+    let size = list_filter(&unit, year_given, page_size, &mut violations);
+    Ok(Listing {
+        filter,
+        caller,
+        unit,
+        include_archived,
+        size,
+        page_token,
+        violations,
+    })
+}
+
+impl<F: prost::Message> Listing<F> {
+    /// One page of the live (or, asked, all) records in the caller's scope
+    /// and under the filter's unit that meet `condition`, once no filter
+    /// field (the shared ones, and the record's own in `v`) is invalid and the
+    /// unit lies in the caller's scope.
+    pub async fn page<R: Record>(
+        self,
+        db: &DatabaseConnection,
+        v: sustain_domain::Violations,
+        condition: Condition,
+    ) -> Result<(Vec<R>, String), ServiceError> {
+        let mut violations = self.violations;
+        violations.extend(v);
+        check(violations)?;
+        let unit = (!self.unit.is_empty()).then_some(self.unit.as_str());
+        if let Some(unit) = unit {
+            self.caller.require_unit(unit)?;
+        }
+        let condition = crate::store::live(self.include_archived)
+            .add(sustain_platform::placement::selection(
+                &self.caller.scope,
+                unit,
+            ))
+            .add(condition);
+        let filter_key = self.filter.encode_to_vec();
+        list_page::<R>(db, condition, &self.page_token, &filter_key, self.size).await
+    }
+}
+
 /// The record a get request names, once the caller may `what` (READ) and the
 /// record lies in its scope.
 pub async fn fetched<R: Record, Q: GetRequest>(

@@ -19,15 +19,14 @@ use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement::{self, Placement, under_unit};
+use sustain_platform::placement::{Placement, under_unit};
 use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, meta};
+use crate::WRITE;
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, meta};
 use crate::model::sector_report as report;
 use crate::records::{self, record};
-use crate::store::live;
-use crate::{READ, WRITE};
 
 record!(sector_report, "sector_report");
 
@@ -345,42 +344,23 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         &self,
         request: Request<pb::ListSectorReportsRequest>,
     ) -> Result<Response<pb::ListSectorReportsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read sector reports", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
-        let unit = filter.unit_code.trim();
+        let list = records::list_order(request, "read sector reports")?;
+        let filter = &list.filter;
         let mut v = Violations::new();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let kind = pb::SectorReportKind::try_from(filter.kind)
             .ok()
             .and_then(kind_code);
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not a sector report kind");
         }
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let mut condition = sea_orm::Condition::all();
         if filter.year != 0 {
             condition = condition.add(report::Column::Year.eq(filter.year));
         }
         if let Some(k) = kind {
             condition = condition.add(report::Column::Kind.eq(k));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<report::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list.page::<report::Model>(&self.db, v, condition).await?;
         Ok(Response::new(pb::ListSectorReportsResponse {
             reports: rows.iter().map(to_proto).collect(),
             next_page_token: next,

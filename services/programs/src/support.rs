@@ -16,19 +16,17 @@ use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement;
 use sustain_proto::programs::v1 as pb;
 use sustain_proto::programs::v1::support::Details as PbDetails;
 use sustain_proto::registry::v1 as registry_pb;
 use tonic::{Request, Response, Status};
 
+use crate::WRITE;
 use crate::catalog::{self, check_code};
-use crate::convert::{ACTIVE, MAX_NAME_CHARS, check, class_to_proto, meta};
+use crate::convert::{ACTIVE, MAX_NAME_CHARS, class_to_proto, meta};
 use crate::model::support;
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
-use crate::store::live;
-use crate::{READ, WRITE};
 
 record!(support, "support");
 
@@ -575,13 +573,9 @@ impl pb::support_service_server::SupportService for SupportApi {
         &self,
         request: Request<pb::ListSupportsRequest>,
     ) -> Result<Response<pb::ListSupportsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read support", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
+        let list = records::list_order(request, "read support")?;
+        let filter = &list.filter;
         let mut v = Violations::new();
-        let unit = filter.unit_code.trim();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let kind = pb::SupportKind::try_from(filter.kind)
             .ok()
             .and_then(kind_code);
@@ -590,14 +584,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         }
         let household = (!filter.household_id.trim().is_empty())
             .then(|| required_id(&filter.household_id, "filter.household_id", &mut v));
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let mut condition = sea_orm::Condition::all();
         if filter.year != 0 {
             condition = condition.add(support::Column::Year.eq(filter.year));
         }
@@ -607,15 +594,7 @@ impl pb::support_service_server::SupportService for SupportApi {
         if let Some(h) = &household {
             condition = condition.add(support::Column::HouseholdId.eq(h.as_str()));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<support::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list.page::<support::Model>(&self.db, v, condition).await?;
         Ok(Response::new(pb::ListSupportsResponse {
             supports: rows
                 .iter()

@@ -18,17 +18,17 @@ use sustain_platform::crypto::FieldCipher;
 use sustain_platform::db::in_json_list;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement::{self, Placement};
+use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::WRITE;
 use crate::catalog::{self, check_code};
 use crate::convert::{ACTIVE, MAX_NAME_CHARS, archived, check, class_to_proto, meta};
 use crate::model::{course, trainee};
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
-use crate::store::{live, project_within};
-use crate::{READ, WRITE};
+use crate::store::project_within;
 
 record!(course, "course");
 record!(trainee, "trainee");
@@ -376,13 +376,9 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::ListCoursesRequest>,
     ) -> Result<Response<pb::ListCoursesResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read courses", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
+        let list = records::list_order(request, "read courses")?;
+        let filter = &list.filter;
         let mut v = Violations::new();
-        let unit = filter.unit_code.trim();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let project = (!filter.project_code.trim().is_empty())
             .then(|| check_code(&filter.project_code, "filter.project_code", &mut v));
         let kind = pb::CourseKind::try_from(filter.kind)
@@ -391,14 +387,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not a course kind");
         }
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let mut condition = sea_orm::Condition::all();
         if filter.year != 0 {
             condition = condition.add(course::Column::StartYear.eq(filter.year));
         }
@@ -408,15 +397,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if let Some(k) = kind {
             condition = condition.add(course::Column::Kind.eq(k));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<course::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list.page::<course::Model>(&self.db, v, condition).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let counts = trainee_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListCoursesResponse {
@@ -668,13 +649,9 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         &self,
         request: Request<pb::ListTraineesRequest>,
     ) -> Result<Response<pb::ListTraineesResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read trainees", READ)?;
-        let request = request.into_inner();
-        let filter = request.filter.clone().unwrap_or_default();
+        let list = records::list_order(request, "read trainees")?;
+        let filter = &list.filter;
         let mut v = Violations::new();
-        let unit = filter.unit_code.trim();
-        let size = records::list_filter(unit, filter.year, request.page_size, &mut v);
         let course_id = (!filter.course_id.trim().is_empty())
             .then(|| required_id(&filter.course_id, "filter.course_id", &mut v));
         let employment = pb::EmploymentKind::try_from(filter.employment)
@@ -683,14 +660,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if filter.employment != 0 && employment.is_none() {
             v.add("filter.employment", "is not an employment kind");
         }
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(unit)?;
-        }
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
+        let mut condition = sea_orm::Condition::all();
         if let Some(c) = &course_id {
             condition = condition.add(trainee::Column::CourseId.eq(c.as_str()));
         }
@@ -700,15 +670,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if let Some(e) = employment {
             condition = condition.add(trainee::Column::Employment.eq(e));
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let (rows, next) = records::list_page::<trainee::Model>(
-            &self.db,
-            condition,
-            &request.page_token,
-            &filter_key,
-            size,
-        )
-        .await?;
+        let (rows, next) = list.page::<trainee::Model>(&self.db, v, condition).await?;
         Ok(Response::new(pb::ListTraineesResponse {
             trainees: rows.iter().map(trainee_to_proto).collect(),
             next_page_token: next,
