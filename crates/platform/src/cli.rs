@@ -1,5 +1,6 @@
-//! What every service binary's command line shares: the `token` command and
-//! the development token `serve --dev` prints.
+//! What every service binary's command line shares: `serve` and `migrate`
+//! ([`Binary`]), `token`, `health`, `dev-certs`, `keys`, `revoke` ([`Common`]),
+//! and the development token `serve --dev` prints.
 
 use crate::Role;
 use crate::auth::{Duration, TokenIssuer};
@@ -468,5 +469,102 @@ mod tests {
         std::fs::create_dir_all(&suite).expect("dir");
         std::fs::write(suite.join(DEV_KEYS), "").expect("keys");
         assert_eq!(dev_keys_dir(&suite, true).expect("found"), suite);
+    }
+}
+
+/// The commands every service binary has beside `serve`, `migrate` and its
+/// own: flattened into each binary's command line.
+#[derive(Debug, clap::Subcommand)]
+pub enum Common {
+    /// Print a bearer token signed with the configured key.
+    Token(TokenArgs),
+    /// Ask a running service whether it serves (exit 0) or not (exit 1): the
+    /// containers' readiness and liveness probe.
+    Health(HealthArgs),
+    /// Write a development CA and a certificate it signed, for `[tls]`.
+    DevCerts(DevCertsArgs),
+    /// Write this instance's token signing key and its public JWKS, or rotate it.
+    Keys(KeysArgs),
+    /// Revoke a token (by jti) or a subject's tokens before they expire.
+    Revoke(RevokeArgs),
+}
+
+/// One service binary, as the commands every binary has need it: its
+/// configuration section, default port, the role of its development token,
+/// and what its database is called in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary {
+    pub service: &'static str,
+    pub default_port: u16,
+    /// The role `token` gives unless told otherwise.
+    pub role: Role,
+    /// The role of the token `serve --dev` prints.
+    pub dev_role: Role,
+    /// "registry": "registry database is up to date".
+    pub database: &'static str,
+}
+
+impl Binary {
+    pub fn config(&self, args: &ServeArgs) -> anyhow::Result<Config> {
+        Ok(Config::load(self.service, self.default_port, args)?)
+    }
+
+    /// `serve`: the configuration, telemetry, the listener on `listen`; in
+    /// development mode `banner` (given where it listens) and a development
+    /// token; then `run` until SIGINT or SIGTERM.
+    pub async fn serve<Fut>(
+        &self,
+        args: &ServeArgs,
+        banner: impl FnOnce(&Config, std::net::SocketAddr) -> String,
+        run: impl FnOnce(Config, Secrets, tokio::net::TcpListener) -> Fut,
+    ) -> anyhow::Result<()>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        use anyhow::Context;
+        let config = self.config(args)?;
+        let telemetry = crate::telemetry::for_service(&config, self.service)?;
+        let secrets = config.secrets()?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        if config.dev {
+            let token = dev_token(&config, &secrets, self.dev_role)?;
+            println!("{}", banner(&config, listener.local_addr()?));
+            println!(
+                "{} token (12 h, whole country):\n{token}",
+                self.dev_role.as_str()
+            );
+        }
+        let served = run(config, secrets, listener).await;
+        telemetry.shutdown();
+        served
+    }
+
+    /// `migrate`: brings the database up to date with `migrate` and says so.
+    pub async fn migrate<Fut, T>(
+        &self,
+        args: &ServeArgs,
+        migrate: impl FnOnce(String) -> Fut,
+    ) -> anyhow::Result<()>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let config = self.config(args)?;
+        crate::telemetry::init(config.log_format, &config.log_filter);
+        migrate(config.database_url.clone()).await?;
+        println!("{} database is up to date", self.database);
+        Ok(())
+    }
+
+    /// The commands every binary has.
+    pub async fn common(&self, command: Common) -> anyhow::Result<()> {
+        match command {
+            Common::Token(t) => t.print(self.service, self.default_port, self.role),
+            Common::Health(h) => h.run(self.service, self.default_port).await,
+            Common::DevCerts(d) => d.run(),
+            Common::Keys(k) => k.run(),
+            Common::Revoke(r) => r.run(self.service, self.default_port),
+        }
     }
 }

@@ -4,14 +4,21 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sustain_platform::auth::Duration;
-use sustain_platform::cli::{
-    DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token, issuer,
-};
+use sustain_platform::cli::{Binary, Common, ResealArgs, issuer};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::reseal::Answers;
+use sustain_platform::serve::shutdown_signal;
 use sustain_platform::{Role, telemetry};
 use sustain_programs::{DEFAULT_PORT, SERVICE};
 use sustain_sync::reseal::Conflicts;
+
+const BINARY: Binary = Binary {
+    service: SERVICE,
+    default_port: DEFAULT_PORT,
+    role: Role::Admin,
+    dev_role: Role::Admin,
+    database: "programmes",
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,17 +37,8 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
-    /// Print a bearer token signed with the configured key.
-    Token(TokenArgs),
-    /// Ask a running service whether it serves (exit 0) or not (exit 1): the
-    /// containers' readiness and liveness probe.
-    Health(HealthArgs),
-    /// Write a development CA and a certificate it signed, for `[tls]`.
-    DevCerts(DevCertsArgs),
-    /// Write this instance's token signing key and its public JWKS, or rotate it.
-    Keys(KeysArgs),
-    /// Revoke a token (by jti) or a subject's tokens before they expire.
-    Revoke(RevokeArgs),
+    #[command(flatten)]
+    Common(Common),
     /// After a key rotation: seal support records' details again with the
     /// current key (resumable).
     Reseal(ResealArgs),
@@ -68,37 +66,27 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let telemetry = telemetry::for_service(&config, SERVICE)?;
-            let secrets = config.secrets()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
+            BINARY
+                .serve(
+                    &args,
+                    |config, addr| {
+                        format!(
+                            "sustain-programs (development mode) on {addr}, registry at {}",
+                            config.registry.url
+                        )
+                    },
+                    |config, secrets, listener| async move {
+                        sustain_programs::run(&config, &secrets, listener, shutdown_signal()).await
+                    },
+                )
                 .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
-            if config.dev {
-                let token = dev_token(&config, &secrets, Role::Admin)?;
-                println!(
-                    "sustain-programs (development mode) on {}, registry at {}",
-                    listener.local_addr()?,
-                    config.registry.url
-                );
-                println!("admin token (12 h, whole country):\n{token}");
-            }
-            let served = sustain_programs::run(
-                &config,
-                &secrets,
-                listener,
-                sustain_platform::serve::shutdown_signal(),
-            )
-            .await;
-            telemetry.shutdown();
-            served
         }
         Command::Migrate(args) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            telemetry::init(config.log_format, &config.log_filter);
-            sustain_programs::connect_and_migrate(&config.database_url).await?;
-            println!("programmes database is up to date");
-            Ok(())
+            BINARY
+                .migrate(&args, |url| async move {
+                    sustain_programs::connect_and_migrate(&url).await
+                })
+                .await
         }
         Command::Demo {
             args,
@@ -148,10 +136,6 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(differ == 0, "{differ} figure(s) differ from the report");
             Ok(())
         }
-        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
-        Command::DevCerts(d) => d.run(),
-        Command::Keys(k) => k.run(),
-        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Reseal(r) => {
             let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_programs::connect_and_migrate(&config.database_url).await?;
@@ -164,6 +148,6 @@ async fn main() -> anyhow::Result<()> {
             ));
             r.run(&db, &[&support, &answers, &conflicts]).await
         }
-        Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
+        Command::Common(c) => BINARY.common(c).await,
     }
 }

@@ -3,16 +3,22 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sustain_platform::cli::{
-    DevCertsArgs, HealthArgs, KeysArgs, ResealArgs, RevokeArgs, TokenArgs, dev_token,
-};
+use sustain_platform::cli::{Binary, Common, ResealArgs};
 use sustain_platform::config::{Config, ServeArgs};
 use sustain_platform::reseal::Answers;
+use sustain_platform::serve::shutdown_signal;
 use sustain_platform::{Role, telemetry};
 use sustain_registry::{DEFAULT_PORT, SERVICE};
 use sustain_sync::reseal::Conflicts;
+
+const BINARY: Binary = Binary {
+    service: SERVICE,
+    default_port: DEFAULT_PORT,
+    role: Role::Admin,
+    dev_role: Role::Admin,
+    database: "registry",
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,17 +37,8 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(ServeArgs),
-    /// Print a bearer token signed with the configured key.
-    Token(TokenArgs),
-    /// Ask a running service whether it serves (exit 0) or not (exit 1): the
-    /// containers' readiness and liveness probe.
-    Health(HealthArgs),
-    /// Write a development CA and a certificate it signed, for `[tls]`.
-    DevCerts(DevCertsArgs),
-    /// Write this instance's token signing key and its public JWKS, or rotate it.
-    Keys(KeysArgs),
-    /// Revoke a token (by jti) or a subject's tokens before they expire.
-    Revoke(RevokeArgs),
+    #[command(flatten)]
+    Common(Common),
     /// After a key rotation: seal members' fields, their lookup hashes and
     /// old household versions again with the current keys (resumable).
     Reseal(ResealArgs),
@@ -104,41 +101,23 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            let telemetry = telemetry::for_service(&config, SERVICE)?;
-            let secrets = config.secrets()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
+            BINARY
+                .serve(
+                    &args,
+                    |_, addr| format!("sustain-registry (development mode) on {addr}"),
+                    |config, secrets, listener| async move {
+                        sustain_registry::run(&config, &secrets, listener, shutdown_signal()).await
+                    },
+                )
                 .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
-            if config.dev {
-                let token = dev_token(&config, &secrets, Role::Admin)?;
-                println!(
-                    "sustain-registry (development mode) on {}",
-                    listener.local_addr()?
-                );
-                println!("admin token (12 h, whole country):\n{token}");
-            }
-            let served = sustain_registry::run(
-                &config,
-                &secrets,
-                listener,
-                sustain_platform::serve::shutdown_signal(),
-            )
-            .await;
-            telemetry.shutdown();
-            served
         }
         Command::Migrate(args) => {
-            let config = Config::load(SERVICE, DEFAULT_PORT, &args)?;
-            telemetry::init(config.log_format, &config.log_filter);
-            sustain_registry::connect_and_migrate(&config.database_url).await?;
-            println!("registry database is up to date");
-            Ok(())
+            BINARY
+                .migrate(&args, |url| async move {
+                    sustain_registry::connect_and_migrate(&url).await
+                })
+                .await
         }
-        Command::Token(t) => t.print(SERVICE, DEFAULT_PORT, Role::Admin),
-        Command::DevCerts(d) => d.run(),
-        Command::Keys(k) => k.run(),
-        Command::Revoke(r) => r.run(SERVICE, DEFAULT_PORT),
         Command::Reseal(r) => {
             let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_registry::connect_and_migrate(&config.database_url).await?;
@@ -155,7 +134,6 @@ async fn main() -> anyhow::Result<()> {
             r.run(&db, &[&members, &versions, &answers, &conflicts])
                 .await
         }
-        Command::Health(h) => h.run(SERVICE, DEFAULT_PORT).await,
         Command::Import {
             file,
             server,
@@ -232,5 +210,6 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format, "warn");
             sustain_registry::demo_cli::run(&config, seed, households, out.as_deref(), !quiet).await
         }
+        Command::Common(c) => BINARY.common(c).await,
     }
 }
