@@ -139,6 +139,16 @@ pub fn age_in_months(birth: NaiveDate, on: NaiveDate) -> Option<u32> {
     u32::try_from(months).ok()
 }
 
+/// The child's age in completed months on `measured_on`, when the under-5
+/// standards apply to it: born by then and at most [`MAX_AGE_MONTHS`] old.
+pub fn assessable_age(birth: NaiveDate, measured_on: NaiveDate) -> Result<u32, NutritionError> {
+    let age = age_in_months(birth, measured_on).ok_or(NutritionError::BeforeBirth)?;
+    if age > MAX_AGE_MONTHS {
+        return Err(NutritionError::TooOld);
+    }
+    Ok(age)
+}
+
 /// Assesses a child measured on `measured_on`: weight in grams, length or
 /// height in millimetres.
 pub fn assess(
@@ -148,10 +158,7 @@ pub fn assess(
     weight_grams: u32,
     height_mm: u32,
 ) -> Result<Assessment, NutritionError> {
-    let age = age_in_months(birth, measured_on).ok_or(NutritionError::BeforeBirth)?;
-    if age > MAX_AGE_MONTHS {
-        return Err(NutritionError::TooOld);
-    }
+    let age = assessable_age(birth, measured_on)?;
     let sex = usize::from(sex == Sex::Female);
     let t = tables();
     let (Some(w), Some(h)) = (
@@ -186,6 +193,20 @@ mod tests {
             assert_eq!(t.weight[sex].len(), 61);
             assert_eq!(t.height[sex].len(), 61);
         }
+    }
+
+    #[test]
+    fn the_standards_apply_from_birth_to_sixty_months() {
+        assert_eq!(assessable_age(d(2023, 1, 15), d(2023, 1, 15)), Ok(0));
+        assert_eq!(assessable_age(d(2020, 1, 15), d(2025, 1, 15)), Ok(60));
+        assert_eq!(
+            assessable_age(d(2020, 1, 15), d(2025, 2, 15)),
+            Err(NutritionError::TooOld)
+        );
+        assert_eq!(
+            assessable_age(d(2023, 1, 15), d(2023, 1, 14)),
+            Err(NutritionError::BeforeBirth)
+        );
     }
 
     #[test]

@@ -491,7 +491,7 @@ impl pb::support_service_server::SupportService for SupportApi {
                 )
                 .into());
             };
-            if let Err(e) = nutrition::assess(Sex::Male, birth, provided_on, 10_000, 800) {
+            if let Err(e) = nutrition::assessable_age(birth, provided_on) {
                 return Err(ServiceError::invalid(
                     "support.provided_on",
                     format!("{e} (born {birth})"),
@@ -646,7 +646,7 @@ impl pb::support_service_server::SupportService for SupportApi {
             let mut row = stored;
             row.provided_on = provided_on;
             if let (Details::Nutrition { .. }, Some(birth)) = (&details, row.birth_date)
-                && let Err(e) = nutrition::assess(Sex::Male, birth, provided_on, 10_000, 800)
+                && let Err(e) = nutrition::assessable_age(birth, provided_on)
             {
                 return Err(ServiceError::invalid("support.provided_on", format!("{e} (born {birth})")));
             }
