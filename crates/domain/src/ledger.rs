@@ -153,10 +153,16 @@ pub enum Refusal {
     NotPositive,
     #[error("debit and credit are the same account")]
     SameAccount,
-    #[error("money does not move from a {from} account to a {to} account")]
+    #[error("holds {credit} money and the debit account {debit}: money keeps its source")]
+    Source { debit: String, credit: String },
+    #[error(
+        "money does not move from a {from} account to a {to} account{}",
+        if *reversing { " (reversing)" } else { "" }
+    )]
     Flow {
         from: &'static str,
         to: &'static str,
+        reversing: bool,
     },
     #[error("the account has {available} VND left to give; {amount} VND asked")]
     Overspend { available: i128, amount: Vnd },
@@ -183,6 +189,38 @@ pub fn flow_allowed(from: AccountKind, to: AccountKind, reversal: bool) -> bool 
     } else {
         forward(from, to)
     }
+}
+
+/// An account as a transfer's route sees it: which one, its kind, whose
+/// money it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub id: &'a str,
+    pub kind: AccountKind,
+    pub source: &'a str,
+}
+
+/// Whether money may go from `debit` to `credit` at all, whatever the
+/// balances: two accounts, the same source (money keeps its source), and an
+/// allowed flow (a reversal runs an allowed flow backwards).
+pub fn route(debit: &Route<'_>, credit: &Route<'_>, reversal: bool) -> Result<(), Refusal> {
+    if debit.id == credit.id {
+        return Err(Refusal::SameAccount);
+    }
+    if debit.source != credit.source {
+        return Err(Refusal::Source {
+            debit: debit.source.to_owned(),
+            credit: credit.source.to_owned(),
+        });
+    }
+    if !flow_allowed(debit.kind, credit.kind, reversal) {
+        return Err(Refusal::Flow {
+            from: debit.kind.code(),
+            to: credit.kind.code(),
+            reversing: reversal,
+        });
+    }
+    Ok(())
 }
 
 /// An account's four running sums.
@@ -247,6 +285,7 @@ pub fn open(
         return Err(Refusal::Flow {
             from: debit.kind.code(),
             to: credit.kind.code(),
+            reversing: reversal,
         });
     }
     if debit.guarded && debit.balance.available() < i128::from(amount) {
@@ -299,6 +338,26 @@ pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_route_needs_two_accounts_one_source_and_an_allowed_flow() {
+        let at = |id, kind, source| Route { id, kind, source };
+        let plan = at("p", AccountKind::Plan, "central_investment");
+        let alloc = at("a", AccountKind::Allocation, "central_investment");
+        let local = at("l", AccountKind::Allocation, "local_budget");
+        assert_eq!(route(&plan, &alloc, false), Ok(()));
+        assert_eq!(route(&alloc, &alloc, false), Err(Refusal::SameAccount));
+        assert_eq!(
+            route(&plan, &local, false).map_err(|r| r.to_string()),
+            Err("holds local_budget money and the debit account central_investment: money keeps its source".into())
+        );
+        assert_eq!(route(&alloc, &plan, true), Ok(()), "a reversal runs back");
+        assert_eq!(
+            route(&alloc, &plan, false).map_err(|r| r.to_string()),
+            Err("money does not move from a allocation account to a plan account".into())
+        );
+        assert!(route(&plan, &alloc, true).is_err_and(|r| r.to_string().ends_with("(reversing)")));
+    }
     use super::*;
     use proptest::prelude::*;
 

@@ -192,15 +192,20 @@ async fn reversed_amounts(
         .collect())
 }
 
+fn route_of(a: &account::Model, kind: AccountKind) -> ledger::Route<'_> {
+    ledger::Route {
+        id: &a.id,
+        kind,
+        source: &a.source,
+    }
+}
+
 fn refused(i: usize, account: &str, r: Refusal) -> ServiceError {
     match r {
         Refusal::NotPositive => {
             ServiceError::invalid(format!("transfers[{i}].amount_vnd"), r.to_string())
         }
-        Refusal::SameAccount => {
-            ServiceError::invalid(format!("transfers[{i}].credit_account_id"), r.to_string())
-        }
-        Refusal::Flow { .. } => {
+        Refusal::SameAccount | Refusal::Source { .. } | Refusal::Flow { .. } => {
             ServiceError::invalid(format!("transfers[{i}].credit_account_id"), r.to_string())
         }
         Refusal::Overspend { .. } => ServiceError::FailedPrecondition {
@@ -324,13 +329,6 @@ pub async fn create(
 
     let mut v = Violations::new();
     for (i, leg) in legs.iter().enumerate() {
-        if leg.debit == leg.credit {
-            v.add(
-                format!("transfers[{i}].credit_account_id"),
-                "is the debit account",
-            );
-            continue;
-        }
         let d = accounts.get(&leg.debit);
         let c = accounts.get(&leg.credit);
         if d.is_none() {
@@ -345,36 +343,15 @@ pub async fn create(
                 "no such account",
             );
         }
-        if let (Some(d), Some(c)) = (d, c) {
-            let kinds = (
+        if let (Some(d), Some(c)) = (d, c)
+            && let (Some(dk), Some(ck)) = (
                 AccountKind::from_code(&d.kind),
                 AccountKind::from_code(&c.kind),
-            );
-            if d.source != c.source {
-                v.add(
-                    format!("transfers[{i}].credit_account_id"),
-                    format!(
-                        "holds {} money and the debit account {}: money keeps its source",
-                        c.source, d.source
-                    ),
-                );
-            } else if let (Some(dk), Some(ck)) = kinds
-                && !ledger::flow_allowed(dk, ck, leg.reverses.is_some())
-            {
-                v.add(
-                    format!("transfers[{i}].credit_account_id"),
-                    format!(
-                        "money does not move from a {} account to a {} account{}",
-                        d.kind,
-                        c.kind,
-                        if leg.reverses.is_some() {
-                            " (reversing)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
+            )
+            && let Err(r) =
+                ledger::route(&route_of(d, dk), &route_of(c, ck), leg.reverses.is_some())
+        {
+            v.add(format!("transfers[{i}].credit_account_id"), r.to_string());
         }
         if let Some(original) = &leg.reverses {
             match originals.get(original) {
