@@ -134,6 +134,23 @@ pub fn next_page_token(last: &str, filter: &[u8]) -> String {
     B64.encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
+/// A page fetched with one row more than `size` (keyset paging): the rows to
+/// answer with, and the token for the next page when that row was there.
+pub fn cut_page<T>(
+    mut rows: Vec<T>,
+    size: usize,
+    filter: &[u8],
+    key: impl Fn(&T) -> &str,
+) -> (Vec<T>, String) {
+    if rows.len() > size {
+        rows.truncate(size);
+        let next = next_page_token(rows.last().map_or("", key), filter);
+        (rows, next)
+    } else {
+        (rows, String::new())
+    }
+}
+
 /// Trims and checks a free-text field; `None` (and a violation) when it is
 /// required and empty or longer than `max` characters.
 pub fn text(raw: &str, field: &str, max: usize, required: bool, v: &mut Violations) -> String {
@@ -194,6 +211,16 @@ pub fn checked_period(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_with_one_row_more_has_a_next_token_and_drops_that_row() {
+        let rows = vec!["a", "b", "c"];
+        let (page, next) = cut_page(rows.clone(), 2, b"f", |r| r);
+        assert_eq!(page, ["a", "b"]);
+        assert_eq!(page_after(&next, b"f").unwrap(), Some("b".to_owned()));
+        let (page, next) = cut_page(rows, 3, b"f", |r| r);
+        assert_eq!((page.len(), next.as_str()), (3, ""));
+    }
 
     #[test]
     fn page_tokens_are_bound_to_their_filter() {

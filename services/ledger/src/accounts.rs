@@ -12,8 +12,9 @@ use sustain_domain::Violations;
 use sustain_domain::ledger::{AccountKind, Balance};
 use sustain_domain::programme::{PROGRAMME_CODE, code_within};
 use sustain_platform::Caller;
+use sustain_platform::api::cut_page;
 use sustain_platform::api::{
-    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+    new_id, now, optional_date, page_after, page_size, required_id, text, today,
 };
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
@@ -380,19 +381,14 @@ impl pb::account_service_server::AccountService for AccountApi {
         if let Some(after) = &after {
             condition = condition.add(Expr::col(account::Column::Id).gt(after.as_str()));
         }
-        let mut rows = account::Entity::find()
+        let rows = account::Entity::find()
             .filter(condition)
             .order_by_asc(account::Column::Id)
             .limit(size as u64 + 1)
             .all(&self.db)
             .await
             .map_err(ServiceError::from)?;
-        let next = if rows.len() > size {
-            rows.truncate(size);
-            next_page_token(rows.last().map_or("", |a| a.id.as_str()), &filter_key)
-        } else {
-            String::new()
-        };
+        let (rows, next) = cut_page(rows, size, &filter_key, |a| a.id.as_str());
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: rows.iter().map(account_to_proto).collect(),
             next_page_token: next,

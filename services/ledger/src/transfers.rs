@@ -5,6 +5,7 @@
 //! balances and the chain entries in the same transaction.
 
 use std::collections::{HashMap, HashSet};
+use sustain_platform::api::cut_page;
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::{Condition, Expr, Query};
@@ -16,7 +17,7 @@ use sustain_domain::Violations;
 use sustain_domain::ledger::{self, AccountKind, Phase, Refusal};
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    new_id, next_page_token, now, optional_date, page_after, page_size, required_id, text, today,
+    new_id, now, optional_date, page_after, page_size, required_id, text, today,
 };
 use sustain_platform::db::{begin_write, in_json_list};
 use sustain_platform::error::ServiceError;
@@ -770,19 +771,14 @@ impl pb::transfer_service_server::TransferService for TransferApi {
         if let Some(after) = &after {
             condition = condition.add(transfer::Column::Id.gt(after.as_str()));
         }
-        let mut rows = transfer::Entity::find()
+        let rows = transfer::Entity::find()
             .filter(condition)
             .order_by_asc(transfer::Column::Id)
             .limit(size as u64 + 1)
             .all(&self.db)
             .await
             .map_err(ServiceError::from)?;
-        let next = if rows.len() > size {
-            rows.truncate(size);
-            next_page_token(rows.last().map_or("", |t| t.id.as_str()), &filter_key)
-        } else {
-            String::new()
-        };
+        let (rows, next) = cut_page(rows, size, &filter_key, |t| t.id.as_str());
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: rows.iter().map(transfer_to_proto).collect(),
             next_page_token: next,

@@ -6,7 +6,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Int
 use sustain_domain::Violations;
 use sustain_domain::programme::{self, DECISION_90, ItemLevel};
 use sustain_platform::Caller;
-use sustain_platform::api::{next_page_token, now, page_after, page_size, text, today};
+use sustain_platform::api::cut_page;
+use sustain_platform::api::{now, page_after, page_size, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::error::checked;
@@ -264,7 +265,7 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
             }
             condition = condition.add(any);
         }
-        let mut rows = store::page::<programme_item::Entity>(
+        let rows = store::page::<programme_item::Entity>(
             &self.db,
             condition,
             "code",
@@ -272,15 +273,8 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
             size as u64 + 1,
         )
         .await?;
-        let next_page_token = if rows.len() > size {
-            rows.truncate(size);
-            next_page_token(
-                rows.last().map_or("", |r| r.code.as_str()),
-                fingerprint.as_bytes(),
-            )
-        } else {
-            String::new()
-        };
+        let (rows, next_page_token) =
+            cut_page(rows, size, fingerprint.as_bytes(), |r| r.code.as_str());
         Ok(Response::new(pb::ListProgrammeItemsResponse {
             items: rows.iter().map(item_to_proto).collect(),
             next_page_token,

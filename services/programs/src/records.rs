@@ -8,7 +8,8 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::Serialize;
 use sustain_platform::Caller;
-use sustain_platform::api::{etag, next_page_token, now, page_after};
+use sustain_platform::api::cut_page;
+use sustain_platform::api::{etag, now, page_after};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -536,15 +537,8 @@ pub async fn list_page<R: Record>(
     size: usize,
 ) -> Result<(Vec<R>, String), ServiceError> {
     let after = page_after(token, filter_key)?;
-    let mut rows =
-        page::<R::Entity>(conn, condition, "id", after.as_deref(), size as u64 + 1).await?;
-    let next = if rows.len() > size {
-        rows.truncate(size);
-        next_page_token(rows.last().map_or("", |r| r.id()), filter_key)
-    } else {
-        String::new()
-    };
-    Ok((rows, next))
+    let rows = page::<R::Entity>(conn, condition, "id", after.as_deref(), size as u64 + 1).await?;
+    Ok(cut_page(rows, size, filter_key, |r| r.id()))
 }
 
 /// The etag an update sent, trimmed; a violation at `field` when it is missing.

@@ -10,8 +10,9 @@ use sustain_domain::admin;
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::search_key;
+use sustain_platform::api::cut_page;
 
-use sustain_platform::api::{new_id, next_page_token, now, page_after};
+use sustain_platform::api::{new_id, now, page_after};
 use sustain_platform::cache::RecordCache;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -343,7 +344,7 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let filter_key = request.filter.clone().unwrap_or_default().encode_to_vec();
         let after = page_after(&request.page_token, &filter_key)?;
         let selection = self.selection(&caller, request.filter.as_ref())?;
-        let mut records = store::list(
+        let records = store::list(
             &self.db,
             &selection,
             after.as_deref(),
@@ -351,12 +352,8 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
             &self.vault,
         )
         .await?;
-        let next_page_token = if records.len() > page_size {
-            records.truncate(page_size);
-            next_page_token(records.last().map_or("", |r| r.id.as_str()), &filter_key)
-        } else {
-            String::new()
-        };
+        let (records, next_page_token) =
+            cut_page(records, page_size, &filter_key, |r| r.id.as_str());
         tracing::info!(count = records.len(), caller = %caller.subject, "households listed");
         let mask = caller.role == Role::Viewer;
         Ok(Response::new(pb::ListHouseholdsResponse {

@@ -9,6 +9,7 @@ pub mod store;
 pub mod tally;
 
 use std::collections::HashSet;
+use sustain_platform::api::cut_page;
 use sustain_platform::error::checked;
 
 use chrono::Datelike;
@@ -18,9 +19,7 @@ use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
 use sustain_platform::Caller;
-use sustain_platform::api::{
-    new_id, next_page_token, now, optional_date, page_after, required_id, today,
-};
+use sustain_platform::api::{new_id, now, optional_date, page_after, required_id, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -345,7 +344,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if let Some(t) = model_type {
             condition = condition.add(livelihood_model::Column::ModelType.eq(t));
         }
-        let mut rows = page::<livelihood_model::Entity>(
+        let rows = page::<livelihood_model::Entity>(
             &self.db,
             condition,
             "id",
@@ -353,12 +352,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             size as u64 + 1,
         )
         .await?;
-        let next = if rows.len() > size {
-            rows.truncate(size);
-            next_page_token(rows.last().map_or("", |r| r.id.as_str()), &filter_key)
-        } else {
-            String::new()
-        };
+        let (rows, next) = cut_page(rows, size, &filter_key, |r| r.id.as_str());
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let counts = store::enrolled_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListModelsResponse {
@@ -666,15 +660,10 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if let Some(c) = class {
             condition = condition.add(enrolment::Column::Class.eq(c.code()));
         }
-        let mut rows =
+        let rows =
             page::<enrolment::Entity>(&self.db, condition, "id", after.as_deref(), size as u64 + 1)
                 .await?;
-        let next = if rows.len() > size {
-            rows.truncate(size);
-            next_page_token(rows.last().map_or("", |r| r.id.as_str()), &filter_key)
-        } else {
-            String::new()
-        };
+        let (rows, next) = cut_page(rows, size, &filter_key, |r| r.id.as_str());
         Ok(Response::new(pb::ListEnrolmentsResponse {
             enrolments: rows.iter().map(enrolment_to_proto).collect(),
             next_page_token: next,
