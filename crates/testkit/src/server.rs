@@ -10,7 +10,8 @@ use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call; an empty token sends
+/// none (a caller without credentials).
 #[derive(Debug, Clone)]
 pub struct Bearer(pub String);
 
@@ -19,6 +20,9 @@ impl Interceptor for Bearer {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
+        if self.0.is_empty() {
+            return Ok(request);
+        }
         let value: MetadataValue<_> = format!("Bearer {}", self.0)
             .parse()
             .map_err(|_| tonic::Status::invalid_argument("the token is not ASCII"))?;
@@ -72,6 +76,9 @@ impl Running {
 
     async fn wait_ready(&self, service: &str) -> anyhow::Result<()> {
         for _ in 0..400 {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                anyhow::bail!("the server of {service} stopped before it was ready");
+            }
             if let Ok(channel) = self.channel().await {
                 let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
                 let asked = tonic_health::pb::HealthCheckRequest {

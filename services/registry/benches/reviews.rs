@@ -129,12 +129,9 @@ async fn client(server: &Server) -> Client {
             .connect()
             .await
         {
-            return ReviewServiceClient::with_interceptor(
-                channel,
-                Bearer(Some(server.token.clone())),
-            )
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+            return ReviewServiceClient::with_interceptor(channel, Bearer(server.token.clone()))
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -138,7 +138,7 @@ fn rows(households_2021: u64) -> Vec<pb::ImportHouseholdsRequest> {
 async fn import(district: &Instance, batches: &[pb::ImportHouseholdsRequest]) -> (u64, f64) {
     let mut client = ReviewServiceClient::with_interceptor(
         district.channel().await,
-        Bearer(Some(token(Role::Admin, &["181"]))),
+        Bearer(token(Role::Admin, &["181"])),
     )
     .max_decoding_message_size(64 * 1024 * 1024)
     .max_encoding_message_size(64 * 1024 * 1024);
@@ -162,7 +162,7 @@ async fn import(district: &Instance, batches: &[pb::ImportHouseholdsRequest]) ->
 async fn status(province: &Instance) -> spb::GetSyncStatusResponse {
     let mut sync = SyncServiceClient::with_interceptor(
         province.channel().await,
-        Bearer(Some(token(Role::Admin, &["*"]))),
+        Bearer(token(Role::Admin, &["*"])),
     );
     sync.get_sync_status(spb::GetSyncStatusRequest {})
         .await
@@ -250,7 +250,7 @@ async fn run(name: &str, batches: &[pb::ImportHouseholdsRequest], seconds: u64) 
         writers.push(tokio::spawn(async move {
             let mut client = HouseholdServiceClient::with_interceptor(
                 channel,
-                Bearer(Some(token(Role::Enumerator, &["181"]))),
+                Bearer(token(Role::Enumerator, &["181"])),
             );
             let mut n = 0u64;
             while Instant::now() < deadline {

@@ -73,7 +73,7 @@ async fn the_binary_serves_drains_and_never_logs_personal_data() {
         .connect()
         .await
         .expect("connect");
-    let mut client = HouseholdServiceClient::with_interceptor(channel, Bearer(Some(token)));
+    let mut client = HouseholdServiceClient::with_interceptor(channel, Bearer(token));
 
     let citizen_ids = ["020085001234", "020187004321"];
     let mut h = household("Nguyễn Văn A", citizen_ids[0]);

@@ -327,13 +327,13 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             (
                 pb::household_service_client::HouseholdServiceClient::with_interceptor(
                     channel.clone(),
-                    Bearer(Some(token.clone())),
+                    Bearer(token.clone()),
                 ),
                 pb::review_service_client::ReviewServiceClient::with_interceptor(
                     channel.clone(),
-                    Bearer(Some(token.clone())),
+                    Bearer(token.clone()),
                 ),
-                SyncServiceClient::with_interceptor(channel, Bearer(Some(token))),
+                SyncServiceClient::with_interceptor(channel, Bearer(token)),
             )
         }
     };
@@ -937,7 +937,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
         async move {
             let mut sync = SyncServiceClient::with_interceptor(
                 channel(province.addr, &a_tls).await,
-                Bearer(Some(token)),
+                Bearer(token),
             );
             match sync
                 .pull(spb::PullRequest {

@@ -65,19 +65,19 @@ impl Instance {
     async fn households(&self, role: Role, scope: &[&str]) -> Households {
         pb::household_service_client::HouseholdServiceClient::with_interceptor(
             self.channel().await,
-            Bearer(Some(token(role, scope))),
+            Bearer(token(role, scope)),
         )
     }
 
     async fn reviews(&self, role: Role, scope: &[&str]) -> Reviews {
         pb::review_service_client::ReviewServiceClient::with_interceptor(
             self.channel().await,
-            Bearer(Some(token(role, scope))),
+            Bearer(token(role, scope)),
         )
     }
 
     async fn sync_as(&self, bearer: String) -> Sync {
-        SyncServiceClient::with_interceptor(self.channel().await, Bearer(Some(bearer)))
+        SyncServiceClient::with_interceptor(self.channel().await, Bearer(bearer))
     }
 
     async fn sync_admin(&self) -> Sync {
@@ -386,7 +386,7 @@ async fn a_household_made_in_a_district_reaches_the_province_and_replicas_refuse
                 .expect("connect");
             let mut c = pb::review_service_client::ReviewServiceClient::with_interceptor(
                 channel,
-                Bearer(Some(token(Role::Viewer, &["20"]))),
+                Bearer(token(Role::Viewer, &["20"])),
             );
             c.get_poverty_summary(pb::GetPovertySummaryRequest {
                 unit_code: "181".into(),
@@ -681,8 +681,7 @@ async fn province_status(addr: SocketAddr) -> Option<spb::GetSyncStatusResponse>
         .connect()
         .await
         .ok()?;
-    let mut sync =
-        SyncServiceClient::with_interceptor(channel, Bearer(Some(token(Role::Admin, &["*"]))));
+    let mut sync = SyncServiceClient::with_interceptor(channel, Bearer(token(Role::Admin, &["*"])));
     sync.get_sync_status(spb::GetSyncStatusRequest {})
         .await
         .ok()
@@ -1282,7 +1281,7 @@ async fn village_assignments_are_set_at_the_province_and_reach_the_districts() {
                 .expect("connect");
             pb::household_service_client::HouseholdServiceClient::with_interceptor(
                 channel,
-                Bearer(Some(token(Role::Viewer, &["20"]))),
+                Bearer(token(Role::Viewer, &["20"])),
             )
             .list_village_assignments(pb::ListVillageAssignmentsRequest {
                 commune_code: "06622".into(),

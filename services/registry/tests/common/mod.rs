@@ -10,10 +10,8 @@ use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::admin_unit_service_client::AdminUnitServiceClient;
 use sustain_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
+pub use sustain_testkit::server::{Bearer, Running};
 use sustain_testkit::{TestDatabase, token};
-use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -22,27 +20,10 @@ pub struct TestServer {
     /// The database URL; `db` owns it unless this server shares another's.
     pub url: String,
     db: Option<TestDatabase>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Running,
     /// Signs this server's tokens when it has a key of its own (else the
     /// shared test secret does).
     signer: Option<sustain_platform::auth::TokenIssuer>,
-}
-
-#[derive(Clone)]
-pub struct Bearer(pub Option<String>);
-
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(t) = &self.0 {
-            let value: MetadataValue<_> = format!("Bearer {t}").parse().expect("ascii token");
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
 }
 
 pub type Households = HouseholdServiceClient<InterceptedService<Channel, Bearer>>;
@@ -149,68 +130,36 @@ impl TestServer {
         secrets: Secrets,
     ) -> TestServer {
         config.database_url = url.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            sustain_registry::run(&config, &secrets, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let mut server = TestServer {
-            addr,
+        let running = Running::start(
+            move |listener, stopped| async move {
+                sustain_registry::run(&config, &secrets, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            },
+            "sustain.registry.v1.HouseholdService",
+        )
+        .await
+        .expect("the registry ready");
+        TestServer {
+            addr: running.addr,
             url,
             db,
-            stop: Some(stop),
-            task: Some(task),
+            running,
             signer: None,
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&mut self) {
-        for _ in 0..200 {
-            // A server that stopped will never be ready: say why.
-            if self.task.as_ref().is_some_and(|t| t.is_finished())
-                && let Some(task) = self.task.take()
-            {
-                panic!("the registry stopped before it was ready: {:?}", task.await);
-            }
-            if let Ok(channel) = Channel::from_shared(format!("http://{}", self.addr))
-                .expect("uri")
-                .connect()
-                .await
-            {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                if health
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: "sustain.registry.v1.HouseholdService".into(),
-                    })
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        panic!("registry did not become ready");
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        self.running.channel().await.expect("connect")
     }
 
+    /// Households as a caller with `bearer` (`None`: no credentials).
     pub async fn households_with(&self, bearer: Option<String>) -> Households {
-        HouseholdServiceClient::with_interceptor(self.channel().await, Bearer(bearer))
+        HouseholdServiceClient::with_interceptor(
+            self.channel().await,
+            Bearer(bearer.unwrap_or_default()),
+        )
     }
 
     pub async fn households(&self, role: Role, scope: &[&str]) -> Households {
@@ -222,35 +171,19 @@ impl TestServer {
     }
 
     pub async fn reviews(&self, role: Role, scope: &[&str]) -> Reviews {
-        ReviewServiceClient::with_interceptor(
-            self.channel().await,
-            Bearer(Some(self.token(role, scope))),
-        )
+        ReviewServiceClient::with_interceptor(self.channel().await, Bearer(self.token(role, scope)))
     }
 
     pub async fn units(&self, role: Role) -> Units {
         AdminUnitServiceClient::with_interceptor(
             self.channel().await,
-            Bearer(Some(self.token(role, &["*"]))),
+            Bearer(self.token(role, &["*"])),
         )
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("join").expect("server ran cleanly");
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.running.stop().await.expect("server ran cleanly");
     }
 }
 
