@@ -127,6 +127,23 @@ pub async fn find(
         .await?)
 }
 
+/// The catalog item `code` a record of the caller's may be filed under: an
+/// active one, seeded or the caller's province's own; else `field` is named.
+pub async fn usable(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    code: &str,
+    field: &str,
+) -> Result<programme_item::Model, ServiceError> {
+    match find(conn, code).await? {
+        Some(item) if item.state == ACTIVE && visible(caller, &item) => Ok(item),
+        _ => Err(ServiceError::invalid(
+            field,
+            "is not an active item of the programme catalog",
+        )),
+    }
+}
+
 /// Seeded items are everyone's; a province's own are for callers near it.
 fn visible(caller: &Caller, item: &programme_item::Model) -> bool {
     item.seeded || caller.scope.overlaps_unit(&item.owner_unit)

@@ -3,13 +3,12 @@
 //! whose open and overdue state is derived from their dates.
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ColumnTrait, DatabaseConnection};
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
 use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, optional_date, parse_date, text, today};
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::error::ServiceError;
 use sustain_platform::error::checked;
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::Placement;
@@ -52,27 +51,6 @@ fn activity_kind_from_code(code: &str) -> pb::ActivityKind {
         "dialogue" => pb::ActivityKind::Dialogue,
         "training" => pb::ActivityKind::Training,
         _ => pb::ActivityKind::Unspecified,
-    }
-}
-
-/// A catalog item the caller may file records under.
-async fn usable_item(
-    conn: &impl ConnectionTrait,
-    caller: &Caller,
-    code: &str,
-    field: &str,
-) -> Result<(), ServiceError> {
-    match catalog::find(conn, code).await? {
-        Some(item)
-            if item.state == ACTIVE
-                && (item.seeded || caller.scope.overlaps_unit(&item.owner_unit)) =>
-        {
-            Ok(())
-        }
-        _ => Err(ServiceError::invalid(
-            field,
-            "is not an active item of the programme catalog",
-        )),
     }
 }
 
@@ -234,7 +212,7 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            usable_item(&txn, &caller, &fields.project_code, "activity.project_code").await?;
+            catalog::usable(&txn, &caller, &fields.project_code, "activity.project_code").await?;
             let at = now();
             let mut row = activity::Model {
                 id: new_id(),
@@ -533,7 +511,7 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         let fields = checked(fields, v)?;
         caller.require_placement(&fields.placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            usable_item(
+            catalog::usable(
                 &txn,
                 &caller,
                 &fields.project_code,

@@ -403,19 +403,17 @@ pub struct SupportApi {
     pub registry: Registry,
 }
 
-#[tonic::async_trait]
-impl pb::support_service_server::SupportService for SupportApi {
-    async fn create_support(
-        &self,
-        request: Request<pb::CreateSupportRequest>,
-    ) -> Result<Response<pb::CreateSupportResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("record support", WRITE)?;
-        let credentials = credentials_of(&request)?;
-        let request = request.into_inner();
-        let key = IdempotencyKey::new(&caller, "CreateSupport", &request.request_id, &request)?;
-        let request_id = request.request_id.clone();
-        let s = request.support.clone().unwrap_or_default();
+/// A support to record, as sent: every field checked, every bad one named.
+struct NewSupport {
+    household_id: String,
+    member_id: Option<String>,
+    provided_on: NaiveDate,
+    details: Details,
+    project: Option<String>,
+}
+
+impl NewSupport {
+    fn checked(s: &pb::Support) -> Result<NewSupport, ServiceError> {
         let mut v = Violations::new();
         let household_id = required_id(&s.household_id, "support.household_id", &mut v);
         let provided_on = parse_date(&s.provided_on, "support.provided_on", &mut v);
@@ -444,6 +442,79 @@ impl pb::support_service_server::SupportService for SupportApi {
         let project = (!s.project_code.trim().is_empty())
             .then(|| check_code(&s.project_code, "support.project_code", &mut v));
         let (details, provided_on) = checked(details.zip(provided_on), v)?;
+        Ok(NewSupport {
+            household_id,
+            member_id,
+            provided_on,
+            details,
+            project,
+        })
+    }
+}
+
+/// The member's birth date and sex as the registry holds them, once the
+/// member is of the household and, for a nutrition check, a child the
+/// under-5 standards apply to on the day.
+fn member_facts(
+    standing: &registry_pb::HouseholdStanding,
+    member_id: Option<&str>,
+    details: &Details,
+    provided_on: NaiveDate,
+) -> Result<(Option<NaiveDate>, Option<String>), ServiceError> {
+    let member: Option<&registry_pb::StandingMember> = match member_id {
+        None => None,
+        Some(m) => match standing.members.iter().find(|x| x.id == m) {
+            Some(found) => Some(found),
+            None => {
+                return Err(ServiceError::invalid(
+                    "support.member_id",
+                    "is not a member of that household",
+                ));
+            }
+        },
+    };
+    let birth_date = member.and_then(|m| NaiveDate::parse_from_str(&m.birth_date, "%Y-%m-%d").ok());
+    let sex = member.and_then(|m| match registry_pb::Sex::try_from(m.sex) {
+        Ok(registry_pb::Sex::Male) => Some(Sex::Male.code().to_owned()),
+        Ok(registry_pb::Sex::Female) => Some(Sex::Female.code().to_owned()),
+        _ => None,
+    });
+    if matches!(details, Details::Nutrition { .. }) {
+        let Some(birth) = birth_date else {
+            return Err(ServiceError::invalid(
+                "support.member_id",
+                "has no birth date in the registry",
+            ));
+        };
+        if let Err(e) = nutrition::assessable_age(birth, provided_on) {
+            return Err(ServiceError::invalid(
+                "support.provided_on",
+                format!("{e} (born {birth})"),
+            ));
+        }
+    }
+    Ok((birth_date, sex))
+}
+
+#[tonic::async_trait]
+impl pb::support_service_server::SupportService for SupportApi {
+    async fn create_support(
+        &self,
+        request: Request<pb::CreateSupportRequest>,
+    ) -> Result<Response<pb::CreateSupportResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("record support", WRITE)?;
+        let credentials = credentials_of(&request)?;
+        let request = request.into_inner();
+        let key = IdempotencyKey::new(&caller, "CreateSupport", &request.request_id, &request)?;
+        let request_id = request.request_id.clone();
+        let NewSupport {
+            household_id,
+            member_id,
+            provided_on,
+            details,
+            project,
+        } = NewSupport::checked(&request.support.clone().unwrap_or_default())?;
         if let Some(key) = &key
             && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
         {
@@ -463,58 +534,14 @@ impl pb::support_service_server::SupportService for SupportApi {
                 ServiceError::Internal("no standing for a checked household".into()).into(),
             );
         };
-        let member: Option<&registry_pb::StandingMember> = match &member_id {
-            None => None,
-            Some(m) => match standing.members.iter().find(|x| &x.id == m) {
-                Some(found) => Some(found),
-                None => {
-                    return Err(ServiceError::invalid(
-                        "support.member_id",
-                        "is not a member of that household",
-                    )
-                    .into());
-                }
-            },
-        };
-        let birth_date =
-            member.and_then(|m| NaiveDate::parse_from_str(&m.birth_date, "%Y-%m-%d").ok());
-        let sex = member.and_then(|m| match registry_pb::Sex::try_from(m.sex) {
-            Ok(registry_pb::Sex::Male) => Some(Sex::Male.code().to_owned()),
-            Ok(registry_pb::Sex::Female) => Some(Sex::Female.code().to_owned()),
-            _ => None,
-        });
-        if matches!(details, Details::Nutrition { .. }) {
-            let Some(birth) = birth_date else {
-                return Err(ServiceError::invalid(
-                    "support.member_id",
-                    "has no birth date in the registry",
-                )
-                .into());
-            };
-            if let Err(e) = nutrition::assessable_age(birth, provided_on) {
-                return Err(ServiceError::invalid(
-                    "support.provided_on",
-                    format!("{e} (born {birth})"),
-                )
-                .into());
-            }
-        }
+        let (birth_date, sex) =
+            member_facts(standing, member_id.as_deref(), &details, provided_on)?;
         let project_code = project.or_else(|| details.default_project().map(str::to_owned));
         let place = placement_of(standing);
         let class = standing_code(standing.standing).to_owned();
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             if let Some(code) = &project_code {
-                match catalog::find(&txn, code).await? {
-                    Some(item)
-                        if item.state == ACTIVE
-                            && (item.seeded || caller.scope.overlaps_unit(&item.owner_unit)) => {}
-                    _ => {
-                        return Err(ServiceError::invalid(
-                            "support.project_code",
-                            "is not an active item of the programme catalog",
-                        ));
-                    }
-                }
+                catalog::usable(&txn, &caller, code, "support.project_code").await?;
             }
             let at = now();
             let mut row = support::Model {

@@ -287,18 +287,8 @@ impl TrainingApi {
         caller: &Caller,
         code: &str,
     ) -> Result<(), ServiceError> {
-        match catalog::find(conn, code).await? {
-            Some(item)
-                if item.state == ACTIVE
-                    && (item.seeded || caller.scope.overlaps_unit(&item.owner_unit)) =>
-            {
-                Ok(())
-            }
-            _ => Err(ServiceError::invalid(
-                "course.project_code",
-                "is not an active item of the programme catalog",
-            )),
-        }
+        catalog::usable(conn, caller, code, "course.project_code").await?;
+        Ok(())
     }
 
     async fn with_counts(&self, row: &course::Model) -> Result<pb::Course, ServiceError> {

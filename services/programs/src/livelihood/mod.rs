@@ -119,19 +119,7 @@ impl LivelihoodApi {
         caller: &Caller,
         code: &str,
     ) -> Result<String, ServiceError> {
-        let item = catalog::find(conn, code).await?;
-        let Some(item) = item.filter(|i| i.state == ACTIVE) else {
-            return Err(ServiceError::invalid(
-                "model.project_code",
-                "is not an active item of the programme catalog",
-            ));
-        };
-        if !item.seeded && !caller.scope.overlaps_unit(&item.owner_unit) {
-            return Err(ServiceError::invalid(
-                "model.project_code",
-                "is not an active item of the programme catalog",
-            ));
-        }
+        let item = catalog::usable(conn, caller, code, "model.project_code").await?;
         match item.project_code {
             Some(p) if MODEL_PROJECTS.contains(&p.as_str()) => Ok(p),
             _ => Err(ServiceError::invalid(
