@@ -12,13 +12,11 @@ use sustain_domain::Violations;
 use sustain_domain::ledger::{AccountKind, Balance};
 use sustain_domain::programme::{PROGRAMME_CODE, code_within};
 use sustain_platform::Caller;
-use sustain_platform::api::cut_page;
 use sustain_platform::api::{
-    new_id, now, optional_date, page_after, page_size, required_id, text, today,
+    cut_page, new_id, now, optional_date, page_after, page_size, required_id, text, today,
 };
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::error::ServiceError;
-use sustain_platform::error::checked;
+use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{Placement, selection};
 use sustain_proto::ledger::v1 as pb;

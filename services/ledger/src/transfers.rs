@@ -5,7 +5,6 @@
 //! balances and the chain entries in the same transaction.
 
 use std::collections::{HashMap, HashSet};
-use sustain_platform::api::cut_page;
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::{Condition, Expr, Query};
@@ -17,7 +16,7 @@ use sustain_domain::Violations;
 use sustain_domain::ledger::{self, AccountKind, Phase, Refusal};
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    new_id, now, optional_date, page_after, page_size, required_id, text, today,
+    cut_page, new_id, now, optional_date, page_after, page_size, required_id, text, today,
 };
 use sustain_platform::db::{begin_write, in_json_list};
 use sustain_platform::error::ServiceError;

@@ -6,11 +6,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Int
 use sustain_domain::Violations;
 use sustain_domain::programme::{self, DECISION_90, ItemLevel};
 use sustain_platform::Caller;
-use sustain_platform::api::cut_page;
-use sustain_platform::api::{now, page_after, page_size, text, today};
+use sustain_platform::api::{cut_page, now, page_after, page_size, text, today};
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::error::ServiceError;
-use sustain_platform::error::checked;
+use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, Change, IdempotencyKey};
 use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;

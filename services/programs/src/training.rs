@@ -4,7 +4,6 @@
 //! household's standing when the course began.
 
 use std::collections::{HashMap, HashSet};
-use sustain_platform::error::checked;
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{
@@ -16,7 +15,7 @@ use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::db::in_json_list;
-use sustain_platform::error::ServiceError;
+use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
@@ -300,6 +299,151 @@ impl TrainingApi {
     }
 }
 
+/// The course and the (household, member) pairs a batch of trainees names:
+/// every bad field named, a member listed twice refused.
+fn asked_trainees(
+    request: &pb::BatchCreateTraineesRequest,
+) -> Result<(String, Vec<(String, String)>), ServiceError> {
+    let mut v = Violations::new();
+    let course_id = required_id(&request.course_id, "course_id", &mut v);
+    if request.trainees.is_empty() {
+        v.add("trainees", "is required");
+    } else if request.trainees.len() > MAX_TRAINEES_PER_CALL {
+        v.add(
+            "trainees",
+            format!("at most {MAX_TRAINEES_PER_CALL} per call"),
+        );
+    }
+    let mut seen = HashSet::new();
+    let asked: Vec<(String, String)> = request
+        .trainees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let household = required_id(
+                &t.household_id,
+                &format!("trainees[{i}].household_id"),
+                &mut v,
+            );
+            let member = required_id(&t.member_id, &format!("trainees[{i}].member_id"), &mut v);
+            if !member.is_empty() && !seen.insert(member.clone()) {
+                v.add(format!("trainees[{i}].member_id"), "is listed twice");
+            }
+            (household, member)
+        })
+        .collect();
+    check(v)?;
+    Ok((course_id, asked))
+}
+
+/// FAILED_PRECONDITION unless `course` takes trainees: live, and not a
+/// capacity course (its officials are counted, not enrolled).
+fn takes_trainees(course: &course::Model) -> Result<(), ServiceError> {
+    if course.is_archived() {
+        return Err(archived("course", &course.id));
+    }
+    if course.kind == "capacity" {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "CAPACITY_COURSE",
+            message: "capacity courses train officials: count them in official_participants".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Names each trainee whose member is not of the household the registry
+/// answered for.
+fn members_belong(
+    asked: &[(String, String)],
+    standings: &HashMap<String, sustain_proto::registry::v1::HouseholdStanding>,
+) -> Result<(), ServiceError> {
+    let mut v = Violations::new();
+    for (i, (h, m)) in asked.iter().enumerate() {
+        let belongs = standings
+            .get(h)
+            .is_some_and(|s| s.members.iter().any(|x| &x.id == m));
+        if !belongs {
+            v.add(
+                format!("trainees[{i}].member_id"),
+                "is not a member of that household",
+            );
+        }
+    }
+    check(v)
+}
+
+/// ALREADY_EXISTS when any of the members already attends `course_id`.
+async fn refuse_taken(
+    conn: &impl ConnectionTrait,
+    course_id: &str,
+    asked: &[(String, String)],
+) -> Result<(), ServiceError> {
+    let members: Vec<String> = asked.iter().map(|(_, m)| m.clone()).collect();
+    let taken: Vec<String> = trainee::Entity::find()
+        .select_only()
+        .column(trainee::Column::MemberId)
+        .filter(trainee::Column::CourseId.eq(course_id))
+        .filter(in_json_list(
+            conn.get_database_backend(),
+            "member_id",
+            &members,
+        )?)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::AlreadyExists {
+        reason: "ALREADY_TRAINEE",
+        message: format!(
+            "member(s) {} already attend course {course_id}",
+            taken.join(", ")
+        ),
+        metadata: vec![("course_id", course_id.to_owned())],
+    })
+}
+
+/// The trainee rows of a batch: each placed where its household lives, with
+/// its standing in the course's year.
+fn new_trainees(
+    course: &course::Model,
+    asked: &[(String, String)],
+    standings: &HashMap<String, sustain_proto::registry::v1::HouseholdStanding>,
+) -> Vec<trainee::Model> {
+    let at = now();
+    asked
+        .iter()
+        .filter_map(|(h, m)| {
+            let s = standings.get(h)?;
+            let p = placement_of(s);
+            Some(trainee::Model {
+                id: new_id(),
+                course_id: course.id.clone(),
+                course_kind: course.kind.clone(),
+                year: course.start_year,
+                household_id: h.clone(),
+                member_id: m.clone(),
+                class: standing_code(s.standing).to_owned(),
+                unit_code: p.unit_code,
+                province_code: p.province_code,
+                district_code: p.district_code,
+                commune_code: p.commune_code,
+                current_commune_code: p.current_commune_code,
+                completed: false,
+                employment: "none".to_owned(),
+                destination_country: None,
+                employed_on: None,
+                state: ACTIVE.to_owned(),
+                archive_reason: None,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            })
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl pb::training_service_server::TrainingService for TrainingApi {
     async fn create_course(
@@ -486,52 +630,14 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             &request,
         )?;
         let request_id = request.request_id.clone();
-        let mut v = Violations::new();
-        let course_id = required_id(&request.course_id, "course_id", &mut v);
-        if request.trainees.is_empty() {
-            v.add("trainees", "is required");
-        } else if request.trainees.len() > MAX_TRAINEES_PER_CALL {
-            v.add(
-                "trainees",
-                format!("at most {MAX_TRAINEES_PER_CALL} per call"),
-            );
-        }
-        let mut seen = HashSet::new();
-        let asked: Vec<(String, String)> = request
-            .trainees
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let household = required_id(
-                    &t.household_id,
-                    &format!("trainees[{i}].household_id"),
-                    &mut v,
-                );
-                let member = required_id(&t.member_id, &format!("trainees[{i}].member_id"), &mut v);
-                if !member.is_empty() && !seen.insert(member.clone()) {
-                    v.add(format!("trainees[{i}].member_id"), "is listed twice");
-                }
-                (household, member)
-            })
-            .collect();
-        check(v)?;
+        let (course_id, asked) = asked_trainees(&request)?;
         if let Some(key) = &key
             && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
         {
             return Ok(Response::new(previous));
         }
         let course = records::readable::<course::Model>(&self.db, &caller, &course_id).await?;
-        if course.is_archived() {
-            return Err(archived("course", &course_id).into());
-        }
-        if course.kind == "capacity" {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "CAPACITY_COURSE",
-                message: "capacity courses train officials: count them in official_participants"
-                    .into(),
-            }
-            .into());
-        }
+        takes_trainees(&course)?;
         let named: Vec<Named> = asked
             .iter()
             .enumerate()
@@ -545,75 +651,10 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             .registry
             .checked(&credentials, &named, true, |_| None)
             .await?;
-        let mut v = Violations::new();
-        for (i, (h, m)) in asked.iter().enumerate() {
-            let belongs = standings
-                .get(h)
-                .is_some_and(|s| s.members.iter().any(|x| &x.id == m));
-            if !belongs {
-                v.add(
-                    format!("trainees[{i}].member_id"),
-                    "is not a member of that household",
-                );
-            }
-        }
-        check(v)?;
+        members_belong(&asked, &standings)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let members: Vec<String> = asked.iter().map(|(_, m)| m.clone()).collect();
-            let taken: Vec<String> = trainee::Entity::find()
-                .select_only()
-                .column(trainee::Column::MemberId)
-                .filter(trainee::Column::CourseId.eq(course.id.as_str()))
-                .filter(in_json_list(
-                    txn.get_database_backend(),
-                    "member_id",
-                    &members,
-                )?)
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            if !taken.is_empty() {
-                return Err(ServiceError::AlreadyExists {
-                    reason: "ALREADY_TRAINEE",
-                    message: format!(
-                        "member(s) {} already attend course {}",
-                        taken.join(", "),
-                        course.id
-                    ),
-                    metadata: vec![("course_id", course.id.clone())],
-                });
-            }
-            let at = now();
-            let rows: Vec<trainee::Model> = asked
-                .iter()
-                .filter_map(|(h, m)| {
-                    let s = standings.get(h)?;
-                    let p = placement_of(s);
-                    Some(trainee::Model {
-                        id: new_id(),
-                        course_id: course.id.clone(),
-                        course_kind: course.kind.clone(),
-                        year: course.start_year,
-                        household_id: h.clone(),
-                        member_id: m.clone(),
-                        class: standing_code(s.standing).to_owned(),
-                        unit_code: p.unit_code,
-                        province_code: p.province_code,
-                        district_code: p.district_code,
-                        commune_code: p.commune_code,
-                        current_commune_code: p.current_commune_code,
-                        completed: false,
-                        employment: "none".to_owned(),
-                        destination_country: None,
-                        employed_on: None,
-                        state: ACTIVE.to_owned(),
-                        archive_reason: None,
-                        version: 1,
-                        created_at: at,
-                        updated_at: at,
-                    })
-                })
-                .collect();
+            refuse_taken(&txn, &course.id, &asked).await?;
+            let rows = new_trainees(&course, &asked, &standings);
             let changes = rows.iter().map(|r| records::change(r, "create")).collect();
             let protos = rows.iter().map(trainee_to_proto).collect();
             sustain_platform::db::insert_rows::<trainee::Entity>(&txn, rows, &[]).await?;

@@ -10,9 +10,8 @@ use sustain_domain::admin;
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::search_key;
-use sustain_platform::api::cut_page;
 
-use sustain_platform::api::{new_id, now, page_after};
+use sustain_platform::api::{cut_page, new_id, now, page_after};
 use sustain_platform::cache::RecordCache;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};

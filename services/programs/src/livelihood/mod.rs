@@ -8,20 +8,18 @@ pub mod convert;
 pub mod store;
 pub mod tally;
 
-use std::collections::HashSet;
-use sustain_platform::api::cut_page;
-use sustain_platform::error::checked;
+use std::collections::{HashMap, HashSet};
 
-use chrono::Datelike;
+use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
 use sustain_platform::Caller;
-use sustain_platform::api::{new_id, now, optional_date, page_after, required_id, today};
+use sustain_platform::api::{cut_page, new_id, now, optional_date, page_after, required_id, today};
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::error::ServiceError;
+use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::{self, Placement};
 use sustain_proto::programs::v1 as pb;
@@ -32,7 +30,7 @@ use crate::catalog::{self, check_code};
 use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto};
 use crate::model::{enrolment, livelihood_model};
 use crate::records::{self, Record, record};
-use crate::registry::{Credentials, Named, Registry};
+use crate::registry::{Named, Registry};
 use crate::store::{live, page, project_within};
 use crate::{READ, WRITE};
 use convert::{
@@ -207,6 +205,115 @@ fn lives_in_model_area(
         communes
             .iter()
             .any(|c| c == &s.commune_code || c == &s.current_commune_code)
+    }
+}
+
+/// Names each enrolment dated outside the model's period.
+fn within_period(
+    model: &livelihood_model::Model,
+    asked: &[(String, NaiveDate)],
+) -> Result<(), ServiceError> {
+    let mut v = Violations::new();
+    for (i, (_, on)) in asked.iter().enumerate() {
+        if *on < model.start_date || model.end_date.is_some_and(|end| *on > end) {
+            v.add(
+                format!("enrolments[{i}].enrolled_on"),
+                format!(
+                    "lies outside the model's period ({} to {})",
+                    model.start_date,
+                    model.end_date.map_or("open".to_owned(), |d| d.to_string())
+                ),
+            );
+        }
+    }
+    check(v)
+}
+
+/// ALREADY_EXISTS naming the households of `asked` already in `model_id`.
+async fn refuse_enrolled(
+    conn: &impl ConnectionTrait,
+    model_id: &str,
+    asked: &[(String, NaiveDate)],
+) -> Result<(), ServiceError> {
+    let ids: Vec<String> = asked.iter().map(|(id, _)| id.clone()).collect();
+    let taken = store::already_enrolled(conn, model_id, &ids).await?;
+    if !taken.is_empty() {
+        return Err(ServiceError::AlreadyExists {
+            reason: "ALREADY_ENROLLED",
+            message: format!(
+                "{} household(s) are already enrolled in model {}: {}",
+                taken.len(),
+                model_id,
+                taken.join(", ")
+            ),
+            metadata: vec![("model_id", model_id.to_owned())],
+        });
+    }
+    Ok(())
+}
+
+/// The enrolment rows of a batch: each household placed where it lives and
+/// classed by its standing in the year it joins.
+fn new_enrolments_of(
+    model: &livelihood_model::Model,
+    asked: &[(String, NaiveDate)],
+    standings: &HashMap<String, sustain_proto::registry::v1::HouseholdStanding>,
+) -> Vec<enrolment::Model> {
+    let at = now();
+    asked
+        .iter()
+        .filter_map(|(id, on)| {
+            let s = standings.get(id)?;
+            let class = crate::registry::standing_code(s.standing);
+            Some(enrolment::Model {
+                id: new_id(),
+                model_id: model.id.clone(),
+                project_code: model.project_code.clone(),
+                project_root: model.project_root.clone(),
+                household_id: id.clone(),
+                enrolled_on: *on,
+                year: on.year(),
+                class: class.to_owned(),
+                review_year: s.review_year,
+                province_code: s.province_code.clone(),
+                district_code: (!s.district_code.is_empty()).then(|| s.district_code.clone()),
+                commune_code: Some(s.commune_code.clone()),
+                current_commune_code: Some(s.current_commune_code.clone()),
+                ethnic_minority: s.ethnic_minority,
+                income_before_vnd: None,
+                income_after_vnd: None,
+                yearly_profit_vnd: None,
+                measured_on: None,
+                state: ACTIVE.to_owned(),
+                archive_reason: None,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            })
+        })
+        .collect()
+}
+
+/// Inserts the batch; a household enrolled by a concurrent batch meanwhile is
+/// ALREADY_EXISTS, not an internal error.
+async fn insert_enrolments(
+    conn: &impl sustain_platform::db::Bulk,
+    model_id: &str,
+    rows: Vec<enrolment::Model>,
+) -> Result<(), ServiceError> {
+    match sustain_platform::db::insert_rows::<enrolment::Entity>(conn, rows, &[]).await {
+        Ok(()) => Ok(()),
+        Err(e) if sustain_platform::db::is_unique_violation(&e) => {
+            Err(ServiceError::AlreadyExists {
+                reason: "ALREADY_ENROLLED",
+                message: format!(
+                    "a household of this batch was enrolled in model {} meanwhile",
+                    model_id
+                ),
+                metadata: vec![("model_id", model_id.to_owned())],
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -446,11 +553,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
     ) -> Result<Response<pb::BatchCreateEnrolmentsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("enrol households", WRITE)?;
-        let credentials: Credentials = request
-            .metadata()
-            .get("authorization")
-            .cloned()
-            .ok_or_else(|| ServiceError::Unauthenticated("no credentials were presented".into()))?;
+        let credentials = crate::registry::credentials_of(&request)?;
         let request = request.into_inner();
         let key = IdempotencyKey::new(
             &caller,
@@ -475,21 +578,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if model.state == ARCHIVED {
             return Err(archived("model", &model_id).into());
         }
-        let mut v = Violations::new();
-        for (i, (_, on)) in asked.iter().enumerate() {
-            if *on < model.start_date || model.end_date.is_some_and(|end| *on > end) {
-                v.add(
-                    format!("enrolments[{i}].enrolled_on"),
-                    format!(
-                        "lies outside the model's period ({} to {})",
-                        model.start_date,
-                        model.end_date.map_or("open".to_owned(), |d| d.to_string())
-                    ),
-                );
-            }
-        }
-        check(v)?;
-
+        within_period(&model, &asked)?;
         let named: Vec<Named> = asked
             .iter()
             .enumerate()
@@ -512,54 +601,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             .await?;
 
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let ids: Vec<String> = asked.iter().map(|(id, _)| id.clone()).collect();
-            let taken = store::already_enrolled(&txn, &model.id, &ids).await?;
-            if !taken.is_empty() {
-                return Err(ServiceError::AlreadyExists {
-                    reason: "ALREADY_ENROLLED",
-                    message: format!(
-                        "{} household(s) are already enrolled in model {}: {}",
-                        taken.len(),
-                        model.id,
-                        taken.join(", ")
-                    ),
-                    metadata: vec![("model_id", model.id.clone())],
-                });
-            }
-            let at = now();
-            let rows: Vec<enrolment::Model> = asked
-                .iter()
-                .filter_map(|(id, on)| {
-                    let s = standings.get(id)?;
-                    let class = crate::registry::standing_code(s.standing);
-                    Some(enrolment::Model {
-                        id: new_id(),
-                        model_id: model.id.clone(),
-                        project_code: model.project_code.clone(),
-                        project_root: model.project_root.clone(),
-                        household_id: id.clone(),
-                        enrolled_on: *on,
-                        year: on.year(),
-                        class: class.to_owned(),
-                        review_year: s.review_year,
-                        province_code: s.province_code.clone(),
-                        district_code: (!s.district_code.is_empty())
-                            .then(|| s.district_code.clone()),
-                        commune_code: Some(s.commune_code.clone()),
-                        current_commune_code: Some(s.current_commune_code.clone()),
-                        ethnic_minority: s.ethnic_minority,
-                        income_before_vnd: None,
-                        income_after_vnd: None,
-                        yearly_profit_vnd: None,
-                        measured_on: None,
-                        state: ACTIVE.to_owned(),
-                        archive_reason: None,
-                        version: 1,
-                        created_at: at,
-                        updated_at: at,
-                    })
-                })
-                .collect();
+            refuse_enrolled(&txn, &model.id, &asked).await?;
+            let rows = new_enrolments_of(&model, &asked, &standings);
             let changes = rows.iter().map(|r| records::change(r, "create")).collect();
             let mut tally_sums = tally::SumsDelta::default();
             for r in &rows {
@@ -567,20 +610,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             }
             let enrolled: Vec<String> = rows.iter().map(|r| r.household_id.clone()).collect();
             let protos = rows.iter().map(enrolment_to_proto).collect();
-            match sustain_platform::db::insert_rows::<enrolment::Entity>(&txn, rows, &[]).await {
-                Ok(()) => {}
-                Err(e) if sustain_platform::db::is_unique_violation(&e) => {
-                    return Err(ServiceError::AlreadyExists {
-                        reason: "ALREADY_ENROLLED",
-                        message: format!(
-                            "a household of this batch was enrolled in model {} meanwhile",
-                            model.id
-                        ),
-                        metadata: vec![("model_id", model.id.clone())],
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
+            insert_enrolments(&txn, &model.id, rows).await?;
             tally_sums.apply(&txn).await?;
             tally::refresh_reach(&txn, &enrolled).await?;
             journal::record_many(&txn, &caller, &request_id, changes).await?;
