@@ -246,6 +246,127 @@ impl ReviewApi {
     }
 }
 
+/// A certification as asked: the review, the etag it was read at, and the
+/// commune chair's decision (its number and date).
+struct Certification {
+    review_id: String,
+    etag: String,
+    number: String,
+    decided: Option<NaiveDate>,
+}
+
+impl Certification {
+    fn checked(request: &pb::CertifyReviewRequest) -> Result<Certification, ServiceError> {
+        let mut v = Violations::new();
+        let review_id = required_id(&request.review_id, "review_id", &mut v);
+        let etag = required_etag(&request.etag, &mut v);
+        let number = request.decision_number.trim().to_owned();
+        if number.is_empty() {
+            v.add(
+                "decision_number",
+                "is required: the commune chair's decision",
+            );
+        } else if number.chars().count() > MAX_DECISION_CHARS
+            || number.chars().any(char::is_control)
+        {
+            v.add(
+                "decision_number",
+                format!("must be at most {MAX_DECISION_CHARS} printable characters"),
+            );
+        }
+        let decided = decision_date(&request.decision_date, "decision_date", None, &mut v);
+        sustain_platform::error::check(v)?;
+        Ok(Certification {
+            review_id,
+            etag,
+            number,
+            decided,
+        })
+    }
+}
+
+/// What a certification changed.
+struct Certified {
+    review: review::Model,
+    /// Every changed row with its journal action, in order.
+    changed: Vec<(review::Model, &'static str)>,
+    delta: TallyDelta,
+}
+
+/// Certifies the approved review `r`: the household's certified review of
+/// that year is superseded, `r` certified, and the household's later reviews
+/// re-transitioned from it.
+async fn certify(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    r: review::Model,
+    order: &Certification,
+) -> Result<Certified, ServiceError> {
+    if r.state != store::APPROVED {
+        return Err(wrong_state(&r, store::APPROVED, "certified"));
+    }
+    if let (Some(d), Some(m)) = (order.decided, r.meeting_date)
+        && d < m
+    {
+        return Err(ServiceError::invalid(
+            "decision_date",
+            format!("is before the village meeting of {m}"),
+        ));
+    }
+    let at = now();
+    let mut delta = TallyDelta::default();
+    let mut changed = vec![];
+    for other in store::of_household(conn, &r.household_id, Some(r.year)).await? {
+        if other.state == store::CERTIFIED {
+            delta.add(&other, -1);
+            let superseded = review::Model {
+                state: store::SUPERSEDED.to_owned(),
+                version: other.version + 1,
+                updated_at: at,
+                ..other.clone()
+            };
+            store::update_guarded(conn, &superseded, other.version).await?;
+            changed.push((superseded, "supersede"));
+        }
+    }
+    let certified = review::Model {
+        state: store::CERTIFIED.to_owned(),
+        decision_number: Some(order.number.clone()),
+        decision_date: order.decided,
+        certified_by: Some(caller.subject.clone()),
+        certified_at: Some(at),
+        version: r.version + 1,
+        updated_at: at,
+        ..r.clone()
+    };
+    store::update_guarded(conn, &certified, r.version).await?;
+    let rewritten = store::rechain(
+        conn,
+        &r.household_id,
+        std::slice::from_ref(&r.id),
+        at,
+        &mut delta,
+    )
+    .await?;
+    let certified = rewritten
+        .iter()
+        .find(|x| x.id == r.id)
+        .cloned()
+        .unwrap_or(certified);
+    changed.push((certified.clone(), "certify"));
+    changed.extend(
+        rewritten
+            .into_iter()
+            .filter(|x| x.id != r.id)
+            .map(|x| (x, "retransition")),
+    );
+    Ok(Certified {
+        review: certified,
+        changed,
+        delta,
+    })
+}
+
 #[tonic::async_trait]
 impl pb::review_service_server::ReviewService for ReviewApi {
     async fn record_review(
@@ -430,88 +551,17 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         caller.require("certify reviews", DECIDE)?;
         let request = request.into_inner();
         let key = IdempotencyKey::new(&caller, "CertifyReview", &request.request_id, &request)?;
-        let mut v = Violations::new();
-        let review_id = required_id(&request.review_id, "review_id", &mut v);
-        let sent_etag = required_etag(&request.etag, &mut v);
-        let number = request.decision_number.trim().to_owned();
-        if number.is_empty() {
-            v.add(
-                "decision_number",
-                "is required: the commune chair's decision",
-            );
-        } else if number.chars().count() > MAX_DECISION_CHARS
-            || number.chars().any(char::is_control)
-        {
-            v.add(
-                "decision_number",
-                format!("must be at most {MAX_DECISION_CHARS} printable characters"),
-            );
-        }
-        let decided = decision_date(&request.decision_date, "decision_date", None, &mut v);
-        if !v.is_empty() {
-            return Err(ServiceError::from(v).into());
-        }
+        let order = Certification::checked(&request)?;
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
-            let r = self.review_in_scope(&txn, &caller, &review_id).await?;
-            check_etag(&r, &sent_etag)?;
-            if r.state != store::APPROVED {
-                return Err(wrong_state(&r, store::APPROVED, "certified"));
-            }
-            if let (Some(d), Some(m)) = (decided, r.meeting_date)
-                && d < m
-            {
-                return Err(ServiceError::invalid(
-                    "decision_date",
-                    format!("is before the village meeting of {m}"),
-                ));
-            }
-            let at = now();
-            let mut delta = TallyDelta::default();
-            let mut changed = vec![];
-            for other in store::of_household(&txn, &r.household_id, Some(r.year)).await? {
-                if other.state == store::CERTIFIED {
-                    delta.add(&other, -1);
-                    let superseded = review::Model {
-                        state: store::SUPERSEDED.to_owned(),
-                        version: other.version + 1,
-                        updated_at: at,
-                        ..other.clone()
-                    };
-                    store::update_guarded(&txn, &superseded, other.version).await?;
-                    changed.push((superseded, "supersede"));
-                }
-            }
-            let certified = review::Model {
-                state: store::CERTIFIED.to_owned(),
-                decision_number: Some(number.clone()),
-                decision_date: decided,
-                certified_by: Some(caller.subject.clone()),
-                certified_at: Some(at),
-                version: r.version + 1,
-                updated_at: at,
-                ..r.clone()
-            };
-            store::update_guarded(&txn, &certified, r.version).await?;
-            let rewritten = store::rechain(
-                &txn,
-                &r.household_id,
-                std::slice::from_ref(&r.id),
-                at,
-                &mut delta,
-            )
-            .await?;
-            let certified = rewritten
-                .iter()
-                .find(|x| x.id == r.id)
-                .cloned()
-                .unwrap_or(certified);
-            changed.push((certified.clone(), "certify"));
-            changed.extend(
-                rewritten
-                    .into_iter()
-                    .filter(|x| x.id != r.id)
-                    .map(|x| (x, "retransition")),
-            );
+            let r = self
+                .review_in_scope(&txn, &caller, &order.review_id)
+                .await?;
+            check_etag(&r, &order.etag)?;
+            let Certified {
+                review: certified,
+                changed,
+                delta,
+            } = certify(&txn, &caller, r, &order).await?;
             delta.apply(&txn).await?;
             for (row, action) in &changed {
                 journal::record(
