@@ -228,6 +228,95 @@ impl CatalogApi {
     }
 }
 
+/// A catalog item to add, as sent: every field checked, every bad one named.
+struct NewItem {
+    code: String,
+    name: String,
+    level: ItemLevel,
+    placement: Placement,
+    parent_code: Option<String>,
+}
+
+impl NewItem {
+    fn checked(item: &pb::ProgrammeItem) -> Result<NewItem, ServiceError> {
+        let mut v = Violations::new();
+        let code = check_code(&item.code, "item.code", &mut v);
+        let name = text(&item.name, "item.name", MAX_NAME_CHARS, true, &mut v);
+        let level = pb::ItemLevel::try_from(item.level)
+            .ok()
+            .and_then(level_from_proto);
+        if level.is_none() {
+            v.add(
+                "item.level",
+                "must be PROGRAMME, PROJECT, SUB_PROJECT or ACTIVITY",
+            );
+        }
+        let placement = Placement::of_unit(item.owner_unit_code.trim(), today(), today())
+            .map_err(|e| v.add("item.owner_unit_code", e))
+            .ok();
+        let parent_code = (!item.parent_code.trim().is_empty())
+            .then(|| check_code(&item.parent_code, "item.parent_code", &mut v));
+        if parent_code.is_none() && level.is_some_and(|l| l != ItemLevel::Programme) {
+            v.add("item.parent_code", "is required below programme level");
+        }
+        let (level, placement) = checked(level.zip(placement), v)?;
+        Ok(NewItem {
+            code,
+            name,
+            level,
+            placement,
+            parent_code,
+        })
+    }
+}
+
+/// The Project an item under `parent_code` belongs to: the parent must be an
+/// active item the caller sees, at a level above `level`.
+async fn project_under(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    parent_code: Option<&str>,
+    level: ItemLevel,
+) -> Result<Option<String>, ServiceError> {
+    Ok(match parent_code {
+        None => None,
+        Some(parent_code) => {
+            let parent = match find(conn, parent_code).await? {
+                Some(p) if visible(caller, &p) && p.state == ACTIVE => p,
+                _ => {
+                    return Err(ServiceError::invalid(
+                        "item.parent_code",
+                        "is not an active item of the catalog",
+                    ));
+                }
+            };
+            if level_rank(level_code(level)) <= level_rank(&parent.level) {
+                return Err(ServiceError::invalid(
+                    "item.level",
+                    format!("must lie below its parent's level ({})", parent.level),
+                ));
+            }
+            if parent.seeded && parent.level == "project" {
+                Some(parent.code.clone())
+            } else {
+                parent.project_code.clone()
+            }
+        }
+    })
+}
+
+/// ALREADY_EXISTS when the catalog has an item `code`.
+async fn refuse_taken_code(conn: &impl ConnectionTrait, code: &str) -> Result<(), ServiceError> {
+    if find(conn, code).await?.is_some() {
+        return Err(ServiceError::AlreadyExists {
+            reason: "CODE_TAKEN",
+            message: format!("the catalog already has an item {code}"),
+            metadata: vec![("code", code.to_owned())],
+        });
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl pb::catalog_service_server::CatalogService for CatalogApi {
     async fn get_programme_item(
@@ -310,62 +399,17 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
             &request,
         )?;
         let request_id = request.request_id.clone();
-        let item = request.item.unwrap_or_default();
-        let mut v = Violations::new();
-        let code = check_code(&item.code, "item.code", &mut v);
-        let name = text(&item.name, "item.name", MAX_NAME_CHARS, true, &mut v);
-        let level = pb::ItemLevel::try_from(item.level)
-            .ok()
-            .and_then(level_from_proto);
-        if level.is_none() {
-            v.add(
-                "item.level",
-                "must be PROGRAMME, PROJECT, SUB_PROJECT or ACTIVITY",
-            );
-        }
-        let placement = Placement::of_unit(item.owner_unit_code.trim(), today(), today())
-            .map_err(|e| v.add("item.owner_unit_code", e))
-            .ok();
-        let parent_code = (!item.parent_code.trim().is_empty())
-            .then(|| check_code(&item.parent_code, "item.parent_code", &mut v));
-        if parent_code.is_none() && level.is_some_and(|l| l != ItemLevel::Programme) {
-            v.add("item.parent_code", "is required below programme level");
-        }
-        let (level, placement) = checked(level.zip(placement), v)?;
+        let NewItem {
+            code,
+            name,
+            level,
+            placement,
+            parent_code,
+        } = NewItem::checked(&request.item.unwrap_or_default())?;
         caller.require_placement(&placement)?;
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let project_code = match &parent_code {
-                None => None,
-                Some(parent_code) => {
-                    let parent = match find(&txn, parent_code).await? {
-                        Some(p) if visible(&caller, &p) && p.state == ACTIVE => p,
-                        _ => {
-                            return Err(ServiceError::invalid(
-                                "item.parent_code",
-                                "is not an active item of the catalog",
-                            ));
-                        }
-                    };
-                    if level_rank(level_code(level)) <= level_rank(&parent.level) {
-                        return Err(ServiceError::invalid(
-                            "item.level",
-                            format!("must lie below its parent's level ({})", parent.level),
-                        ));
-                    }
-                    if parent.seeded && parent.level == "project" {
-                        Some(parent.code.clone())
-                    } else {
-                        parent.project_code.clone()
-                    }
-                }
-            };
-            if find(&txn, &code).await?.is_some() {
-                return Err(ServiceError::AlreadyExists {
-                    reason: "CODE_TAKEN",
-                    message: format!("the catalog already has an item {code}"),
-                    metadata: vec![("code", code.clone())],
-                });
-            }
+            let project_code = project_under(&txn, &caller, parent_code.as_deref(), level).await?;
+            refuse_taken_code(&txn, &code).await?;
             let at = now();
             let row = programme_item::Model {
                 code,
