@@ -71,6 +71,43 @@ impl Incoming {
         }
         Ok(())
     }
+
+    /// [`Incoming::require_placed`] for a record placed at a unit with the
+    /// units above it: each placement column must name the unit or one
+    /// above it, so a peer cannot file its own unit's record under another
+    /// unit's figures.
+    pub fn require_placement(
+        &self,
+        id: &str,
+        placement: &sustain_platform::placement::Placement,
+    ) -> Result<(), ServiceError> {
+        self.require_placed(id, &placement.unit_code)?;
+        let above = sustain_domain::admin::catalog().ancestors_or_self(&placement.unit_code);
+        let columns = [
+            ("province_code", Some(&placement.province_code)),
+            ("district_code", placement.district_code.as_ref()),
+            ("commune_code", placement.commune_code.as_ref()),
+            (
+                "current_commune_code",
+                placement.current_commune_code.as_ref(),
+            ),
+        ];
+        for (column, code) in columns {
+            // Empty: a split commune's household whose village is not assigned yet.
+            if let Some(code) = code.filter(|c| !c.is_empty())
+                && !above.contains(code)
+            {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "PLACEMENT_MISMATCH",
+                    message: format!(
+                        "{} {} of unit {} is filed under {column} {code}, which does not hold it",
+                        self.change.record_type, self.change.record_id, placement.unit_code
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a state does not read, without the value that did not: serde's

@@ -86,7 +86,7 @@ where
         ActiveModelTrait<Entity = R::Entity> + ActiveModelBehavior + Send,
 {
     let row: R = c.read()?;
-    c.require_placed(row.id(), &row.placement().unit_code)?;
+    c.require_placement(row.id(), &row.placement())?;
     put::<R::Entity, _>(txn, row.clone(), c.held).await?;
     Ok(row)
 }

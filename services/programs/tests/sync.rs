@@ -300,3 +300,92 @@ async fn a_district_cannot_overwrite_the_provinces_programme_records() {
         .expect_err("not the district's to send");
     assert_eq!(taken.code(), Code::FailedPrecondition);
 }
+
+/// A district that sends a record of its own unit but files it, in the
+/// placement columns, under another district must not have it counted there:
+/// the change is refused (kept as a conflict) and district 182's figures stay
+/// empty.
+#[tokio::test]
+async fn a_district_cannot_file_its_record_under_another_district() {
+    use sustain_proto::sync::v1 as spb;
+    use sustain_testkit::rogue::{RogueFeed, change};
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (pr, pp, rogue_at) = (
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+    );
+    let rogue = RogueFeed::default();
+    let rogue_addr = rogue_at.local_addr().expect("addr");
+    let _feed = rogue.serve(rogue_at, None);
+    let mut p_programs = config("province", "20");
+    p_programs.sync.downstream = vec![peer("district-181", rogue_addr, &["181"])];
+    let province = Suite::start_on((pr, config("province", "20")), (pp, p_programs)).await;
+
+    let at = chrono::Utc::now();
+    let forged = sustain_programs::model::sector_report::Model {
+        id: "0199a000-0000-7000-8000-000000000181".into(),
+        kind: "labour".into(),
+        unit_code: "181".into(),
+        province_code: "20".into(),
+        district_code: Some("182".into()),
+        commune_code: None,
+        current_commune_code: None,
+        year: 2023,
+        source: "Phòng LĐ-TB&XH".into(),
+        vocational_trainees: 99_999,
+        workforce: 100_000,
+        trained_workers: 1,
+        new_jobs: 0,
+        workers_abroad: 0,
+        cards_issued: 0,
+        state: "active".into(),
+        archive_reason: None,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    rogue.send(vec![change(
+        1,
+        "sector_report",
+        &forged.id,
+        "181",
+        1,
+        serde_json::to_string(&forged).expect("json"),
+    )]);
+    let channel = province.programs.channel().await.expect("connect");
+    let mut sync = spb::sync_service_client::SyncServiceClient::new(
+        tonic::service::interceptor::InterceptedService::new(
+            channel,
+            Bearer(sustain_testkit::token(Role::Admin, &["*"])),
+        ),
+    );
+    eventually("the misfiled change is kept as a conflict", || {
+        let mut sync = sync.clone();
+        async move {
+            sync.list_conflicts(spb::ListConflictsRequest {
+                include_resolved: false,
+            })
+            .await
+            .is_ok_and(|r| !r.into_inner().conflicts.is_empty())
+        }
+    })
+    .await;
+    let kept = sync
+        .list_conflicts(spb::ListConflictsRequest {
+            include_resolved: false,
+        })
+        .await
+        .expect("conflicts")
+        .into_inner()
+        .conflicts;
+    assert!(kept[0].reason.contains("182"), "{}", kept[0].reason);
+    let s = programme_summary(&province, "182", &["20"], 2023, 2023)
+        .await
+        .expect("summary");
+    assert_eq!(
+        s.sector.map(|x| x.vocational_trainees),
+        Some(0),
+        "nothing counted in district 182"
+    );
+}
