@@ -135,6 +135,16 @@ impl FundingSource {
     pub fn is_state_budget(self) -> bool {
         self.is_central() || self == FundingSource::LocalBudget
     }
+
+    /// Mobilised from outside the budget: society, enterprises, households.
+    pub fn is_mobilised(self) -> bool {
+        matches!(
+            self,
+            FundingSource::SocialContribution
+                | FundingSource::Enterprise
+                | FundingSource::HouseholdContribution
+        )
+    }
 }
 
 /// Where a transfer stands, as stored: a pending one has reserved its amount
@@ -200,13 +210,27 @@ pub struct Route<'a> {
     pub source: &'a str,
 }
 
+/// Refused when debit and credit are one account.
+pub fn two_accounts(debit: &str, credit: &str) -> Result<(), Refusal> {
+    if debit == credit {
+        Err(Refusal::SameAccount)
+    } else {
+        Ok(())
+    }
+}
+
+/// Proof that [`route`] allowed a transfer's edge; [`open`] takes it, so the
+/// edge is checked once, before any balance is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    _checked: (),
+}
+
 /// Whether money may go from `debit` to `credit` at all, whatever the
 /// balances: two accounts, the same source (money keeps its source), and an
 /// allowed flow (a reversal runs an allowed flow backwards).
-pub fn route(debit: &Route<'_>, credit: &Route<'_>, reversal: bool) -> Result<(), Refusal> {
-    if debit.id == credit.id {
-        return Err(Refusal::SameAccount);
-    }
+pub fn route(debit: &Route<'_>, credit: &Route<'_>, reversal: bool) -> Result<Routed, Refusal> {
+    two_accounts(debit.id, credit.id)?;
     if debit.source != credit.source {
         return Err(Refusal::Source {
             debit: debit.source.to_owned(),
@@ -220,7 +244,7 @@ pub fn route(debit: &Route<'_>, credit: &Route<'_>, reversal: bool) -> Result<()
             reversing: reversal,
         });
     }
-    Ok(())
+    Ok(Routed { _checked: () })
 }
 
 /// An account's four running sums.
@@ -269,24 +293,18 @@ pub enum Phase {
     Pending,
 }
 
-/// Checks a new transfer of `amount` from `debit` to `credit` and applies it
-/// to both, or changes neither.
+/// Checks a new transfer of `amount` from `debit` to `credit`, along an edge
+/// [`route`] allowed, against the balances, and applies it to both, or
+/// changes neither.
 pub fn open(
     debit: &mut Account,
     credit: &mut Account,
     amount: Vnd,
     phase: Phase,
-    reversal: bool,
+    _routed: Routed,
 ) -> Result<(), Refusal> {
     if amount <= 0 {
         return Err(Refusal::NotPositive);
-    }
-    if !flow_allowed(debit.kind, credit.kind, reversal) {
-        return Err(Refusal::Flow {
-            from: debit.kind.code(),
-            to: credit.kind.code(),
-            reversing: reversal,
-        });
     }
     if debit.guarded && debit.balance.available() < i128::from(amount) {
         return Err(Refusal::Overspend {
@@ -322,6 +340,107 @@ pub fn resolve(debit: &mut Account, credit: &mut Account, amount: Vnd, post: boo
     }
 }
 
+/// What a funding summary counts money as, by the edge it moved along. Each
+/// is counted on the account it is about (the plan, the allocation), whose
+/// unit, Project and year place it in the summary:
+///
+/// - planned: source → plan, less reversals;
+/// - allocated: into an allocation of the unit from outside the unit's own
+///   allocations (so re-allocating to a commune is not counted twice), less
+///   reversals;
+/// - committed: allocation → expenditure still pending;
+/// - disbursed: allocation → expenditure posted, less reversals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    Planned,
+    Allocated,
+    Committed,
+    Disbursed,
+}
+
+/// The side of a transfer a figure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+/// A transfer (or a group of alike ones) as a summary of one unit sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Movement<'a> {
+    pub debit: AccountKind,
+    pub credit: AccountKind,
+    pub reversal: bool,
+    /// As stored: see [`transfer_state`].
+    pub state: &'a str,
+    /// Whether each account lies within the unit summarised.
+    pub debit_inside: bool,
+    pub credit_inside: bool,
+}
+
+impl Movement<'_> {
+    /// What the movement counts for in the unit's summary: the figure, +1
+    /// or −1 (a reversal takes back), and the side it is about. `None`: it
+    /// moves nothing the unit reports.
+    pub fn counted(&self) -> Option<(Figure, i128, Side)> {
+        use AccountKind::*;
+        let posted = self.state == transfer_state::POSTED;
+        let pending = self.state == transfer_state::PENDING;
+        let (d_in, c_in) = (self.debit_inside, self.credit_inside);
+        match (self.debit, self.credit, self.reversal) {
+            (Source, Plan, false) if posted && c_in => Some((Figure::Planned, 1, Side::Credit)),
+            (Plan, Source, true) if posted && d_in => Some((Figure::Planned, -1, Side::Debit)),
+            (from, Allocation, false) if posted && c_in && !(from == Allocation && d_in) => {
+                Some((Figure::Allocated, 1, Side::Credit))
+            }
+            (Allocation, back, true)
+                if posted && d_in && back != Expenditure && !(back == Allocation && c_in) =>
+            {
+                Some((Figure::Allocated, -1, Side::Debit))
+            }
+            (Allocation, Expenditure, false) if d_in && pending => {
+                Some((Figure::Committed, 1, Side::Debit))
+            }
+            (Allocation, Expenditure, false) if d_in && posted => {
+                Some((Figure::Disbursed, 1, Side::Debit))
+            }
+            (Expenditure, Allocation, true) if c_in && posted => {
+                Some((Figure::Disbursed, -1, Side::Credit))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The four figures of a summary line. Sums of `i64` amounts in `i128`
+/// cannot overflow; [`Figures::clamped`] reports them as `i64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub planned: i128,
+    pub allocated: i128,
+    pub committed: i128,
+    pub disbursed: i128,
+}
+
+impl Figures {
+    /// Adds `amount` (negative: taken back) to `figure`.
+    pub fn add(&mut self, figure: Figure, amount: i128) {
+        let sum = match figure {
+            Figure::Planned => &mut self.planned,
+            Figure::Allocated => &mut self.allocated,
+            Figure::Committed => &mut self.committed,
+            Figure::Disbursed => &mut self.disbursed,
+        };
+        *sum = sum.saturating_add(amount);
+    }
+
+    /// Planned, allocated, committed and disbursed, each at most `i64::MAX`.
+    pub fn clamped(&self) -> [i64; 4] {
+        [self.planned, self.allocated, self.committed, self.disbursed]
+            .map(|v| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }))
+    }
+}
+
 /// The hash before the first journal entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -338,6 +457,64 @@ pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The edge as checked: these tests are about the balances.
+    const ROUTED: Routed = Routed { _checked: () };
+
+    fn moved(debit: AccountKind, credit: AccountKind, reversal: bool, state: &str) -> Movement<'_> {
+        Movement {
+            debit,
+            credit,
+            reversal,
+            state,
+            debit_inside: true,
+            credit_inside: true,
+        }
+    }
+
+    #[test]
+    fn each_figure_is_the_edge_money_moved_along() {
+        use AccountKind::*;
+        use transfer_state::{PENDING, POSTED};
+        assert_eq!(
+            moved(Source, Plan, false, POSTED).counted(),
+            Some((Figure::Planned, 1, Side::Credit))
+        );
+        assert_eq!(
+            moved(Plan, Source, true, POSTED).counted(),
+            Some((Figure::Planned, -1, Side::Debit))
+        );
+        assert_eq!(moved(Source, Plan, false, PENDING).counted(), None);
+        assert_eq!(
+            moved(Allocation, Expenditure, false, PENDING).counted(),
+            Some((Figure::Committed, 1, Side::Debit))
+        );
+        assert_eq!(
+            moved(Allocation, Expenditure, false, POSTED).counted(),
+            Some((Figure::Disbursed, 1, Side::Debit))
+        );
+        assert_eq!(
+            moved(Expenditure, Allocation, true, POSTED).counted(),
+            Some((Figure::Disbursed, -1, Side::Credit))
+        );
+        // Re-allocating inside the unit is not allocated twice; from outside it is.
+        assert_eq!(moved(Allocation, Allocation, false, POSTED).counted(), None);
+        let from_above = Movement {
+            debit_inside: false,
+            ..moved(Allocation, Allocation, false, POSTED)
+        };
+        assert_eq!(
+            from_above.counted(),
+            Some((Figure::Allocated, 1, Side::Credit))
+        );
+        let mut f = Figures::default();
+        f.add(Figure::Allocated, i128::from(i64::MAX));
+        f.add(Figure::Allocated, 1);
+        f.add(Figure::Disbursed, -5);
+        assert_eq!(f.clamped(), [0, i64::MAX, 0, -5]);
+    }
 
     #[test]
     fn a_route_needs_two_accounts_one_source_and_an_allowed_flow() {
@@ -345,21 +522,23 @@ mod tests {
         let plan = at("p", AccountKind::Plan, "central_investment");
         let alloc = at("a", AccountKind::Allocation, "central_investment");
         let local = at("l", AccountKind::Allocation, "local_budget");
-        assert_eq!(route(&plan, &alloc, false), Ok(()));
+        assert_eq!(route(&plan, &alloc, false), Ok(ROUTED));
         assert_eq!(route(&alloc, &alloc, false), Err(Refusal::SameAccount));
         assert_eq!(
             route(&plan, &local, false).map_err(|r| r.to_string()),
             Err("holds local_budget money and the debit account central_investment: money keeps its source".into())
         );
-        assert_eq!(route(&alloc, &plan, true), Ok(()), "a reversal runs back");
+        assert_eq!(
+            route(&alloc, &plan, true),
+            Ok(ROUTED),
+            "a reversal runs back"
+        );
         assert_eq!(
             route(&alloc, &plan, false).map_err(|r| r.to_string()),
             Err("money does not move from a allocation account to a plan account".into())
         );
         assert!(route(&plan, &alloc, true).is_err_and(|r| r.to_string().ends_with("(reversing)")));
     }
-    use super::*;
-    use proptest::prelude::*;
 
     fn account(kind: AccountKind) -> Account {
         Account {
@@ -388,17 +567,17 @@ mod tests {
         let mut source = account(AccountKind::Source);
         let mut alloc = account(AccountKind::Allocation);
         let mut spend = account(AccountKind::Expenditure);
-        open(&mut source, &mut alloc, 100, Phase::Single, false).expect("allocate");
-        open(&mut alloc, &mut spend, 60, Phase::Pending, false).expect("commit");
+        open(&mut source, &mut alloc, 100, Phase::Single, ROUTED).expect("allocate");
+        open(&mut alloc, &mut spend, 60, Phase::Pending, ROUTED).expect("commit");
         // 40 left: the reservation counts.
         assert_eq!(
-            open(&mut alloc, &mut spend, 41, Phase::Single, false),
+            open(&mut alloc, &mut spend, 41, Phase::Single, ROUTED),
             Err(Refusal::Overspend {
                 available: 40,
                 amount: 41
             })
         );
-        open(&mut alloc, &mut spend, 40, Phase::Single, false).expect("exactly the rest");
+        open(&mut alloc, &mut spend, 40, Phase::Single, ROUTED).expect("exactly the rest");
         resolve(&mut alloc, &mut spend, 60, true);
         assert_eq!(alloc.balance.available(), 0);
         assert_eq!(alloc.balance.debits_posted, 100);
@@ -412,14 +591,14 @@ mod tests {
         let mut alloc = account(AccountKind::Allocation);
         let mut spend = account(AccountKind::Expenditure);
         let before = (alloc, spend);
-        assert!(open(&mut alloc, &mut spend, 1, Phase::Single, false).is_err());
-        assert!(open(&mut alloc, &mut spend, 0, Phase::Single, false).is_err());
+        assert!(open(&mut alloc, &mut spend, 1, Phase::Single, ROUTED).is_err());
+        assert!(open(&mut alloc, &mut spend, 0, Phase::Single, ROUTED).is_err());
         assert_eq!((alloc, spend), before);
         let mut big = account(AccountKind::Source);
         big.balance.debits_posted = Vnd::MAX;
         let mut plan = account(AccountKind::Plan);
         assert_eq!(
-            open(&mut big, &mut plan, 1, Phase::Single, false),
+            open(&mut big, &mut plan, 1, Phase::Single, ROUTED),
             Err(Refusal::Overflow)
         );
         assert_eq!(plan.balance, Balance::default());
@@ -486,7 +665,7 @@ mod tests {
                         }
                         let (mut d, mut c) = (accounts[from], accounts[to]);
                         let phase = if p { Phase::Pending } else { Phase::Single };
-                        if open(&mut d, &mut c, amount, phase, false).is_ok() {
+                        if open(&mut d, &mut c, amount, phase, ROUTED).is_ok() {
                             accounts[from] = d;
                             accounts[to] = c;
                             if p {

@@ -151,6 +151,38 @@ pub fn cut_page<T>(
     }
 }
 
+/// One page of a list as asked for: its size, the key it starts after, and
+/// the filter its tokens are bound to. Read [`Page::limit`] rows ordered by
+/// key after [`Page::after`]; [`Page::cut`] makes the answer and next token.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub size: usize,
+    pub after: Option<String>,
+    filter: Vec<u8>,
+}
+
+impl Page {
+    /// The page `token` names of the list under `filter` (the encoded filter
+    /// message); INVALID_ARGUMENT for a token of another filter or none of ours.
+    pub fn asked(size: usize, token: &str, filter: Vec<u8>) -> Result<Page, ServiceError> {
+        Ok(Page {
+            size,
+            after: page_after(token, &filter)?,
+            filter,
+        })
+    }
+
+    /// Rows to read: one more than the page, to know whether another follows.
+    pub fn limit(&self) -> u64 {
+        self.size as u64 + 1
+    }
+
+    /// The rows to answer with and the next page's token ("" at the end).
+    pub fn cut<T>(&self, rows: Vec<T>, key: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+        cut_page(rows, self.size, &self.filter, key)
+    }
+}
+
 /// Trims and checks a free-text field; `None` (and a violation) when it is
 /// required and empty or longer than `max` characters.
 pub fn text(raw: &str, field: &str, max: usize, required: bool, v: &mut Violations) -> String {
@@ -163,6 +195,20 @@ pub fn text(raw: &str, field: &str, max: usize, required: bool, v: &mut Violatio
         v.add(field, "must not contain control characters");
     }
     trimmed.to_owned()
+}
+
+/// An optional unit filter: `None` when empty; a violation when it is not a
+/// known administrative unit code.
+pub fn known_unit(raw: &str, field: &str, v: &mut Violations) -> Option<String> {
+    let unit = raw.trim();
+    if unit.is_empty() {
+        return None;
+    }
+    if !sustain_domain::admin::catalog().is_known(unit) {
+        v.add(field, "is not a known administrative unit code");
+        return None;
+    }
+    Some(unit.to_owned())
 }
 
 /// Checks the unit and span of years a summary is asked for: a known unit,

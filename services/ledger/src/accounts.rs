@@ -3,28 +3,25 @@
 //! as of a past day.
 
 use chrono::NaiveDate;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
-use sustain_domain::ledger::{AccountKind, Balance};
+use sustain_domain::ledger::AccountKind;
 use sustain_domain::programme::{PROGRAMME_CODE, code_within};
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    cut_page, new_id, now, optional_date, page_after, page_size, required_id, text, today,
+    Page, known_unit, new_id, now, optional_date, page_size, required_id, text, today,
 };
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement::{Placement, selection};
+use sustain_platform::placement::Placement;
 use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::chain::{self, Chain};
 use crate::convert::{account_to_proto, balance_to_proto, kind_from_proto, source_from_proto};
-use crate::model::{account, transfer};
+use crate::model::account;
+use crate::store;
 use crate::{OPEN, READ, check};
 
 const MAX_NAME_CHARS: usize = 300;
@@ -65,21 +62,13 @@ pub fn checked_project(raw: &str, field: &str, v: &mut Violations) -> String {
     code
 }
 
-/// Accounts of `code` and of the codes under it.
-pub fn project_condition(code: &str) -> Condition {
-    Condition::any()
-        .add(account::Column::ProjectCode.eq(code))
-        .add(account::Column::ProjectCode.like(format!("{code}.%")))
-}
-
 /// An account the caller may read.
 pub async fn readable(
     conn: &impl ConnectionTrait,
     caller: &Caller,
     id: &str,
 ) -> Result<account::Model, ServiceError> {
-    let a = account::Entity::find_by_id(id.to_owned())
-        .one(conn)
+    let a = store::accounts::find(conn, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
             resource: "account",
@@ -217,58 +206,49 @@ pub async fn open(
         &row.unit_code,
         &row,
     );
-    account::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row.clone()))
-        .exec_without_returning(conn)
-        .await?;
+    store::accounts::insert(conn, row.clone()).await?;
     chain.save(conn, caller).await?;
     Ok(row)
 }
 
-#[derive(Debug, FromQueryResult)]
-struct Sums {
-    debits_pending: i64,
-    debits_posted: i64,
-    credits_pending: i64,
-    credits_posted: i64,
-}
-
-/// An account's balance at the end of `on`, from its transfers.
-pub async fn balance_as_of(
-    conn: &impl ConnectionTrait,
-    id: &str,
-    on: NaiveDate,
-) -> Result<Balance, ServiceError> {
-    // `id` is a checked UUID and `on` a date: both safe as literals.
-    let sum = |side: &str, when: &str| {
-        Expr::cust(format!(
-            "CAST(COALESCE(SUM(CASE WHEN {side}_account_id = '{id}' AND {when} THEN amount ELSE 0 END), 0) AS BIGINT)"
-        ))
+/// A list of accounts as asked for, every field checked.
+fn checked_list(
+    r: &pb::ListAccountsRequest,
+) -> Result<(store::accounts::AccountQuery, Page), ServiceError> {
+    let filter = r.filter.clone().unwrap_or_default();
+    let mut v = Violations::new();
+    let size = page_size(r.page_size, &mut v).unwrap_or_default();
+    let unit = known_unit(&filter.unit_code, "filter.unit_code", &mut v);
+    let kind = pb::AccountKind::try_from(filter.kind)
+        .ok()
+        .and_then(kind_from_proto);
+    if filter.kind != 0 && kind.is_none() {
+        v.add("filter.kind", "is not an account kind");
+    }
+    let source = pb::FundingSource::try_from(filter.source)
+        .ok()
+        .and_then(source_from_proto);
+    if filter.source != 0 && source.is_none() {
+        v.add("filter.source", "is not a funding source");
+    }
+    let project = (!filter.project_code.trim().is_empty())
+        .then(|| checked_project(&filter.project_code, "filter.project_code", &mut v));
+    if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
+        v.add("filter.year", "must be between 2000 and 2100");
+    }
+    let reference = (!filter.reference_id.trim().is_empty())
+        .then(|| required_id(&filter.reference_id, "filter.reference_id", &mut v));
+    check(v)?;
+    let page = Page::asked(size, &r.page_token, prost::Message::encode_to_vec(&filter))?;
+    let query = store::accounts::AccountQuery {
+        unit,
+        kind,
+        source,
+        project,
+        year: (filter.year != 0).then_some(filter.year),
+        reference,
     };
-    let posted = format!("posted_on IS NOT NULL AND posted_on <= '{on}'");
-    let pending = format!(
-        "pending AND value_date <= '{on}' AND (resolved_on IS NULL OR resolved_on > '{on}')"
-    );
-    let s = transfer::Entity::find()
-        .select_only()
-        .column_as(sum("debit", &pending), "debits_pending")
-        .column_as(sum("debit", &posted), "debits_posted")
-        .column_as(sum("credit", &pending), "credits_pending")
-        .column_as(sum("credit", &posted), "credits_posted")
-        .filter(
-            Condition::any()
-                .add(transfer::Column::DebitAccountId.eq(id))
-                .add(transfer::Column::CreditAccountId.eq(id)),
-        )
-        .into_model::<Sums>()
-        .one(conn)
-        .await?;
-    Ok(s.map(|s| Balance {
-        debits_pending: s.debits_pending,
-        debits_posted: s.debits_posted,
-        credits_pending: s.credits_pending,
-        credits_posted: s.credits_posted,
-    })
-    .unwrap_or_default())
+    Ok((query, page))
 }
 
 #[derive(Debug, Clone)]
@@ -324,69 +304,19 @@ impl pb::account_service_server::AccountService for AccountApi {
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("read accounts", READ)?;
-        let r = request.into_inner();
-        let filter = r.filter.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let size = page_size(r.page_size, &mut v).unwrap_or_default();
-        let unit = filter.unit_code.trim().to_owned();
-        if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(&unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
+        let (query, page) = checked_list(request.get_ref())?;
+        if let Some(unit) = &query.unit {
+            caller.require_unit(unit)?;
         }
-        let kind = pb::AccountKind::try_from(filter.kind)
-            .ok()
-            .and_then(kind_from_proto);
-        if filter.kind != 0 && kind.is_none() {
-            v.add("filter.kind", "is not an account kind");
-        }
-        let source = pb::FundingSource::try_from(filter.source)
-            .ok()
-            .and_then(source_from_proto);
-        if filter.source != 0 && source.is_none() {
-            v.add("filter.source", "is not a funding source");
-        }
-        let project = (!filter.project_code.trim().is_empty())
-            .then(|| checked_project(&filter.project_code, "filter.project_code", &mut v));
-        if filter.year != 0 && !(2000..=2100).contains(&filter.year) {
-            v.add("filter.year", "must be between 2000 and 2100");
-        }
-        let reference = (!filter.reference_id.trim().is_empty())
-            .then(|| required_id(&filter.reference_id, "filter.reference_id", &mut v));
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(&unit)?;
-        }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let after = page_after(&r.page_token, &filter_key)?;
-        let mut condition = selection(&caller.scope, (!unit.is_empty()).then_some(unit.as_str()));
-        if let Some(k) = kind {
-            condition = condition.add(account::Column::Kind.eq(k.code()));
-        }
-        if let Some(s) = source {
-            condition = condition.add(account::Column::Source.eq(s.code()));
-        }
-        if let Some(p) = &project {
-            condition = condition.add(project_condition(p));
-        }
-        if filter.year != 0 {
-            condition = condition.add(account::Column::Year.eq(filter.year));
-        }
-        if let Some(r) = &reference {
-            condition = condition.add(account::Column::ReferenceId.eq(r.as_str()));
-        }
-        if let Some(after) = &after {
-            condition = condition.add(Expr::col(account::Column::Id).gt(after.as_str()));
-        }
-        let rows = account::Entity::find()
-            .filter(condition)
-            .order_by_asc(account::Column::Id)
-            .limit(size as u64 + 1)
-            .all(&self.db)
-            .await
-            .map_err(ServiceError::from)?;
-        let (rows, next) = cut_page(rows, size, &filter_key, |a| a.id.as_str());
+        let rows = store::accounts::list(
+            &self.db,
+            &caller.scope,
+            &query,
+            page.after.as_deref(),
+            page.limit(),
+        )
+        .await?;
+        let (rows, next) = page.cut(rows, |a| a.id.as_str());
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: rows.iter().map(account_to_proto).collect(),
             next_page_token: next,
@@ -407,7 +337,7 @@ impl pb::account_service_server::AccountService for AccountApi {
         let a = readable(&self.db, &caller, &id).await?;
         let (on, balance) = match as_of {
             None => (today(), crate::convert::balance_of(&a)),
-            Some(on) => (on, balance_as_of(&self.db, &id, on).await?),
+            Some(on) => (on, store::accounts::balance_as_of(&self.db, &id, on).await?),
         };
         Ok(Response::new(pb::GetBalanceResponse {
             account_id: id,

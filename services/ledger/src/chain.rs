@@ -6,9 +6,7 @@
 //! entry that recorded it.
 
 use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::ConnectionTrait;
 use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_platform::auth::Caller;
 use sustain_platform::error::ServiceError;
@@ -17,7 +15,8 @@ use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::CHAIN;
-use crate::model::{account, entry, head, replica_entry, replica_head, transfer};
+use crate::model::{account, entry, transfer};
+use crate::store;
 
 pub const ACCOUNT: &str = "account";
 pub const TRANSFER: &str = "transfer";
@@ -133,14 +132,7 @@ impl Chain {
     /// Locks the head: writes to the ledger queue here, one at a time (SQLite
     /// transactions are already one at a time).
     pub async fn lock(conn: &impl ConnectionTrait) -> Result<Chain, ServiceError> {
-        let mut query = head::Entity::find_by_id(1);
-        if conn.get_database_backend() == DbBackend::Postgres {
-            query = query.lock_exclusive();
-        }
-        let row = query
-            .one(conn)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+        let row = store::chain::head(conn, true).await?;
         let hash = decode(&row.hash)
             .ok_or_else(|| ServiceError::Internal("the chain head is not a hash".into()))?;
         Ok(Chain {
@@ -222,14 +214,7 @@ impl Chain {
                 .collect();
             journal::record_many(conn, caller, "", changes).await?;
         }
-        sustain_platform::db::insert_statements::<entry::Entity>(conn, self.entries, &[]).await?;
-        head::Entity::update_many()
-            .col_expr(head::Column::Sequence, self.sequence.into())
-            .col_expr(head::Column::Hash, hex::encode(self.hash).into())
-            .filter(head::Column::Id.eq(1))
-            .exec(conn)
-            .await?;
-        Ok(())
+        store::chain::append(conn, self.entries, self.sequence, hex::encode(self.hash)).await
     }
 }
 
@@ -254,10 +239,7 @@ pub async fn verify(
     from: i64,
     to: i64,
 ) -> Result<Verification, ServiceError> {
-    let head = head::Entity::find_by_id(1)
-        .one(conn)
-        .await?
-        .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+    let head = store::chain::head(conn, false).await?;
     let to = if to == 0 {
         head.sequence
     } else {
@@ -268,13 +250,13 @@ pub async fn verify(
     let mut hash = if from == 1 {
         GENESIS
     } else {
-        let previous = entry::Entity::find_by_id(from - 1)
-            .one(conn)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                resource: "ledger entry",
-                id: (from - 1).to_string(),
-            })?;
+        let previous =
+            store::chain::entry(conn, from - 1)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    resource: "ledger entry",
+                    id: (from - 1).to_string(),
+                })?;
         decode(&previous.hash).unwrap_or(GENESIS)
     };
     let mut result = Verification {
@@ -285,12 +267,7 @@ pub async fn verify(
     };
     let mut expected = from;
     while expected <= to {
-        let entries = entry::Entity::find()
-            .filter(entry::Column::Sequence.between(expected, to))
-            .order_by_asc(entry::Column::Sequence)
-            .limit(PAGE)
-            .all(conn)
-            .await?;
+        let entries = store::chain::entries(conn, expected, to, PAGE).await?;
         if entries.is_empty() {
             result.first_bad = Some((expected, "the entry is missing".into()));
             return Ok(result);
@@ -350,36 +327,11 @@ impl Records {
                 .map(|e| e.record_id.clone())
                 .collect()
         };
-        let backend = conn.get_database_backend();
-        let account_ids = ids(&[ACCOUNT]);
-        let transfer_ids = ids(&[TRANSFER, POST, VOID]);
-        let accounts = if account_ids.is_empty() {
-            vec![]
-        } else {
-            account::Entity::find()
-                .filter(sustain_platform::db::in_json_list(
-                    backend,
-                    "id",
-                    &account_ids,
-                )?)
-                .all(conn)
-                .await?
-        };
-        let transfers = if transfer_ids.is_empty() {
-            vec![]
-        } else {
-            transfer::Entity::find()
-                .filter(sustain_platform::db::in_json_list(
-                    backend,
-                    "id",
-                    &transfer_ids,
-                )?)
-                .all(conn)
-                .await?
-        };
+        let accounts = store::accounts::by_ids(conn, &ids(&[ACCOUNT])).await?;
+        let transfers = store::transfers::by_ids(conn, &ids(&[TRANSFER, POST, VOID])).await?;
         Ok(Records {
-            accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
-            transfers: transfers.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            accounts,
+            transfers,
         })
     }
 
@@ -460,7 +412,9 @@ impl ChainApi {
                 ),
             });
         }
-        let head = head_of(&self.db, &r.instance).await?.ok_or_else(unknown)?;
+        let head = store::chain::replica_head(&self.db, &r.instance)
+            .await?
+            .ok_or_else(unknown)?;
         if r.at_sequence == 0 {
             return Ok(pb::GetChainHeadResponse {
                 sequence: head.sequence,
@@ -468,8 +422,7 @@ impl ChainApi {
                 alarm: head.alarm,
             });
         }
-        let at = replica_entry::Entity::find_by_id((r.instance.clone(), r.at_sequence))
-            .one(&self.db)
+        let at = store::chain::replica_entry(&self.db, &r.instance, r.at_sequence)
             .await?
             .ok_or_else(|| ServiceError::NotFound {
                 resource: "ledger entry",
@@ -503,11 +456,7 @@ impl pb::chain_service_server::ChainService for ChainApi {
             return Ok(Response::new(self.replica_head(&caller, &r).await?));
         }
         self.require_whole_instance(&caller).await?;
-        let head = head::Entity::find_by_id(1)
-            .one(&self.db)
-            .await
-            .map_err(ServiceError::from)?
-            .ok_or_else(|| ServiceError::Internal("the ledger has no chain head".into()))?;
+        let head = store::chain::head(&self.db, false).await?;
         if r.at_sequence == 0 {
             return Ok(Response::new(pb::GetChainHeadResponse {
                 sequence: head.sequence,
@@ -515,10 +464,8 @@ impl pb::chain_service_server::ChainService for ChainApi {
                 alarm: String::new(),
             }));
         }
-        let at = entry::Entity::find_by_id(r.at_sequence)
-            .one(&self.db)
-            .await
-            .map_err(ServiceError::from)?
+        let at = store::chain::entry(&self.db, r.at_sequence)
+            .await?
             .ok_or_else(|| ServiceError::NotFound {
                 resource: "ledger entry",
                 id: r.at_sequence.to_string(),
@@ -567,14 +514,4 @@ impl pb::chain_service_server::ChainService for ChainApi {
             hash: result.hash,
         }))
     }
-}
-
-/// The head held of `instance`'s chain, if anything arrived from it.
-pub async fn head_of(
-    conn: &impl ConnectionTrait,
-    instance: &str,
-) -> Result<Option<replica_head::Model>, ServiceError> {
-    Ok(replica_head::Entity::find_by_id(instance.to_owned())
-        .one(conn)
-        .await?)
 }

@@ -1,9 +1,11 @@
 //! Between the ledger's rows and its protobuf messages.
 
-use sustain_domain::ledger::{Account, AccountKind, Balance, FundingSource};
+use sustain_domain::ledger::{Account, AccountKind, Balance, Figures, FundingSource};
+use sustain_domain::poverty::Rate;
 use sustain_platform::api::timestamp;
 use sustain_proto::ledger::v1 as pb;
 
+use crate::funding::Summary;
 use crate::model::{account, transfer};
 use sustain_domain::ledger::transfer_state::{PENDING, POSTED, VOIDED};
 
@@ -140,5 +142,66 @@ pub fn transfer_to_proto(t: &transfer::Model) -> pb::Transfer {
         create_time: Some(timestamp(t.created_at)),
         resolved_on: t.resolved_on.map(|d| d.to_string()).unwrap_or_default(),
         resolve_sequence: t.resolve_sequence.unwrap_or_default(),
+    }
+}
+
+/// The four figures as reported, with the share of the allocation disbursed.
+fn figures_to_proto(f: &Figures) -> pb::FundingFigures {
+    let [planned, allocated, committed, disbursed] = f.clamped();
+    pb::FundingFigures {
+        planned_vnd: planned,
+        allocated_vnd: allocated,
+        committed_vnd: committed,
+        disbursed_vnd: disbursed,
+        disbursement_percent: if allocated > 0 {
+            Rate::new(disbursed, allocated).to_string()
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// The summary of `unit` over `from..=to`.
+pub fn summary_to_proto(unit: &str, from: i32, to: i32, s: Summary) -> pb::FundingSummary {
+    pb::FundingSummary {
+        unit_code: unit.to_owned(),
+        from_year: from,
+        to_year: to,
+        total: Some(figures_to_proto(&s.total)),
+        state_budget: Some(figures_to_proto(&s.state_budget)),
+        central_budget: Some(figures_to_proto(&s.central)),
+        mobilised: Some(figures_to_proto(&s.mobilised)),
+        by_source: s
+            .by_source
+            .into_iter()
+            .map(|(src, f)| pb::SourceFigures {
+                source: source_to_proto(src) as i32,
+                figures: Some(figures_to_proto(&f)),
+            })
+            .collect(),
+        by_project: s
+            .by_project
+            .into_iter()
+            .map(|(project_code, f)| pb::ProjectFigures {
+                project_code,
+                figures: Some(figures_to_proto(&f)),
+            })
+            .collect(),
+        by_year: s
+            .by_year
+            .into_iter()
+            .map(|(year, f)| pb::YearFigures {
+                year,
+                figures: Some(figures_to_proto(&f)),
+            })
+            .collect(),
+        by_unit: s
+            .by_unit
+            .into_iter()
+            .map(|(unit_code, f)| pb::UnitFigures {
+                unit_code,
+                figures: Some(figures_to_proto(&f)),
+            })
+            .collect(),
     }
 }

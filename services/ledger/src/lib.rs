@@ -12,6 +12,7 @@ pub mod funding;
 pub mod migration;
 pub mod model;
 pub mod replica;
+pub mod store;
 pub mod transfers;
 
 use std::future::Future;

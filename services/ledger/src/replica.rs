@@ -10,8 +10,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_platform::auth::BearerToken;
 use sustain_platform::db::WriteTxn;
@@ -21,8 +20,9 @@ use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;
 use sustain_sync::Topology;
 use sustain_sync::apply::{Incoming, Replica};
 
-use crate::chain::{self, LINK_RECORD, Link, head_of};
+use crate::chain::{self, LINK_RECORD, Link};
 use crate::model::{account, replica_entry, replica_head, transfer};
+use crate::store;
 
 /// The ledger's side of sync: it takes the chains of the instances below and
 /// nothing from above.
@@ -126,36 +126,41 @@ async fn raise(
         head.alarm = alarm;
         head.alarm_at = Some(Utc::now());
     }
-    save_head(conn, head).await
+    store::chain::save_replica_head(conn, head).await
 }
 
-async fn save_head(
-    conn: &impl ConnectionTrait,
-    head: &replica_head::Model,
-) -> Result<(), ServiceError> {
-    let row = replica_head::ActiveModel {
-        instance: Set(head.instance.clone()),
-        sequence: Set(head.sequence),
-        hash: Set(head.hash.clone()),
-        alarm: Set(head.alarm.clone()),
-        alarm_at: Set(head.alarm_at),
-        checked_at: Set(head.checked_at),
-    };
-    replica_head::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(replica_head::Column::Instance)
-                .update_columns([
-                    replica_head::Column::Sequence,
-                    replica_head::Column::Hash,
-                    replica_head::Column::Alarm,
-                    replica_head::Column::AlarmAt,
-                    replica_head::Column::CheckedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+/// The entry `link` as kept: verified when it chains on `head` (which moves
+/// on), else kept unverified with the alarm raised on `head`. Once a link
+/// fails, nothing after it is trusted.
+fn received(
+    head: &mut replica_head::Model,
+    link: Link,
+    now: chrono::DateTime<Utc>,
+) -> replica_entry::Model {
+    let verified = head.alarm.is_empty()
+        && match check_link(head, &link) {
+            Ok(()) => {
+                head.sequence = link.sequence;
+                head.hash = link.hash.clone();
+                true
+            }
+            Err(problem) => {
+                tracing::error!(instance = %link.instance, %problem, "ledger chain alarm");
+                head.alarm = format!("the chain of {}: {problem}", link.instance);
+                head.alarm_at = Some(now);
+                false
+            }
+        };
+    replica_entry::Model {
+        instance: link.instance,
+        sequence: link.sequence,
+        kind: link.kind,
+        record_id: link.record_id,
+        hash: link.hash,
+        record: link.record.to_string(),
+        verified,
+        received_at: now,
+    }
 }
 
 #[tonic::async_trait]
@@ -187,7 +192,7 @@ impl Replica for LedgerReplica {
                 });
             }
             if !heads.contains_key(&link.instance) {
-                let held = head_of(txn, &link.instance)
+                let held = store::chain::replica_head(txn, &link.instance)
                     .await?
                     .unwrap_or_else(|| empty_head(&link.instance));
                 heads.insert(link.instance.clone(), held);
@@ -195,35 +200,11 @@ impl Replica for LedgerReplica {
             let Some(head) = heads.get_mut(&link.instance) else {
                 continue;
             };
-            // Once a link fails, nothing after it is trusted: it is kept, unverified.
-            let verified = head.alarm.is_empty()
-                && match check_link(head, &link) {
-                    Ok(()) => {
-                        head.sequence = link.sequence;
-                        head.hash = link.hash.clone();
-                        true
-                    }
-                    Err(problem) => {
-                        tracing::error!(instance = %link.instance, %problem, "ledger chain alarm");
-                        head.alarm = format!("the chain of {}: {problem}", link.instance);
-                        head.alarm_at = Some(now);
-                        false
-                    }
-                };
-            rows.push(replica_entry::Model {
-                instance: link.instance.clone(),
-                sequence: link.sequence,
-                kind: link.kind.clone(),
-                record_id: link.record_id.clone(),
-                hash: link.hash.clone(),
-                record: link.record.to_string(),
-                verified,
-                received_at: now,
-            });
+            rows.push(received(head, link, now));
         }
-        sustain_platform::db::insert_rows::<replica_entry::Entity>(txn, rows, &[]).await?;
+        store::chain::insert_replica_entries(txn, rows).await?;
         for head in heads.values() {
-            save_head(txn, head).await?;
+            store::chain::save_replica_head(txn, head).await?;
         }
         Ok(())
     }
@@ -239,7 +220,7 @@ impl Replica for LedgerReplica {
         channel: tonic::transport::Channel,
         bearer: BearerToken,
     ) -> Result<Option<String>, ServiceError> {
-        let Some(mut head) = head_of(db, peer).await? else {
+        let Some(mut head) = store::chain::replica_head(db, peer).await? else {
             return Ok(None);
         };
         if !head.alarm.is_empty() {
@@ -281,7 +262,7 @@ impl Replica for LedgerReplica {
             }
             None => {
                 head.checked_at = Some(Utc::now());
-                save_head(db, &head).await?;
+                store::chain::save_replica_head(db, &head).await?;
                 Ok(None)
             }
         }

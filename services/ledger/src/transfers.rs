@@ -7,27 +7,23 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::sea_query::{Condition, Expr, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::ledger::{self, AccountKind, Phase, Refusal};
 use sustain_platform::Caller;
 use sustain_platform::api::{
-    cut_page, new_id, now, optional_date, page_after, page_size, required_id, text, today,
+    Page, known_unit, new_id, now, optional_date, page_size, required_id, text, today,
 };
-use sustain_platform::db::{begin_write, in_json_list};
+use sustain_platform::db::begin_write;
 use sustain_platform::error::ServiceError;
-use sustain_platform::placement::selection;
 use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::accounts::{placement_of, project_condition, readable};
+use crate::accounts::{checked_project, placement_of, readable};
 use crate::chain::{self, Chain};
 use crate::convert::{rules_of, transfer_to_proto};
 use crate::model::{account, transfer};
+use crate::store;
 use crate::{READ, WRITE, check};
 
 use sustain_domain::ledger::transfer_state::{PENDING, POSTED, VOIDED};
@@ -84,8 +80,10 @@ pub fn checked_legs(
         }
         let debit = required_id(&t.debit_account_id, &field("debit_account_id"), &mut v);
         let credit = required_id(&t.credit_account_id, &field("credit_account_id"), &mut v);
-        if !debit.is_empty() && debit == credit {
-            v.add(field("credit_account_id"), "is the debit account");
+        if !debit.is_empty()
+            && let Err(r) = ledger::two_accounts(&debit, &credit)
+        {
+            v.add(field("credit_account_id"), r.to_string());
         }
         if t.amount_vnd <= 0 {
             v.add(field("amount_vnd"), "must be a positive number of đồng");
@@ -126,80 +124,6 @@ pub fn checked_legs(
     Ok(legs)
 }
 
-async fn accounts_by_id(
-    conn: &impl ConnectionTrait,
-    ids: &[String],
-) -> Result<HashMap<String, account::Model>, ServiceError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(account::Entity::find()
-        .filter(in_json_list(conn.get_database_backend(), "id", ids)?)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|a| (a.id.clone(), a))
-        .collect())
-}
-
-async fn transfers_by_id(
-    conn: &impl ConnectionTrait,
-    ids: &[String],
-) -> Result<HashMap<String, transfer::Model>, ServiceError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(transfer::Entity::find()
-        .filter(in_json_list(conn.get_database_backend(), "id", ids)?)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|t| (t.id.clone(), t))
-        .collect())
-}
-
-#[derive(Debug, FromQueryResult)]
-struct Reversed {
-    reverses_id: String,
-    amount: i64,
-}
-
-/// How much of each of `originals` has been reversed already.
-async fn reversed_amounts(
-    conn: &impl ConnectionTrait,
-    originals: &[String],
-) -> Result<HashMap<String, i64>, ServiceError> {
-    if originals.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<Reversed> = transfer::Entity::find()
-        .select_only()
-        .column(transfer::Column::ReversesId)
-        .column_as(Expr::cust("CAST(SUM(amount) AS BIGINT)"), "amount")
-        .filter(in_json_list(
-            conn.get_database_backend(),
-            "reverses_id",
-            originals,
-        )?)
-        .filter(transfer::Column::State.ne(VOIDED))
-        .group_by(transfer::Column::ReversesId)
-        .into_model::<Reversed>()
-        .all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.reverses_id, r.amount))
-        .collect())
-}
-
-fn route_of(a: &account::Model, kind: AccountKind) -> ledger::Route<'_> {
-    ledger::Route {
-        id: &a.id,
-        kind,
-        source: &a.source,
-    }
-}
-
 fn refused(i: usize, account: &str, r: Refusal) -> ServiceError {
     match r {
         Refusal::NotPositive => {
@@ -221,38 +145,6 @@ fn refused(i: usize, account: &str, r: Refusal) -> ServiceError {
     }
 }
 
-/// Writes the accounts' new balances.
-async fn save_balances(
-    conn: &impl ConnectionTrait,
-    rules: &HashMap<String, ledger::Account>,
-    touched: &HashSet<String>,
-) -> Result<(), ServiceError> {
-    for id in touched {
-        let Some(a) = rules.get(id) else { continue };
-        account::Entity::update_many()
-            .col_expr(
-                account::Column::DebitsPending,
-                a.balance.debits_pending.into(),
-            )
-            .col_expr(
-                account::Column::DebitsPosted,
-                a.balance.debits_posted.into(),
-            )
-            .col_expr(
-                account::Column::CreditsPending,
-                a.balance.credits_pending.into(),
-            )
-            .col_expr(
-                account::Column::CreditsPosted,
-                a.balance.credits_posted.into(),
-            )
-            .filter(account::Column::Id.eq(id.as_str()))
-            .exec(conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// Makes `legs` as one batch inside `conn`'s transaction, or nothing. A
 /// retry of a batch already made returns it as made.
 pub async fn create(
@@ -267,98 +159,124 @@ pub async fn create(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let accounts = accounts_by_id(conn, &account_ids).await?;
+    let accounts = store::accounts::by_ids(conn, &account_ids).await?;
     // Scope first: even a retry answers only a caller who may move the money.
     for a in accounts.values() {
         caller.require_placement(&placement_of(a))?;
     }
     let ids: Vec<String> = legs.iter().map(|l| l.id.clone()).collect();
-    let existing = transfers_by_id(conn, &ids).await?;
+    let existing = store::transfers::by_ids(conn, &ids).await?;
     if !existing.is_empty() {
-        let mut batches = HashSet::new();
-        for (i, leg) in legs.iter().enumerate() {
-            match existing.get(&leg.id) {
-                Some(t) if leg.made_as(t) => {
-                    batches.insert(t.batch_id.clone());
-                }
-                Some(_) => {
-                    return Err(ServiceError::AlreadyExists {
-                        reason: "TRANSFER_EXISTS",
-                        message: format!(
-                            "transfers[{i}]: transfer {} exists with different content; a new transfer needs a new id",
-                            leg.id
-                        ),
-                        metadata: vec![("transfer_id", leg.id.clone())],
-                    });
-                }
-                None => {
-                    return Err(ServiceError::AlreadyExists {
-                        reason: "BATCH_PARTLY_MADE",
-                        message: format!(
-                            "transfers[{i}]: {} is new but other legs of this batch were made before; send the batch as it was first sent",
-                            leg.id
-                        ),
-                        metadata: vec![("transfer_id", leg.id.clone())],
-                    });
-                }
+        return made_before(legs, existing);
+    }
+    let originals_ids: Vec<String> = legs.iter().filter_map(|l| l.reverses.clone()).collect();
+    let originals = store::transfers::by_ids(conn, &originals_ids).await?;
+    let reversed = store::transfers::reversed_amounts(conn, &originals_ids).await?;
+    let routes = routed(legs, &accounts, &originals)?;
+    reversals_within(legs, &originals, reversed)?;
+    let mut rules = rules_by_id(&accounts)?;
+    let rows = legs_applied(legs, &routes, &accounts, &mut rules, &mut chain)?;
+    store::transfers::insert(conn, rows.clone()).await?;
+    let touched: HashSet<String> = account_ids.into_iter().collect();
+    store::accounts::save_balances(conn, &rules, &touched).await?;
+    chain.save(conn, caller).await?;
+    Ok(rows)
+}
+
+/// A batch whose legs were made before: the batch as made when this is its
+/// retry, ALREADY_EXISTS when it is not.
+fn made_before(
+    legs: &[Leg],
+    existing: HashMap<String, transfer::Model>,
+) -> Result<Vec<transfer::Model>, ServiceError> {
+    let mut batches = HashSet::new();
+    for (i, leg) in legs.iter().enumerate() {
+        match existing.get(&leg.id) {
+            Some(t) if leg.made_as(t) => {
+                batches.insert(t.batch_id.clone());
+            }
+            Some(_) => {
+                return Err(ServiceError::AlreadyExists {
+                    reason: "TRANSFER_EXISTS",
+                    message: format!(
+                        "transfers[{i}]: transfer {} exists with different content; a new transfer needs a new id",
+                        leg.id
+                    ),
+                    metadata: vec![("transfer_id", leg.id.clone())],
+                });
+            }
+            None => {
+                return Err(ServiceError::AlreadyExists {
+                    reason: "BATCH_PARTLY_MADE",
+                    message: format!(
+                        "transfers[{i}]: {} is new but other legs of this batch were made before; send the batch as it was first sent",
+                        leg.id
+                    ),
+                    metadata: vec![("transfer_id", leg.id.clone())],
+                });
             }
         }
-        if batches.len() > 1 {
-            return Err(ServiceError::AlreadyExists {
-                reason: "BATCH_PARTLY_MADE",
-                message: "these transfers were made in different batches".into(),
-                metadata: vec![],
-            });
-        }
-        // The retry of a batch: answer as it was made.
-        let mut made: Vec<transfer::Model> = existing.into_values().collect();
-        made.sort_by_key(|t| t.leg);
-        if made.len() == legs.len() {
-            return Ok(made);
-        }
+    }
+    if batches.len() > 1 {
         return Err(ServiceError::AlreadyExists {
             reason: "BATCH_PARTLY_MADE",
-            message: "the batch was made with other legs; send it as it was first sent".into(),
+            message: "these transfers were made in different batches".into(),
             metadata: vec![],
         });
     }
+    let mut made: Vec<transfer::Model> = existing.into_values().collect();
+    made.sort_by_key(|t| t.leg);
+    if made.len() == legs.len() {
+        return Ok(made);
+    }
+    Err(ServiceError::AlreadyExists {
+        reason: "BATCH_PARTLY_MADE",
+        message: "the batch was made with other legs; send it as it was first sent".into(),
+        metadata: vec![],
+    })
+}
 
-    let originals_ids: Vec<String> = legs.iter().filter_map(|l| l.reverses.clone()).collect();
-    let originals = transfers_by_id(conn, &originals_ids).await?;
-    let mut reversed = reversed_amounts(conn, &originals_ids).await?;
-
+/// Each leg's edge as the domain allowed it; every leg naming a missing
+/// account, a refused edge or a reversal that does not move the money back
+/// is named.
+fn routed(
+    legs: &[Leg],
+    accounts: &HashMap<String, account::Model>,
+    originals: &HashMap<String, transfer::Model>,
+) -> Result<Vec<ledger::Routed>, ServiceError> {
     let mut v = Violations::new();
+    let mut routes = Vec::with_capacity(legs.len());
     for (i, leg) in legs.iter().enumerate() {
-        let d = accounts.get(&leg.debit);
-        let c = accounts.get(&leg.credit);
-        if d.is_none() {
-            v.add(
-                format!("transfers[{i}].debit_account_id"),
-                "no such account",
-            );
-        }
-        if c.is_none() {
-            v.add(
-                format!("transfers[{i}].credit_account_id"),
-                "no such account",
-            );
-        }
-        if let (Some(d), Some(c)) = (d, c)
-            && let (Some(dk), Some(ck)) = (
-                AccountKind::from_code(&d.kind),
-                AccountKind::from_code(&c.kind),
-            )
-            && let Err(r) =
-                ledger::route(&route_of(d, dk), &route_of(c, ck), leg.reverses.is_some())
-        {
-            v.add(format!("transfers[{i}].credit_account_id"), r.to_string());
+        let field = |name: &str| format!("transfers[{i}].{name}");
+        let route = |id: &str, name: &str, v: &mut Violations| {
+            let a = accounts.get(id);
+            if a.is_none() {
+                v.add(field(name), "no such account");
+            }
+            a.and_then(|a| {
+                AccountKind::from_code(&a.kind).map(|kind| ledger::Route {
+                    id: &a.id,
+                    kind,
+                    source: &a.source,
+                })
+            })
+        };
+        let (d, c) = (
+            route(&leg.debit, "debit_account_id", &mut v),
+            route(&leg.credit, "credit_account_id", &mut v),
+        );
+        if let (Some(d), Some(c)) = (d, c) {
+            match ledger::route(&d, &c, leg.reverses.is_some()) {
+                Ok(r) => routes.push(r),
+                Err(r) => v.add(field("credit_account_id"), r.to_string()),
+            }
         }
         if let Some(original) = &leg.reverses {
             match originals.get(original) {
-                None => v.add(format!("transfers[{i}].reverses_id"), "no such transfer"),
+                None => v.add(field("reverses_id"), "no such transfer"),
                 Some(o) if o.debit_account_id != leg.credit || o.credit_account_id != leg.debit => {
                     v.add(
-                        format!("transfers[{i}].reverses_id"),
+                        field("reverses_id"),
                         format!(
                             "a reversal moves the money back: debit {} and credit {}",
                             o.credit_account_id, o.debit_account_id
@@ -370,6 +288,21 @@ pub async fn create(
         }
     }
     check(v)?;
+    if routes.len() != legs.len() {
+        return Err(ServiceError::Internal(
+            "an account has an unknown kind".into(),
+        ));
+    }
+    Ok(routes)
+}
+
+/// FAILED_PRECONDITION unless every reversal takes back posted money, no more
+/// than is left of it after what `reversed` took back before.
+fn reversals_within(
+    legs: &[Leg],
+    originals: &HashMap<String, transfer::Model>,
+    mut reversed: HashMap<String, i64>,
+) -> Result<(), ServiceError> {
     for (i, leg) in legs.iter().enumerate() {
         let Some(original) = leg.reverses.as_ref().and_then(|o| originals.get(o)) else {
             continue;
@@ -397,19 +330,37 @@ pub async fn create(
         }
         *done += leg.amount;
     }
+    Ok(())
+}
 
-    let mut rules: HashMap<String, ledger::Account> = HashMap::new();
-    for a in accounts.values() {
-        let r = rules_of(a).ok_or_else(|| {
-            ServiceError::Internal(format!("account {} has an unknown kind", a.id))
-        })?;
-        rules.insert(a.id.clone(), r);
-    }
+/// The accounts as the rules see them.
+fn rules_by_id(
+    accounts: &HashMap<String, account::Model>,
+) -> Result<HashMap<String, ledger::Account>, ServiceError> {
+    accounts
+        .values()
+        .map(|a| {
+            rules_of(a).map(|r| (a.id.clone(), r)).ok_or_else(|| {
+                ServiceError::Internal(format!("account {} has an unknown kind", a.id))
+            })
+        })
+        .collect()
+}
+
+/// Applies each leg to the balances in `rules` and appends it to `chain`:
+/// the rows to write, or the first leg the balances refuse.
+fn legs_applied(
+    legs: &[Leg],
+    routes: &[ledger::Routed],
+    accounts: &HashMap<String, account::Model>,
+    rules: &mut HashMap<String, ledger::Account>,
+    chain: &mut Chain,
+) -> Result<Vec<transfer::Model>, ServiceError> {
     let at = now();
     let today = today();
     let batch_id = new_id();
     let mut rows = Vec::with_capacity(legs.len());
-    for (i, leg) in legs.iter().enumerate() {
+    for (i, (leg, routed)) in legs.iter().zip(routes).enumerate() {
         let (Some(mut d), Some(mut c)) = (
             rules.get(&leg.debit).copied(),
             rules.get(&leg.credit).copied(),
@@ -421,7 +372,7 @@ pub async fn create(
         } else {
             Phase::Single
         };
-        ledger::open(&mut d, &mut c, leg.amount, phase, leg.reverses.is_some())
+        ledger::open(&mut d, &mut c, leg.amount, phase, *routed)
             .map_err(|r| refused(i, &leg.debit, r))?;
         rules.insert(leg.debit.clone(), d);
         rules.insert(leg.credit.clone(), c);
@@ -457,10 +408,6 @@ pub async fn create(
         );
         rows.push(row);
     }
-    sustain_platform::db::insert_statements::<transfer::Entity>(conn, rows.clone(), &[]).await?;
-    let touched: HashSet<String> = account_ids.into_iter().collect();
-    save_balances(conn, &rules, &touched).await?;
-    chain.save(conn, caller).await?;
     Ok(rows)
 }
 
@@ -474,14 +421,13 @@ pub async fn resolve(
     post: bool,
 ) -> Result<transfer::Model, ServiceError> {
     let mut chain = Chain::lock(conn).await?;
-    let mut t = transfer::Entity::find_by_id(id.to_owned())
-        .one(conn)
+    let mut t = store::transfers::find(conn, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
             resource: "transfer",
             id: id.to_owned(),
         })?;
-    let accounts = accounts_by_id(
+    let accounts = store::accounts::by_ids(
         conn,
         &[t.debit_account_id.clone(), t.credit_account_id.clone()],
     )
@@ -489,36 +435,12 @@ pub async fn resolve(
     for a in accounts.values() {
         caller.require_placement(&placement_of(a))?;
     }
-    if !t.pending {
-        return Err(ServiceError::FailedPrecondition {
-            reason: "NOT_PENDING",
-            message: format!("transfer {id} was posted when it was made; reverse it instead"),
-        });
-    }
     let wanted = if post { POSTED } else { VOIDED };
-    if t.state == wanted {
+    if t.pending && t.state == wanted {
         return Ok(t);
     }
-    if t.state != PENDING {
-        return Err(ServiceError::FailedPrecondition {
-            reason: if t.state == POSTED {
-                "ALREADY_POSTED"
-            } else {
-                "ALREADY_VOIDED"
-            },
-            message: format!(
-                "transfer {id} is already {}; a pending transfer is resolved once",
-                t.state
-            ),
-        });
-    }
+    resolvable(&t, on)?;
     let on = on.unwrap_or_else(today);
-    if on < t.value_date {
-        return Err(ServiceError::invalid(
-            "value_date",
-            format!("is before the transfer's own value date ({})", t.value_date),
-        ));
-    }
     let (Some(d), Some(c)) = (
         accounts.get(&t.debit_account_id),
         accounts.get(&t.credit_account_id),
@@ -547,19 +469,7 @@ pub async fn resolve(
         &d.unit_code,
         &t,
     );
-    let updated = transfer::Entity::update_many()
-        .col_expr(transfer::Column::State, Expr::val(t.state.clone()))
-        .col_expr(transfer::Column::PostedOn, Expr::val(t.posted_on))
-        .col_expr(transfer::Column::ResolvedOn, Expr::val(t.resolved_on))
-        .col_expr(
-            transfer::Column::ResolveSequence,
-            Expr::val(t.resolve_sequence),
-        )
-        .filter(transfer::Column::Id.eq(id))
-        .filter(transfer::Column::State.eq(PENDING))
-        .exec(conn)
-        .await?;
-    if updated.rows_affected != 1 {
+    if !store::transfers::save_resolution(conn, &t).await? {
         return Err(ServiceError::Aborted {
             reason: "CONCURRENT_RESOLUTION",
             message: format!("transfer {id} was resolved meanwhile; read it again"),
@@ -567,21 +477,72 @@ pub async fn resolve(
     }
     let rules = HashMap::from([(d.id.clone(), dr), (c.id.clone(), cr)]);
     let touched = HashSet::from([d.id.clone(), c.id.clone()]);
-    save_balances(conn, &rules, &touched).await?;
+    store::accounts::save_balances(conn, &rules, &touched).await?;
     chain.save(conn, caller).await?;
     Ok(t)
 }
 
-/// Transfers touching an account in `accounts` (a subquery over accounts).
-fn touching(accounts: Condition) -> Condition {
-    let ids = Query::select()
-        .column(account::Column::Id)
-        .from(account::Entity)
-        .cond_where(accounts)
-        .to_owned();
-    Condition::any()
-        .add(transfer::Column::DebitAccountId.in_subquery(ids.clone()))
-        .add(transfer::Column::CreditAccountId.in_subquery(ids))
+/// FAILED_PRECONDITION unless `t` is pending: made pending and not resolved
+/// yet; INVALID_ARGUMENT when `on` is before its value date.
+fn resolvable(t: &transfer::Model, on: Option<NaiveDate>) -> Result<(), ServiceError> {
+    let id = &t.id;
+    if !t.pending {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "NOT_PENDING",
+            message: format!("transfer {id} was posted when it was made; reverse it instead"),
+        });
+    }
+    if t.state != PENDING {
+        return Err(ServiceError::FailedPrecondition {
+            reason: if t.state == POSTED {
+                "ALREADY_POSTED"
+            } else {
+                "ALREADY_VOIDED"
+            },
+            message: format!(
+                "transfer {id} is already {}; a pending transfer is resolved once",
+                t.state
+            ),
+        });
+    }
+    if on.is_some_and(|on| on < t.value_date) {
+        return Err(ServiceError::invalid(
+            "value_date",
+            format!("is before the transfer's own value date ({})", t.value_date),
+        ));
+    }
+    Ok(())
+}
+
+/// A list of transfers as asked for, every field checked.
+fn checked_list(
+    r: &pb::ListTransfersRequest,
+) -> Result<(store::transfers::TransferQuery, Page), ServiceError> {
+    let filter = r.filter.clone().unwrap_or_default();
+    let mut v = Violations::new();
+    let size = page_size(r.page_size, &mut v).unwrap_or_default();
+    let account = (!filter.account_id.trim().is_empty())
+        .then(|| required_id(&filter.account_id, "filter.account_id", &mut v));
+    let from = optional_date(&filter.from_date, "filter.from_date", &mut v);
+    let to = optional_date(&filter.to_date, "filter.to_date", &mut v);
+    if let (Some(f), Some(t)) = (from, to)
+        && t < f
+    {
+        v.add("filter.to_date", "is before filter.from_date");
+    }
+    let unit = known_unit(&filter.unit_code, "filter.unit_code", &mut v);
+    let project = (!filter.project_code.trim().is_empty())
+        .then(|| checked_project(&filter.project_code, "filter.project_code", &mut v));
+    check(v)?;
+    let page = Page::asked(size, &r.page_token, prost::Message::encode_to_vec(&filter))?;
+    let query = store::transfers::TransferQuery {
+        account,
+        unit,
+        project,
+        from,
+        to,
+    };
+    Ok((query, page))
 }
 
 #[derive(Debug, Clone)]
@@ -595,14 +556,14 @@ impl TransferApi {
         caller: &Caller,
         id: &str,
     ) -> Result<transfer::Model, ServiceError> {
-        let t = transfer::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                resource: "transfer",
-                id: id.to_owned(),
-            })?;
-        let accounts = accounts_by_id(
+        let t =
+            store::transfers::find(&self.db, id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    resource: "transfer",
+                    id: id.to_owned(),
+                })?;
+        let accounts = store::accounts::by_ids(
             &self.db,
             &[t.debit_account_id.clone(), t.credit_account_id.clone()],
         )
@@ -717,67 +678,22 @@ impl pb::transfer_service_server::TransferService for TransferApi {
     ) -> Result<Response<pb::ListTransfersResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         caller.require("read transfers", READ)?;
-        let r = request.into_inner();
-        let filter = r.filter.clone().unwrap_or_default();
-        let mut v = Violations::new();
-        let size = page_size(r.page_size, &mut v).unwrap_or_default();
-        let account_id = (!filter.account_id.trim().is_empty())
-            .then(|| required_id(&filter.account_id, "filter.account_id", &mut v));
-        let from = optional_date(&filter.from_date, "filter.from_date", &mut v);
-        let to = optional_date(&filter.to_date, "filter.to_date", &mut v);
-        if let (Some(f), Some(t)) = (from, to)
-            && t < f
-        {
-            v.add("filter.to_date", "is before filter.from_date");
+        let (query, page) = checked_list(request.get_ref())?;
+        if let Some(unit) = &query.unit {
+            caller.require_unit(unit)?;
         }
-        let unit = filter.unit_code.trim().to_owned();
-        if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(&unit) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
-        let project = (!filter.project_code.trim().is_empty()).then(|| {
-            crate::accounts::checked_project(&filter.project_code, "filter.project_code", &mut v)
-        });
-        check(v)?;
-        if !unit.is_empty() {
-            caller.require_unit(&unit)?;
-        }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let after = page_after(&r.page_token, &filter_key)?;
-        let mut condition = Condition::all();
-        if let Some(id) = &account_id {
+        if let Some(id) = &query.account {
             readable(&self.db, &caller, id).await?;
-            condition = condition.add(
-                Condition::any()
-                    .add(transfer::Column::DebitAccountId.eq(id.as_str()))
-                    .add(transfer::Column::CreditAccountId.eq(id.as_str())),
-            );
         }
-        // Only transfers touching an account the caller may read.
-        let mut accounts = selection(&caller.scope, (!unit.is_empty()).then_some(unit.as_str()));
-        if let Some(p) = &project {
-            accounts = accounts.add(project_condition(p));
-        }
-        condition = condition.add(touching(accounts));
-        if let Some(f) = from {
-            condition = condition.add(transfer::Column::ValueDate.gte(f));
-        }
-        if let Some(t) = to {
-            condition = condition.add(transfer::Column::ValueDate.lte(t));
-        }
-        if let Some(after) = &after {
-            condition = condition.add(transfer::Column::Id.gt(after.as_str()));
-        }
-        let rows = transfer::Entity::find()
-            .filter(condition)
-            .order_by_asc(transfer::Column::Id)
-            .limit(size as u64 + 1)
-            .all(&self.db)
-            .await
-            .map_err(ServiceError::from)?;
-        let (rows, next) = cut_page(rows, size, &filter_key, |t| t.id.as_str());
+        let rows = store::transfers::list(
+            &self.db,
+            &caller.scope,
+            &query,
+            page.after.as_deref(),
+            page.limit(),
+        )
+        .await?;
+        let (rows, next) = page.cut(rows, |t| t.id.as_str());
         Ok(Response::new(pb::ListTransfersResponse {
             transfers: rows.iter().map(transfer_to_proto).collect(),
             next_page_token: next,

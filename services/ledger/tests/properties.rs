@@ -178,7 +178,7 @@ async fn check_books(db: &DatabaseConnection, ids: &[String]) -> Result<(), Test
             .await
             .expect("account")
             .expect("exists");
-        let recomputed = sustain_ledger::accounts::balance_as_of(db, id, far)
+        let recomputed = sustain_ledger::store::accounts::balance_as_of(db, id, far)
             .await
             .expect("balance");
         prop_assert_eq!(
