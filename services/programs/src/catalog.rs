@@ -1,8 +1,8 @@
 //! The CatalogService adapter: the programme structure of Decision 90/QĐ-TTg,
 //! seeded read-only at start-up, and the items a province adds under it.
 
-use sea_orm::sea_query::{Condition, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, IntoActiveModel};
 use sustain_domain::Violations;
 use sustain_domain::programme::{self, DECISION_90, ItemLevel};
 use sustain_platform::Caller;
@@ -86,7 +86,7 @@ fn level_to_proto(code: &str) -> pb::ItemLevel {
 }
 
 /// Puts the decision's structure in place; items already there are left alone.
-pub async fn seed(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+pub async fn seed(conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
     let at = now();
     let rows = DECISION_90.iter().map(|item| {
         programme_item::Model {
@@ -105,24 +105,14 @@ pub async fn seed(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
         }
         .into_active_model()
     });
-    programme_item::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::column(programme_item::Column::Code)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    store::catalog::seed(conn, rows.collect()).await
 }
 
 pub async fn find(
     conn: &impl ConnectionTrait,
     code: &str,
 ) -> Result<Option<programme_item::Model>, ServiceError> {
-    Ok(programme_item::Entity::find_by_id(code.to_owned())
-        .one(conn)
-        .await?)
+    store::catalog::item(conn, code).await
 }
 
 /// The catalog item `code` a record of the caller's may be filed under: an
@@ -425,9 +415,7 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
                 created_at: at,
                 updated_at: at,
             };
-            programme_item::Entity::insert(row.clone().into_active_model())
-                .exec_without_returning(&txn)
-                .await?;
+            store::insert(&txn, row.clone()).await?;
             journal::record(&txn, &caller, &request_id, change(&row, "create")).await?;
             Ok((
                 pb::CreateProgrammeItemResponse {

@@ -455,7 +455,7 @@ impl MigrationTrait for CreateEnrolmentTallies {
                 .to_owned(),
         )
         .await?;
-        crate::livelihood::tally::rebuild(m.get_connection())
+        crate::store::tally::rebuild(m.get_connection())
             .await
             .map_err(|e| DbErr::Custom(format!("building the enrolment tallies: {e}")))?;
         Ok(())

@@ -4,8 +4,8 @@
 //! and every change is journalled in the same transaction.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::sea_query::Condition;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 use serde::Serialize;
 use sustain_platform::Caller;
 use sustain_platform::api::{cut_page, etag, now, page_after};
@@ -71,15 +71,11 @@ macro_rules! record {
 }
 pub(crate) use record;
 
-fn id_is(id: &str) -> Condition {
-    Condition::all().add(Expr::col(Alias::new("id")).eq(id))
-}
-
 pub async fn load<R: Record>(
     conn: &impl ConnectionTrait,
     id: &str,
 ) -> Result<Option<R>, ServiceError> {
-    Ok(R::Entity::find().filter(id_is(id)).one(conn).await?)
+    crate::store::by_key::<R::Entity>(conn, "id", id).await
 }
 
 fn not_found<R: Record>(id: &str) -> ServiceError {
@@ -139,9 +135,7 @@ pub async fn insert<R>(
 where
     R: Record + IntoActiveModel<<R::Entity as EntityTrait>::ActiveModel>,
 {
-    R::Entity::insert(row.clone().into_active_model())
-        .exec_without_returning(conn)
-        .await?;
+    crate::store::insert(conn, row.clone()).await?;
     journal::record(conn, caller, request_id, change(row, "create")).await?;
     Ok(())
 }

@@ -12,12 +12,12 @@ use sustain_platform::error::ServiceError;
 use sustain_sync::apply::{Incoming, Replica};
 
 use crate::convert::ACTIVE;
-use crate::livelihood::tally;
 use crate::model::{
     communication_activity, course, enrolment, inspection, livelihood_model, programme_item,
     sector_report, support, trainee,
 };
 use crate::records::Record;
+use crate::store::tally;
 
 #[derive(Debug)]
 pub struct ProgramsReplica {

@@ -3,7 +3,7 @@
 //! (`sustain-programs reseal`); the platform's [`sustain_platform::reseal`]
 //! walks the table in resumable batches.
 
-use sea_orm::{ActiveModelTrait, EntityTrait};
+use sea_orm::ActiveModelTrait;
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 
@@ -20,8 +20,7 @@ impl sustain_platform::reseal::Table for SupportSeals {
     }
 
     async fn count(&self, db: &sea_orm::DatabaseConnection) -> Result<i64, ServiceError> {
-        use sea_orm::PaginatorTrait;
-        Ok(support::Entity::find().count(db).await? as i64)
+        crate::store::count::<support::Entity>(db).await
     }
 
     async fn step(

@@ -5,10 +5,7 @@
 //! the domain's (`sustain_domain::sector`).
 
 use chrono::Datelike;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::Rate;
@@ -18,7 +15,7 @@ use sustain_platform::api::{new_id, now, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
-use sustain_platform::placement::{Placement, under_unit};
+use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -26,16 +23,13 @@ use crate::WRITE;
 use crate::convert::{ACTIVE, MAX_NAME_CHARS, meta};
 use crate::model::sector_report as report;
 use crate::records::{self, record};
+use crate::store;
 
 record!(sector_report, "sector_report");
 
 const PATHS: &[&str] = &["source", "labour", "health_insurance"];
 const LABOUR: &str = "labour";
 const HEALTH_INSURANCE: &str = "health_insurance";
-/// The PostgreSQL advisory lock ("sect") that makes "one live report per
-/// unit, year and kind" hold under concurrent creates; SQLite's writers
-/// queue anyway.
-const LOCK: i64 = 0x7365_6374;
 
 fn kind_code(k: pb::SectorReportKind) -> Option<&'static str> {
     match k {
@@ -200,17 +194,8 @@ async fn refuse_second(
     year: i32,
     kind: &str,
 ) -> Result<(), ServiceError> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOCK})"))
-            .await?;
-    }
-    let existing = report::Entity::find()
-        .filter(report::Column::UnitCode.eq(unit))
-        .filter(report::Column::Year.eq(year))
-        .filter(report::Column::Kind.eq(kind))
-        .filter(report::Column::State.eq(ACTIVE))
-        .one(conn)
-        .await?;
+    store::sector::lock(conn).await?;
+    let existing = store::sector::live_report(conn, unit, year, kind).await?;
     match existing {
         Some(r) => Err(ServiceError::AlreadyExists {
             reason: "SECTOR_REPORT_EXISTS",
@@ -414,15 +399,7 @@ pub async fn figures(
     from: i32,
     to: i32,
 ) -> Result<pb::SectorFigures, ServiceError> {
-    let rows = report::Entity::find()
-        .filter(under_unit(unit))
-        .filter(report::Column::State.eq(ACTIVE))
-        .filter(report::Column::Year.between(from, to))
-        .order_by_asc(report::Column::Year)
-        .order_by_desc(report::Column::UpdatedAt)
-        .order_by_desc(report::Column::Id)
-        .all(conn)
-        .await?;
+    let rows = store::sector::reports_under(conn, unit, from, to).await?;
     let mut f = pb::SectorFigures::default();
     for year in from..=to {
         let placed: Vec<Placed> = rows

@@ -6,15 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::country;
 use sustain_platform::Caller;
 use sustain_platform::api::{new_id, now, optional_date, parse_date, required_id, text, today};
 use sustain_platform::crypto::FieldCipher;
-use sustain_platform::db::in_json_list;
 use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
 use sustain_platform::placement::Placement;
@@ -27,7 +24,7 @@ use crate::convert::{ACTIVE, MAX_NAME_CHARS, archived, check, class_to_proto, me
 use crate::model::{course, trainee};
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
-use crate::store::project_within;
+use crate::store::{self, project_within};
 
 record!(course, "course");
 record!(trainee, "trainee");
@@ -191,40 +188,6 @@ fn trainee_to_proto(row: &trainee::Model) -> pb::Trainee {
     }
 }
 
-/// Active trainees and those who completed, per course.
-async fn trainee_counts(
-    conn: &impl ConnectionTrait,
-    course_ids: &[String],
-) -> Result<HashMap<String, (i64, i64)>, ServiceError> {
-    if course_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, i64, i64)> = trainee::Entity::find()
-        .select_only()
-        .column(trainee::Column::CourseId)
-        .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
-        .column_as(
-            sea_orm::sea_query::Expr::cust(
-                "CAST(COALESCE(SUM(CASE WHEN completed THEN 1 ELSE 0 END), 0) AS BIGINT)",
-            ),
-            "done",
-        )
-        .filter(in_json_list(
-            conn.get_database_backend(),
-            "course_id",
-            course_ids,
-        )?)
-        .filter(trainee::Column::State.eq(ACTIVE))
-        .group_by(trainee::Column::CourseId)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, n, done)| (id, (n, done)))
-        .collect())
-}
-
 /// Checks an employment as sent.
 fn employment_fields(
     e: &pb::Employment,
@@ -291,7 +254,8 @@ impl TrainingApi {
     }
 
     async fn with_counts(&self, row: &course::Model) -> Result<pb::Course, ServiceError> {
-        let counts = trainee_counts(&self.db, std::slice::from_ref(&row.id)).await?;
+        let counts =
+            store::training::trainee_counts(&self.db, std::slice::from_ref(&row.id)).await?;
         Ok(course_to_proto(
             row,
             counts.get(&row.id).copied().unwrap_or_default(),
@@ -379,18 +343,7 @@ async fn refuse_taken(
     asked: &[(String, String)],
 ) -> Result<(), ServiceError> {
     let members: Vec<String> = asked.iter().map(|(_, m)| m.clone()).collect();
-    let taken: Vec<String> = trainee::Entity::find()
-        .select_only()
-        .column(trainee::Column::MemberId)
-        .filter(trainee::Column::CourseId.eq(course_id))
-        .filter(in_json_list(
-            conn.get_database_backend(),
-            "member_id",
-            &members,
-        )?)
-        .into_tuple()
-        .all(conn)
-        .await?;
+    let taken = store::training::attending(conn, course_id, &members).await?;
     if taken.is_empty() {
         return Ok(());
     }
@@ -533,7 +486,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         }
         let (rows, next) = list.page::<course::Model>(&self.db, v, condition).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let counts = trainee_counts(&self.db, &ids).await?;
+        let counts = store::training::trainee_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListCoursesResponse {
             courses: rows
                 .iter()
@@ -580,7 +533,8 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             apply_course(&mut row, fields);
             row.bump(now());
             records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
-            let counts = trainee_counts(&txn, std::slice::from_ref(&row.id)).await?;
+            let counts =
+                store::training::trainee_counts(&txn, std::slice::from_ref(&row.id)).await?;
             Ok((
                 pb::UpdateCourseResponse {
                     course: Some(course_to_proto(

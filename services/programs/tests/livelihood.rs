@@ -824,7 +824,7 @@ async fn tallies_equal_a_recount_after_every_kind_of_write() {
     assert_eq!((in_2025.enrolments, in_2025.enrolled_households), (10, 5));
 
     // Built from scratch, the tallies are the same as kept.
-    sustain_programs::livelihood::tally::rebuild(&db)
+    sustain_programs::store::tally::rebuild(&db)
         .await
         .expect("rebuild");
     check("rebuilt").await;

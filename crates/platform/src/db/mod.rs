@@ -5,12 +5,14 @@
 
 mod copy;
 mod sqlite;
+mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use copy::{PgWrite, WriteTxn};
 pub use sqlite::{Checkpointer, SqliteRows, SqliteWrite};
+pub use tally::Tally;
 
 use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

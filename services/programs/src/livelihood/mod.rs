@@ -5,14 +5,12 @@
 //! that does not answer leaves nothing written.
 
 pub mod convert;
-pub mod store;
-pub mod tally;
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
@@ -31,7 +29,7 @@ use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto};
 use crate::model::{enrolment, livelihood_model};
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry};
-use crate::store::{live, page, project_within};
+use crate::store::{self, live, page, project_within, tally};
 use crate::{READ, WRITE};
 use convert::{
     ENROLMENT_PATHS, MODEL_PATHS, apply_model_fields, commune_codes, enrolment_to_proto,
@@ -133,7 +131,7 @@ impl LivelihoodApi {
         caller: &Caller,
         id: &str,
     ) -> Result<livelihood_model::Model, ServiceError> {
-        let row = store::model(conn, id)
+        let row = store::livelihood::model(conn, id)
             .await?
             .ok_or_else(|| not_found("model", id))?;
         caller.require_unit(&row.unit_code)?;
@@ -144,7 +142,8 @@ impl LivelihoodApi {
         &self,
         row: livelihood_model::Model,
     ) -> Result<pb::LivelihoodModel, ServiceError> {
-        let counts = store::enrolled_counts(&self.db, std::slice::from_ref(&row.id)).await?;
+        let counts =
+            store::livelihood::enrolled_counts(&self.db, std::slice::from_ref(&row.id)).await?;
         Ok(model_to_proto(
             &row,
             counts.get(&row.id).copied().unwrap_or(0),
@@ -236,7 +235,7 @@ async fn refuse_enrolled(
     asked: &[(String, NaiveDate)],
 ) -> Result<(), ServiceError> {
     let ids: Vec<String> = asked.iter().map(|(id, _)| id.clone()).collect();
-    let taken = store::already_enrolled(conn, model_id, &ids).await?;
+    let taken = store::livelihood::already_enrolled(conn, model_id, &ids).await?;
     if !taken.is_empty() {
         return Err(ServiceError::AlreadyExists {
             reason: "ALREADY_ENROLLED",
@@ -366,9 +365,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
                 updated_at: at,
             };
             apply_model_fields(&mut row, fields, root);
-            livelihood_model::Entity::insert(row.clone().into_active_model())
-                .exec_without_returning(&txn)
-                .await?;
+            store::insert(&txn, row.clone()).await?;
             journal::record(&txn, &caller, &request_id, records::change(&row, "create")).await?;
             Ok((
                 pb::CreateModelResponse {
@@ -449,7 +446,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         .await?;
         let (rows, next) = cut_page(rows, size, &filter_key, |r| r.id.as_str());
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let counts = store::enrolled_counts(&self.db, &ids).await?;
+        let counts = store::livelihood::enrolled_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListModelsResponse {
             models: rows
                 .iter()
@@ -499,7 +496,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             row.version = expected + 1;
             row.updated_at = now();
             records::save(&txn, &caller, &request_id, &row, expected, "update").await?;
-            let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
+            let counts =
+                store::livelihood::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
             Ok((
                 pb::UpdateModelResponse {
                     model: Some(model_to_proto(
@@ -532,7 +530,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             row.archive(order.reason);
             row.bump(now());
             records::save(&txn, &caller, &order.request_id, &row, expected, "archive").await?;
-            let counts = store::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
+            let counts =
+                store::livelihood::enrolled_counts(&txn, std::slice::from_ref(&row.id)).await?;
             Ok((
                 pb::ArchiveModelResponse {
                     model: Some(model_to_proto(

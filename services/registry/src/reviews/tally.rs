@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::MAX_INDICATORS;
-use sustain_platform::db::SqliteRows;
+use sustain_platform::db::{SqliteRows, Tally};
 use sustain_platform::error::ServiceError;
 
 use crate::migration::{PROVINCE_TALLY_KEY, TALLY_KEY};
@@ -164,10 +164,6 @@ pub struct TallyDelta {
     changes: HashMap<TallyKey, Counts>,
 }
 
-/// Rows per upsert statement: 28 parameters each stays well inside both
-/// SQLite's and PostgreSQL's limits.
-const ROWS_PER_STATEMENT: usize = 400;
-
 impl TallyDelta {
     /// Counts `r` (`sign` 1) or stops counting it (`sign` -1).
     pub fn add(&mut self, r: &review::Model, sign: i64) {
@@ -224,49 +220,41 @@ impl TallyDelta {
 /// Changes to the tally of `K`, one a key.
 type Changes<K> = Vec<(K, Counts)>;
 
-/// The tally columns of `K` (its key, then the counts) and the upsert's
-/// `SET` that adds the counts to a row already there.
-fn upsert_columns<K: Key>() -> (Vec<String>, String) {
-    let table = K::TABLE;
-    let deprived = crate::migration::deprived_columns();
-    let updates = std::iter::once("households")
-        .chain(deprived.iter().map(String::as_str))
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let columns = K::COLUMNS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .chain(std::iter::once("households".to_owned()))
-        .chain(deprived)
-        .collect();
-    (columns, updates)
+/// The tally table of `K`: its key columns, then the counts.
+fn tally_of<K: Key>() -> Tally<'static> {
+    Tally {
+        table: K::TABLE,
+        key: K::COLUMNS,
+        counts: count_columns(),
+    }
 }
 
-/// One row's values in [`upsert_columns`] order.
-fn upsert_values<K: Key>(key: &K, counts: &Counts, values: &mut Vec<Value>) {
-    values.extend(key.values());
-    values.push(counts.households.into());
-    values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+/// The count columns of every tally: households, then each indicator's.
+fn count_columns() -> &'static [&'static str] {
+    static COLUMNS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        std::iter::once("households".to_owned())
+            .chain(crate::migration::deprived_columns())
+            .map(|c| &*c.leak())
+            .collect()
+    })
+}
+
+/// `rows` as the tally's rows: the key's values, then the counts.
+fn tally_rows<K: Key>(rows: &[(K, Counts)]) -> Vec<Vec<Value>> {
+    rows.iter()
+        .map(|(key, counts)| {
+            let mut values = key.values();
+            values.push(counts.households.into());
+            values.extend(counts.deprived.iter().map(|d| Value::from(*d)));
+            values
+        })
+        .collect()
 }
 
 /// `rows` as SQLite upserts built ahead.
 fn sqlite_upserts<K: Key>(rows: &[(K, Counts)]) -> SqliteRows {
-    let (columns, updates) = upsert_columns::<K>();
-    let mut values = Vec::with_capacity(rows.len() * columns.len());
-    for (key, counts) in rows {
-        upsert_values(key, counts, &mut values);
-    }
-    let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-    SqliteRows::new(
-        K::TABLE,
-        &names,
-        values,
-        &format!(
-            "ON CONFLICT ({}) DO UPDATE SET {updates}",
-            K::COLUMNS.join(", ")
-        ),
-    )
+    tally_of::<K>().sqlite_rows(tally_rows(rows))
 }
 
 /// Adds `rows` to the tally table of `K`.
@@ -274,75 +262,8 @@ async fn upsert<K: Key>(
     conn: &impl ConnectionTrait,
     rows: &[(K, Counts)],
 ) -> Result<(), ServiceError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let table = K::TABLE;
-    let backend = conn.get_database_backend();
-    let (columns, updates) = upsert_columns::<K>();
-    if backend == DbBackend::Postgres {
-        // One JSON parameter, as for the other bulk writes.
-        let objects: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(key, counts)| {
-                let serde_json::Value::Object(mut o) = serde_json::to_value(key)
-                    .map_err(|e| ServiceError::Internal(format!("tally key: {e}")))?
-                else {
-                    return Err(ServiceError::Internal("tally key is not an object".into()));
-                };
-                o.insert("households".into(), counts.households.into());
-                for (name, d) in columns[K::COLUMNS.len() + 1..].iter().zip(counts.deprived) {
-                    o.insert(name.clone(), d.into());
-                }
-                Ok(serde_json::Value::Object(o))
-            })
-            .collect::<Result<_, ServiceError>>()?;
-        let json = serde_json::to_string(&objects)
-            .map_err(|e| ServiceError::Internal(format!("tally rows: {e}")))?;
-        let list = columns.join(", ");
-        let sql = format!(
-            "INSERT INTO {table} ({list}) SELECT {list} FROM json_populate_recordset(NULL::{table}, $1::json) \
-             ON CONFLICT ({}) DO UPDATE SET {updates}",
-            K::COLUMNS.join(", "),
-        );
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, [json.into()]))
-            .await?;
-        return Ok(());
-    }
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(sustain_platform::db::chunk_size(
-            rest.len(),
-            ROWS_PER_STATEMENT,
-        ));
-        rest = tail;
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * columns.len());
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for (key, counts) in chunk {
-            let start = values.len();
-            upsert_values(key, counts, &mut values);
-            tuples.push(placeholders(backend, start, columns.len()));
-        }
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {updates}",
-            columns.join(", "),
-            tuples.join(", "),
-            K::COLUMNS.join(", "),
-        );
-        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
+    tally_of::<K>().add(conn, tally_rows(rows)).await?;
     Ok(())
-}
-
-fn placeholders(backend: DbBackend, start: usize, n: usize) -> String {
-    let marks: Vec<String> = (start..start + n)
-        .map(|i| match backend {
-            DbBackend::Postgres => format!("${}", i + 1),
-            _ => "?".to_owned(),
-        })
-        .collect();
-    format!("({})", marks.join(", "))
 }
 
 /// One group of counted households, as a summary reads it.

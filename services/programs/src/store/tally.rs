@@ -20,16 +20,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, Statement, Value,
 };
-use sustain_platform::db::in_json_list;
+use sustain_platform::db::{Tally, in_json_list};
 use sustain_platform::error::ServiceError;
 
-use super::convert::outcome_of;
 use crate::convert::ACTIVE;
+use crate::livelihood::convert::outcome_of;
 use crate::model::{enrolment, enrolment_reach, enrolment_reach_household, enrolment_tally};
 
 /// Years a mask can hold: bit `year − FIRST_YEAR` of a signed 64-bit integer,
@@ -40,10 +39,6 @@ pub const LAST_YEAR: i32 = FIRST_YEAR + 62;
 /// Income changes are summed in millionths: exact enough for two decimals of
 /// a percentage, and integer arithmetic on both databases.
 pub const PPM: i64 = 1_000_000;
-
-/// Rows per upsert statement: at most 14 parameters each, well inside both
-/// databases' limits.
-const ROWS_PER_STATEMENT: usize = 256;
 
 /// Key of the PostgreSQL advisory locks that serialise reach updates of one
 /// household (the second key is the household id's hash).
@@ -178,7 +173,6 @@ impl SumsDelta {
     }
 
     pub async fn apply(self, conn: &impl ConnectionTrait) -> Result<(), ServiceError> {
-        use enrolment_tally::Column as C;
         // In key order: two batches touching the same tally rows then lock
         // them alike on PostgreSQL and cannot deadlock.
         let mut changes: Vec<_> = self
@@ -196,66 +190,55 @@ impl SumsDelta {
                 row
             })
             .collect();
-        add_rows(
-            conn,
-            enrolment_tally::Entity,
-            &[
-                C::ProvinceCode,
-                C::DistrictCode,
-                C::CommuneCode,
-                C::CurrentCommuneCode,
-                C::ProjectRoot,
-                C::Class,
-                C::Year,
-            ],
-            &[
-                C::Enrolments,
-                C::Measured,
-                C::WithBase,
-                C::ChangePpm,
-                C::IncomeUp,
-                C::ProfitInTarget,
-            ],
-            rows,
-        )
-        .await
+        SUMS.add(conn, rows).await?;
+        Ok(())
     }
 }
 
-/// Inserts `rows` (key columns, then counts) into `entity`'s table, adding
-/// the counts to a row already there.
-async fn add_rows<E: EntityTrait>(
-    conn: &impl ConnectionTrait,
-    entity: E,
-    key: &[E::Column],
-    counts: &[E::Column],
-    rows: Vec<Vec<Value>>,
-) -> Result<(), ServiceError> {
-    let table = entity.table_name().to_owned();
-    let backend = conn.get_database_backend();
-    let mut on_conflict = OnConflict::columns(key.iter().copied());
-    on_conflict.values(counts.iter().map(|c| {
-        let name = c.as_str();
-        (*c, Expr::cust(format!("{table}.{name} + excluded.{name}")))
-    }));
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(ROWS_PER_STATEMENT));
-        let mut insert = Query::insert();
-        insert
-            .into_table(entity)
-            .columns(key.iter().chain(counts).copied());
-        for row in rest {
-            insert
-                .values(row.into_iter().map(Expr::val))
-                .map_err(|e| ServiceError::Internal(format!("{table} row: {e}")))?;
-        }
-        insert.on_conflict(on_conflict.clone());
-        conn.execute_raw(backend.build(&insert)).await?;
-        rest = tail;
-    }
-    Ok(())
-}
+/// Where a tally row lies: the key columns every tally starts with.
+const PLACE: [&str; 4] = [
+    "province_code",
+    "district_code",
+    "commune_code",
+    "current_commune_code",
+];
+
+/// The enrolment sums.
+const SUMS: Tally<'static> = Tally {
+    table: "enrolment_tally",
+    key: &[
+        PLACE[0],
+        PLACE[1],
+        PLACE[2],
+        PLACE[3],
+        "project_root",
+        "class",
+        "year",
+    ],
+    counts: &[
+        "enrolments",
+        "measured",
+        "with_base",
+        "change_ppm",
+        "income_up",
+        "profit_in_target",
+    ],
+};
+
+/// Households by the years they were enrolled in.
+const REACH: Tally<'static> = Tally {
+    table: "enrolment_reach",
+    key: &[
+        PLACE[0],
+        PLACE[1],
+        PLACE[2],
+        PLACE[3],
+        "project_root",
+        "class",
+        "years_mask",
+    ],
+    counts: &["households"],
+};
 
 /// A household's active enrolment, as the reach needs it.
 #[derive(Debug, FromQueryResult)]
@@ -416,22 +399,7 @@ pub async fn refresh_reach(
             row
         })
         .collect();
-    add_rows(
-        conn,
-        enrolment_reach::Entity,
-        &[
-            C::ProvinceCode,
-            C::DistrictCode,
-            C::CommuneCode,
-            C::CurrentCommuneCode,
-            C::ProjectRoot,
-            C::Class,
-            C::YearsMask,
-        ],
-        &[C::Households],
-        rows,
-    )
-    .await?;
+    REACH.add(conn, rows).await?;
     // Masks nobody holds any more.
     enrolment_reach::Entity::delete_many()
         .filter(C::Households.eq(0))

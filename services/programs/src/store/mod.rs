@@ -1,6 +1,14 @@
-//! Reading and writing programme records, for every table alike: guarded
-//! updates (the row changes only if it is still at the version read) and pages
-//! in key order.
+//! Every query of the programmes service. Here, for every table alike:
+//! guarded updates (the row changes only if it is still at the version read)
+//! and pages in key order; in the modules, each record's own reads and
+//! writes, the running tallies and the summary's grouped reads.
+
+pub mod catalog;
+pub mod livelihood;
+pub mod sector;
+pub mod summary;
+pub mod tally;
+pub mod training;
 
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait};
 use sea_orm::{
@@ -8,6 +16,40 @@ use sea_orm::{
     QuerySelect,
 };
 use sustain_platform::error::ServiceError;
+
+/// The row of `E` whose `key_column` is `key`, if there is one.
+pub async fn by_key<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    key_column: &str,
+    key: &str,
+) -> Result<Option<E::Model>, ServiceError> {
+    Ok(E::find()
+        .filter(Expr::col(Alias::new(key_column)).eq(key))
+        .one(conn)
+        .await?)
+}
+
+/// Writes a new row.
+pub async fn insert<M, A>(conn: &impl ConnectionTrait, row: M) -> Result<(), ServiceError>
+where
+    M: IntoActiveModel<A>,
+    A: ActiveModelTrait,
+{
+    <A::Entity as EntityTrait>::insert(row.into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many rows `E`'s table holds.
+pub async fn count<E>(conn: &impl ConnectionTrait) -> Result<i64, ServiceError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    use sea_orm::PaginatorTrait;
+    Ok(E::find().count(conn).await? as i64)
+}
 
 /// Writes `row` over the stored one if that is still at `expected` version;
 /// `false` when someone else changed it first.
