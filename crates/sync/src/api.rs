@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{DatabaseConnection, Set};
 use sustain_domain::admin;
 use sustain_proto::sync::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
@@ -157,12 +155,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         caller.require("read the sync status", OPERATE)?;
         let topology = Topology::load(&self.db).await?;
         topology.require_whole(&caller, "the sync status")?;
-        let open = sync_conflict::Entity::find()
-            .filter(sync_conflict::Column::Resolution.eq(""))
-            .all(&self.db)
-            .await
-            .map_err(ServiceError::from)?
-            .len() as i64;
+        let open = super::store::open_conflicts(&self.db).await?;
         let head = journal::head(&self.db).await?;
         let peers = self
             .board
@@ -223,11 +216,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         caller.require("read who owns which units", READ_OWNERS)?;
         let topology = Topology::load(&self.db).await?;
         Self::require_instance(&caller, &topology)?;
-        let owners = sync_owner::Entity::find()
-            .order_by_asc(sync_owner::Column::UnitCode)
-            .all(&self.db)
-            .await
-            .map_err(ServiceError::from)?;
+        let owners = super::store::owners(&self.db).await?;
         Ok(Response::new(pb::ListOwnersResponse {
             default_owner: if topology.upstream.is_empty() {
                 topology.me.clone()
@@ -247,6 +236,223 @@ impl pb::sync_service_server::SyncService for SyncApi {
         caller.require("hand units over", OPERATE)?;
         let request = request.into_inner();
         let key = journal::IdempotencyKey::new(&caller, "HandOver", &request.request_id, &request)?;
+        let handover = Handover::checked(&request)?;
+        for code in &handover.units {
+            if !caller.scope.contains_unit(code) {
+                return Err(ServiceError::PermissionDenied {
+                    reason: "OUT_OF_SCOPE",
+                    message: format!("unit {code} is not wholly inside the caller's scope"),
+                }
+                .into());
+            }
+        }
+        let peers = self.peers.clone();
+        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
+            let rows = handover
+                .apply(&txn, &caller, &peers, &request.request_id)
+                .await?;
+            Ok((
+                pb::HandOverResponse {
+                    owners: rows.iter().map(owner_to_proto).collect(),
+                },
+                txn,
+            ))
+        })
+        .await?;
+        // Pullers reconnect with the scopes the handover gave.
+        self.board.rescope();
+        Ok(Response::new(answer))
+    }
+
+    async fn list_conflicts(
+        &self,
+        request: Request<pb::ListConflictsRequest>,
+    ) -> Result<Response<pb::ListConflictsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("read sync conflicts", OPERATE)?;
+        let request = request.into_inner();
+        let rows = super::store::conflicts(&self.db, request.include_resolved).await?;
+        let mut conflicts = vec![];
+        for c in &rows {
+            if readable(&self.db, &caller, c).await? {
+                conflicts.push(conflict_to_proto(self.replica.as_ref(), c));
+            }
+        }
+        Ok(Response::new(pb::ListConflictsResponse { conflicts }))
+    }
+
+    async fn resolve_conflict(
+        &self,
+        request: Request<pb::ResolveConflictRequest>,
+    ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        caller.require("resolve sync conflicts", OPERATE)?;
+        let (id, resolution) = checked_resolution(request.get_ref())?;
+        let txn = sustain_platform::db::WriteTxn::begin(&self.db)
+            .await
+            .map_err(ServiceError::from)?;
+        let found = self.unsettled(&txn, &caller, id).await?;
+        if resolution == TAKE_INCOMING {
+            self.take_incoming(&txn, &caller, &found).await?;
+        }
+        let mut active: sync_conflict::ActiveModel = found.into();
+        active.resolution = Set(resolution.to_owned());
+        active.resolved_by = Set(caller.subject.clone());
+        let settled = super::store::save_conflict(&txn, active).await?;
+        txn.commit().await.map_err(ServiceError::from)?;
+        tracing::info!(conflict = settled.id, resolution, caller = %caller.subject, "sync conflict settled");
+        Ok(Response::new(pb::ResolveConflictResponse {
+            conflict: Some(conflict_to_proto(self.replica.as_ref(), &settled)),
+        }))
+    }
+}
+
+/// The resolution that takes the incoming version.
+const TAKE_INCOMING: &str = "take_incoming";
+
+/// The conflict and resolution asked for, every bad field named.
+fn checked_resolution(
+    request: &pb::ResolveConflictRequest,
+) -> Result<(i64, &'static str), ServiceError> {
+    let mut v = sustain_domain::Violations::new();
+    if request.id <= 0 {
+        v.add("id", "must be a conflict id");
+    }
+    let resolution = match pb::Resolution::try_from(request.resolution) {
+        Ok(pb::Resolution::KeepLocal) => "keep_local",
+        Ok(pb::Resolution::TakeIncoming) => TAKE_INCOMING,
+        _ => {
+            v.add(
+                "resolution",
+                "must be RESOLUTION_KEEP_LOCAL or RESOLUTION_TAKE_INCOMING",
+            );
+            ""
+        }
+    };
+    sustain_platform::error::check(v)?;
+    Ok((request.id, resolution))
+}
+
+impl SyncApi {
+    /// Conflict `id`, when the caller may read it and it is not settled yet.
+    async fn unsettled(
+        &self,
+        txn: &sustain_platform::db::WriteTxn,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<sync_conflict::Model, ServiceError> {
+        let not_found = || ServiceError::NotFound {
+            resource: "conflict",
+            id: id.to_string(),
+        };
+        let found = super::store::conflict(txn, id)
+            .await?
+            .ok_or_else(not_found)?;
+        if !readable(txn, caller, &found).await? {
+            return Err(not_found());
+        }
+        if !found.resolution.is_empty() {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "RESOLVED",
+                message: format!(
+                    "conflict {} was already settled ({})",
+                    found.id, found.resolution
+                ),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Writes the incoming version of `found`, when it is newer than the copy
+    /// held now and the sender had the right to send it as ownership stands
+    /// now: an operator's choice cannot let in what the peer had no right to
+    /// send.
+    async fn take_incoming(
+        &self,
+        txn: &sustain_platform::db::WriteTxn,
+        caller: &Caller,
+        found: &sync_conflict::Model,
+    ) -> Result<(), ServiceError> {
+        // Against the copy held now: it may have moved on since the conflict
+        // was kept (the owner's own later version arriving).
+        let held_now =
+            super::store::held_version(txn, &found.record_type, &found.record_id).await?;
+        let held = held_now.as_ref().map(|(v, _)| *v);
+        if found.incoming_version <= held.unwrap_or(0) {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "NOT_NEWER",
+                message: format!(
+                    "the incoming version {} is not newer than the one held now ({}); enter the change again at the owner",
+                    found.incoming_version,
+                    held.unwrap_or(0)
+                ),
+            });
+        }
+        let change = pb::Change {
+            seq: 0,
+            record_type: found.record_type.clone(),
+            record_id: found.record_id.clone(),
+            owner_unit: found.owner_unit.clone(),
+            version: found.incoming_version,
+            action: found.incoming_action.clone(),
+            state: found.incoming_state.clone(),
+            recorded_at: None,
+        };
+        let topology = Topology::load(txn).await?;
+        let sender = super::apply::Peer {
+            is_upstream: !topology.upstream.is_empty() && found.peer == topology.upstream,
+            name: found.peer.clone(),
+        };
+        let held_unit = held_now.as_ref().map(|(_, u)| u.as_str());
+        if let Some(refused) = super::apply::authorise(
+            &topology,
+            self.replica.as_ref(),
+            &sender,
+            &change,
+            held_unit,
+        ) {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "NOT_THE_SENDERS",
+                message: format!(
+                    "conflict {} cannot be taken: {refused}; keep the local version, or enter the change at the owner",
+                    found.id
+                ),
+            });
+        }
+        let incoming = Incoming {
+            held,
+            change: change.clone(),
+        };
+        self.replica.write(txn, &[incoming]).await?;
+        journal::record_reissued(
+            txn,
+            caller,
+            "",
+            vec![Change {
+                record_type: change.record_type,
+                record_id: change.record_id,
+                owner_unit: change.owner_unit,
+                version: change.version,
+                action: change.action,
+                state: change.state,
+            }],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A handover as asked for: units, the instance they go to, and why.
+#[derive(Debug)]
+struct Handover {
+    units: Vec<String>,
+    to: String,
+    reason: String,
+}
+
+impl Handover {
+    /// The handover `request` asks for, every bad field named.
+    fn checked(request: &pb::HandOverRequest) -> Result<Handover, ServiceError> {
         let mut v = sustain_domain::Violations::new();
         let mut units: Vec<String> = vec![];
         if request.unit_codes.is_empty() {
@@ -270,239 +476,91 @@ impl pb::sync_service_server::SyncService for SyncApi {
             v.add("reason", "is required: the decision that moves the units");
         }
         sustain_platform::error::check(v)?;
-        for code in &units {
-            if !caller.scope.contains_unit(code) {
-                return Err(ServiceError::PermissionDenied {
-                    reason: "OUT_OF_SCOPE",
-                    message: format!("unit {code} is not wholly inside the caller's scope"),
-                }
-                .into());
-            }
-        }
-        let peers = self.peers.clone();
-        let reason = request.reason.trim().to_owned();
-        let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
-            let topology = Topology::load(&txn).await?;
-            if !topology.is_replicated() {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "SYNC_OFF",
-                    message: "this instance runs alone; there is no one to hand units to".into(),
-                });
-            }
-            if !topology.upstream.is_empty() {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "NOT_TOP",
-                    message: format!(
-                        "only the top instance hands units over; ask {}",
-                        topology.upstream
-                    ),
-                });
-            }
-            if to != topology.me && !peers.contains(&to) {
-                return Err(ServiceError::invalid(
-                    "to_instance",
-                    format!("is not this instance or one of its peers ({})", peers.join(", ")),
-                ));
-            }
-            let Some(home) = topology.own_units().into_iter().next() else {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "NO_SCOPE",
-                    message: "this instance owns no units".into(),
-                });
-            };
-            let now = chrono::Utc::now();
-            let mut rows = vec![];
-            let mut changes = vec![];
-            for unit in &units {
-                let previous = sync_owner::Entity::find_by_id(unit.clone()).one(&txn).await?;
-                let row = sync_owner::Model {
-                    unit_code: unit.clone(),
-                    instance: to.clone(),
-                    since: now,
-                    set_by: caller.subject.clone(),
-                    version: previous.as_ref().map_or(1, |p| p.version + 1),
-                };
-                if previous.is_some() {
-                    sync_owner::Entity::delete_by_id(unit.clone()).exec(&txn).await?;
-                }
-                sync_owner::ActiveModel::from(row.clone()).insert(&txn).await?;
-                changes.push(Change {
-                    record_type: OWNER_RECORD.into(),
-                    record_id: unit.clone(),
-                    owner_unit: home.clone(),
-                    version: row.version,
-                    action: "handover".into(),
-                    state: journal::state_json(&row),
-                });
-                rows.push(row);
-            }
-            journal::record_many(&txn, &caller, &request.request_id, changes).await?;
-            // The new owner needs what the old one wrote: every record of the
-            // units goes out again, as it stands, after the handover.
-            let reissued = super::store::latest_under(&txn, &units).await?;
-            tracing::info!(units = ?units, to = %to, %reason, records = reissued.len(), caller = %caller.subject, "units handed over");
-            journal::record_reissued(&txn, &caller, &request.request_id, reissued).await?;
-            Ok((
-                pb::HandOverResponse {
-                    owners: rows.iter().map(owner_to_proto).collect(),
-                },
-                txn,
-            ))
+        Ok(Handover {
+            units,
+            to,
+            reason: request.reason.trim().to_owned(),
         })
-        .await?;
-        // Pullers reconnect with the scopes the handover gave.
-        self.board.rescope();
-        Ok(Response::new(answer))
     }
 
-    async fn list_conflicts(
-        &self,
-        request: Request<pb::ListConflictsRequest>,
-    ) -> Result<Response<pb::ListConflictsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("read sync conflicts", OPERATE)?;
-        let request = request.into_inner();
-        let mut query = sync_conflict::Entity::find().order_by_asc(sync_conflict::Column::Id);
-        if !request.include_resolved {
-            query = query.filter(sync_conflict::Column::Resolution.eq(""));
+    /// Hands the units over inside `txn`, from the top instance only, to
+    /// itself or one of its `peers`: the owner rows change, the handover is
+    /// journalled, and every record of the units goes out again as it stands,
+    /// for the new owner. Returns the new owner rows.
+    async fn apply(
+        self,
+        txn: &impl sustain_platform::db::Bulk,
+        caller: &Caller,
+        peers: &[String],
+        request_id: &str,
+    ) -> Result<Vec<sync_owner::Model>, ServiceError> {
+        let Handover { units, to, reason } = self;
+        let topology = Topology::load(txn).await?;
+        let home = handing_from(&topology, &to, peers)?;
+        let now = chrono::Utc::now();
+        let mut rows = vec![];
+        let mut changes = vec![];
+        for unit in &units {
+            let previous = super::store::owner(txn, unit).await?;
+            let row = sync_owner::Model {
+                unit_code: unit.clone(),
+                instance: to.clone(),
+                since: now,
+                set_by: caller.subject.clone(),
+                version: previous.as_ref().map_or(1, |p| p.version + 1),
+            };
+            super::store::replace_owner(txn, row.clone()).await?;
+            changes.push(Change {
+                record_type: OWNER_RECORD.into(),
+                record_id: unit.clone(),
+                owner_unit: home.clone(),
+                version: row.version,
+                action: "handover".into(),
+                state: journal::state_json(&row),
+            });
+            rows.push(row);
         }
-        let rows = query.all(&self.db).await.map_err(ServiceError::from)?;
-        let mut conflicts = vec![];
-        for c in &rows {
-            if readable(&self.db, &caller, c).await? {
-                conflicts.push(conflict_to_proto(self.replica.as_ref(), c));
-            }
-        }
-        Ok(Response::new(pb::ListConflictsResponse { conflicts }))
+        journal::record_many(txn, caller, request_id, changes).await?;
+        let reissued = super::store::latest_under(txn, &units).await?;
+        tracing::info!(units = ?units, to = %to, %reason, records = reissued.len(), caller = %caller.subject, "units handed over");
+        journal::record_reissued(txn, caller, request_id, reissued).await?;
+        Ok(rows)
     }
+}
 
-    async fn resolve_conflict(
-        &self,
-        request: Request<pb::ResolveConflictRequest>,
-    ) -> Result<Response<pb::ResolveConflictResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        caller.require("resolve sync conflicts", OPERATE)?;
-        let request = request.into_inner();
-        let mut v = sustain_domain::Violations::new();
-        if request.id <= 0 {
-            v.add("id", "must be a conflict id");
-        }
-        let resolution = match pb::Resolution::try_from(request.resolution) {
-            Ok(pb::Resolution::KeepLocal) => "keep_local",
-            Ok(pb::Resolution::TakeIncoming) => "take_incoming",
-            _ => {
-                v.add(
-                    "resolution",
-                    "must be RESOLUTION_KEEP_LOCAL or RESOLUTION_TAKE_INCOMING",
-                );
-                ""
-            }
-        };
-        sustain_platform::error::check(v)?;
-        let txn = sustain_platform::db::WriteTxn::begin(&self.db)
-            .await
-            .map_err(ServiceError::from)?;
-        let not_found = || ServiceError::NotFound {
-            resource: "conflict",
-            id: request.id.to_string(),
-        };
-        let found = sync_conflict::Entity::find_by_id(request.id)
-            .one(&txn)
-            .await
-            .map_err(ServiceError::from)?
-            .ok_or_else(not_found)?;
-        if !readable(&txn, &caller, &found).await? {
-            return Err(not_found().into());
-        }
-        if !found.resolution.is_empty() {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "RESOLVED",
-                message: format!(
-                    "conflict {} was already settled ({})",
-                    found.id, found.resolution
-                ),
-            }
-            .into());
-        }
-        if resolution == "take_incoming" {
-            // Against the copy held now: it may have moved on since the
-            // conflict was kept (the owner's own later version arriving).
-            let held_now =
-                super::store::held_version(&txn, &found.record_type, &found.record_id).await?;
-            let held = held_now.as_ref().map(|(v, _)| *v);
-            let change = pb::Change {
-                seq: 0,
-                record_type: found.record_type.clone(),
-                record_id: found.record_id.clone(),
-                owner_unit: found.owner_unit.clone(),
-                version: found.incoming_version,
-                action: found.incoming_action.clone(),
-                state: found.incoming_state.clone(),
-                recorded_at: None,
-            };
-            if found.incoming_version <= held.unwrap_or(0) {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "NOT_NEWER",
-                    message: format!(
-                        "the incoming version {} is not newer than the one held now ({}); enter the change again at the owner",
-                        found.incoming_version,
-                        held.unwrap_or(0)
-                    ),
-                }
-                .into());
-            }
-            // The sender's right is judged again, as ownership stands now: an
-            // operator's choice cannot let in what the peer had no right to send.
-            let topology = Topology::load(&txn).await?;
-            let sender = super::apply::Peer {
-                is_upstream: !topology.upstream.is_empty() && found.peer == topology.upstream,
-                name: found.peer.clone(),
-            };
-            let held_unit = held_now.as_ref().map(|(_, u)| u.as_str());
-            if let Some(refused) = super::apply::authorise(
-                &topology,
-                self.replica.as_ref(),
-                &sender,
-                &change,
-                held_unit,
-            ) {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "NOT_THE_SENDERS",
-                    message: format!(
-                        "conflict {} cannot be taken: {refused}; keep the local version, or enter the change at the owner",
-                        found.id
-                    ),
-                }
-                .into());
-            }
-            let incoming = Incoming {
-                held,
-                change: change.clone(),
-            };
-            self.replica.write(&txn, &[incoming]).await?;
-            journal::record_reissued(
-                &txn,
-                &caller,
-                "",
-                vec![Change {
-                    record_type: change.record_type,
-                    record_id: change.record_id,
-                    owner_unit: change.owner_unit,
-                    version: change.version,
-                    action: change.action,
-                    state: change.state,
-                }],
-            )
-            .await?;
-        }
-        let mut active: sync_conflict::ActiveModel = found.into();
-        active.resolution = Set(resolution.to_owned());
-        active.resolved_by = Set(caller.subject.clone());
-        let settled = active.update(&txn).await.map_err(ServiceError::from)?;
-        txn.commit().await.map_err(ServiceError::from)?;
-        tracing::info!(conflict = settled.id, resolution, caller = %caller.subject, "sync conflict settled");
-        Ok(Response::new(pb::ResolveConflictResponse {
-            conflict: Some(conflict_to_proto(self.replica.as_ref(), &settled)),
-        }))
+/// The unit this (top) instance journals a handover to `to` under; refused
+/// when it runs alone, is not the top, or `to` is neither it nor a peer.
+fn handing_from(topology: &Topology, to: &str, peers: &[String]) -> Result<String, ServiceError> {
+    if !topology.is_replicated() {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "SYNC_OFF",
+            message: "this instance runs alone; there is no one to hand units to".into(),
+        });
     }
+    if !topology.upstream.is_empty() {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "NOT_TOP",
+            message: format!(
+                "only the top instance hands units over; ask {}",
+                topology.upstream
+            ),
+        });
+    }
+    if to != topology.me && !peers.iter().any(|p| p == to) {
+        return Err(ServiceError::invalid(
+            "to_instance",
+            format!(
+                "is not this instance or one of its peers ({})",
+                peers.join(", ")
+            ),
+        ));
+    }
+    topology
+        .own_units()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ServiceError::FailedPrecondition {
+            reason: "NO_SCOPE",
+            message: "this instance owns no units".into(),
+        })
 }

@@ -7,13 +7,10 @@
 //! above this instance. Anything else is kept as a conflict with both versions
 //! and the reason, never written over.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_proto::sync::v1 as pb;
 
-use super::{OWNER_RECORD, Topology, store, sync_conflict, sync_cursor, sync_owner};
+use super::{OWNER_RECORD, Topology, store, sync_owner};
 use sustain_platform::auth::Caller;
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
@@ -70,6 +67,49 @@ impl Incoming {
             });
         }
         Ok(())
+    }
+
+    /// [`Incoming::require_placed`] for a record filed by an address (a
+    /// household, a review): the province and district must hold its
+    /// commune, and the current commune must carry that commune on (or be
+    /// empty: a split commune's village not assigned yet). Else a peer could
+    /// file its own commune's household under another district's figures.
+    pub fn require_filed(
+        &self,
+        id: &str,
+        at: &sustain_domain::admin::Location,
+    ) -> Result<(), ServiceError> {
+        self.require_placed(id, &at.commune_code)?;
+        let catalog = sustain_domain::admin::catalog();
+        let above = catalog.ancestors_or_self(&at.commune_code);
+        let carried_on = at.current_commune_code.is_empty()
+            || at.current_commune_code == at.commune_code
+            || catalog
+                .successors_at(&at.commune_code, chrono::Utc::now().date_naive())
+                .iter()
+                .any(|u| u.code == at.current_commune_code);
+        let misfiled = [
+            ("province_code", Some(&at.province_code)),
+            ("district_code", at.district_code.as_ref()),
+        ]
+        .into_iter()
+        .find_map(|(column, code)| {
+            code.filter(|c| !above.contains(*c))
+                .map(|c| format!("{column} {c}"))
+        })
+        .or_else(|| {
+            (!carried_on).then(|| format!("current_commune_code {}", at.current_commune_code))
+        });
+        match misfiled {
+            None => Ok(()),
+            Some(filed) => Err(ServiceError::FailedPrecondition {
+                reason: "PLACEMENT_MISMATCH",
+                message: format!(
+                    "{} {} of commune {} is filed under {filed}, which does not hold it",
+                    self.change.record_type, self.change.record_id, at.commune_code
+                ),
+            }),
+        }
     }
 
     /// [`Incoming::require_placed`] for a record placed at a unit with the
@@ -238,10 +278,7 @@ pub fn authorise(
 
 /// The last sequence of `peer`'s feed applied here (0 before the first).
 pub async fn cursor(conn: &impl ConnectionTrait, peer: &str) -> Result<i64, ServiceError> {
-    Ok(sync_cursor::Entity::find_by_id(peer.to_owned())
-        .one(conn)
-        .await?
-        .map_or(0, |c| c.seq))
+    store::cursor(conn, peer).await
 }
 
 /// Applies one batch pulled after `after`; ABORTED when the stored cursor is
@@ -362,7 +399,8 @@ async fn apply_in_one(
     let txn = WriteTxn::begin(db).await?;
     advance(&txn, &peer.name, after, last_seq).await?;
     let topology = Topology::load(&txn).await?;
-    let mut held = store::held_versions(&txn, changes).await?;
+    let ids: Vec<String> = changes.iter().map(|c| c.record_id.clone()).collect();
+    let mut held = store::held_versions(&txn, &ids).await?;
     let mut done = Applied::default();
     let mut owners = vec![];
     let mut records = vec![];
@@ -465,7 +503,8 @@ async fn keep_failed(
 ) -> Result<Applied, ServiceError> {
     let txn = sustain_platform::db::begin_write(db).await?;
     advance(&txn, &peer.name, after, batch.last_seq).await?;
-    let mut held = store::held_versions(&txn, &batch.changes).await?;
+    let ids: Vec<String> = batch.changes.iter().map(|c| c.record_id.clone()).collect();
+    let mut held = store::held_versions(&txn, &ids).await?;
     for c in &batch.changes {
         let local = held.remove(&(c.record_type.clone(), c.record_id.clone()));
         tracing::warn!(peer = %peer.name, record_type = %c.record_type, record_id = %c.record_id, %error, "change could not be applied; kept as a conflict");
@@ -492,28 +531,7 @@ async fn advance(
     after: i64,
     to: i64,
 ) -> Result<(), ServiceError> {
-    let now = chrono::Utc::now();
-    let moved = if after == 0 {
-        // The first batch creates the row; a twin creating it too fails on the key.
-        match sync_cursor::Entity::find_by_id(peer.to_owned())
-            .one(txn)
-            .await?
-        {
-            None => {
-                sync_cursor::ActiveModel {
-                    peer: Set(peer.to_owned()),
-                    seq: Set(to),
-                    updated_at: Set(now),
-                }
-                .insert(txn)
-                .await?;
-                true
-            }
-            Some(c) => c.seq == 0 && update_cursor(txn, peer, 0, to).await?,
-        }
-    } else {
-        update_cursor(txn, peer, after, to).await?
-    };
+    let moved = store::advance_cursor(txn, peer, after, to).await?;
     if moved {
         Ok(())
     } else {
@@ -524,28 +542,6 @@ async fn advance(
             ),
         })
     }
-}
-
-async fn update_cursor(
-    txn: &impl ConnectionTrait,
-    peer: &str,
-    after: i64,
-    to: i64,
-) -> Result<bool, ServiceError> {
-    let result = sync_cursor::Entity::update_many()
-        .col_expr(
-            sync_cursor::Column::Seq,
-            sea_orm::sea_query::Expr::value(to),
-        )
-        .col_expr(
-            sync_cursor::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
-        )
-        .filter(sync_cursor::Column::Peer.eq(peer))
-        .filter(sync_cursor::Column::Seq.eq(after))
-        .exec(txn)
-        .await?;
-    Ok(result.rows_affected == 1)
 }
 
 fn journal_change(c: &pb::Change) -> Change {
@@ -568,13 +564,7 @@ async fn write_owner(txn: &impl ConnectionTrait, c: &pb::Change) -> Result<(), S
             unreadable(&e)
         ))
     })?;
-    sync_owner::Entity::delete_by_id(row.unit_code.clone())
-        .exec(txn)
-        .await?;
-    sync_owner::Entity::insert(sync_owner::ActiveModel::from(row))
-        .exec(txn)
-        .await?;
-    Ok(())
+    store::replace_owner(txn, row).await
 }
 
 async fn store_conflict(
@@ -584,26 +574,7 @@ async fn store_conflict(
     local: Option<store::Held>,
     reason: &str,
 ) -> Result<(), ServiceError> {
-    let (local_version, local_state) = local.map_or((0, String::new()), |h| (h.version, h.state));
-    sync_conflict::ActiveModel {
-        peer: Set(peer.to_owned()),
-        record_type: Set(c.record_type.clone()),
-        record_id: Set(c.record_id.clone()),
-        owner_unit: Set(c.owner_unit.clone()),
-        local_version: Set(local_version),
-        local_state: Set(local_state),
-        incoming_version: Set(c.version),
-        incoming_state: Set(c.state.clone()),
-        incoming_action: Set(c.action.clone()),
-        reason: Set(reason.to_owned()),
-        recorded_at: Set(chrono::Utc::now()),
-        resolution: Set(String::new()),
-        resolved_by: Set(String::new()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
+    store::keep_conflict(txn, peer, &journal_change(c), local, reason).await
 }
 
 #[cfg(test)]

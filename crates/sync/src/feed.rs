@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::DatabaseConnection;
 use sustain_proto::sync::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -142,14 +142,14 @@ impl Sender {
                 full: false,
             });
         }
-        let mut rows = outbox::Entity::find()
-            .filter(outbox::Column::Seq.gt(cursor))
-            .filter(outbox::Column::Seq.lte(head))
-            .filter(outbox::Column::Origin.ne(self.caller.subject.clone()))
-            .order_by_asc(outbox::Column::Seq)
-            .limit(u64::from(self.batch))
-            .all(&self.db)
-            .await?;
+        let mut rows = super::store::feed_page(
+            &self.db,
+            cursor,
+            head,
+            &self.caller.subject,
+            u64::from(self.batch),
+        )
+        .await?;
         let mut full = rows.len() == self.batch as usize;
         // A handover ends its batch: the puller reconnects with the scope it
         // gives before reading what follows (the records handed to it).

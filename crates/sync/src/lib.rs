@@ -16,8 +16,6 @@ mod store;
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Set, Statement};
-
 use sustain_platform::config::SyncConfig;
 use sustain_platform::error::ServiceError;
 
@@ -39,28 +37,13 @@ pub async fn configure(
         return Ok(());
     }
     let txn = sustain_platform::db::begin_write(db).await?;
-    let backend = txn.get_database_backend();
     let upstream = config
         .upstream
         .as_ref()
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    txn.execute_raw(Statement::from_string(backend, "DELETE FROM sync_instance"))
-        .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        match backend {
-            sea_orm::DbBackend::Postgres => {
-                "INSERT INTO sync_instance (id, name, upstream) VALUES (1, $1, $2)"
-            }
-            _ => "INSERT INTO sync_instance (id, name, upstream) VALUES (1, ?, ?)",
-        },
-        [config.instance.clone().into(), upstream.into()],
-    ))
-    .await?;
-    let existing: HashMap<String, String> = sync_owner::Entity::find()
-        .order_by_asc(sync_owner::Column::UnitCode)
-        .all(&txn)
+    store::set_instance(&txn, &config.instance, &upstream).await?;
+    let existing: HashMap<String, String> = store::owners(&txn)
         .await?
         .into_iter()
         .map(|o| (o.unit_code, o.instance))
@@ -86,14 +69,16 @@ pub async fn configure(
             ),
             Some(_) => {}
             None => {
-                sync_owner::Entity::insert(sync_owner::ActiveModel {
-                    unit_code: Set(unit),
-                    instance: Set(instance),
-                    since: Set(now),
-                    set_by: Set("configuration".into()),
-                    version: Set(1),
-                })
-                .exec(&txn)
+                store::replace_owner(
+                    &txn,
+                    sync_owner::Model {
+                        unit_code: unit,
+                        instance,
+                        since: now,
+                        set_by: "configuration".into(),
+                        version: 1,
+                    },
+                )
                 .await?;
             }
         }
@@ -164,6 +149,7 @@ pub const SERVICE_NAME: &str = "sustain.sync.v1.SyncService";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::EntityTrait;
 
     struct Migrator;
 

@@ -1,7 +1,7 @@
 //! Resealing the states kept in sync conflicts when the field key turns:
 //! the platform's reseal walks this table beside the services' own.
 
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{DatabaseConnection, Set};
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::reseal::{Step, Table};
@@ -55,12 +55,10 @@ impl Table for Conflicts {
     }
 
     async fn count(&self, db: &DatabaseConnection) -> Result<i64, ServiceError> {
-        use sea_orm::PaginatorTrait;
-        Ok(sync_conflict::Entity::find().count(db).await? as i64)
+        super::store::count_conflicts(db).await
     }
 
     async fn step(&self, txn: &WriteTxn, after: &str, limit: u64) -> Result<Step, ServiceError> {
-        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
         let after: i64 = if after.is_empty() {
             0
         } else {
@@ -68,12 +66,7 @@ impl Table for Conflicts {
                 ServiceError::Internal(format!("reseal progress of conflicts is {after:?}"))
             })?
         };
-        let rows = sync_conflict::Entity::find()
-            .filter(sync_conflict::Column::Id.gt(after))
-            .order_by_asc(sync_conflict::Column::Id)
-            .limit(limit)
-            .all(txn)
-            .await?;
+        let rows = super::store::conflicts_after(txn, after, limit).await?;
         let mut changed = 0;
         for row in &rows {
             let local = self.again(row, &row.local_state, row.local_version)?;
@@ -88,7 +81,7 @@ impl Table for Conflicts {
             if let Some(state) = incoming {
                 active.incoming_state = Set(state);
             }
-            active.update(txn).await?;
+            super::store::save_conflict(txn, active).await?;
             changed += 1;
         }
         Ok(Step {

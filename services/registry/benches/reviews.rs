@@ -32,7 +32,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use sustain_registry::demo::{Demo, YEARS};
-use sustain_registry::reviews::tally;
+use sustain_registry::store::tally;
 use sustain_testkit::TestDatabase;
 use tonic::transport::Channel;
 

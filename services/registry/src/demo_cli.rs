@@ -17,6 +17,7 @@ use sustain_proto::registry::v1 as pb;
 use crate::demo::{Demo, PROVINCE, YEARS};
 use crate::import_file::CsvWriter;
 use crate::reviews::import::Importer;
+use crate::reviews::import::RowOutcome;
 use crate::store::Vault;
 
 const BATCH: usize = 1_000;
@@ -79,13 +80,17 @@ pub async fn run(
         let results = answer?;
         let n = results.len() as u64;
         for r in results {
-            match pb::ImportOutcome::try_from(r.outcome) {
-                Ok(pb::ImportOutcome::Accepted) => accepted += 1,
-                Ok(pb::ImportOutcome::Unchanged) => unchanged += 1,
-                _ => {
+            match r.outcome {
+                RowOutcome::Written {
+                    new_household,
+                    reviews_written,
+                    ..
+                } if new_household || reviews_written > 0 => accepted += 1,
+                RowOutcome::Written { .. } => unchanged += 1,
+                RowOutcome::Rejected(v) => {
                     rejected += 1;
                     if rejected <= 5 {
-                        eprintln!("rejected {}: {:?}", r.external_key, r.violations);
+                        eprintln!("rejected {}: {v:?}", r.row.external_key);
                     }
                 }
             }
@@ -115,17 +120,12 @@ pub async fn print_summaries(
         "year", "households", "poor", "near-poor"
     );
     for year in YEARS {
-        let s = crate::reviews::poverty_summary(
-            db,
-            standards,
-            caller,
-            &pb::GetPovertySummaryRequest {
-                unit_code: PROVINCE.into(),
-                year,
-                unassigned_from: String::new(),
-            },
-        )
-        .await?;
+        let ask = crate::reviews::SummaryAsk {
+            unit: PROVINCE.into(),
+            year,
+            unassigned_from: None,
+        };
+        let s = crate::reviews::poverty_summary(db, standards, caller, &ask).await?;
         let share = |s: &Option<pb::Share>| {
             s.as_ref()
                 .map(|s| format!("{} ({}%)", s.count, s.percent))

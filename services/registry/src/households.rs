@@ -273,6 +273,62 @@ pub(crate) fn journal_change(
     }
 }
 
+/// The household and field mask an update sends, every bad field named.
+fn checked_update(
+    request: &pb::UpdateHouseholdRequest,
+) -> Result<(pb::Household, Vec<String>), ServiceError> {
+    let mut v = Violations::new();
+    let sent = request.household.clone().unwrap_or_default();
+    if request.household.is_none() {
+        v.add("household", "is required");
+    }
+    if sent.id.trim().is_empty() {
+        v.add("household.id", "is required");
+    }
+    if sent.etag.trim().is_empty() {
+        v.add("household.etag", "is required: send the etag you read");
+    }
+    let paths = request
+        .update_mask
+        .clone()
+        .map(|m| m.paths)
+        .unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", "must name at least one field");
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if !UPDATE_PATHS.contains(&p.as_str()) {
+            v.add(
+                format!("update_mask.paths[{i}]"),
+                format!(
+                    "{p:?} cannot be updated; allowed: {}",
+                    UPDATE_PATHS.join(", ")
+                ),
+            );
+        }
+    }
+    sustain_platform::error::check(v)?;
+    Ok((sent, paths))
+}
+
+/// The stored household with the masked fields of `sent` in place.
+fn masked(current: &HouseholdRecord, sent: &pb::Household, paths: &[String]) -> pb::Household {
+    let mut merged = household_to_proto(current, false);
+    let sent_address = sent.address.clone().unwrap_or_default();
+    let address = merged.address.get_or_insert_with(Default::default);
+    for path in paths {
+        match path.as_str() {
+            "address" => *address = sent_address.clone(),
+            "address.commune_code" => address.commune_code = sent_address.commune_code.clone(),
+            "address.village" => address.village = sent_address.village.clone(),
+            "address.residence" => address.residence = sent_address.residence,
+            "members" => merged.members = sent.members.clone(),
+            _ => {}
+        }
+    }
+    merged
+}
+
 #[tonic::async_trait]
 impl pb::household_service_server::HouseholdService for HouseholdApi {
     async fn create_household(
@@ -409,54 +465,14 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         caller.require("update households", WRITE)?;
         let request = request.into_inner();
         let key = IdempotencyKey::new(&caller, "UpdateHousehold", &request.request_id, &request)?;
-        let mut v = Violations::new();
-        let sent = request.household.clone().unwrap_or_default();
-        if request.household.is_none() {
-            v.add("household", "is required");
-        }
-        if sent.id.trim().is_empty() {
-            v.add("household.id", "is required");
-        }
-        if sent.etag.trim().is_empty() {
-            v.add("household.etag", "is required: send the etag you read");
-        }
-        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            v.add("update_mask", "must name at least one field");
-        }
-        for (i, p) in paths.iter().enumerate() {
-            if !UPDATE_PATHS.contains(&p.as_str()) {
-                v.add(
-                    format!("update_mask.paths[{i}]"),
-                    format!(
-                        "{p:?} cannot be updated; allowed: {}",
-                        UPDATE_PATHS.join(", ")
-                    ),
-                );
-            }
-        }
-        if !v.is_empty() {
-            return Err(ServiceError::from(v).into());
-        }
+        let (sent, paths) = checked_update(&request)?;
 
         let answer = journal::run_once(&self.db, &self.vault.cipher, key, |txn| async move {
             let current = self.load_in_scope(&txn, &caller, sent.id.trim()).await?;
             check_writable(&current, sent.etag.trim(), "household.etag")?;
 
             // Apply the mask to the stored household, then check the result whole.
-            let mut merged = household_to_proto(&current, false);
-            let sent_address = sent.address.clone().unwrap_or_default();
-            let address = merged.address.get_or_insert_with(Default::default);
-            for path in &paths {
-                match path.as_str() {
-                    "address" => *address = sent_address.clone(),
-                    "address.commune_code" => address.commune_code = sent_address.commune_code.clone(),
-                    "address.village" => address.village = sent_address.village.clone(),
-                    "address.residence" => address.residence = sent_address.residence,
-                    "members" => merged.members = sent.members.clone(),
-                    _ => {}
-                }
-            }
+            let merged = masked(&current, &sent, &paths);
             let mut v = Violations::new();
             let Some(mut household) = household_from_proto(&merged, "household", today(), &mut v) else {
                 return Err(v.into());

@@ -11,7 +11,6 @@ pub mod import_file;
 pub mod migration;
 pub mod model;
 pub mod replica;
-pub mod reseal;
 pub mod reviews;
 pub mod standards;
 pub mod store;

@@ -125,8 +125,8 @@ async fn main() -> anyhow::Result<()> {
                 cipher: secrets.cipher(),
                 hasher: secrets.hasher(),
             };
-            let members = sustain_registry::reseal::Members(vault.clone());
-            let versions = sustain_registry::reseal::Versions(vault.clone());
+            let members = sustain_registry::store::reseal::Members(vault.clone());
+            let versions = sustain_registry::store::reseal::Versions(vault.clone());
             let answers = Answers(secrets.cipher());
             let conflicts = Conflicts(std::sync::Arc::new(
                 sustain_registry::replica::RegistryReplica { vault },

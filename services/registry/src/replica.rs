@@ -5,15 +5,15 @@
 //! would move them and the replaced household version kept for point-in-time
 //! reads.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+use sustain_domain::admin::Location;
 use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_proto::sync::v1::Change;
 use sustain_sync::apply::{Incoming, Replica};
 
 use crate::model::{household, member, review};
-use crate::reviews::store as reviews;
-use crate::reviews::tally::TallyDelta;
+use crate::store::reviews;
+use crate::store::tally::TallyDelta;
 use crate::store::{self, Vault};
 
 /// How a household travels: its row and its members' rows.
@@ -63,7 +63,16 @@ impl Replica for RegistryReplica {
             match c.change.record_type.as_str() {
                 "household" => {
                     let state = self.household_state(c)?;
-                    c.require_placed(&state.household.id, &state.household.commune_code)?;
+                    let h = &state.household;
+                    c.require_filed(
+                        &h.id,
+                        &Location {
+                            province_code: h.province_code.clone(),
+                            district_code: h.district_code.clone(),
+                            commune_code: h.commune_code.clone(),
+                            current_commune_code: h.current_commune_code.clone(),
+                        },
+                    )?;
                     split.extend(crate::villages::split_among([state
                         .household
                         .commune_code
@@ -78,7 +87,16 @@ impl Replica for RegistryReplica {
                 }
                 "review" => {
                     let row: review::Model = c.read()?;
-                    c.require_placed(&row.id, &row.commune_code)?;
+                    c.require_filed(
+                        &row.id,
+                        &Location {
+                            province_code: row.province_code.clone(),
+                            district_code: Some(row.district_code.clone())
+                                .filter(|d| !d.is_empty()),
+                            commune_code: row.commune_code.clone(),
+                            current_commune_code: row.current_commune_code.clone(),
+                        },
+                    )?;
                     split.extend(crate::villages::split_among([row.commune_code.as_str()]));
                     if row.state == reviews::CERTIFIED {
                         delta.add(&row, 1);
@@ -162,19 +180,6 @@ impl RegistryReplica {
         if let Some(previous) = store::load(txn, &id, &self.vault).await? {
             store::keep_version(txn, &previous, &self.vault).await?;
         }
-        let mut active = household::ActiveModel::from(state.household).reset_all();
-        active.id = sea_orm::ActiveValue::NotSet;
-        active.created_at = sea_orm::ActiveValue::NotSet;
-        household::Entity::update_many()
-            .set(active)
-            .filter(household::Column::Id.eq(id.clone()))
-            .exec(txn)
-            .await?;
-        member::Entity::delete_many()
-            .filter(member::Column::HouseholdId.eq(id))
-            .exec(txn)
-            .await?;
-        sustain_platform::db::insert_rows::<member::Entity>(txn, state.members, &[]).await?;
-        Ok(())
+        store::replace_household(txn, state.household, state.members).await
     }
 }

@@ -5,11 +5,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::ConnectionTrait;
 use sustain_domain::poverty::Standards;
 use sustain_platform::error::ServiceError;
 
 use crate::model::standard_set;
+use crate::store;
 
 /// The record type the stored set travels as.
 pub const RECORD: &str = "poverty_standards";
@@ -54,9 +55,7 @@ impl StandardsCell {
 
     /// The standards in force now, re-read when the stored set has changed.
     pub async fn current(&self, conn: &impl ConnectionTrait) -> Result<InForce, ServiceError> {
-        let stored = standard_set::Entity::find_by_id(CURRENT.to_owned())
-            .one(conn)
-            .await?;
+        let stored = store::standards::find(conn, CURRENT).await?;
         let version = stored.as_ref().map_or(0, |s| s.version);
         if let Ok(c) = self.current.read()
             && c.0 == version
@@ -100,7 +99,6 @@ pub async fn set(
     key: Option<sustain_platform::journal::IdempotencyKey>,
     request: sustain_proto::registry::v1::SetPovertyStandardsRequest,
 ) -> Result<sustain_proto::registry::v1::SetPovertyStandardsResponse, ServiceError> {
-    use sea_orm::ActiveModelTrait;
     use sustain_domain::admin::{self, Level};
     use sustain_platform::journal::{self, Change};
 
@@ -156,9 +154,7 @@ pub async fn set(
     let toml = request.standards_toml.clone();
     let request_id = request.request_id.clone();
     journal::run_once(db, cipher, key, |txn| async move {
-        let stored = standard_set::Entity::find_by_id(CURRENT.to_owned())
-            .one(&txn)
-            .await?;
+        let stored = store::standards::find(&txn, CURRENT).await?;
         let held = stored
             .as_ref()
             .map_or(String::new(), |s| crate::convert::etag(s.version));
@@ -178,12 +174,7 @@ pub async fn set(
             updated_at: chrono::Utc::now(),
             updated_by: caller.subject.clone(),
         };
-        if stored.is_some() {
-            standard_set::Entity::delete_by_id(CURRENT.to_owned())
-                .exec(&txn)
-                .await?;
-        }
-        standard_set::ActiveModel::from(row.clone()).insert(&txn).await?;
+        store::standards::replace(&txn, row.clone()).await?;
         journal::record(
             &txn,
             caller,
@@ -219,14 +210,10 @@ pub async fn write_replica(
     txn: &impl sea_orm::ConnectionTrait,
     incoming: &sustain_sync::apply::Incoming,
 ) -> Result<(), ServiceError> {
-    use sea_orm::ActiveModelTrait;
     let row: standard_set::Model = incoming.read()?;
     incoming.require_placed(&row.id, &row.province_code)?;
     Standards::parse(&row.standards_toml)
         .map_err(|e| ServiceError::Internal(format!("poverty standards do not read: {e}")))?;
-    standard_set::Entity::delete_by_id(row.id.clone())
-        .exec(txn)
-        .await?;
-    standard_set::ActiveModel::from(row).insert(txn).await?;
+    store::standards::replace(txn, row).await?;
     Ok(())
 }

@@ -15,11 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::ConnectionTrait;
 use sustain_domain::Violations;
 use sustain_domain::admin;
 use sustain_domain::household::Household;
@@ -30,9 +26,10 @@ use sustain_platform::{Caller, Role};
 use sustain_proto::registry::v1 as pb;
 
 use crate::convert::{MAX_VILLAGE_CHARS, today};
-use crate::model::{household, review, village_assignment};
-use crate::reviews::store::CERTIFIED;
-use crate::reviews::tally::TallyDelta;
+use crate::model::village_assignment;
+use crate::store;
+use crate::store::reviews::CERTIFIED;
+use crate::store::tally::TallyDelta;
 
 /// The record type an assignment travels as.
 pub const RECORD: &str = "village_assignment";
@@ -40,10 +37,6 @@ pub const RECORD: &str = "village_assignment";
 pub const ASSIGN: &[Role] = &[Role::Admin];
 /// Assignments one request may set.
 pub const MAX_ASSIGNMENTS: usize = 500;
-/// The key of the PostgreSQL advisory lock [`reconcile`] holds ("vill").
-const LOCK: i64 = 0x7669_6c6c;
-/// Rows per `IN (…)` list.
-const IDS_PER_STATEMENT: usize = 1000;
 
 fn id_of(commune: &str, village_key: &str) -> String {
     format!("{commune}/{village_key}")
@@ -55,10 +48,7 @@ pub struct Assignments(HashMap<String, String>);
 
 impl Assignments {
     pub async fn load(conn: &impl ConnectionTrait) -> Result<Assignments, ServiceError> {
-        let rows = village_assignment::Entity::find()
-            .filter(village_assignment::Column::SuccessorCode.ne(""))
-            .all(conn)
-            .await?;
+        let rows = store::villages::assigned(conn).await?;
         Ok(Assignments(
             rows.into_iter().map(|r| (r.id, r.successor_code)).collect(),
         ))
@@ -128,17 +118,11 @@ pub async fn reconcile(
     if communes.is_empty() {
         return Ok(vec![]);
     }
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOCK})"))
-            .await?;
-    }
+    store::villages::lock(conn).await?;
     let assignments = Assignments::load(conn).await?;
     let today = today();
     let catalog = admin::catalog();
-    let households = household::Entity::find()
-        .filter(household::Column::CommuneCode.is_in(communes.iter().cloned()))
-        .all(conn)
-        .await?;
+    let households = store::villages::households_in(conn, communes.iter().cloned()).await?;
     let mut wanted: HashMap<String, String> = HashMap::new();
     let mut moves: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut moved = vec![];
@@ -159,20 +143,11 @@ pub async fn reconcile(
         wanted.insert(h.id, want);
     }
     for (part, ids) in &moves {
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            household::Entity::update_many()
-                .col_expr(household::Column::CurrentCommuneCode, Expr::value(part))
-                .filter(household::Column::Id.is_in(chunk.iter().cloned()))
-                .exec(conn)
-                .await?;
-        }
+        store::villages::move_households(conn, part, ids).await?;
     }
     // A review keeps the commune it was taken in; of the reviews taken in the
     // split commune, those of households still there follow them.
-    let reviews = review::Entity::find()
-        .filter(review::Column::CommuneCode.is_in(communes.iter().cloned()))
-        .all(conn)
-        .await?;
+    let reviews = store::villages::reviews_in(conn, communes.iter().cloned()).await?;
     let mut delta = TallyDelta::default();
     let mut review_moves: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for mut r in reviews {
@@ -193,13 +168,7 @@ pub async fn reconcile(
         review_moves.entry(want.clone()).or_default().push(r.id);
     }
     for (part, ids) in &review_moves {
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            review::Entity::update_many()
-                .col_expr(review::Column::CurrentCommuneCode, Expr::value(part))
-                .filter(review::Column::Id.is_in(chunk.iter().cloned()))
-                .exec(conn)
-                .await?;
-        }
+        store::villages::move_reviews(conn, part, ids).await?;
     }
     delta.apply(conn).await?;
     Ok(moved)
@@ -239,11 +208,7 @@ async fn assigned(
     conn: &impl ConnectionTrait,
     code: &str,
 ) -> Result<Vec<pb::VillageAssignment>, ServiceError> {
-    Ok(village_assignment::Entity::find()
-        .filter(village_assignment::Column::CommuneCode.eq(code))
-        .filter(village_assignment::Column::SuccessorCode.ne(""))
-        .order_by_asc(village_assignment::Column::VillageKey)
-        .all(conn)
+    Ok(store::villages::assigned_in(conn, code)
         .await?
         .iter()
         .map(to_proto)
@@ -327,9 +292,7 @@ pub async fn assign(
         let mut changes = vec![];
         for (village, village_key, successor) in wanted {
             let id = id_of(&code, &village_key);
-            let held = village_assignment::Entity::find_by_id(id.clone())
-                .one(&txn)
-                .await?;
+            let held = store::villages::assignment(&txn, &id).await?;
             if held
                 .as_ref()
                 .map_or(successor.is_empty(), |h| h.successor_code == successor)
@@ -347,7 +310,7 @@ pub async fn assign(
                 updated_at: now,
                 updated_by: caller.subject.clone(),
             };
-            write_row(&txn, row.clone()).await?;
+            store::villages::write(&txn, row.clone()).await?;
             changes.push(Change {
                 record_type: RECORD.into(),
                 record_id: id,
@@ -378,19 +341,6 @@ pub async fn assign(
     Ok((answer, moved))
 }
 
-async fn write_row(
-    conn: &impl ConnectionTrait,
-    row: village_assignment::Model,
-) -> Result<(), ServiceError> {
-    village_assignment::Entity::delete_by_id(row.id.clone())
-        .exec(conn)
-        .await?;
-    village_assignment::ActiveModel::from(row)
-        .insert(conn)
-        .await?;
-    Ok(())
-}
-
 /// Writes an assignment that arrived from the province; returns its commune,
 /// to be reconciled once the batch is written.
 pub async fn write_replica(
@@ -408,7 +358,7 @@ pub async fn write_replica(
         )));
     }
     let commune = row.commune_code.clone();
-    write_row(txn, row).await?;
+    store::villages::write(txn, row).await?;
     Ok(commune)
 }
 
@@ -431,23 +381,10 @@ pub async fn list(
             ),
         });
     }
-    let mut unassigned = household::Entity::find()
-        .select_only()
-        .column(household::Column::Village)
-        .column(household::Column::RegisteredOn)
-        .filter(household::Column::CommuneCode.eq(code.as_str()))
-        .filter(household::Column::CurrentCommuneCode.eq(""))
-        .filter(household::Column::State.eq("active"));
-    if let Some(scope) = sustain_platform::placement::in_scope(&caller.scope) {
-        unassigned = unassigned.filter(scope);
-    }
+    let unassigned = store::villages::unassigned(db, &caller.scope, &code).await?;
     let today = today();
     let mut counts: BTreeMap<String, (String, i64)> = BTreeMap::new();
-    for (village, registered_on) in unassigned
-        .into_tuple::<(String, chrono::NaiveDate)>()
-        .all(db)
-        .await?
-    {
+    for (village, registered_on) in unassigned {
         if admin::catalog()
             .split_parts(&code, registered_on, today)
             .is_none()

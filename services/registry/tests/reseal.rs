@@ -15,7 +15,7 @@ use sustain_platform::crypto::{FieldCipher, LookupHasher};
 use sustain_platform::reseal::{self, Answers, reseal_progress};
 use sustain_proto::sync::v1::Change;
 use sustain_registry::replica::RegistryReplica;
-use sustain_registry::reseal::{Members, Versions};
+use sustain_registry::store::reseal::{Members, Versions};
 use sustain_registry::store::{self, Vault};
 use sustain_sync::apply::Replica;
 use sustain_sync::reseal::Conflicts;

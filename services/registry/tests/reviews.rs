@@ -131,13 +131,13 @@ async fn assert_tallies_equal_recount(server: &TestServer, units: &[&str], years
         .expect("db");
     for unit in units {
         for year in years {
-            let mut tallied = sustain_registry::reviews::tally::read(&db, unit, *year, None)
+            let mut tallied = sustain_registry::store::tally::read(&db, unit, *year, None)
                 .await
                 .expect("tally");
-            let mut counted = sustain_registry::reviews::tally::recount(&db, unit, *year, None)
+            let mut counted = sustain_registry::store::tally::recount(&db, unit, *year, None)
                 .await
                 .expect("recount");
-            let key = |r: &sustain_registry::reviews::tally::TallyRow| {
+            let key = |r: &sustain_registry::store::tally::TallyRow| {
                 format!(
                     "{}|{}|{}|{}|{}|{}",
                     r.child_unit, r.ethnic_minority, r.residence, r.class, r.transition, r.mpi_poor

@@ -458,6 +458,42 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
     let other_id = uuid::Uuid::now_v7().to_string();
     let unsealable_id = uuid::Uuid::now_v7().to_string();
     let sealed_id = uuid::Uuid::now_v7().to_string();
+    // A household and review of 181's own commune 06067, filed under
+    // district 185 (and so counted in 185's figures and lists).
+    let misfiled_id = uuid::Uuid::now_v7().to_string();
+    let misfiled_review_id = uuid::Uuid::now_v7().to_string();
+    let current_06067 = sustain_domain::admin::catalog()
+        .locate_commune(
+            "06067",
+            chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"),
+            chrono::Utc::now().date_naive(),
+        )
+        .expect("06067 lies in 181")
+        .current_commune_code;
+    let misfiled = |state: &str, id: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(state).expect("json");
+        let household = v.get("household").is_some();
+        {
+            let row = if household {
+                &mut v["household"]
+            } else {
+                &mut v
+            };
+            row["id"] = id.into();
+            row["commune_code"] = "06067".into();
+            row["current_commune_code"] = current_06067.clone().into();
+            assert_eq!(row["district_code"], "185", "filed under 185");
+            if !household {
+                row["household_id"] = misfiled_id.clone().into();
+            }
+        }
+        if household {
+            v["members"] = serde_json::json!([]);
+        }
+        v.to_string()
+    };
+    let misfiled_household = misfiled(&h_state, &misfiled_id);
+    let misfiled_review = misfiled(&r_state, &misfiled_review_id);
     // A state sealed by another instance's key, bound to this id.
     let sealed_state = sustain_registry::store::seal_state_from_peer(
         &moved(&h_state, "06325", "06067").replace(&h.id, &sealed_id),
@@ -545,6 +581,8 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 "version": 1, "updated_at": "2026-01-01T00:00:00Z", "updated_by": "rogue"})
             .to_string(),
         ),
+        change(10, "household", &misfiled_id, "06067", 1, misfiled_household),
+        change(11, "review", &misfiled_review_id, "06067", 1, misfiled_review),
     ]);
 
     let conflicts = {
@@ -558,7 +596,7 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
                 .expect("conflicts")
                 .into_inner()
                 .conflicts;
-            if open.len() >= 9 {
+            if open.len() >= 11 {
                 break open;
             }
             assert!(
@@ -627,6 +665,18 @@ async fn a_compromised_district_gets_nothing_beyond_its_own_ground() {
             "06622/ban cha",
             "village_assignment",
             "flow only down",
+        ),
+        (
+            "feed files its own household under another district",
+            misfiled_id.as_str(),
+            "household",
+            "district_code 185",
+        ),
+        (
+            "feed files its own review under another district",
+            misfiled_review_id.as_str(),
+            "review",
+            "district_code 185",
         ),
         (
             "record_id disagrees with its record",

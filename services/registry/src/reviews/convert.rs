@@ -407,3 +407,44 @@ fn residence_to_proto(code: &str) -> pb::Residence {
         _ => pb::Residence::Unspecified,
     }
 }
+
+/// One row's result as the import answers it.
+pub fn row_result_to_proto(r: super::import::RowResult) -> pb::ImportRowResult {
+    use super::import::RowOutcome;
+    let (outcome, household_id, reviews_written, violations) = match r.outcome {
+        RowOutcome::Rejected(v) => (
+            pb::ImportOutcome::Rejected,
+            String::new(),
+            0,
+            v.into_vec()
+                .into_iter()
+                .map(|f| pb::RowViolation {
+                    field: f.field,
+                    description: f.description,
+                })
+                .collect(),
+        ),
+        RowOutcome::Written {
+            household_id,
+            reviews_written,
+            new_household,
+        } => (
+            if new_household || reviews_written > 0 {
+                pb::ImportOutcome::Accepted
+            } else {
+                pb::ImportOutcome::Unchanged
+            },
+            household_id,
+            reviews_written,
+            vec![],
+        ),
+    };
+    pb::ImportRowResult {
+        row_number: r.row.row_number,
+        external_key: r.row.external_key,
+        outcome: outcome as i32,
+        household_id,
+        reviews_written,
+        violations,
+    }
+}

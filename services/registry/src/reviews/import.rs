@@ -11,17 +11,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use sustain_domain::Violations;
-use sustain_domain::admin::Location;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{
-    Bulk, Checkpointer, SqliteRows, WriteTxn, in_json_list, insert_built, insert_rows,
-};
+use sustain_platform::db::{Bulk, Checkpointer, SqliteRows, WriteTxn, insert_built, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -30,18 +25,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::convert::{Assessment, Place, assess};
-use super::store::{self, CERTIFIED};
-use super::tally::TallyDelta;
 use super::{journal_change, new_review};
 use crate::convert::{household_from_proto, parse_date, today};
 use crate::households::journal_change as household_change;
 use crate::model::{household, import_key, member, review};
+use crate::store::reviews::{self as store, CERTIFIED};
+use crate::store::tally::TallyDelta;
 use crate::store::{self as households, HouseholdRecord, Vault};
 
 /// Most rows one request (one batch) may carry.
 pub const MAX_ROWS_PER_BATCH: usize = 2_000;
 const MAX_KEY_CHARS: usize = 128;
-const ROWS_PER_INSERT: usize = 500;
 
 /// One review of a row, checked.
 #[derive(Debug, Clone)]
@@ -93,21 +87,37 @@ fn external_key(raw: &str) -> String {
     sustain_platform::api::canonical_id(raw).unwrap_or_else(|| raw.trim().to_owned())
 }
 
-fn rejected(row: &pb::ImportRow, v: Violations) -> pb::ImportRowResult {
-    pb::ImportRowResult {
-        row_number: row.row_number,
-        external_key: row.external_key.clone(),
-        outcome: pb::ImportOutcome::Rejected as i32,
-        household_id: String::new(),
-        reviews_written: 0,
-        violations: v
-            .into_vec()
-            .into_iter()
-            .map(|f| pb::RowViolation {
-                field: f.field,
-                description: f.description,
-            })
-            .collect(),
+/// The row a result answers: its number in the file and its key.
+#[derive(Debug, Clone)]
+pub struct RowRef {
+    pub row_number: i64,
+    pub external_key: String,
+}
+
+/// What became of one row of a batch.
+#[derive(Debug, Clone)]
+pub struct RowResult {
+    pub row: RowRef,
+    pub outcome: RowOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum RowOutcome {
+    /// Refused, every bad field named; nothing of it was written.
+    Rejected(Violations),
+    /// In the registry: a new household, or one imported before with
+    /// `reviews_written` review years it lacked (none: unchanged).
+    Written {
+        household_id: String,
+        reviews_written: i32,
+        new_household: bool,
+    },
+}
+
+fn rejected(row: &RowRef, v: Violations) -> RowResult {
+    RowResult {
+        row: row.clone(),
+        outcome: RowOutcome::Rejected(v),
     }
 }
 
@@ -156,7 +166,12 @@ impl Importer {
             while let Some(answer) = answers.recv().await {
                 let failed = answer.is_err();
                 let response = answer
-                    .map(|results| pb::ImportHouseholdsResponse { results })
+                    .map(|results| pb::ImportHouseholdsResponse {
+                        results: results
+                            .into_iter()
+                            .map(super::convert::row_result_to_proto)
+                            .collect(),
+                    })
                     .map_err(Status::from);
                 if tx.send(response).await.is_err() || failed {
                     return;
@@ -178,7 +193,7 @@ impl Importer {
         self,
         caller: Caller,
         mut batches: tokio::sync::mpsc::Receiver<Vec<pb::ImportRow>>,
-    ) -> tokio::sync::mpsc::Receiver<Result<Vec<pb::ImportRowResult>, ServiceError>> {
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<RowResult>, ServiceError>> {
         let (prepared_tx, prepared_rx) =
             tokio::sync::mpsc::channel::<Result<Prepared, ServiceError>>(1);
         let (answer_tx, answer_rx) = tokio::sync::mpsc::channel(1);
@@ -268,7 +283,7 @@ impl Importer {
         batch: Prepared,
         before: Option<oneshot::Receiver<()>>,
         collides: bool,
-    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+    ) -> Result<Vec<RowResult>, ServiceError> {
         let Some(mut before) = before else {
             return self.write(caller, batch).await;
         };
@@ -296,7 +311,7 @@ impl Importer {
         &self,
         caller: &Caller,
         rows: Vec<pb::ImportRow>,
-    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+    ) -> Result<Vec<RowResult>, ServiceError> {
         let assignments = crate::villages::Assignments::load(&self.db).await?;
         let prepared = self.prepare(caller, rows, &assignments)?;
         self.write(caller, prepared).await
@@ -319,7 +334,7 @@ impl Importer {
         }
         let today = today();
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
-        let mut results: Vec<Option<pb::ImportRowResult>> = vec![None; rows.len()];
+        let mut results: Vec<Option<RowResult>> = vec![None; rows.len()];
         let mut prepared = Vec::with_capacity(rows.len());
         let mut keys_seen = HashSet::new();
         let mut ids_seen: HashMap<String, usize> = HashMap::new();
@@ -364,7 +379,7 @@ impl Importer {
                         stored: Some(stored),
                     });
                 }
-                Err(v) => results[index] = Some(rejected(row, v)),
+                Err(v) => results[index] = Some(rejected(&row_ref(row), v)),
             }
         }
         let inserts = match self.db.get_database_backend() {
@@ -372,7 +387,7 @@ impl Importer {
             _ => None,
         };
         Ok(Prepared {
-            rows,
+            rows: rows.iter().map(row_ref).collect(),
             results,
             prepared,
             inserts,
@@ -410,7 +425,7 @@ impl Importer {
         &self,
         caller: &Caller,
         batch: Prepared,
-    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+    ) -> Result<Vec<RowResult>, ServiceError> {
         let txn = WriteTxn::begin(&self.db).await?;
         let results = self.write_in(&txn, caller, batch).await?;
         txn.commit_unchecked().await?;
@@ -423,7 +438,7 @@ impl Importer {
         txn: &impl Bulk,
         caller: &Caller,
         batch: Prepared,
-    ) -> Result<Vec<pb::ImportRowResult>, ServiceError> {
+    ) -> Result<Vec<RowResult>, ServiceError> {
         let Prepared {
             rows,
             mut results,
@@ -431,18 +446,9 @@ impl Importer {
             inserts,
             now,
         } = batch;
-        let backend = txn.get_database_backend();
+        let _backend = txn.get_database_backend();
         let keys: Vec<String> = prepared.iter().map(|p| p.checked.key.clone()).collect();
-        let mut known: HashMap<String, String> = HashMap::new();
-        for chunk in keys.chunks(ROWS_PER_INSERT) {
-            for k in import_key::Entity::find()
-                .filter(in_json_list(backend, "external_key", chunk)?)
-                .all(txn)
-                .await?
-            {
-                known.insert(k.external_key, k.household_id);
-            }
-        }
+        let known = crate::store::import::imported(txn, &keys).await?;
         let hashes: Vec<String> = prepared
             .iter()
             .filter(|p| !known.contains_key(&p.checked.key))
@@ -524,36 +530,8 @@ impl Importer {
         // places and review years are read for the whole batch at once, so a
         // re-sent file costs two queries per batch.
         let existing_ids: Vec<String> = existing.iter().map(|(_, id)| id.clone()).collect();
-        let mut places: HashMap<String, Location> = HashMap::new();
-        let mut years: HashMap<String, HashSet<i32>> = HashMap::new();
-        for chunk in existing_ids.chunks(ROWS_PER_INSERT) {
-            for h in household::Entity::find()
-                .filter(in_json_list(backend, "id", chunk)?)
-                .all(txn)
-                .await?
-            {
-                places.insert(
-                    h.id.clone(),
-                    Location {
-                        province_code: h.province_code,
-                        district_code: h.district_code,
-                        commune_code: h.commune_code,
-                        current_commune_code: h.current_commune_code,
-                    },
-                );
-            }
-            let rows: Vec<(String, i32)> = review::Entity::find()
-                .select_only()
-                .column(review::Column::HouseholdId)
-                .column(review::Column::Year)
-                .filter(in_json_list(backend, "household_id", chunk)?)
-                .into_tuple()
-                .all(txn)
-                .await?;
-            for (id, year) in rows {
-                years.entry(id).or_default().insert(year);
-            }
-        }
+        let (places, mut years) =
+            crate::store::import::places_and_years(txn, &existing_ids).await?;
         for (c, household_id) in existing {
             if !places
                 .get(&household_id)
@@ -778,24 +756,21 @@ fn certify(model: &mut review::Model, r: &RowReview, by: &str, now: DateTime<Utc
     }
 }
 
-fn accepted(
-    row: &pb::ImportRow,
-    household_id: &str,
-    written: i32,
-    new_household: bool,
-) -> pb::ImportRowResult {
-    let outcome = if new_household || written > 0 {
-        pb::ImportOutcome::Accepted
-    } else {
-        pb::ImportOutcome::Unchanged
-    };
-    pb::ImportRowResult {
+fn accepted(row: &RowRef, household_id: &str, written: i32, new_household: bool) -> RowResult {
+    RowResult {
+        row: row.clone(),
+        outcome: RowOutcome::Written {
+            household_id: household_id.to_owned(),
+            reviews_written: written,
+            new_household,
+        },
+    }
+}
+
+fn row_ref(row: &pb::ImportRow) -> RowRef {
+    RowRef {
         row_number: row.row_number,
         external_key: row.external_key.clone(),
-        outcome: outcome as i32,
-        household_id: household_id.to_owned(),
-        reviews_written: written,
-        violations: vec![],
     }
 }
 
@@ -865,8 +840,8 @@ impl PreparedRow {
 /// A checked batch, ready to write.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    rows: Vec<pb::ImportRow>,
-    results: Vec<Option<pb::ImportRowResult>>,
+    rows: Vec<RowRef>,
+    results: Vec<Option<RowResult>>,
     prepared: Vec<PreparedRow>,
     /// On SQLite, the rows of every good row's household, members, key and
     /// reviews, their tally upserts and their journal, for when all of them

@@ -7,9 +7,7 @@
 pub mod convert;
 pub mod import;
 pub mod standing;
-pub mod store;
 pub mod summary;
-pub mod tally;
 
 use std::sync::Arc;
 
@@ -28,9 +26,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{etag, household_to_proto, parse_date, today};
 use crate::model::review;
+use crate::store::reviews as store;
+use crate::store::tally::{self, TallyDelta};
 use crate::store::{self as households, HouseholdRecord, Vault};
 use convert::{Assessment, assess, review_to_proto, standard_to_proto};
-use tally::TallyDelta;
 
 const READ: &[Role] = &[
     Role::Viewer,
@@ -367,6 +366,52 @@ async fn certify(
     })
 }
 
+/// FAILED_PRECONDITION unless `old` is the latest revision of its
+/// household's review for its year.
+async fn require_latest(
+    conn: &impl ConnectionTrait,
+    old: &review::Model,
+) -> Result<(), ServiceError> {
+    let latest = store::of_household(conn, &old.household_id, Some(old.year)).await?;
+    if latest.first().is_some_and(|l| l.id != old.id) {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "REVISION_OUTDATED",
+            message: format!("review {} has a newer revision; revise that one", old.id),
+        });
+    }
+    Ok(())
+}
+
+/// Supersedes `old` at once when it never counted (it is not certified): its
+/// correction replaces it. A certified one keeps counting until its
+/// correction is certified.
+async fn retire_uncertified(
+    conn: &impl sustain_platform::db::Bulk,
+    caller: &Caller,
+    request_id: &str,
+    old: &review::Model,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ServiceError> {
+    if old.state == store::CERTIFIED {
+        return Ok(());
+    }
+    let superseded = review::Model {
+        state: store::SUPERSEDED.to_owned(),
+        version: old.version + 1,
+        updated_at: at,
+        ..old.clone()
+    };
+    store::update_guarded(conn, &superseded, old.version).await?;
+    journal::record(
+        conn,
+        caller,
+        request_id,
+        journal_change(&superseded, "supersede"),
+    )
+    .await?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl pb::review_service_server::ReviewService for ReviewApi {
     async fn record_review(
@@ -444,13 +489,7 @@ impl pb::review_service_server::ReviewService for ReviewApi {
             let old = self.review_in_scope(&txn, &caller, &review_id).await?;
             check_etag(&old, &sent_etag)?;
             let household = self.household_in_scope(&txn, &caller, &old.household_id).await?;
-            let latest = store::of_household(&txn, &old.household_id, Some(old.year)).await?;
-            if latest.first().is_some_and(|l| l.id != old.id) {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "REVISION_OUTDATED",
-                    message: format!("review {review_id} has a newer revision; revise that one"),
-                });
-            }
+            require_latest(&txn, &old).await?;
             let mut v = Violations::new();
             if input.year != old.year {
                 v.add("review.year", format!("a revision keeps its review's year, {}", old.year));
@@ -461,19 +500,7 @@ impl pb::review_service_server::ReviewService for ReviewApi {
                 return Err(v.into());
             };
             let at = now();
-            // An open revision never counted: the correction replaces it at once. A
-            // certified one keeps counting until its correction is certified.
-            if old.state != store::CERTIFIED {
-                let superseded = review::Model {
-                    state: store::SUPERSEDED.to_owned(),
-                    version: old.version + 1,
-                    updated_at: at,
-                    ..old.clone()
-                };
-                store::update_guarded(&txn, &superseded, old.version).await?;
-                journal::record(&txn, &caller, &request.request_id, journal_change(&superseded, "supersede"))
-                    .await?;
-            }
+            retire_uncertified(&txn, &caller, &request.request_id, &old, at).await?;
             let chain = store::certified_chain(&txn, &old.household_id).await?;
             let transition = store::transition_against(&chain, a.year, a.class);
             let r = new_review(&household, &a, old.revision + 1, transition.code(), Some(old.id.clone()), at);
@@ -672,7 +699,8 @@ impl pb::review_service_server::ReviewService for ReviewApi {
         caller.require("read poverty summaries", READ)?;
         let request = request.into_inner();
         let standards = self.standards.current(&self.db).await?.standards;
-        let summary = poverty_summary(&self.db, &standards, &caller, &request).await?;
+        let ask = SummaryAsk::checked(&request, &standards)?;
+        let summary = poverty_summary(&self.db, &standards, &caller, &ask).await?;
         Ok(Response::new(pb::GetPovertySummaryResponse {
             summary: Some(summary),
         }))
@@ -813,7 +841,8 @@ pub async fn poverty_series(
             year,
             unassigned_from: request.unassigned_from.clone(),
         };
-        summaries.push(poverty_summary(&txn, standards, caller, &one).await?);
+        let ask = SummaryAsk::checked(&one, standards)?;
+        summaries.push(poverty_summary(&txn, standards, caller, &ask).await?);
     }
     txn.commit().await?;
     Ok(summaries)
@@ -878,6 +907,58 @@ fn no_longer_in_force(unit: &str, year: i32) -> Result<(), ServiceError> {
     })
 }
 
+/// A summary as asked for: the unit, the year, and the split commune whose
+/// households in no part yet are to be shown apart.
+#[derive(Debug, Clone)]
+pub struct SummaryAsk {
+    pub unit: String,
+    pub year: i32,
+    pub unassigned_from: Option<String>,
+}
+
+impl SummaryAsk {
+    /// The summary `request` asks for, every bad field named.
+    pub fn checked(
+        request: &pb::GetPovertySummaryRequest,
+        standards: &Standards,
+    ) -> Result<SummaryAsk, ServiceError> {
+        let mut v = Violations::new();
+        let unit = request.unit_code.trim();
+        if unit.is_empty() {
+            v.add("unit_code", "is required");
+        } else if !admin::catalog().is_known(unit) {
+            v.add("unit_code", "is not a known administrative unit code");
+        }
+        let unassigned_from = request.unassigned_from.trim();
+        if !unassigned_from.is_empty() && !admin::catalog().split_codes().contains(&unassigned_from)
+        {
+            v.add(
+                "unassigned_from",
+                format!(
+                    "must be a commune the 2025 reform divided between successors: {}",
+                    admin::catalog().split_codes().join(", ")
+                ),
+            );
+        }
+        if standards.for_year(request.year).is_none() {
+            let (first, last) = standards.years().unwrap_or((0, 0));
+            v.add(
+                "year",
+                format!(
+                    "no poverty standard covers {}; standards cover {first}–{last}",
+                    request.year
+                ),
+            );
+        }
+        sustain_platform::error::check(v)?;
+        Ok(SummaryAsk {
+            unit: unit.to_owned(),
+            year: request.year,
+            unassigned_from: (!unassigned_from.is_empty()).then(|| unassigned_from.to_owned()),
+        })
+    }
+}
+
 /// The certified summary of a unit and year, checked against the caller's scope:
 /// the whole unit must be inside it (a partial figure labelled with the unit's
 /// name would mislead).
@@ -885,56 +966,28 @@ pub async fn poverty_summary(
     conn: &impl ConnectionTrait,
     standards: &Standards,
     caller: &Caller,
-    request: &pb::GetPovertySummaryRequest,
+    ask: &SummaryAsk,
 ) -> Result<pb::PovertySummary, ServiceError> {
-    let mut v = Violations::new();
-    let unit = request.unit_code.trim();
-    if unit.is_empty() {
-        v.add("unit_code", "is required");
-    } else if !admin::catalog().is_known(unit) {
-        v.add("unit_code", "is not a known administrative unit code");
-    }
-    let unassigned_from = request.unassigned_from.trim();
-    if !unassigned_from.is_empty() && !admin::catalog().split_codes().contains(&unassigned_from) {
-        v.add(
-            "unassigned_from",
-            format!(
-                "must be a commune the 2025 reform divided between successors: {}",
-                admin::catalog().split_codes().join(", ")
-            ),
-        );
-    }
-    let standard = standards.for_year(request.year);
-    if standard.is_none() {
-        let (first, last) = standards.years().unwrap_or((0, 0));
-        v.add(
-            "year",
-            format!(
-                "no poverty standard covers {}; standards cover {first}–{last}",
-                request.year
-            ),
-        );
-    }
-    if !v.is_empty() {
-        return Err(v.into());
-    }
+    let unit = ask.unit.as_str();
+    let standard = standards
+        .for_year(ask.year)
+        .ok_or_else(|| ServiceError::invalid("year", "no poverty standard covers it"))?;
     if !caller.scope.contains_unit(unit) {
         return Err(ServiceError::PermissionDenied {
             reason: "OUT_OF_SCOPE",
             message: format!("unit {unit} is not wholly inside the caller's administrative scope"),
         });
     }
-    no_longer_in_force(unit, request.year)?;
-    let unassigned_from = (!unassigned_from.is_empty()).then_some(unassigned_from);
-    let rows = tally::read(conn, unit, request.year, unassigned_from).await?;
+    no_longer_in_force(unit, ask.year)?;
+    let unassigned_from = ask.unassigned_from.as_deref();
+    let rows = tally::read(conn, unit, ask.year, unassigned_from).await?;
     // Figures say which standard they were classified under.
     let standard = rows
         .first()
         .and_then(|r| standards.by_code(&r.standard_code))
-        .or(standard)
-        .ok_or_else(|| ServiceError::Internal("no standard".into()))?;
-    tracing::info!(unit, year = request.year, caller = %caller.subject, "poverty summary read");
-    let mut summary = summary::build(standard, unit, request.year, &rows);
+        .unwrap_or(standard);
+    tracing::info!(unit, year = ask.year, caller = %caller.subject, "poverty summary read");
+    let mut summary = summary::build(standard, unit, ask.year, &rows);
     summary.unassigned_from = unassigned_from.unwrap_or_default().to_owned();
     Ok(summary)
 }

@@ -4,17 +4,16 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::ConnectionTrait;
 use sustain_domain::Violations;
 use sustain_domain::admin::Location;
 use sustain_domain::household::Sex;
 use sustain_domain::poverty::{self, CertifiedReview, Class, Standing, Transition};
 use sustain_platform::Caller;
-use sustain_platform::db::in_json_list;
 use sustain_platform::error::ServiceError;
 use sustain_proto::registry::v1 as pb;
 
-use crate::model::{household, member, review};
+use crate::model::household;
 
 /// Most households one call may ask about.
 pub const MAX_STANDINGS: usize = 1000;
@@ -65,14 +64,7 @@ pub async fn standings(
     ids: &[String],
     include_members: bool,
 ) -> Result<Vec<pb::HouseholdStanding>, ServiceError> {
-    let backend = conn.get_database_backend();
-    let found: HashMap<String, household::Model> = household::Entity::find()
-        .filter(in_json_list(backend, "id", ids)?)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|h| (h.id.clone(), h))
-        .collect();
+    let found = crate::store::households_by_ids(conn, ids).await?;
     let in_scope: Vec<String> = found
         .values()
         .filter(|h| caller.scope.covers(&location_of(h)))
@@ -81,18 +73,7 @@ pub async fn standings(
     let mut chains: HashMap<String, Vec<CertifiedReview>> = HashMap::new();
     let mut members: HashMap<String, Vec<pb::StandingMember>> = HashMap::new();
     if !in_scope.is_empty() {
-        let rows: Vec<(String, i32, String, String)> = review::Entity::find()
-            .select_only()
-            .column(review::Column::HouseholdId)
-            .column(review::Column::Year)
-            .column(review::Column::Class)
-            .column(review::Column::Transition)
-            .filter(in_json_list(backend, "household_id", &in_scope)?)
-            .filter(review::Column::State.eq(super::store::CERTIFIED))
-            .filter(review::Column::Year.lte(year))
-            .into_tuple()
-            .all(conn)
-            .await?;
+        let rows = crate::store::reviews::certified_classes(conn, &in_scope, year).await?;
         for (household_id, year, class, transition) in rows {
             let (Some(class), Some(transition)) =
                 (Class::from_code(&class), Transition::from_code(&transition))
@@ -111,10 +92,7 @@ pub async fn standings(
                 });
         }
         if include_members {
-            let rows = member::Entity::find()
-                .filter(in_json_list(backend, "household_id", &in_scope)?)
-                .all(conn)
-                .await?;
+            let rows = crate::store::member_rows_of(conn, &in_scope).await?;
             for m in rows {
                 members
                     .entry(m.household_id.clone())

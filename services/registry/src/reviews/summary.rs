@@ -12,7 +12,7 @@ use sustain_domain::poverty::{Class, MAX_INDICATORS, PovertyStandard, Rate, Tran
 use sustain_proto::registry::v1 as pb;
 
 use super::convert::{class_to_proto, transition_to_proto};
-use super::tally::{TallyRow, UNASSIGNED_FROM};
+use crate::store::tally::{TallyRow, UNASSIGNED_FROM};
 
 fn share(count: i64, total: i64) -> pb::Share {
     pb::Share {

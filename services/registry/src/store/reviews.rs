@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use sustain_domain::poverty::{self, Class};
 use sustain_platform::error::ServiceError;
@@ -160,4 +160,29 @@ pub async fn update_guarded(
             message: format!("review {} changed meanwhile; read it again", next.id),
         })
     }
+}
+
+/// The certified reviews of `households` up to `year`: (household, year,
+/// class, transition).
+pub async fn certified_classes(
+    conn: &impl ConnectionTrait,
+    households: &[String],
+    year: i32,
+) -> Result<Vec<(String, i32, String, String)>, ServiceError> {
+    Ok(review::Entity::find()
+        .select_only()
+        .column(review::Column::HouseholdId)
+        .column(review::Column::Year)
+        .column(review::Column::Class)
+        .column(review::Column::Transition)
+        .filter(sustain_platform::db::in_json_list(
+            conn.get_database_backend(),
+            "household_id",
+            households,
+        )?)
+        .filter(review::Column::State.eq(CERTIFIED))
+        .filter(review::Column::Year.lte(year))
+        .into_tuple()
+        .all(conn)
+        .await?)
 }

@@ -1,6 +1,15 @@
-//! Persistence of households: mapping between domain values and rows (encrypting
-//! personal fields on the way in, decrypting on the way out) and the queries. Takes
-//! `&impl ConnectionTrait`, so the same functions run on the pool or in a transaction.
+//! Every query of the registry. Here, households: mapping between domain
+//! values and rows (encrypting personal fields on the way in, decrypting on
+//! the way out) and their queries; in the modules, reviews, the tallies,
+//! villages and standards. Takes `&impl ConnectionTrait`, so the same
+//! functions run on the pool or in a transaction.
+
+pub mod import;
+pub mod reseal;
+pub mod reviews;
+pub mod standards;
+pub mod tally;
+pub mod villages;
 
 use std::collections::HashMap;
 
@@ -1016,4 +1025,60 @@ pub async fn count(
         .count(conn)
         .await?;
     Ok(n as i64)
+}
+
+/// The household rows of `ids` that exist, by id.
+pub async fn households_by_ids(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<HashMap<String, household::Model>, ServiceError> {
+    Ok(household::Entity::find()
+        .filter(sustain_platform::db::in_json_list(
+            conn.get_database_backend(),
+            "id",
+            ids,
+        )?)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|h| (h.id.clone(), h))
+        .collect())
+}
+
+/// The member rows of `households`.
+pub async fn member_rows_of(
+    conn: &impl ConnectionTrait,
+    households: &[String],
+) -> Result<Vec<member::Model>, ServiceError> {
+    Ok(member::Entity::find()
+        .filter(sustain_platform::db::in_json_list(
+            conn.get_database_backend(),
+            "household_id",
+            households,
+        )?)
+        .all(conn)
+        .await?)
+}
+
+/// Writes a newer state of a household held here, its members replaced.
+pub async fn replace_household(
+    conn: &impl sustain_platform::db::Bulk,
+    row: household::Model,
+    members: Vec<member::Model>,
+) -> Result<(), ServiceError> {
+    let id = row.id.clone();
+    let mut active = household::ActiveModel::from(row).reset_all();
+    active.id = sea_orm::ActiveValue::NotSet;
+    active.created_at = sea_orm::ActiveValue::NotSet;
+    household::Entity::update_many()
+        .set(active)
+        .filter(household::Column::Id.eq(id.clone()))
+        .exec(conn)
+        .await?;
+    member::Entity::delete_many()
+        .filter(member::Column::HouseholdId.eq(id))
+        .exec(conn)
+        .await?;
+    sustain_platform::db::insert_rows::<member::Entity>(conn, members, &[]).await?;
+    Ok(())
 }
