@@ -14,6 +14,8 @@
 //! must not give more than they received: that is checked here, for every
 //! leg, against what is posted and what is already reserved.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 /// Amounts are integer đồng.
@@ -441,6 +443,56 @@ impl Figures {
     }
 }
 
+/// A unit's funding over a period: the figures in all, by kind of source
+/// (state budget, of it central, and mobilised), and broken down by source,
+/// Project, year and next-level unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FundingSummary {
+    pub total: Figures,
+    pub state_budget: Figures,
+    pub central: Figures,
+    pub mobilised: Figures,
+    pub by_source: BTreeMap<FundingSource, Figures>,
+    pub by_project: BTreeMap<String, Figures>,
+    pub by_year: BTreeMap<i32, Figures>,
+    pub by_unit: BTreeMap<String, Figures>,
+}
+
+impl FundingSummary {
+    /// Counts `amount` (negative: taken back) as `figure` of money from
+    /// `source` (`None`: a source code not known here), about `project`,
+    /// `year` and the next-level `unit`.
+    pub fn count(
+        &mut self,
+        figure: Figure,
+        amount: i128,
+        source: Option<FundingSource>,
+        project: String,
+        year: i32,
+        unit: String,
+    ) {
+        self.total.add(figure, amount);
+        if let Some(src) = source {
+            self.by_source.entry(src).or_default().add(figure, amount);
+            if src.is_state_budget() {
+                self.state_budget.add(figure, amount);
+            }
+            if src.is_central() {
+                self.central.add(figure, amount);
+            }
+            if src.is_mobilised() {
+                self.mobilised.add(figure, amount);
+            }
+        }
+        self.by_project
+            .entry(project)
+            .or_default()
+            .add(figure, amount);
+        self.by_year.entry(year).or_default().add(figure, amount);
+        self.by_unit.entry(unit).or_default().add(figure, amount);
+    }
+}
+
 /// The hash before the first journal entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -514,6 +566,36 @@ mod tests {
         f.add(Figure::Allocated, 1);
         f.add(Figure::Disbursed, -5);
         assert_eq!(f.clamped(), [0, i64::MAX, 0, -5]);
+    }
+
+    #[test]
+    fn a_summary_counts_money_by_the_kind_of_source_it_came_from() {
+        let mut s = FundingSummary::default();
+        let mut add = |source, amount| {
+            s.count(
+                Figure::Allocated,
+                amount,
+                source,
+                "NTP-SPR.1".into(),
+                2024,
+                "181".into(),
+            )
+        };
+        add(Some(FundingSource::CentralInvestment), 100);
+        add(Some(FundingSource::LocalBudget), 20);
+        add(Some(FundingSource::Enterprise), 5);
+        add(None, 1);
+        assert_eq!(s.total.allocated, 126);
+        assert_eq!(s.state_budget.allocated, 120);
+        assert_eq!(s.central.allocated, 100);
+        assert_eq!(s.mobilised.allocated, 5);
+        assert_eq!(
+            s.by_source.len(),
+            3,
+            "an unknown source counts in the total only"
+        );
+        assert_eq!(s.by_unit["181"].allocated, 126);
+        assert_eq!(s.by_year[&2024].allocated, 126);
     }
 
     #[test]

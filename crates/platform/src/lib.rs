@@ -11,7 +11,6 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod db;
 pub mod error;
 pub mod journal;
 pub mod metrics;

@@ -7,9 +7,9 @@
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
-use crate::db::WriteTxn;
 use crate::error::ServiceError;
 use crate::journal::idempotency;
+use sustain_db::WriteTxn;
 
 pub mod reseal_progress {
     use sea_orm::entity::prelude::*;

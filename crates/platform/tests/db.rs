@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
-use sustain_platform::db;
+use sustain_db as db;
 use sustain_platform::error::ServiceError;
 use sustain_testkit::TestDatabase;
 

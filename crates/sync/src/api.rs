@@ -288,7 +288,7 @@ impl pb::sync_service_server::SyncService for SyncApi {
         let caller = Caller::from_request(&request)?;
         caller.require("resolve sync conflicts", OPERATE)?;
         let (id, resolution) = checked_resolution(request.get_ref())?;
-        let txn = sustain_platform::db::WriteTxn::begin(&self.db)
+        let txn = sustain_db::WriteTxn::begin(&self.db)
             .await
             .map_err(ServiceError::from)?;
         let found = self.unsettled(&txn, &caller, id).await?;
@@ -337,7 +337,7 @@ impl SyncApi {
     /// Conflict `id`, when the caller may read it and it is not settled yet.
     async fn unsettled(
         &self,
-        txn: &sustain_platform::db::WriteTxn,
+        txn: &sustain_db::WriteTxn,
         caller: &Caller,
         id: i64,
     ) -> Result<sync_conflict::Model, ServiceError> {
@@ -369,7 +369,7 @@ impl SyncApi {
     /// send.
     async fn take_incoming(
         &self,
-        txn: &sustain_platform::db::WriteTxn,
+        txn: &sustain_db::WriteTxn,
         caller: &Caller,
         found: &sync_conflict::Model,
     ) -> Result<(), ServiceError> {
@@ -489,7 +489,7 @@ impl Handover {
     /// for the new owner. Returns the new owner rows.
     async fn apply(
         self,
-        txn: &impl sustain_platform::db::Bulk,
+        txn: &impl sustain_db::Bulk,
         caller: &Caller,
         peers: &[String],
         request_id: &str,

@@ -11,8 +11,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_proto::sync::v1 as pb;
 
 use super::{OWNER_RECORD, Topology, store, sync_owner};
+use sustain_db::WriteTxn;
 use sustain_platform::auth::Caller;
-use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 
@@ -501,7 +501,7 @@ async fn keep_failed(
     batch: &pb::PullResponse,
     error: &ServiceError,
 ) -> Result<Applied, ServiceError> {
-    let txn = sustain_platform::db::begin_write(db).await?;
+    let txn = sustain_db::begin_write(db).await?;
     advance(&txn, &peer.name, after, batch.last_seq).await?;
     let ids: Vec<String> = batch.changes.iter().map(|c| c.record_id.clone()).collect();
     let mut held = store::held_versions(&txn, &ids).await?;

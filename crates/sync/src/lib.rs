@@ -36,7 +36,7 @@ pub async fn configure(
     if !config.enabled() {
         return Ok(());
     }
-    let txn = sustain_platform::db::begin_write(db).await?;
+    let txn = sustain_db::begin_write(db).await?;
     let upstream = config
         .upstream
         .as_ref()
@@ -171,7 +171,7 @@ mod tests {
             "sqlite://{}?mode=rwc",
             dir.path().join("t.sqlite").display()
         );
-        let db = sustain_platform::db::connect(&url).await.expect("connect");
+        let db = sustain_db::connect(&url).await.expect("connect");
         Migrator::up(&db, None).await.expect("migrate");
         let peer = |name: &str, scope: &str| sustain_platform::config::PeerConfig {
             name: name.into(),

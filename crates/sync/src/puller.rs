@@ -303,7 +303,7 @@ impl Puller {
             since_analyze += done.applied;
             if since_analyze >= ANALYZE_EVERY {
                 since_analyze = 0;
-                if let Err(e) = sustain_platform::db::optimize(&self.db).await {
+                if let Err(e) = sustain_db::optimize(&self.db).await {
                     tracing::warn!(error = %e, "refreshing planner statistics failed");
                 }
             }

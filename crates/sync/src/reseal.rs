@@ -2,7 +2,7 @@
 //! the platform's reseal walks this table beside the services' own.
 
 use sea_orm::{DatabaseConnection, Set};
-use sustain_platform::db::WriteTxn;
+use sustain_db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::reseal::{Step, Table};
 

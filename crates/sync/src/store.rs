@@ -49,11 +49,7 @@ pub(crate) async fn held_versions(
     let backend = conn.get_database_backend();
     for chunk in ids.chunks(1000) {
         let rows = outbox::Entity::find()
-            .filter(sustain_platform::db::in_json_list(
-                backend,
-                "record_id",
-                chunk,
-            )?)
+            .filter(sustain_db::in_json_list(backend, "record_id", chunk)?)
             .order_by_asc(outbox::Column::Seq)
             .all(conn)
             .await?;
@@ -97,11 +93,7 @@ pub(crate) async fn latest_under(
         std::collections::BTreeMap::new();
     for chunk in owner_units.chunks(500) {
         let rows = outbox::Entity::find()
-            .filter(sustain_platform::db::in_json_list(
-                backend,
-                "owner_unit",
-                chunk,
-            )?)
+            .filter(sustain_db::in_json_list(backend, "owner_unit", chunk)?)
             .filter(outbox::Column::RecordType.ne(OWNER_RECORD))
             .order_by_asc(outbox::Column::Seq)
             .all(conn)

@@ -190,7 +190,7 @@ async fn run(backend: &str, scale: usize) -> anyhow::Result<()> {
     let batched_four = (batches / 4 * 4 * 100) as f64 / started.elapsed().as_secs_f64();
 
     // 3. The plain way: the same number of rows, 100 per INSERT and transaction.
-    let db = sustain_platform::db::connect(&database.url).await?;
+    let db = sustain_db::connect(&database.url).await?;
     db.execute_unprepared(
         "CREATE TABLE plain_transfer AS SELECT * FROM ledger_transfer WHERE 1 = 0",
     )
@@ -201,7 +201,7 @@ async fn run(backend: &str, scale: usize) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no transfer to copy"))?;
     let started = Instant::now();
     for _ in 0..batches {
-        let txn = sustain_platform::db::begin_write(&db).await?;
+        let txn = sustain_db::begin_write(&db).await?;
         let mut sql = String::from(
             "INSERT INTO plain_transfer (id, batch_id, leg, debit_account_id, credit_account_id, amount, pending, memo, state, value_date, sequence, created_at) VALUES ",
         );

@@ -1,11 +1,12 @@
 //! Between the ledger's rows and its protobuf messages.
 
-use sustain_domain::ledger::{Account, AccountKind, Balance, Figures, FundingSource};
+use sustain_domain::ledger::{
+    Account, AccountKind, Balance, Figures, FundingSource, FundingSummary,
+};
 use sustain_domain::poverty::Rate;
 use sustain_platform::api::timestamp;
 use sustain_proto::ledger::v1 as pb;
 
-use crate::funding::Summary;
 use crate::model::{account, transfer};
 use sustain_domain::ledger::transfer_state::{PENDING, POSTED, VOIDED};
 
@@ -162,7 +163,7 @@ fn figures_to_proto(f: &Figures) -> pb::FundingFigures {
 }
 
 /// The summary of `unit` over `from..=to`.
-pub fn summary_to_proto(unit: &str, from: i32, to: i32, s: Summary) -> pb::FundingSummary {
+pub fn summary_to_proto(unit: &str, from: i32, to: i32, s: FundingSummary) -> pb::FundingSummary {
     pb::FundingSummary {
         unit_code: unit.to_owned(),
         from_year: from,

@@ -4,12 +4,11 @@
 //! transfers. Each amount is counted on the account it is about (the plan,
 //! the allocation), whose year must lie in the period.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use sustain_domain::admin::Level;
-use sustain_domain::ledger::{self, AccountKind, Figures, FundingSource, Movement};
+use sustain_domain::ledger::{self, AccountKind, FundingSource, FundingSummary, Movement};
 use sustain_domain::programme::project_of;
 use sustain_platform::Caller;
 use sustain_platform::cache::KeptAtHead;
@@ -25,20 +24,6 @@ use crate::store::funding::Moved;
 
 /// Longest period one summary covers.
 pub const MAX_YEARS: i32 = 20;
-
-/// A unit's funding over a period: the figures in all, by kind of source,
-/// and broken down by source, Project, year and next-level unit.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub total: Figures,
-    pub state_budget: Figures,
-    pub central: Figures,
-    pub mobilised: Figures,
-    pub by_source: BTreeMap<FundingSource, Figures>,
-    pub by_project: BTreeMap<String, Figures>,
-    pub by_year: BTreeMap<i32, Figures>,
-    pub by_unit: BTreeMap<String, Figures>,
-}
 
 /// What a summary needs of one side of a transfer.
 struct Side<'a> {
@@ -92,9 +77,9 @@ fn province_of(unit: &str) -> String {
 
 /// The summary of `unit` over `from..=to`, counted from its province's
 /// grouped transfers.
-fn count(rows: &[Moved], unit: &str, from: i32, to: i32) -> Summary {
+fn count(rows: &[Moved], unit: &str, from: i32, to: i32) -> FundingSummary {
     let level = Level::of_code(unit);
-    let mut s = Summary::default();
+    let mut s = FundingSummary::default();
     for r in rows {
         let d = Side {
             kind: AccountKind::from_code(&r.d_kind),
@@ -129,28 +114,15 @@ fn count(rows: &[Moved], unit: &str, from: i32, to: i32) -> Summary {
         if !(from..=to).contains(&side.year) {
             continue;
         }
-        let amount = sign * i128::from(r.amount);
-        let source = FundingSource::from_code(&r.source);
-        s.total.add(figure, amount);
-        if let Some(src) = source {
-            s.by_source.entry(src).or_default().add(figure, amount);
-            if src.is_state_budget() {
-                s.state_budget.add(figure, amount);
-            }
-            if src.is_central() {
-                s.central.add(figure, amount);
-            }
-            if src.is_mobilised() {
-                s.mobilised.add(figure, amount);
-            }
-        }
         let project = project_of(side.project).unwrap_or_else(|| side.project.to_owned());
-        s.by_project.entry(project).or_default().add(figure, amount);
-        s.by_year.entry(side.year).or_default().add(figure, amount);
-        s.by_unit
-            .entry(child_unit(unit, level, &side.placement))
-            .or_default()
-            .add(figure, amount);
+        s.count(
+            figure,
+            sign * i128::from(r.amount),
+            FundingSource::from_code(&r.source),
+            project,
+            side.year,
+            child_unit(unit, level, &side.placement),
+        );
     }
     s
 }

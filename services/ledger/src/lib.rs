@@ -56,13 +56,13 @@ pub use sustain_platform::error::check;
 
 /// Connects and brings the schema up to date.
 pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
-    let db = sustain_platform::db::connect(database_url)
+    let db = sustain_db::connect(database_url)
         .await
         .context("cannot open the ledger database")?;
     Migrator::up(&db, None)
         .await
         .context("migrating the ledger database")?;
-    sustain_platform::db::optimize(&db)
+    sustain_db::optimize(&db)
         .await
         .context("refreshing planner statistics")?;
     Ok(db)

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sustain_db::WriteTxn;
 use sustain_domain::ledger::{GENESIS, chain_hash};
 use sustain_platform::auth::BearerToken;
-use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_proto::ledger::v1 as pb;
 use sustain_proto::ledger::v1::chain_service_client::ChainServiceClient;

@@ -8,13 +8,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sustain_db::begin_write;
 use sustain_domain::Violations;
 use sustain_domain::ledger::{self, AccountKind, Phase, Refusal};
 use sustain_platform::Caller;
 use sustain_platform::api::{
     Page, known_unit, new_id, now, optional_date, page_size, required_id, text, today,
 };
-use sustain_platform::db::begin_write;
 use sustain_platform::error::ServiceError;
 use sustain_proto::ledger::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -191,31 +191,25 @@ fn made_before(
 ) -> Result<Vec<transfer::Model>, ServiceError> {
     let mut batches = HashSet::new();
     for (i, leg) in legs.iter().enumerate() {
-        match existing.get(&leg.id) {
+        let (reason, why) = match existing.get(&leg.id) {
             Some(t) if leg.made_as(t) => {
                 batches.insert(t.batch_id.clone());
+                continue;
             }
-            Some(_) => {
-                return Err(ServiceError::AlreadyExists {
-                    reason: "TRANSFER_EXISTS",
-                    message: format!(
-                        "transfers[{i}]: transfer {} exists with different content; a new transfer needs a new id",
-                        leg.id
-                    ),
-                    metadata: vec![("transfer_id", leg.id.clone())],
-                });
-            }
-            None => {
-                return Err(ServiceError::AlreadyExists {
-                    reason: "BATCH_PARTLY_MADE",
-                    message: format!(
-                        "transfers[{i}]: {} is new but other legs of this batch were made before; send the batch as it was first sent",
-                        leg.id
-                    ),
-                    metadata: vec![("transfer_id", leg.id.clone())],
-                });
-            }
-        }
+            Some(_) => (
+                "TRANSFER_EXISTS",
+                "exists with different content; a new transfer needs a new id",
+            ),
+            None => (
+                "BATCH_PARTLY_MADE",
+                "is new but other legs of this batch were made before; send the batch as it was first sent",
+            ),
+        };
+        return Err(ServiceError::AlreadyExists {
+            reason,
+            message: format!("transfers[{i}]: transfer {} {why}", leg.id),
+            metadata: vec![("transfer_id", leg.id.clone())],
+        });
     }
     if batches.len() > 1 {
         return Err(ServiceError::AlreadyExists {

@@ -383,9 +383,7 @@ async fn a_tampered_amount_is_found_at_its_entry() {
         .into_inner();
     assert_eq!(head.sequence, 5);
 
-    let db = sustain_platform::db::connect(&ledger.db.url)
-        .await
-        .expect("db");
+    let db = sustain_db::connect(&ledger.db.url).await.expect("db");
     db.execute_unprepared(&format!(
         "UPDATE ledger_transfer SET amount = 2000 WHERE id = '{}'",
         made[1].id

@@ -10,12 +10,12 @@
 
 use proptest::prelude::*;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult};
+use sustain_db::begin_write;
 use sustain_domain::ledger::{AccountKind, FundingSource};
 use sustain_ledger::model::{account, transfer};
 use sustain_ledger::transfers::{self, Leg};
 use sustain_platform::api::{new_id, now};
 use sustain_platform::auth::{Caller, Scope};
-use sustain_platform::db::begin_write;
 use sustain_platform::{Role, error::ServiceError};
 use sustain_testkit::TestDatabase;
 

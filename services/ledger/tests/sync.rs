@@ -87,7 +87,7 @@ async fn peer_alarm(province: &Ledger) -> String {
 /// amount changed, and every hash from its entry to the head recomputed, so
 /// the district's own verification still passes.
 async fn forge(url: &str, transfer_id: &str, amount: i64) {
-    let db = sustain_platform::db::connect(url).await.expect("connect");
+    let db = sustain_db::connect(url).await.expect("connect");
     transfer::Entity::update_many()
         .col_expr(transfer::Column::Amount, amount.into())
         .filter(transfer::Column::Id.eq(transfer_id))
@@ -282,7 +282,7 @@ async fn a_district_chain_is_verified_at_the_province_and_a_rewritten_one_raises
     send(&mut transfers, vec![leg(&allocation, &spent, 1_000_000)])
         .await
         .expect("spent");
-    let province_db = sustain_platform::db::connect(&province.db.url)
+    let province_db = sustain_db::connect(&province.db.url)
         .await
         .expect("connect");
     eventually("the later entry arrives", || async {
@@ -400,7 +400,7 @@ async fn a_district_cannot_send_links_of_another_chain() {
     let mut accounts = province.accounts(Role::Finance, &["20"]).await;
     central(&mut accounts, Source, "20", "", 0).await;
     let before = own_head(&province).await;
-    let db = sustain_platform::db::connect(&province.db.url)
+    let db = sustain_db::connect(&province.db.url)
         .await
         .expect("connect");
     let first = entry::Entity::find_by_id(1)

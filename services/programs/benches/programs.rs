@@ -197,7 +197,7 @@ async fn run(backend: &str) -> anyhow::Result<()> {
         summary.get_programme_summary(request.clone()).await?;
         through_client.push(t.elapsed());
     }
-    let db = sustain_platform::db::connect(&programs_db.url).await?;
+    let db = sustain_db::connect(&programs_db.url).await?;
     let today = sustain_platform::api::today();
     // The tallies must equal a recount before their speed means anything.
     let tallied = sustain_programs::summary::model_figures(&db, "20", 2021, 2024).await?;

@@ -1,12 +1,11 @@
 //! The CatalogService adapter: the programme structure of Decision 90/QĐ-TTg,
 //! seeded read-only at start-up, and the items a province adds under it.
 
-use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, IntoActiveModel};
+use sea_orm::{ConnectionTrait, DatabaseConnection, IntoActiveModel};
 use sustain_domain::Violations;
 use sustain_domain::programme::{self, DECISION_90, ItemLevel};
 use sustain_platform::Caller;
-use sustain_platform::api::{cut_page, now, page_after, page_size, text, today};
+use sustain_platform::api::{Page, now, page_size, text, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -338,37 +337,15 @@ impl pb::catalog_service_server::CatalogService for CatalogApi {
         check(v)?;
         let size = size.unwrap_or_default();
         let fingerprint = format!("{}\u{1f}{}", request.parent_code, request.include_archived);
-        let after = page_after(&request.page_token, fingerprint.as_bytes())?;
-        let mut condition = store::live(request.include_archived);
-        if let Some(parent) = &parent {
-            condition = condition.add(programme_item::Column::ParentCode.eq(parent.as_str()));
-        }
-        if !caller.scope.is_nationwide() {
-            // Seeded, or owned by a unit overlapping the scope.
-            let owners: Vec<String> = caller
-                .scope
-                .codes()
-                .iter()
-                .flat_map(|c| sustain_domain::admin::catalog().ancestors_or_self(c))
-                .collect();
-            let mut any = Condition::any()
-                .add(programme_item::Column::Seeded.eq(true))
-                .add(programme_item::Column::OwnerUnit.is_in(owners));
-            for code in caller.scope.codes() {
-                any = any.add(programme_item::Column::OwnerUnit.is_in(descendants_and_self(code)));
-            }
-            condition = condition.add(any);
-        }
-        let rows = store::page::<programme_item::Entity>(
-            &self.db,
-            condition,
-            "code",
-            after.as_deref(),
-            size as u64 + 1,
-        )
-        .await?;
+        let list_page = Page::asked(size, &request.page_token, fingerprint.into_bytes())?;
+        let narrow = store::catalog::items_visible(&caller.scope, descendants_and_self)
+            .and(store::live(request.include_archived))
+            .is("parent_code", parent);
         let (rows, next_page_token) =
-            cut_page(rows, size, fingerprint.as_bytes(), |r| r.code.as_str());
+            store::page::<programme_item::Entity>(&self.db, narrow, "code", &list_page, |r| {
+                r.code.as_str()
+            })
+            .await?;
         Ok(Response::new(pb::ListProgrammeItemsResponse {
             items: rows.iter().map(item_to_proto).collect(),
             next_page_token,

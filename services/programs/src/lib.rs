@@ -13,7 +13,6 @@ pub mod outreach;
 pub mod records;
 pub mod registry;
 pub mod replica;
-pub mod reseal;
 pub mod sector;
 pub mod store;
 pub mod summary;
@@ -64,7 +63,7 @@ pub const WRITE_CATALOG: &[Role] = &[Role::Admin];
 
 /// Connects, brings the schema up to date and seeds the programme structure.
 pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
-    let db = sustain_platform::db::connect(database_url)
+    let db = sustain_db::connect(database_url)
         .await
         .context("cannot open the programmes database")?;
     Migrator::up(&db, None)
@@ -73,7 +72,7 @@ pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseC
     catalog::seed(&db)
         .await
         .context("seeding the programme structure")?;
-    sustain_platform::db::optimize(&db)
+    sustain_db::optimize(&db)
         .await
         .context("refreshing planner statistics")?;
     Ok(db)

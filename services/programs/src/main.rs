@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Reseal(r) => {
             let (config, secrets) = r.load(SERVICE, DEFAULT_PORT)?;
             let db = sustain_programs::connect_and_migrate(&config.database_url).await?;
-            let support = sustain_programs::reseal::SupportSeals(secrets.cipher());
+            let support = sustain_programs::store::reseal::SupportSeals(secrets.cipher());
             let answers = Answers(secrets.cipher());
             let conflicts = Conflicts(std::sync::Arc::new(
                 sustain_programs::replica::ProgramsReplica {

@@ -3,7 +3,7 @@
 //! whose open and overdue state is derived from their dates.
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{ColumnTrait, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
 use sustain_platform::Caller;
@@ -20,7 +20,7 @@ use crate::catalog::{self, check_code};
 use crate::convert::{ACTIVE, MAX_NAME_CHARS, meta};
 use crate::model::{communication_activity as activity, inspection};
 use crate::records::{self, record};
-use crate::store::project_within;
+use crate::store::Narrow;
 
 record!(communication_activity, "communication_activity");
 record!(inspection, "inspection");
@@ -273,17 +273,11 @@ impl pb::communication_service_server::CommunicationService for CommunicationApi
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not an activity kind");
         }
-        let mut condition = sea_orm::Condition::all();
-        if filter.year != 0 {
-            condition = condition.add(activity::Column::Year.eq(filter.year));
-        }
-        if let Some(p) = &project {
-            condition = condition.add(project_within("project_code", p));
-        }
-        if let Some(k) = kind {
-            condition = condition.add(activity::Column::Kind.eq(k));
-        }
-        let (rows, next) = list.page::<activity::Model>(&self.db, v, condition).await?;
+        let narrow = Narrow::default()
+            .year("year", filter.year)
+            .project("project_code", project.as_deref())
+            .is("kind", kind);
+        let (rows, next) = list.page::<activity::Model>(&self.db, v, narrow).await?;
         Ok(Response::new(pb::ListActivitiesResponse {
             activities: rows.iter().map(activity_to_proto).collect(),
             next_page_token: next,
@@ -571,16 +565,10 @@ impl pb::inspection_service_server::InspectionService for InspectionApi {
         let list = records::list_order(request, "read inspections")?;
         let filter = &list.filter;
         let v = Violations::new();
-        let mut condition = sea_orm::Condition::all();
-        if filter.year != 0 {
-            condition = condition.add(inspection::Column::Year.eq(filter.year));
-        }
-        if filter.open_follow_ups_only {
-            condition = condition.add(inspection::Column::OpenFollowUps.gt(0));
-        }
-        let (rows, next) = list
-            .page::<inspection::Model>(&self.db, v, condition)
-            .await?;
+        let narrow = Narrow::default()
+            .year("year", filter.year)
+            .positive("open_follow_ups", filter.open_follow_ups_only);
+        let (rows, next) = list.page::<inspection::Model>(&self.db, v, narrow).await?;
         Ok(Response::new(pb::ListInspectionsResponse {
             inspections: rows.iter().map(inspection_to_proto).collect(),
             next_page_token: next,

@@ -8,7 +8,7 @@ use sea_orm::sea_query::Condition;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 use serde::Serialize;
 use sustain_platform::Caller;
-use sustain_platform::api::{cut_page, etag, now, page_after};
+use sustain_platform::api::{Page, etag, now};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -16,7 +16,7 @@ use sustain_platform::placement::Placement;
 use sustain_proto::programs::v1 as pb;
 
 use crate::convert::{MAX_REASON_CHARS, archived, check, stale};
-use crate::store::{page, save_guarded};
+use crate::store::{Narrow, save_guarded};
 
 /// A row of a programme table with the standard columns: `id`, `unit_code`
 /// and the placement columns, `state`, `archive_reason`, `version`,
@@ -430,7 +430,7 @@ impl<F: prost::Message> Listing<F> {
         self,
         db: &DatabaseConnection,
         v: sustain_domain::Violations,
-        condition: Condition,
+        narrow: crate::store::Narrow,
     ) -> Result<(Vec<R>, String), ServiceError> {
         let mut violations = self.violations;
         violations.extend(v);
@@ -444,7 +444,7 @@ impl<F: prost::Message> Listing<F> {
                 &self.caller.scope,
                 unit,
             ))
-            .add(condition);
+            .add(narrow.into_condition());
         let filter_key = self.filter.encode_to_vec();
         list_page::<R>(db, condition, &self.page_token, &filter_key, self.size).await
     }
@@ -529,9 +529,11 @@ pub async fn list_page<R: Record>(
     filter_key: &[u8],
     size: usize,
 ) -> Result<(Vec<R>, String), ServiceError> {
-    let after = page_after(token, filter_key)?;
-    let rows = page::<R::Entity>(conn, condition, "id", after.as_deref(), size as u64 + 1).await?;
-    Ok(cut_page(rows, size, filter_key, |r| r.id()))
+    let page = Page::asked(size, token, filter_key.to_vec())?;
+    crate::store::page::<R::Entity>(conn, Narrow::default().and(condition), "id", &page, |r| {
+        r.id()
+    })
+    .await
 }
 
 /// The etag an update sent, trimmed; a violation at `field` when it is missing.

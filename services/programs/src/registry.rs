@@ -192,7 +192,41 @@ pub struct Named {
     pub field: String,
 }
 
+impl Named {
+    /// The households of a batch, each with its year; `field` names the
+    /// request field of the `i`th.
+    pub fn each(
+        households: impl IntoIterator<Item = (String, i32)>,
+        field: impl Fn(usize) -> String,
+    ) -> Vec<Named> {
+        households
+            .into_iter()
+            .enumerate()
+            .map(|(i, (household_id, year))| Named {
+                household_id,
+                year,
+                field: field(i),
+            })
+            .collect()
+    }
+}
+
 impl Registry {
+    /// The standing of the one household `named`, checked as
+    /// [`Registry::checked`] checks a batch.
+    pub async fn one(
+        &self,
+        credentials: &Credentials,
+        named: Named,
+        include_members: bool,
+    ) -> Result<pb::HouseholdStanding, ServiceError> {
+        let id = named.household_id.clone();
+        self.checked(credentials, &[named], include_members, |_| None)
+            .await?
+            .remove(&id)
+            .ok_or_else(|| ServiceError::Internal("no standing for a checked household".into()))
+    }
+
     /// Standings of every household named, by id; PERMISSION_DENIED naming the
     /// fields of those outside the caller's scope, INVALID_ARGUMENT naming
     /// those the registry does not have or has archived, and those a found

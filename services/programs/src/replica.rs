@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveModel};
 use serde::de::DeserializeOwned;
-use sustain_platform::db::WriteTxn;
+use sustain_db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_sync::apply::{Incoming, Replica};
 

@@ -5,7 +5,7 @@
 //! the domain's (`sustain_domain::sector`).
 
 use chrono::Datelike;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::Rate;
@@ -24,6 +24,7 @@ use crate::convert::{ACTIVE, MAX_NAME_CHARS, meta};
 use crate::model::sector_report as report;
 use crate::records::{self, record};
 use crate::store;
+use crate::store::Narrow;
 
 record!(sector_report, "sector_report");
 
@@ -337,14 +338,8 @@ impl pb::sector_report_service_server::SectorReportService for SectorReportApi {
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not a sector report kind");
         }
-        let mut condition = sea_orm::Condition::all();
-        if filter.year != 0 {
-            condition = condition.add(report::Column::Year.eq(filter.year));
-        }
-        if let Some(k) = kind {
-            condition = condition.add(report::Column::Kind.eq(k));
-        }
-        let (rows, next) = list.page::<report::Model>(&self.db, v, condition).await?;
+        let narrow = Narrow::default().year("year", filter.year).is("kind", kind);
+        let (rows, next) = list.page::<report::Model>(&self.db, v, narrow).await?;
         Ok(Response::new(pb::ListSectorReportsResponse {
             reports: rows.iter().map(to_proto).collect(),
             next_page_token: next,

@@ -47,7 +47,7 @@ pub async fn current_local_summary(
     to: i32,
     today: NaiveDate,
 ) -> Result<pb::ProgrammeSummary, ServiceError> {
-    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    let txn = sustain_db::begin_snapshot(db).await?;
     let head = sustain_platform::journal::head(&txn).await?;
     let key = (unit.to_owned(), from, to, today, head);
     if let Some(hit) = cache.get(&key) {

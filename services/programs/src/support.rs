@@ -5,7 +5,7 @@
 //! encrypted; the columns the summaries count stay plain.
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{ColumnTrait, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use sustain_domain::Violations;
 use sustain_domain::household::Sex;
@@ -26,6 +26,7 @@ use crate::convert::{ACTIVE, MAX_NAME_CHARS, class_to_proto, meta};
 use crate::model::support;
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
+use crate::store::Narrow;
 
 record!(support, "support");
 
@@ -454,6 +455,47 @@ impl NewSupport {
 /// The member's birth date and sex as the registry holds them, once the
 /// member is of the household and, for a nutrition check, a child the
 /// under-5 standards apply to on the day.
+/// A new support row of a household, its details still to be applied.
+fn new_row(
+    household_id: String,
+    member_id: Option<String>,
+    project_code: Option<String>,
+    provided_on: NaiveDate,
+    class: String,
+    place: sustain_platform::placement::Placement,
+) -> support::Model {
+    let at = now();
+    support::Model {
+        id: new_id(),
+        household_id,
+        member_id,
+        project_code,
+        kind: String::new(),
+        provided_on,
+        year: provided_on.year(),
+        class,
+        unit_code: place.unit_code,
+        province_code: place.province_code,
+        district_code: place.district_code,
+        commune_code: place.commune_code,
+        current_commune_code: place.current_commune_code,
+        details_enc: String::new(),
+        amount_vnd: 0,
+        work: None,
+        completed_on: None,
+        age_months: None,
+        underweight: None,
+        stunted: None,
+        birth_date: None,
+        sex: None,
+        state: ACTIVE.to_owned(),
+        archive_reason: None,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
 fn member_facts(
     standing: &registry_pb::HouseholdStanding,
     member_id: Option<&str>,
@@ -507,71 +549,44 @@ impl pb::support_service_server::SupportService for SupportApi {
         let request = request.into_inner();
         let key = IdempotencyKey::new(&caller, "CreateSupport", &request.request_id, &request)?;
         let request_id = request.request_id.clone();
-        let NewSupport {
-            household_id,
-            member_id,
-            provided_on,
-            details,
-            project,
-        } = NewSupport::checked(&request.support.clone().unwrap_or_default())?;
-        if let Some(key) = &key
-            && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
-        {
+        let new = NewSupport::checked(&request.support.clone().unwrap_or_default())?;
+        let (household_id, member_id, provided_on) =
+            (new.household_id, new.member_id, new.provided_on);
+        if let Some(previous) = journal::answered(&self.db, &self.cipher, key.as_ref()).await? {
             return Ok(Response::new(previous));
         }
-        let named = [Named {
+        let named = Named {
             household_id: household_id.clone(),
             year: provided_on.year(),
             field: "support.household_id".into(),
-        }];
-        let standings = self
-            .registry
-            .checked(&credentials, &named, member_id.is_some(), |_| None)
-            .await?;
-        let Some(standing) = standings.get(&household_id) else {
-            return Err(
-                ServiceError::Internal("no standing for a checked household".into()).into(),
-            );
         };
+        let standing = &self
+            .registry
+            .one(&credentials, named, member_id.is_some())
+            .await?;
+        let details = new.details;
         let (birth_date, sex) =
             member_facts(standing, member_id.as_deref(), &details, provided_on)?;
-        let project_code = project.or_else(|| details.default_project().map(str::to_owned));
+        let project_code = new
+            .project
+            .or_else(|| details.default_project().map(str::to_owned));
         let place = placement_of(standing);
         let class = standing_code(standing.standing).to_owned();
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             if let Some(code) = &project_code {
                 catalog::usable(&txn, &caller, code, "support.project_code").await?;
             }
-            let at = now();
-            let mut row = support::Model {
-                id: new_id(),
+            let nutrition = matches!(details, Details::Nutrition { .. });
+            let mut row = new_row(
                 household_id,
                 member_id,
                 project_code,
-                kind: String::new(),
                 provided_on,
-                year: provided_on.year(),
                 class,
-                unit_code: place.unit_code,
-                province_code: place.province_code,
-                district_code: place.district_code,
-                commune_code: place.commune_code,
-                current_commune_code: place.current_commune_code,
-                details_enc: String::new(),
-                amount_vnd: 0,
-                work: None,
-                completed_on: None,
-                age_months: None,
-                underweight: None,
-                stunted: None,
-                birth_date: birth_date.filter(|_| matches!(details, Details::Nutrition { .. })),
-                sex: sex.filter(|_| matches!(details, Details::Nutrition { .. })),
-                state: ACTIVE.to_owned(),
-                archive_reason: None,
-                version: 1,
-                created_at: at,
-                updated_at: at,
-            };
+                place,
+            );
+            row.birth_date = birth_date.filter(|_| nutrition);
+            row.sex = sex.filter(|_| nutrition);
             apply_details(&mut row, &details, &self.cipher)?;
             records::insert(&txn, &caller, &request_id, &row).await?;
             Ok((
@@ -610,17 +625,11 @@ impl pb::support_service_server::SupportService for SupportApi {
         }
         let household = (!filter.household_id.trim().is_empty())
             .then(|| required_id(&filter.household_id, "filter.household_id", &mut v));
-        let mut condition = sea_orm::Condition::all();
-        if filter.year != 0 {
-            condition = condition.add(support::Column::Year.eq(filter.year));
-        }
-        if let Some(k) = kind {
-            condition = condition.add(support::Column::Kind.eq(k));
-        }
-        if let Some(h) = &household {
-            condition = condition.add(support::Column::HouseholdId.eq(h.as_str()));
-        }
-        let (rows, next) = list.page::<support::Model>(&self.db, v, condition).await?;
+        let narrow = Narrow::default()
+            .year("year", filter.year)
+            .is("kind", kind)
+            .is("household_id", household);
+        let (rows, next) = list.page::<support::Model>(&self.db, v, narrow).await?;
         Ok(Response::new(pb::ListSupportsResponse {
             supports: rows
                 .iter()

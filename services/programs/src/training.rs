@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
 use sustain_domain::country;
 use sustain_platform::Caller;
@@ -24,7 +24,7 @@ use crate::convert::{ACTIVE, MAX_NAME_CHARS, archived, check, class_to_proto, me
 use crate::model::{course, trainee};
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry, credentials_of, placement_of, standing_code};
-use crate::store::{self, project_within};
+use crate::store::{self, Narrow};
 
 record!(course, "course");
 record!(trainee, "trainee");
@@ -474,17 +474,11 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if filter.kind != 0 && kind.is_none() {
             v.add("filter.kind", "is not a course kind");
         }
-        let mut condition = sea_orm::Condition::all();
-        if filter.year != 0 {
-            condition = condition.add(course::Column::StartYear.eq(filter.year));
-        }
-        if let Some(p) = &project {
-            condition = condition.add(project_within("project_code", p));
-        }
-        if let Some(k) = kind {
-            condition = condition.add(course::Column::Kind.eq(k));
-        }
-        let (rows, next) = list.page::<course::Model>(&self.db, v, condition).await?;
+        let narrow = Narrow::default()
+            .year("start_year", filter.year)
+            .project("project_code", project.as_deref())
+            .is("kind", kind);
+        let (rows, next) = list.page::<course::Model>(&self.db, v, narrow).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let counts = store::training::trainee_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListCoursesResponse {
@@ -585,22 +579,15 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         )?;
         let request_id = request.request_id.clone();
         let (course_id, asked) = asked_trainees(&request)?;
-        if let Some(key) = &key
-            && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
-        {
+        if let Some(previous) = journal::answered(&self.db, &self.cipher, key.as_ref()).await? {
             return Ok(Response::new(previous));
         }
         let course = records::readable::<course::Model>(&self.db, &caller, &course_id).await?;
         takes_trainees(&course)?;
-        let named: Vec<Named> = asked
-            .iter()
-            .enumerate()
-            .map(|(i, (h, _))| Named {
-                household_id: h.clone(),
-                year: course.start_year,
-                field: format!("trainees[{i}].household_id"),
-            })
-            .collect();
+        let named = Named::each(
+            asked.iter().map(|(h, _)| (h.clone(), course.start_year)),
+            |i| format!("trainees[{i}].household_id"),
+        );
         let standings = self
             .registry
             .checked(&credentials, &named, true, |_| None)
@@ -611,7 +598,7 @@ impl pb::training_service_server::TrainingService for TrainingApi {
             let rows = new_trainees(&course, &asked, &standings);
             let changes = rows.iter().map(|r| records::change(r, "create")).collect();
             let protos = rows.iter().map(trainee_to_proto).collect();
-            sustain_platform::db::insert_rows::<trainee::Entity>(&txn, rows, &[]).await?;
+            sustain_db::insert_rows::<trainee::Entity>(&txn, rows, &[]).await?;
             journal::record_many(&txn, &caller, &request_id, changes).await?;
             Ok((pb::BatchCreateTraineesResponse { trainees: protos }, txn))
         })
@@ -645,17 +632,11 @@ impl pb::training_service_server::TrainingService for TrainingApi {
         if filter.employment != 0 && employment.is_none() {
             v.add("filter.employment", "is not an employment kind");
         }
-        let mut condition = sea_orm::Condition::all();
-        if let Some(c) = &course_id {
-            condition = condition.add(trainee::Column::CourseId.eq(c.as_str()));
-        }
-        if filter.year != 0 {
-            condition = condition.add(trainee::Column::Year.eq(filter.year));
-        }
-        if let Some(e) = employment {
-            condition = condition.add(trainee::Column::Employment.eq(e));
-        }
-        let (rows, next) = list.page::<trainee::Model>(&self.db, v, condition).await?;
+        let narrow = Narrow::default()
+            .is("course_id", course_id)
+            .year("year", filter.year)
+            .is("employment", employment);
+        let (rows, next) = list.page::<trainee::Model>(&self.db, v, narrow).await?;
         Ok(Response::new(pb::ListTraineesResponse {
             trainees: rows.iter().map(trainee_to_proto).collect(),
             next_page_token: next,

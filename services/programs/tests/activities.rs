@@ -403,12 +403,12 @@ async fn support_is_checked_with_the_registry_and_nutrition_status_is_derived() 
     {
         use sea_orm::EntityTrait;
         use sustain_platform::crypto::FieldCipher;
-        let db = sustain_platform::db::connect(&suite.programs_db.url)
+        let db = sustain_db::connect(&suite.programs_db.url)
             .await
             .expect("connect");
         let new_key = [43; 32];
         let rotated = FieldCipher::with_previous(&new_key, &[sustain_testkit::FIELD_KEY]);
-        let seals = sustain_programs::reseal::SupportSeals(rotated);
+        let seals = sustain_programs::store::reseal::SupportSeals(rotated);
         let done = sustain_platform::reseal::run(&db, &[&seals], 100, false, |_| {})
             .await
             .expect("resealed");

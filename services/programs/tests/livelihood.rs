@@ -689,7 +689,7 @@ async fn tallies_equal_a_recount_after_every_kind_of_write() {
         ],
     )
     .await;
-    let db = sustain_platform::db::connect(&suite.programs_db.url)
+    let db = sustain_db::connect(&suite.programs_db.url)
         .await
         .expect("programs database");
     let check = |step: &'static str| {

@@ -229,9 +229,7 @@ fn synthetic(i: usize, communes: &[String], registered_on: chrono::NaiveDate) ->
 
 async fn queries(backend: &str, households: usize) {
     let server = TestServer::start().await;
-    let db = sustain_platform::db::connect(&server.url)
-        .await
-        .expect("db");
+    let db = sustain_db::connect(&server.url).await.expect("db");
     let vault = Vault {
         cipher: FieldCipher::new(&FIELD_KEY),
         hasher: LookupHasher::new(&LOOKUP_KEY),

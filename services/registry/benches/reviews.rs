@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use common::Bearer;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sustain_clients::demo::{Demo, YEARS};
 use sustain_proto::registry::v1 as pb;
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
-use sustain_registry::demo::{Demo, YEARS};
 use sustain_registry::store::tally;
 use sustain_testkit::TestDatabase;
 use tonic::transport::Channel;
@@ -363,7 +363,7 @@ async fn main() {
     let households: u64 = std::env::var("BENCH_IMPORT_HOUSEHOLDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(sustain_registry::demo::LANG_SON[0].households);
+        .unwrap_or(sustain_clients::demo::LANG_SON[0].households);
     // BENCH_IMPORT_BATCH: households per request (at most the server's 2,000).
     let batch: usize = std::env::var("BENCH_IMPORT_BATCH")
         .ok()
@@ -378,7 +378,7 @@ async fn main() {
     );
 
     let start = Instant::now();
-    let mut demo = Demo::new(sustain_registry::demo::DEFAULT_SEED, households).expect("demo");
+    let mut demo = Demo::new(sustain_clients::demo::DEFAULT_SEED, households).expect("demo");
     let rows: Vec<pb::ImportRow> = (0..demo.households()).map(|i| demo.row(i)).collect();
     let batches: Vec<pb::ImportHouseholdsRequest> = rows
         .chunks(batch)
@@ -405,9 +405,7 @@ async fn main() {
         let db = TestDatabase::new().await.expect("database");
         let server = spawn_server(&db.url);
         let imported = import(&server, &batches).await;
-        let direct = sustain_platform::db::connect(&db.url)
-            .await
-            .expect("connect");
+        let direct = sustain_db::connect(&db.url).await.expect("connect");
         let summary = summaries(&server, &direct).await;
         let base = baseline(&direct).await;
         let rss: Vec<f64> = imported.rss.iter().map(|(_, m)| *m).collect();

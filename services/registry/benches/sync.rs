@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::{Bearer, household_in, registry_on};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
+use sustain_clients::demo::Demo;
 use sustain_platform::Role;
 use sustain_platform::config::{Config, PeerConfig};
 use sustain_platform::journal::outbox;
@@ -31,7 +32,6 @@ use sustain_proto::registry::v1::household_service_client::HouseholdServiceClien
 use sustain_proto::registry::v1::review_service_client::ReviewServiceClient;
 use sustain_proto::sync::v1 as spb;
 use sustain_proto::sync::v1::sync_service_client::SyncServiceClient;
-use sustain_registry::demo::Demo;
 use sustain_testkit::server::Running;
 use sustain_testkit::{TestDatabase, token};
 use tonic::transport::Channel;
@@ -111,7 +111,7 @@ fn rows(households_2021: u64) -> Vec<pb::ImportHouseholdsRequest> {
         .into_iter()
         .map(|u| u.code.clone())
         .collect();
-    let mut demo = Demo::new(sustain_registry::demo::DEFAULT_SEED, households_2021).expect("demo");
+    let mut demo = Demo::new(sustain_clients::demo::DEFAULT_SEED, households_2021).expect("demo");
     let reform = sustain_domain::admin::reform_date().to_string();
     let rows: Vec<pb::ImportRow> = (0..demo.households())
         .map(|i| demo.row(i))
@@ -214,7 +214,7 @@ async fn run(name: &str, batches: &[pb::ImportHouseholdsRequest], seconds: u64) 
     drop(lp);
     let district = Instance::start(ld, d).await;
     let (accepted, import_secs) = import(&district, batches).await;
-    let direct_d = sustain_platform::db::connect(&district_db.url)
+    let direct_d = sustain_db::connect(&district_db.url)
         .await
         .expect("connect");
     let head = sustain_platform::journal::head(&direct_d)
@@ -228,7 +228,7 @@ async fn run(name: &str, batches: &[pb::ImportHouseholdsRequest], seconds: u64) 
     let ready = started.elapsed().as_secs_f64();
     let caught = wait_caught_up(&province, head, Duration::from_secs(1800)).await;
     let catch_up = started.elapsed().as_secs_f64();
-    let direct_p = sustain_platform::db::connect(&province_db.url)
+    let direct_p = sustain_db::connect(&province_db.url)
         .await
         .expect("connect");
     for table in ["household", "member", "review", "review_tally"] {

@@ -14,11 +14,11 @@ use sustain_platform::progress::Progress;
 use sustain_platform::{Caller, Role, Scope};
 use sustain_proto::registry::v1 as pb;
 
-use crate::demo::{Demo, PROVINCE, YEARS};
-use crate::import_file::CsvWriter;
 use crate::reviews::import::Importer;
 use crate::reviews::import::RowOutcome;
 use crate::store::Vault;
+use sustain_clients::demo::{Demo, PROVINCE, YEARS};
+use sustain_clients::import_file::CsvWriter;
 
 const BATCH: usize = 1_000;
 
@@ -99,7 +99,7 @@ pub async fn run(
     }
     generator.await?;
     bar.finish();
-    sustain_platform::db::optimize(&db).await?;
+    sustain_db::optimize(&db).await?;
     println!(
         "demo (seed {seed}): {total} households, {accepted} loaded, {unchanged} already there, {rejected} rejected, in {:.1} s",
         started.elapsed().as_secs_f64()

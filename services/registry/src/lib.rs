@@ -3,11 +3,8 @@
 //! one-command suite start exactly what production starts.
 
 pub mod convert;
-pub mod demo;
 pub mod demo_cli;
 pub mod households;
-pub mod import_client;
-pub mod import_file;
 pub mod migration;
 pub mod model;
 pub mod replica;
@@ -41,13 +38,13 @@ pub const SERVICE: &str = "registry";
 
 /// Connects to the configured database and brings its schema up to date.
 pub async fn connect_and_migrate(database_url: &str) -> anyhow::Result<DatabaseConnection> {
-    let db = sustain_platform::db::connect(database_url)
+    let db = sustain_db::connect(database_url)
         .await
         .with_context(|| "cannot open the registry database")?;
     Migrator::up(&db, None)
         .await
         .context("migrating the registry database")?;
-    sustain_platform::db::optimize(&db)
+    sustain_db::optimize(&db)
         .await
         .context("refreshing planner statistics")?;
     Ok(db)

@@ -57,11 +57,11 @@ enum Command {
         #[arg(long)]
         rejected: Option<PathBuf>,
         /// Households per batch (each batch is committed and acknowledged).
-        #[arg(long, default_value_t = sustain_registry::import_client::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = sustain_clients::import_client::DEFAULT_BATCH)]
         batch: usize,
         /// Largest batch in bytes: keep it under the registry's
         /// `limits.max_request_bytes` (4 MiB unless set otherwise).
-        #[arg(long, default_value_t = sustain_registry::import_client::DEFAULT_BATCH_BYTES)]
+        #[arg(long, default_value_t = sustain_clients::import_client::DEFAULT_BATCH_BYTES)]
         batch_bytes: usize,
         /// No progress bar.
         #[arg(long)]
@@ -81,10 +81,10 @@ enum Command {
     Demo {
         #[command(flatten)]
         args: ServeArgs,
-        #[arg(long, default_value_t = sustain_registry::demo::DEFAULT_SEED)]
+        #[arg(long, default_value_t = sustain_clients::demo::DEFAULT_SEED)]
         seed: u64,
         /// Households in 2021 (1 to 5,000,000); the figures scale with it.
-        #[arg(long, default_value_t = sustain_registry::demo::LANG_SON[0].households,
+        #[arg(long, default_value_t = sustain_clients::demo::LANG_SON[0].households,
               value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
         households: u64,
         /// Write the dataset as an import CSV here instead of loading it.
@@ -153,8 +153,8 @@ async fn main() -> anyhow::Result<()> {
                 ca: tls_ca,
             }
             .load()?;
-            let imported = sustain_registry::import_client::import(
-                sustain_registry::import_client::ImportOptions {
+            let imported = sustain_clients::import_client::import(
+                sustain_clients::import_client::ImportOptions {
                     file: &file,
                     server: &server,
                     token: &token,
@@ -170,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(report) => report,
                 Err(e) => {
                     if let Some(partial) =
-                        e.downcast_ref::<sustain_registry::import_client::Incomplete>()
+                        e.downcast_ref::<sustain_clients::import_client::Incomplete>()
                         && partial.done.rejected > 0
                     {
                         eprintln!("rejected rows and reasons: {}", rejected_file.display());

@@ -5,8 +5,8 @@
 //! would move them and the replaced household version kept for point-in-time
 //! reads.
 
+use sustain_db::WriteTxn;
 use sustain_domain::admin::Location;
-use sustain_platform::db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_proto::sync::v1::Change;
 use sustain_sync::apply::{Incoming, Replica};
@@ -45,10 +45,61 @@ impl Pending {
         }
         let reviews = std::mem::take(&mut self.reviews);
         if !reviews.is_empty() {
-            sustain_platform::db::insert_rows::<review::Entity>(txn, reviews, &[]).await?;
+            sustain_db::insert_rows::<review::Entity>(txn, reviews, &[]).await?;
         }
         Ok(())
     }
+}
+
+/// Where a household or review is filed, as its row says.
+fn filed_at(province: &str, district: Option<&str>, commune: &str, current: &str) -> Location {
+    Location {
+        province_code: province.to_owned(),
+        district_code: district.filter(|d| !d.is_empty()).map(str::to_owned),
+        commune_code: commune.to_owned(),
+        current_commune_code: current.to_owned(),
+    }
+}
+
+/// Takes a review from a peer: a new one joins the rows written together,
+/// a newer version of one held replaces it; certified ones move the tallies.
+async fn review(
+    txn: &WriteTxn,
+    c: &Incoming,
+    row: review::Model,
+    pending: &mut Pending,
+    delta: &mut TallyDelta,
+) -> Result<(), ServiceError> {
+    c.require_filed(
+        &row.id,
+        &filed_at(
+            &row.province_code,
+            Some(&row.district_code),
+            &row.commune_code,
+            &row.current_commune_code,
+        ),
+    )?;
+    if row.state == reviews::CERTIFIED {
+        delta.add(&row, 1);
+    }
+    let Some(held) = c.held else {
+        pending.reviews.push(row);
+        return Ok(());
+    };
+    pending.flush(txn).await?;
+    let old = reviews::find(txn, &row.id).await?.ok_or_else(|| {
+        ServiceError::Internal(format!("review {} is journaled but missing", row.id))
+    })?;
+    if old.state == reviews::CERTIFIED {
+        delta.add(&old, -1);
+    }
+    if !reviews::save(txn, &row, held).await? {
+        return Err(ServiceError::Aborted {
+            reason: "CONCURRENT_REVIEW",
+            message: format!("review {} changed here meanwhile", row.id),
+        });
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -63,64 +114,12 @@ impl Replica for RegistryReplica {
             match c.change.record_type.as_str() {
                 "household" => {
                     let state = self.household_state(c)?;
-                    let h = &state.household;
-                    c.require_filed(
-                        &h.id,
-                        &Location {
-                            province_code: h.province_code.clone(),
-                            district_code: h.district_code.clone(),
-                            commune_code: h.commune_code.clone(),
-                            current_commune_code: h.current_commune_code.clone(),
-                        },
-                    )?;
-                    split.extend(crate::villages::split_among([state
-                        .household
-                        .commune_code
-                        .as_str()]));
-                    if c.held.is_none() {
-                        pending.households.push(state.household);
-                        pending.members.extend(state.members);
-                        continue;
-                    }
-                    pending.flush(txn).await?;
-                    self.replace_household(txn, state).await?;
+                    split.extend(self.household(txn, c, state, &mut pending).await?);
                 }
                 "review" => {
                     let row: review::Model = c.read()?;
-                    c.require_filed(
-                        &row.id,
-                        &Location {
-                            province_code: row.province_code.clone(),
-                            district_code: Some(row.district_code.clone())
-                                .filter(|d| !d.is_empty()),
-                            commune_code: row.commune_code.clone(),
-                            current_commune_code: row.current_commune_code.clone(),
-                        },
-                    )?;
                     split.extend(crate::villages::split_among([row.commune_code.as_str()]));
-                    if row.state == reviews::CERTIFIED {
-                        delta.add(&row, 1);
-                    }
-                    let Some(held) = c.held else {
-                        pending.reviews.push(row);
-                        continue;
-                    };
-                    pending.flush(txn).await?;
-                    let old = reviews::find(txn, &row.id).await?.ok_or_else(|| {
-                        ServiceError::Internal(format!(
-                            "review {} is journaled but missing",
-                            row.id
-                        ))
-                    })?;
-                    if old.state == reviews::CERTIFIED {
-                        delta.add(&old, -1);
-                    }
-                    if !reviews::save(txn, &row, held).await? {
-                        return Err(ServiceError::Aborted {
-                            reason: "CONCURRENT_REVIEW",
-                            message: format!("review {} changed here meanwhile", row.id),
-                        });
-                    }
+                    review(txn, c, row, &mut pending, &mut delta).await?;
                 }
                 crate::standards::RECORD => {
                     pending.flush(txn).await?;
@@ -168,6 +167,37 @@ impl RegistryReplica {
     fn household_state(&self, c: &Incoming) -> Result<HouseholdState, ServiceError> {
         let rows = store::unwrap_state(&c.change.state, &c.change.record_id, &self.vault)?;
         c.read_from(&rows)
+    }
+
+    /// Takes a household from a peer: a new one joins the rows written
+    /// together, a newer version of one held replaces it. Returns the split
+    /// commune it lies in, if it does.
+    async fn household(
+        &self,
+        txn: &WriteTxn,
+        c: &Incoming,
+        state: HouseholdState,
+        pending: &mut Pending,
+    ) -> Result<std::collections::BTreeSet<String>, ServiceError> {
+        let h = &state.household;
+        c.require_filed(
+            &h.id,
+            &filed_at(
+                &h.province_code,
+                h.district_code.as_deref(),
+                &h.commune_code,
+                &h.current_commune_code,
+            ),
+        )?;
+        let split = crate::villages::split_among([h.commune_code.as_str()]);
+        if c.held.is_none() {
+            pending.households.push(state.household);
+            pending.members.extend(state.members);
+            return Ok(split);
+        }
+        pending.flush(txn).await?;
+        self.replace_household(txn, state).await?;
+        Ok(split)
     }
 
     /// Writes a newer version of a household held here, keeping the old one.

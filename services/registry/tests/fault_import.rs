@@ -14,11 +14,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::{Rng, SeedableRng};
 use sea_orm::{ConnectionTrait, Statement};
+use sustain_clients::demo::{Demo, YEARS};
+use sustain_clients::import_client::{DEFAULT_BATCH_BYTES, ImportOptions, import};
+use sustain_clients::import_file::CsvWriter;
 use sustain_platform::Role;
 use sustain_proto::registry::v1 as pb;
-use sustain_registry::demo::{Demo, YEARS};
-use sustain_registry::import_client::{DEFAULT_BATCH_BYTES, ImportOptions, import};
-use sustain_registry::import_file::CsvWriter;
 use sustain_testkit::process::Process;
 use sustain_testkit::server::Bearer;
 use sustain_testkit::{FIELD_KEY, JWT_SECRET, LOOKUP_KEY, TestDatabase, token};
@@ -64,7 +64,7 @@ async fn figures(addr: std::net::SocketAddr) -> (i64, Vec<pb::PovertySummary>) {
 
 /// Rows that are there more than once, by what must be unique.
 async fn duplicates(url: &str) -> Vec<(&'static str, i64)> {
-    let db = sustain_platform::db::connect(url).await.expect("connect");
+    let db = sustain_db::connect(url).await.expect("connect");
     let backend = db.get_database_backend();
     let mut out = vec![];
     for (what, sql) in [
@@ -178,7 +178,7 @@ async fn an_import_killed_and_run_again_ends_as_an_uninterrupted_one() {
             Some(Err(e)) => {
                 // Stopped by the last kill before it noticed: run again.
                 assert!(
-                    e.downcast_ref::<sustain_registry::import_client::Incomplete>()
+                    e.downcast_ref::<sustain_clients::import_client::Incomplete>()
                         .is_some()
                         || format!("{e:#}").contains("connect")
                         || format!("{e:#}").contains("import"),

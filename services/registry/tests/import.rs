@@ -7,11 +7,11 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
+use sustain_clients::demo::Demo;
+use sustain_clients::import_client::{ImportOptions, import};
+use sustain_clients::import_file::{COLUMNS, CsvWriter};
 use sustain_platform::Role;
 use sustain_proto::registry::v1 as pb;
-use sustain_registry::demo::Demo;
-use sustain_registry::import_client::{ImportOptions, import};
-use sustain_registry::import_file::{COLUMNS, CsvWriter};
 use sustain_testkit::token;
 use tonic::Code;
 
@@ -154,9 +154,7 @@ async fn good_rows_go_in_bad_rows_are_named_and_a_resend_changes_nothing() {
     {
         use sea_orm::ConnectionTrait;
         use sha2::{Digest, Sha256};
-        let db = sustain_platform::db::connect(&server.url)
-            .await
-            .expect("db");
+        let db = sustain_db::connect(&server.url).await.expect("db");
         let audits = db
             .query_all_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
@@ -509,7 +507,7 @@ async fn the_cli_imports_an_xlsx_of_a_thousand_households_with_ten_broken() {
         token: &token,
         rejected_file: rejected_file.clone(),
         batch_size: 128,
-        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
+        batch_bytes: sustain_clients::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls: None,
     };
@@ -641,13 +639,11 @@ async fn batches_written_together_answer_as_if_written_in_turn() {
 #[tokio::test]
 async fn bulk_rows_come_back_as_written_and_an_unfinished_write_leaves_nothing() {
     use sea_orm::{ActiveModelTrait, EntityTrait};
-    use sustain_platform::db::{SqliteRows, WriteTxn, insert_built, insert_rows};
+    use sustain_db::{SqliteRows, WriteTxn, insert_built, insert_rows};
     use sustain_registry::model::household;
 
     let server = TestServer::start().await;
-    let db = sustain_platform::db::connect(&server.url)
-        .await
-        .expect("connect");
+    let db = sustain_db::connect(&server.url).await.expect("connect");
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     let row = household::Model {
         id: "bulk-1".into(),
@@ -849,7 +845,7 @@ async fn the_cli_sizes_batches_by_bytes_and_never_reports_an_unanswered_batch_as
         .await
         .expect_err("a batch over the limit is not success");
     let incomplete = error
-        .downcast_ref::<sustain_registry::import_client::Incomplete>()
+        .downcast_ref::<sustain_clients::import_client::Incomplete>()
         .unwrap_or_else(|| panic!("an incomplete import: {error:#}"));
     assert!(incomplete.why.contains("batch 1"), "{incomplete}");
     assert_eq!(incomplete.done.households, 0, "{incomplete}");
@@ -925,7 +921,7 @@ async fn an_import_file_sets_a_reviews_area_only_as_written() {
         token: &token,
         rejected_file: rejected_file.clone(),
         batch_size: 10,
-        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
+        batch_bytes: sustain_clients::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls: None,
     })
@@ -1049,7 +1045,7 @@ async fn a_semicolon_csv_with_a_byte_order_mark_imports() {
     assert!(bytes.contains(&b';'));
     std::fs::write(&path, bytes).expect("write");
 
-    let rows = sustain_registry::import_file::open(&path).expect("opens");
+    let rows = sustain_clients::import_file::open(&path).expect("opens");
     assert_eq!(rows.total, Some(lines), "the progress knows the rows");
     let token = token(Role::Admin, &["20"]);
     let report = import(ImportOptions {
@@ -1058,7 +1054,7 @@ async fn a_semicolon_csv_with_a_byte_order_mark_imports() {
         token: &token,
         rejected_file: dir.path().join("rejected.csv"),
         batch_size: 16,
-        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
+        batch_bytes: sustain_clients::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls: None,
     })

@@ -47,9 +47,7 @@ async fn rotated_keys_keep_data_readable_and_a_resumed_reseal_moves_all_of_it() 
         .await
         .expect("updated");
 
-    let db = sustain_platform::db::connect(&server.url)
-        .await
-        .expect("connect");
+    let db = sustain_db::connect(&server.url).await.expect("connect");
     let rotated = Vault {
         cipher: FieldCipher::with_previous(&NEW_FIELD, &[FIELD_KEY]),
         hasher: LookupHasher::with_previous(&NEW_LOOKUP, &[LOOKUP_KEY]),
@@ -274,9 +272,7 @@ async fn a_reseal_killed_mid_run_finishes_when_run_again() {
             .spawn()
             .expect("spawn reseal")
     };
-    let db = sustain_platform::db::connect(&db_handle.url)
-        .await
-        .expect("connect");
+    let db = sustain_db::connect(&db_handle.url).await.expect("connect");
     let total = sustain_registry::model::member::Entity::find()
         .count(&db)
         .await

@@ -126,9 +126,7 @@ async fn households(server: &TestServer, commune: &str, n: usize) -> Vec<String>
 }
 
 async fn assert_tallies_equal_recount(server: &TestServer, units: &[&str], years: &[i32]) {
-    let db = sustain_platform::db::connect(&server.url)
-        .await
-        .expect("db");
+    let db = sustain_db::connect(&server.url).await.expect("db");
     for unit in units {
         for year in years {
             let mut tallied = sustain_registry::store::tally::read(&db, unit, *year, None)
@@ -1189,9 +1187,7 @@ async fn a_split_communes_households_are_placed_by_village_and_the_rest_reported
     // A database from before: every such household guessed into the part
     // that kept the code, else the first. The migration takes them back.
     use sea_orm::{ConnectionTrait, Statement};
-    let db = sustain_platform::db::connect(&server.url)
-        .await
-        .expect("db");
+    let db = sustain_db::connect(&server.url).await.expect("db");
     for sql in [
         "UPDATE household SET current_commune_code = CASE commune_code WHEN '06622' THEN '06613' ELSE '06625' END \
          WHERE current_commune_code = ''",

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use sustain_clients::import_client::{ImportOptions, import};
 use sustain_platform::Role;
 use sustain_platform::config::Config;
 use sustain_platform::tls::{TlsConfig, dev_certs};
-use sustain_registry::import_client::{ImportOptions, import};
 use sustain_testkit::{TestDatabase, token};
 
 fn tls_config(dir: &std::path::Path, name: &str) -> TlsConfig {
@@ -59,7 +59,7 @@ async fn the_import_command_goes_through_mutual_tls_and_nothing_without_it() {
         token: &token,
         rejected_file: dir.path().join("rejected.csv"),
         batch_size: 16,
-        batch_bytes: sustain_registry::import_client::DEFAULT_BATCH_BYTES,
+        batch_bytes: sustain_clients::import_client::DEFAULT_BATCH_BYTES,
         progress: false,
         tls,
     };

@@ -193,7 +193,7 @@ impl Configs {
     pub async fn registry_demo(&self, scale: u32) -> anyhow::Result<()> {
         sustain_registry::demo_cli::run(
             &self.registry,
-            sustain_registry::demo::DEFAULT_SEED,
+            sustain_clients::demo::DEFAULT_SEED,
             demo_households(scale),
             None,
             true,
@@ -282,7 +282,7 @@ pub fn banner(at: &Addresses, demo_scale: Option<u32>, tokens: &[(&str, String)]
 
 /// Households in the demo at `scale` (1: the whole province).
 pub fn demo_households(scale: u32) -> u64 {
-    sustain_registry::demo::LANG_SON[0].households / u64::from(scale.max(1))
+    sustain_clients::demo::LANG_SON[0].households / u64::from(scale.max(1))
 }
 
 /// Serves every service until `stop` turns true.

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::crypto::FieldCipher;
-use crate::db::{self, Bulk, PgWrite};
 use crate::error::ServiceError;
+use sustain_db::{self as db, Bulk, PgWrite};
 
 pub use entities::{audit_log, idempotency, outbox};
 
@@ -490,6 +490,20 @@ impl IdempotencyKey {
             ),
             fingerprint: hex::encode(fingerprint.finalize()),
         }))
+    }
+}
+
+/// [`replay`] for an optional key: the answer a retry already got, or `None`
+/// (no key, or nothing made under it yet). Checked before asking other
+/// services, so a retry costs them nothing.
+pub async fn answered<T: prost::Message + Default>(
+    conn: &impl ConnectionTrait,
+    cipher: &FieldCipher,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<T>, ServiceError> {
+    match key {
+        Some(key) => replay(conn, cipher, key).await,
+        None => Ok(None),
     }
 }
 

@@ -30,7 +30,7 @@ pub async fn append(
     sequence: i64,
     hash: String,
 ) -> Result<(), ServiceError> {
-    sustain_platform::db::insert_statements::<entry::Entity>(conn, entries, &[]).await?;
+    sustain_db::insert_statements::<entry::Entity>(conn, entries, &[]).await?;
     head::Entity::update_many()
         .col_expr(head::Column::Sequence, sequence.into())
         .col_expr(head::Column::Hash, hash.into())
@@ -118,9 +118,9 @@ pub async fn replica_entry(
 
 /// Writes entries received of other instances' chains.
 pub async fn insert_replica_entries(
-    conn: &impl sustain_platform::db::Bulk,
+    conn: &impl sustain_db::Bulk,
     rows: Vec<replica_entry::Model>,
 ) -> Result<(), ServiceError> {
-    sustain_platform::db::insert_rows::<replica_entry::Entity>(conn, rows, &[]).await?;
+    sustain_db::insert_rows::<replica_entry::Entity>(conn, rows, &[]).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ pub mod transfers;
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter};
-use sustain_platform::db::in_json_list;
+use sustain_db::in_json_list;
 use sustain_platform::error::ServiceError;
 
 /// The rows of `E` whose `id` is in `ids`, by id.

@@ -8,9 +8,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use sustain_db::in_json_list;
 use sustain_domain::ledger::transfer_state::{PENDING, VOIDED};
 use sustain_platform::auth::Scope;
-use sustain_platform::db::in_json_list;
 use sustain_platform::error::ServiceError;
 use sustain_platform::placement::selection;
 
@@ -39,7 +39,7 @@ pub async fn insert(
     conn: &impl ConnectionTrait,
     rows: Vec<transfer::Model>,
 ) -> Result<(), ServiceError> {
-    sustain_platform::db::insert_statements::<transfer::Entity>(conn, rows, &[]).await?;
+    sustain_db::insert_statements::<transfer::Entity>(conn, rows, &[]).await?;
     Ok(())
 }
 

@@ -9,13 +9,11 @@ pub mod convert;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::sea_query::Condition;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_domain::programme::MODEL_PROJECTS;
 use sustain_platform::Caller;
-use sustain_platform::api::{cut_page, new_id, now, optional_date, page_after, required_id, today};
+use sustain_platform::api::{Page, new_id, now, optional_date, required_id, today};
 use sustain_platform::crypto::FieldCipher;
 use sustain_platform::error::{ServiceError, checked};
 use sustain_platform::journal::{self, IdempotencyKey};
@@ -29,7 +27,7 @@ use crate::convert::{ACTIVE, ARCHIVED, archived, check, class_from_proto};
 use crate::model::{enrolment, livelihood_model};
 use crate::records::{self, Record, record};
 use crate::registry::{Named, Registry};
-use crate::store::{self, live, page, project_within, tally};
+use crate::store::{self, Narrow, live, page, tally};
 use crate::{READ, WRITE};
 use convert::{
     ENROLMENT_PATHS, MODEL_PATHS, apply_model_fields, commune_codes, enrolment_to_proto,
@@ -81,23 +79,6 @@ impl Record for enrolment::Model {
         self.state = ARCHIVED.to_owned();
         self.archive_reason = Some(reason);
     }
-}
-
-/// Models a caller may see: those whose unit overlaps the scope, so a commune
-/// officer sees the district's models its households enrol in.
-fn models_visible(caller: &Caller) -> Option<Condition> {
-    let inside = placement::in_scope(&caller.scope)?;
-    let above: Vec<String> = caller
-        .scope
-        .codes()
-        .iter()
-        .flat_map(|c| admin::catalog().ancestors_or_self(c))
-        .collect();
-    Some(
-        Condition::any()
-            .add(inside)
-            .add(livelihood_model::Column::UnitCode.is_in(above)),
-    )
 }
 
 fn not_found(resource: &'static str, id: &str) -> ServiceError {
@@ -293,25 +274,45 @@ fn new_enrolments_of(
         .collect()
 }
 
-/// Inserts the batch; a household enrolled by a concurrent batch meanwhile is
-/// ALREADY_EXISTS, not an internal error.
-async fn insert_enrolments(
-    conn: &impl sustain_platform::db::Bulk,
+/// Writes new enrolments of `model_id`, moves the tallies and the reach
+/// with them, and journals them.
+async fn enrol(
+    txn: &impl sustain_db::Bulk,
+    caller: &Caller,
+    request_id: &str,
     model_id: &str,
     rows: Vec<enrolment::Model>,
 ) -> Result<(), ServiceError> {
-    match sustain_platform::db::insert_rows::<enrolment::Entity>(conn, rows, &[]).await {
+    let changes = rows.iter().map(|r| records::change(r, "create")).collect();
+    let mut sums = tally::SumsDelta::default();
+    for r in &rows {
+        sums.add(r, 1);
+    }
+    let enrolled: Vec<String> = rows.iter().map(|r| r.household_id.clone()).collect();
+    insert_enrolments(txn, model_id, rows).await?;
+    sums.apply(txn).await?;
+    tally::refresh_reach(txn, &enrolled).await?;
+    journal::record_many(txn, caller, request_id, changes).await?;
+    Ok(())
+}
+
+/// Inserts the batch; a household enrolled by a concurrent batch meanwhile is
+/// ALREADY_EXISTS, not an internal error.
+async fn insert_enrolments(
+    conn: &impl sustain_db::Bulk,
+    model_id: &str,
+    rows: Vec<enrolment::Model>,
+) -> Result<(), ServiceError> {
+    match sustain_db::insert_rows::<enrolment::Entity>(conn, rows, &[]).await {
         Ok(()) => Ok(()),
-        Err(e) if sustain_platform::db::is_unique_violation(&e) => {
-            Err(ServiceError::AlreadyExists {
-                reason: "ALREADY_ENROLLED",
-                message: format!(
-                    "a household of this batch was enrolled in model {} meanwhile",
-                    model_id
-                ),
-                metadata: vec![("model_id", model_id.to_owned())],
-            })
-        }
+        Err(e) if sustain_db::is_unique_violation(&e) => Err(ServiceError::AlreadyExists {
+            reason: "ALREADY_ENROLLED",
+            message: format!(
+                "a household of this batch was enrolled in model {} meanwhile",
+                model_id
+            ),
+            metadata: vec![("model_id", model_id.to_owned())],
+        }),
         Err(e) => Err(e.into()),
     }
 }
@@ -416,35 +417,20 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if !unit.is_empty() {
             caller.require_unit(unit)?;
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let after = page_after(&request.page_token, &filter_key)?;
-        let mut condition = live(filter.include_archived);
-        if let Some(c) = models_visible(&caller) {
-            condition = condition.add(c);
-        }
-        if !unit.is_empty() {
-            condition = condition.add(placement::under_unit(unit));
-        }
-        if filter.year != 0 {
-            condition = condition
-                .add(livelihood_model::Column::StartYear.lte(filter.year))
-                .add(livelihood_model::Column::EndYear.gte(filter.year));
-        }
-        if let Some(p) = &project {
-            condition = condition.add(project_within("project_code", p));
-        }
-        if let Some(t) = model_type {
-            condition = condition.add(livelihood_model::Column::ModelType.eq(t));
-        }
-        let rows = page::<livelihood_model::Entity>(
-            &self.db,
-            condition,
-            "id",
-            after.as_deref(),
-            size as u64 + 1,
-        )
-        .await?;
-        let (rows, next) = cut_page(rows, size, &filter_key, |r| r.id.as_str());
+        let list_page = Page::asked(
+            size,
+            &request.page_token,
+            prost::Message::encode_to_vec(&filter),
+        )?;
+        let narrow =
+            store::livelihood::models_visible(&caller.scope, (!unit.is_empty()).then_some(unit))
+                .and(live(filter.include_archived))
+                .running("start_year", "end_year", filter.year)
+                .project("project_code", project.as_deref())
+                .is("model_type", model_type);
+        let (rows, next) =
+            page::<livelihood_model::Entity>(&self.db, narrow, "id", &list_page, |r| r.id.as_str())
+                .await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let counts = store::livelihood::enrolled_counts(&self.db, &ids).await?;
         Ok(Response::new(pb::ListModelsResponse {
@@ -568,9 +554,7 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         check(v)?;
         // A retry of a committed batch answers from the journal without asking
         // the registry again.
-        if let Some(key) = &key
-            && let Some(previous) = journal::replay(&self.db, &self.cipher, key).await?
-        {
+        if let Some(previous) = journal::answered(&self.db, &self.cipher, key.as_ref()).await? {
             return Ok(Response::new(previous));
         }
         let model = self.visible_model(&self.db, &caller, &model_id).await?;
@@ -578,15 +562,9 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
             return Err(archived("model", &model_id).into());
         }
         within_period(&model, &asked)?;
-        let named: Vec<Named> = asked
-            .iter()
-            .enumerate()
-            .map(|(i, (id, on))| Named {
-                household_id: id.clone(),
-                year: on.year(),
-                field: format!("enrolments[{i}].household_id"),
-            })
-            .collect();
+        let named = Named::each(asked.iter().map(|(id, on)| (id.clone(), on.year())), |i| {
+            format!("enrolments[{i}].household_id")
+        });
         let standings = self
             .registry
             .checked(&credentials, &named, false, |s| {
@@ -602,17 +580,8 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         let answer = journal::run_once(&self.db, &self.cipher, key, |txn| async move {
             refuse_enrolled(&txn, &model.id, &asked).await?;
             let rows = new_enrolments_of(&model, &asked, &standings);
-            let changes = rows.iter().map(|r| records::change(r, "create")).collect();
-            let mut tally_sums = tally::SumsDelta::default();
-            for r in &rows {
-                tally_sums.add(r, 1);
-            }
-            let enrolled: Vec<String> = rows.iter().map(|r| r.household_id.clone()).collect();
             let protos = rows.iter().map(enrolment_to_proto).collect();
-            insert_enrolments(&txn, &model.id, rows).await?;
-            tally_sums.apply(&txn).await?;
-            tally::refresh_reach(&txn, &enrolled).await?;
-            journal::record_many(&txn, &caller, &request_id, changes).await?;
+            enrol(&txn, &caller, &request_id, &model.id, rows).await?;
             Ok((
                 pb::BatchCreateEnrolmentsResponse { enrolments: protos },
                 txn,
@@ -659,28 +628,24 @@ impl pb::livelihood_service_server::LivelihoodService for LivelihoodApi {
         if !unit.is_empty() {
             caller.require_unit(unit)?;
         }
-        let filter_key = prost::Message::encode_to_vec(&filter);
-        let after = page_after(&request.page_token, &filter_key)?;
-        let mut condition = live(filter.include_archived).add(placement::selection(
-            &caller.scope,
-            (!unit.is_empty()).then_some(unit),
-        ));
-        if let Some(m) = &model_id {
-            condition = condition.add(enrolment::Column::ModelId.eq(m.as_str()));
-        }
-        if filter.year != 0 {
-            condition = condition.add(enrolment::Column::Year.eq(filter.year));
-        }
-        if let Some(p) = &project {
-            condition = condition.add(project_within("project_code", p));
-        }
-        if let Some(c) = class {
-            condition = condition.add(enrolment::Column::Class.eq(c.code()));
-        }
-        let rows =
-            page::<enrolment::Entity>(&self.db, condition, "id", after.as_deref(), size as u64 + 1)
+        let list_page = Page::asked(
+            size,
+            &request.page_token,
+            prost::Message::encode_to_vec(&filter),
+        )?;
+        let narrow = Narrow::default()
+            .and(live(filter.include_archived))
+            .and(placement::selection(
+                &caller.scope,
+                (!unit.is_empty()).then_some(unit),
+            ))
+            .is("model_id", model_id)
+            .year("year", filter.year)
+            .project("project_code", project.as_deref())
+            .is("class", class.map(|c| c.code()));
+        let (rows, next) =
+            page::<enrolment::Entity>(&self.db, narrow, "id", &list_page, |r| r.id.as_str())
                 .await?;
-        let (rows, next) = cut_page(rows, size, &filter_key, |r| r.id.as_str());
         Ok(Response::new(pb::ListEnrolmentsResponse {
             enrolments: rows.iter().map(enrolment_to_proto).collect(),
             next_page_token: next,

@@ -2,9 +2,15 @@
 
 use std::collections::HashMap;
 
+use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
-use sustain_platform::db::in_json_list;
+use sustain_db::in_json_list;
+use sustain_domain::admin;
+use sustain_platform::Scope;
 use sustain_platform::error::ServiceError;
+use sustain_platform::placement;
+
+use super::Narrow;
 
 use crate::convert::ACTIVE;
 use crate::model::{enrolment, livelihood_model};
@@ -70,4 +76,27 @@ pub async fn already_enrolled(
         .into_tuple()
         .all(conn)
         .await?)
+}
+
+/// Models a caller with `scope` may see, under `unit` when one is given:
+/// those whose unit overlaps the scope, so a commune officer sees the
+/// district's models its households enrol in.
+pub fn models_visible(scope: &Scope, unit: Option<&str>) -> Narrow {
+    let mut narrow = Narrow::default();
+    if let Some(inside) = placement::in_scope(scope) {
+        let above: Vec<String> = scope
+            .codes()
+            .iter()
+            .flat_map(|c| admin::catalog().ancestors_or_self(c))
+            .collect();
+        narrow = narrow.and(
+            Condition::any()
+                .add(inside)
+                .add(livelihood_model::Column::UnitCode.is_in(above)),
+        );
+    }
+    match unit {
+        Some(unit) => narrow.and(placement::under_unit(unit)),
+        None => narrow,
+    }
 }

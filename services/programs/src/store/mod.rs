@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod livelihood;
+pub mod reseal;
 pub mod sector;
 pub mod summary;
 pub mod tally;
@@ -15,6 +16,7 @@ use sea_orm::{
     ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use sustain_platform::api::Page;
 use sustain_platform::error::ServiceError;
 
 /// The row of `E` whose `key_column` is `key`, if there is one.
@@ -75,23 +77,94 @@ where
     Ok(result.rows_affected == 1)
 }
 
-/// Up to `limit` rows matching `condition`, in key order after `after`.
+/// The `page` of `E`'s rows that `narrow` keeps, in `key_column` order (`key`
+/// reads it off a row), and the token for the next page.
 pub async fn page<E>(
     conn: &impl ConnectionTrait,
-    condition: Condition,
+    narrow: Narrow,
     key_column: &str,
-    after: Option<&str>,
-    limit: u64,
-) -> Result<Vec<E::Model>, ServiceError>
+    page: &Page,
+    key: impl Fn(&E::Model) -> &str,
+) -> Result<(Vec<E::Model>, String), ServiceError>
 where
     E: EntityTrait,
 {
-    let key = || Expr::col(Alias::new(key_column));
-    let mut query = E::find().filter(condition);
-    if let Some(after) = after {
-        query = query.filter(key().gt(after));
+    let column = || Expr::col(Alias::new(key_column));
+    let mut query = E::find().filter(narrow.into_condition());
+    if let Some(after) = &page.after {
+        query = query.filter(column().gt(after.as_str()));
     }
-    Ok(query.order_by_asc(key()).limit(limit).all(conn).await?)
+    let rows = query
+        .order_by_asc(column())
+        .limit(page.limit())
+        .all(conn)
+        .await?;
+    Ok(page.cut(rows, key))
+}
+
+/// What a list is narrowed to, field by field: a handler names the checked
+/// filter values a list keeps; this turns them into SQL.
+#[derive(Debug, Clone)]
+pub struct Narrow(Condition);
+
+impl Default for Narrow {
+    fn default() -> Narrow {
+        Narrow(Condition::all())
+    }
+}
+
+impl Narrow {
+    /// Rows whose `column` is `value`, when one is given.
+    pub fn is<V: Into<sea_orm::Value>>(self, column: &str, value: Option<V>) -> Narrow {
+        match value {
+            Some(v) => Narrow(self.0.add(Expr::col(Alias::new(column)).eq(v.into()))),
+            None => self,
+        }
+    }
+
+    /// Rows of `year` in `column` (0: any year).
+    pub fn year(self, column: &str, year: i32) -> Narrow {
+        self.is(column, (year != 0).then_some(year))
+    }
+
+    /// Rows running in `year` (0: any): from the year in `start` to the one
+    /// in `end`.
+    pub fn running(self, start: &str, end: &str, year: i32) -> Narrow {
+        if year == 0 {
+            return self;
+        }
+        Narrow(
+            self.0
+                .add(Expr::col(Alias::new(start)).lte(year))
+                .add(Expr::col(Alias::new(end)).gte(year)),
+        )
+    }
+
+    /// Rows filed under the Project `code` or one under it, when one is given.
+    pub fn project(self, column: &str, code: Option<&str>) -> Narrow {
+        match code {
+            Some(code) => Narrow(self.0.add(project_within(column, code))),
+            None => self,
+        }
+    }
+
+    /// Rows whose `column` is positive, when `only`.
+    pub fn positive(self, column: &str, only: bool) -> Narrow {
+        if only {
+            Narrow(self.0.add(Expr::col(Alias::new(column)).gt(0)))
+        } else {
+            self
+        }
+    }
+
+    /// Rows that also meet `condition` (a scope, a placement).
+    pub fn and(self, condition: Condition) -> Narrow {
+        Narrow(self.0.add(condition))
+    }
+
+    pub fn into_condition(self) -> Condition {
+        self.0
+    }
 }
 
 /// Rows that are not archived, unless archived ones were asked for.

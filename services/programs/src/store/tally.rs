@@ -24,7 +24,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, Statement, Value,
 };
-use sustain_platform::db::{Tally, in_json_list};
+use sustain_db::{Tally, in_json_list};
 use sustain_platform::error::ServiceError;
 
 use crate::convert::ACTIVE;
@@ -384,8 +384,7 @@ pub async fn refresh_reach(
             }
         })
         .collect();
-    sustain_platform::db::insert_statements::<enrolment_reach_household::Entity>(conn, rows, &[])
-        .await?;
+    sustain_db::insert_statements::<enrolment_reach_household::Entity>(conn, rows, &[]).await?;
 
     use enrolment_reach::Column as C;
     // In key order, as the sums: writers of different households share these rows.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
-use sustain_platform::db::in_json_list;
+use sustain_db::in_json_list;
 use sustain_platform::error::ServiceError;
 
 use crate::convert::ACTIVE;

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sustain_db::{Bulk, Checkpointer, SqliteRows, WriteTxn, insert_built, insert_rows};
 use sustain_domain::Violations;
 use sustain_domain::household::Household;
 use sustain_domain::poverty::{self, Class, Standards};
 use sustain_platform::Caller;
-use sustain_platform::db::{Bulk, Checkpointer, SqliteRows, WriteTxn, insert_built, insert_rows};
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change};
 use sustain_proto::registry::v1 as pb;
@@ -114,6 +114,46 @@ pub enum RowOutcome {
     },
 }
 
+/// One row's result as the import answers it.
+fn row_result_to_proto(r: RowResult) -> pb::ImportRowResult {
+    let (outcome, household_id, reviews_written, violations) = match r.outcome {
+        RowOutcome::Rejected(v) => (
+            pb::ImportOutcome::Rejected,
+            String::new(),
+            0,
+            v.into_vec()
+                .into_iter()
+                .map(|f| pb::RowViolation {
+                    field: f.field,
+                    description: f.description,
+                })
+                .collect(),
+        ),
+        RowOutcome::Written {
+            household_id,
+            reviews_written,
+            new_household,
+        } => (
+            if new_household || reviews_written > 0 {
+                pb::ImportOutcome::Accepted
+            } else {
+                pb::ImportOutcome::Unchanged
+            },
+            household_id,
+            reviews_written,
+            vec![],
+        ),
+    };
+    pb::ImportRowResult {
+        row_number: r.row.row_number,
+        external_key: r.row.external_key,
+        outcome: outcome as i32,
+        household_id,
+        reviews_written,
+        violations,
+    }
+}
+
 fn rejected(row: &RowRef, v: Violations) -> RowResult {
     RowResult {
         row: row.clone(),
@@ -167,10 +207,7 @@ impl Importer {
                 let failed = answer.is_err();
                 let response = answer
                     .map(|results| pb::ImportHouseholdsResponse {
-                        results: results
-                            .into_iter()
-                            .map(super::convert::row_result_to_proto)
-                            .collect(),
+                        results: results.into_iter().map(row_result_to_proto).collect(),
                     })
                     .map_err(Status::from);
                 if tx.send(response).await.is_err() || failed {

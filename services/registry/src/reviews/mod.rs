@@ -386,7 +386,7 @@ async fn require_latest(
 /// correction replaces it. A certified one keeps counting until its
 /// correction is certified.
 async fn retire_uncertified(
-    conn: &impl sustain_platform::db::Bulk,
+    conn: &impl sustain_db::Bulk,
     caller: &Caller,
     request_id: &str,
     old: &review::Model,
@@ -833,7 +833,7 @@ pub async fn poverty_series(
     if !v.is_empty() {
         return Err(v.into());
     }
-    let txn = sustain_platform::db::begin_snapshot(db).await?;
+    let txn = sustain_db::begin_snapshot(db).await?;
     let mut summaries = Vec::with_capacity((to - from + 1) as usize);
     for year in from..=to {
         let one = pb::GetPovertySummaryRequest {

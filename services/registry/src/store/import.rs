@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sustain_db::in_json_list;
 use sustain_domain::admin::Location;
-use sustain_platform::db::in_json_list;
 use sustain_platform::error::ServiceError;
 
 use crate::model::{household, import_key, review};

@@ -486,12 +486,12 @@ pub fn stored_rows(
 
 /// Inserts rows made by [`stored_rows`] in bulk.
 pub async fn insert_stored(
-    conn: &impl sustain_platform::db::Bulk,
+    conn: &impl sustain_db::Bulk,
     households: Vec<household::Model>,
     members: Vec<member::Model>,
 ) -> Result<(), ServiceError> {
-    sustain_platform::db::insert_rows::<household::Entity>(conn, households, &[]).await?;
-    sustain_platform::db::insert_rows::<member::Entity>(conn, members, &[]).await?;
+    sustain_db::insert_rows::<household::Entity>(conn, households, &[]).await?;
+    sustain_db::insert_rows::<member::Entity>(conn, members, &[]).await?;
     Ok(())
 }
 
@@ -504,11 +504,7 @@ pub async fn holders_of(
     let backend = conn.get_database_backend();
     for chunk in hashes.chunks(ROWS_PER_INSERT) {
         for m in member::Entity::find()
-            .filter(sustain_platform::db::in_json_list(
-                backend,
-                "citizen_id_hash",
-                chunk,
-            )?)
+            .filter(sustain_db::in_json_list(backend, "citizen_id_hash", chunk)?)
             .all(conn)
             .await?
         {
@@ -1033,7 +1029,7 @@ pub async fn households_by_ids(
     ids: &[String],
 ) -> Result<HashMap<String, household::Model>, ServiceError> {
     Ok(household::Entity::find()
-        .filter(sustain_platform::db::in_json_list(
+        .filter(sustain_db::in_json_list(
             conn.get_database_backend(),
             "id",
             ids,
@@ -1051,7 +1047,7 @@ pub async fn member_rows_of(
     households: &[String],
 ) -> Result<Vec<member::Model>, ServiceError> {
     Ok(member::Entity::find()
-        .filter(sustain_platform::db::in_json_list(
+        .filter(sustain_db::in_json_list(
             conn.get_database_backend(),
             "household_id",
             households,
@@ -1062,7 +1058,7 @@ pub async fn member_rows_of(
 
 /// Writes a newer state of a household held here, its members replaced.
 pub async fn replace_household(
-    conn: &impl sustain_platform::db::Bulk,
+    conn: &impl sustain_db::Bulk,
     row: household::Model,
     members: Vec<member::Model>,
 ) -> Result<(), ServiceError> {
@@ -1079,6 +1075,6 @@ pub async fn replace_household(
         .filter(member::Column::HouseholdId.eq(id))
         .exec(conn)
         .await?;
-    sustain_platform::db::insert_rows::<member::Entity>(conn, members, &[]).await?;
+    sustain_db::insert_rows::<member::Entity>(conn, members, &[]).await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use sustain_platform::db::WriteTxn;
+use sustain_db::WriteTxn;
 use sustain_platform::error::ServiceError;
 use sustain_platform::reseal::{Step, Table, rows_after};
 

@@ -73,7 +73,7 @@ pub async fn insert(conn: &impl ConnectionTrait, r: &review::Model) -> Result<bo
         .await
     {
         Ok(_) => Ok(true),
-        Err(e) if sustain_platform::db::is_unique_violation(&e) => Ok(false),
+        Err(e) if sustain_db::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -175,7 +175,7 @@ pub async fn certified_classes(
         .column(review::Column::Year)
         .column(review::Column::Class)
         .column(review::Column::Transition)
-        .filter(sustain_platform::db::in_json_list(
+        .filter(sustain_db::in_json_list(
             conn.get_database_backend(),
             "household_id",
             households,

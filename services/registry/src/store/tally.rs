@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sustain_db::{SqliteRows, Tally};
 use sustain_domain::admin::{self, Level};
 use sustain_domain::poverty::MAX_INDICATORS;
-use sustain_platform::db::{SqliteRows, Tally};
 use sustain_platform::error::ServiceError;
 
 use crate::migration::{PROVINCE_TALLY_KEY, TALLY_KEY};
@@ -187,7 +187,7 @@ impl TallyDelta {
     }
 
     /// The same upserts as [`apply`](Self::apply) makes, as rows built
-    /// ahead for SQLite ([`sustain_platform::db::insert_built`]).
+    /// ahead for SQLite ([`sustain_db::insert_built`]).
     pub fn sqlite_rows(self) -> Vec<SqliteRows> {
         let (rows, province) = self.sorted();
         vec![sqlite_upserts(&rows), sqlite_upserts(&province)]

@@ -176,7 +176,7 @@ where
 /// its own transactions.
 macro_rules! sqlx_transaction_connection {
     ($ty:ty, $backend:expr) => {
-        #[tonic::async_trait]
+        #[async_trait::async_trait]
         impl sea_orm::ConnectionTrait for $ty {
             fn get_database_backend(&self) -> sea_orm::DbBackend {
                 $backend

@@ -230,7 +230,7 @@ impl super::Bulk for WriteTxn {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl ConnectionTrait for WriteTxn {
     fn get_database_backend(&self) -> DbBackend {
         each!(self, c => c.get_database_backend())

@@ -4,7 +4,7 @@
 //! walks the table in resumable batches.
 
 use sea_orm::ActiveModelTrait;
-use sustain_platform::db::WriteTxn;
+use sustain_db::WriteTxn;
 use sustain_platform::error::ServiceError;
 
 use crate::model::support;
