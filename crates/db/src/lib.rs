@@ -247,13 +247,15 @@ impl Bulk for SqliteWrite {
     }
 }
 
-/// Inserts many rows of entity `E` at once (bulk import). Through a [`PgWrite`]
-/// with `COPY`. Otherwise on PostgreSQL the rows travel as one JSON parameter
-/// expanded by `json_populate_recordset`: one parameter instead of one per
-/// value, which both the driver and the server handle far faster for thousands
-/// of rows than a multi-row VALUES list (measured in docs/benchmarks.md). On
-/// SQLite, multi-row INSERTs. `skip` names columns the database fills itself
-/// (an auto-increment id).
+/// Inserts many rows of entity `E` at once: the one bulk write every path
+/// (import, catch-up, demo) goes through. Through a [`PgWrite`] with `COPY`;
+/// through a [`SqliteWrite`] by SQLite's own prepared statement, run once a
+/// row. Otherwise on PostgreSQL the rows travel as one JSON parameter expanded
+/// by `json_populate_recordset`: one parameter instead of one per value, which
+/// both the driver and the server handle far faster for thousands of rows
+/// than a multi-row VALUES list (measured in docs/benchmarks.md); on SQLite,
+/// multi-row INSERTs. `skip` names columns the database fills itself (an
+/// auto-increment id).
 pub async fn insert_rows<E>(
     conn: &impl Bulk,
     rows: Vec<E::Model>,
@@ -263,6 +265,14 @@ where
     E: sea_orm::EntityTrait,
     E::Model: serde::Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
 {
+    if let Some(writer) = conn.sqlite_writer() {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        return writer
+            .insert_built(vec![SqliteRows::of_except::<E>(rows, skip)])
+            .await;
+    }
     insert_via::<E>(conn, conn.copier(), rows, skip).await
 }
 

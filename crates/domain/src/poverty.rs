@@ -153,6 +153,15 @@ impl Standards {
             self.standards.last()?.last_year,
         ))
     }
+
+    /// The standard governing reviews of `year`, or why none does (a field
+    /// violation's reason).
+    pub fn covering(&self, year: i32) -> Result<&PovertyStandard, String> {
+        self.for_year(year).ok_or_else(|| {
+            let (first, last) = self.years().unwrap_or((0, 0));
+            format!("no poverty standard covers {year}; standards cover {first}–{last}")
+        })
+    }
 }
 
 impl PovertyStandard {
@@ -310,6 +319,57 @@ pub enum Measure {
     Income(i64),
     /// Circular 07 proxy-income score A (form B1); score B follows from the deprivations.
     ScoreA(u32),
+}
+
+/// The highest income per person and month a review records, VND.
+pub const MAX_INCOME: i64 = 10_000_000_000;
+/// The highest score A a review records.
+pub const MAX_SCORE_A: i32 = 1_000;
+
+/// Which measure field of a review is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasureRefused {
+    /// `income_per_person_month` or `score_a`.
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Measure {
+    /// The measure a review gives: its income, or where income is not
+    /// measured Circular 07's score A, which only a standard with a score A
+    /// line (`standard`, when known) can classify.
+    pub fn given(
+        income: Option<i64>,
+        score_a: Option<i32>,
+        standard: Option<&PovertyStandard>,
+    ) -> Result<Measure, MeasureRefused> {
+        let refused = |field, reason: String| Err(MeasureRefused { field, reason });
+        match (income, score_a) {
+            (Some(income), None) if (0..=MAX_INCOME).contains(&income) => {
+                Ok(Measure::Income(income))
+            }
+            (Some(_), None) => refused(
+                "income_per_person_month",
+                format!("must be between 0 and {MAX_INCOME} VND"),
+            ),
+            (None, Some(a)) if !(0..=MAX_SCORE_A).contains(&a) => {
+                refused("score_a", format!("must be between 0 and {MAX_SCORE_A}"))
+            }
+            (None, Some(_)) if standard.is_some_and(|s| s.score_a_line.is_none()) => refused(
+                "score_a",
+                "this year's standard defines no score A line; give income_per_person_month".into(),
+            ),
+            (None, Some(a)) => Ok(Measure::ScoreA(a.unsigned_abs())),
+            (Some(_), Some(_)) => refused(
+                "score_a",
+                "give either income_per_person_month or score_a, not both".into(),
+            ),
+            (None, None) => refused(
+                "income_per_person_month",
+                "is required (or score_a where income is not measured)".into(),
+            ),
+        }
+    }
 }
 
 /// Why a measure cannot be classified under a standard.
@@ -574,6 +634,52 @@ impl fmt::Display for Rate {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_measures_by_income_or_score_a_never_both() {
+        let standards = Standards::bundled();
+        let field = |r: Result<Measure, MeasureRefused>| r.map_err(|e| e.field);
+        assert_eq!(
+            Measure::given(Some(1_500_000), None, None),
+            Ok(Measure::Income(1_500_000))
+        );
+        assert_eq!(
+            field(Measure::given(Some(-1), None, None)),
+            Err("income_per_person_month")
+        );
+        assert_eq!(
+            field(Measure::given(None, None, None)),
+            Err("income_per_person_month")
+        );
+        assert_eq!(
+            field(Measure::given(Some(1), Some(1), None)),
+            Err("score_a")
+        );
+        assert_eq!(
+            field(Measure::given(None, Some(1_001), None)),
+            Err("score_a")
+        );
+        let all = standards.all();
+        if let Some(s) = all.iter().find(|s| s.score_a_line.is_some()) {
+            assert_eq!(
+                Measure::given(None, Some(120), Some(s)),
+                Ok(Measure::ScoreA(120))
+            );
+        }
+        if let Some(s) = all.iter().find(|s| s.score_a_line.is_none()) {
+            assert_eq!(
+                field(Measure::given(None, Some(120), Some(s))),
+                Err("score_a")
+            );
+        }
+        let (first, _) = standards.years().unwrap();
+        assert!(standards.covering(first).is_ok());
+        assert!(
+            standards
+                .covering(first - 1)
+                .is_err_and(|e| e.starts_with(&format!("no poverty standard covers {}", first - 1)))
+        );
+    }
     use proptest::prelude::*;
 
     fn decree07() -> &'static PovertyStandard {

@@ -11,7 +11,7 @@ use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::search_key;
 
-use sustain_platform::api::{cut_page, new_id, now, page_after};
+use sustain_platform::api::{Page, new_id, now};
 use sustain_platform::cache::RecordCache;
 use sustain_platform::error::ServiceError;
 use sustain_platform::journal::{self, Change, IdempotencyKey};
@@ -396,19 +396,21 @@ impl pb::household_service_server::HouseholdService for HouseholdApi {
         let Some(page_size) = page_size(request.page_size, &mut v) else {
             return Err(ServiceError::from(v).into());
         };
-        let filter_key = request.filter.clone().unwrap_or_default().encode_to_vec();
-        let after = page_after(&request.page_token, &filter_key)?;
+        let page = Page::asked(
+            page_size,
+            &request.page_token,
+            request.filter.clone().unwrap_or_default().encode_to_vec(),
+        )?;
         let selection = self.selection(&caller, request.filter.as_ref())?;
         let records = store::list(
             &self.db,
             &selection,
-            after.as_deref(),
-            page_size as u64 + 1,
+            page.after.as_deref(),
+            page.limit(),
             &self.vault,
         )
         .await?;
-        let (records, next_page_token) =
-            cut_page(records, page_size, &filter_key, |r| r.id.as_str());
+        let (records, next_page_token) = page.cut(records, |r| r.id.as_str());
         tracing::info!(count = records.len(), caller = %caller.subject, "households listed");
         let mask = caller.role == Role::Viewer;
         Ok(Response::new(pb::ListHouseholdsResponse {

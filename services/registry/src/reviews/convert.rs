@@ -13,8 +13,6 @@ use crate::convert::{etag, parse_date};
 use crate::model::review;
 
 const MAX_REVIEWER_CHARS: usize = 200;
-const MAX_INCOME: i64 = 10_000_000_000;
-const MAX_SCORE_A: i32 = 1_000;
 
 /// A checked review input, classified.
 #[derive(Debug, Clone)]
@@ -57,19 +55,18 @@ pub fn assess(
 ) -> Option<Assessment> {
     let field = |name: &str| format!("{prefix}.{name}");
     let before = v.len();
-    let standard = standards.for_year(input.year);
-    if standard.is_none() {
-        let (first, last) = standards.years().unwrap_or((0, 0));
-        v.add(
-            field("year"),
-            format!(
-                "no poverty standard covers {}; standards cover {first}–{last}",
-                input.year
-            ),
-        );
-    } else if input.year > today.year() {
-        v.add(field("year"), "is in the future");
-    }
+    let standard = match standards.covering(input.year) {
+        Ok(s) => {
+            if input.year > today.year() {
+                v.add(field("year"), "is in the future");
+            }
+            Some(s)
+        }
+        Err(reason) => {
+            v.add(field("year"), reason);
+            None
+        }
+    };
     let kind = match pb::ReviewKind::try_from(input.kind) {
         Ok(pb::ReviewKind::Periodic) => Some("periodic"),
         Ok(pb::ReviewKind::Regular) => Some("regular"),
@@ -106,48 +103,9 @@ pub fn assess(
             }
         }
     }
-    let measure = match (input.income_per_person_month, input.score_a) {
-        (Some(income), None) if (0..=MAX_INCOME).contains(&income) => Some(Measure::Income(income)),
-        (Some(_), None) => {
-            v.add(
-                field("income_per_person_month"),
-                format!("must be between 0 and {MAX_INCOME} VND"),
-            );
-            None
-        }
-        (None, Some(a)) if (0..=MAX_SCORE_A).contains(&a) => {
-            if standard.is_some_and(|s| s.score_a_line.is_none()) {
-                v.add(
-                    field("score_a"),
-                    "this year's standard defines no score A line; give income_per_person_month",
-                );
-                None
-            } else {
-                Some(Measure::ScoreA(a as u32))
-            }
-        }
-        (None, Some(_)) => {
-            v.add(
-                field("score_a"),
-                format!("must be between 0 and {MAX_SCORE_A}"),
-            );
-            None
-        }
-        (Some(_), Some(_)) => {
-            v.add(
-                field("score_a"),
-                "give either income_per_person_month or score_a, not both",
-            );
-            None
-        }
-        (None, None) => {
-            v.add(
-                field("income_per_person_month"),
-                "is required (or score_a where income is not measured)",
-            );
-            None
-        }
-    };
+    let measure = Measure::given(input.income_per_person_month, input.score_a, standard)
+        .map_err(|refused| v.add(field(refused.field), refused.reason))
+        .ok();
     if let (Some(b), Some(standard)) = (input.score_b, standard) {
         match poverty::score_b(standard, deprived) {
             Some(expected) if i64::from(b) == i64::from(expected) => {}

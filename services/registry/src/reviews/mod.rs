@@ -819,13 +819,10 @@ pub async fn poverty_series(
             "to_year",
             format!("a series spans at most {MAX_SERIES_YEARS} years"),
         );
-    } else if let Some(year) = (from..=to).find(|y| standards.for_year(*y).is_none()) {
-        let (first, last) = standards.years().unwrap_or((0, 0));
-        let field = if year == from { "from_year" } else { "to_year" };
-        v.add(
-            field,
-            format!("no poverty standard covers {year}; standards cover {first}–{last}"),
-        );
+    } else if let Some((year, reason)) =
+        (from..=to).find_map(|y| standards.covering(y).err().map(|reason| (y, reason)))
+    {
+        v.add(if year == from { "from_year" } else { "to_year" }, reason);
     }
     if request.unit_code.trim().is_empty() {
         v.add("unit_code", "is required");
@@ -940,15 +937,8 @@ impl SummaryAsk {
                 ),
             );
         }
-        if standards.for_year(request.year).is_none() {
-            let (first, last) = standards.years().unwrap_or((0, 0));
-            v.add(
-                "year",
-                format!(
-                    "no poverty standard covers {}; standards cover {first}–{last}",
-                    request.year
-                ),
-            );
+        if let Err(reason) = standards.covering(request.year) {
+            v.add("year", reason);
         }
         sustain_platform::error::check(v)?;
         Ok(SummaryAsk {
@@ -970,8 +960,8 @@ pub async fn poverty_summary(
 ) -> Result<pb::PovertySummary, ServiceError> {
     let unit = ask.unit.as_str();
     let standard = standards
-        .for_year(ask.year)
-        .ok_or_else(|| ServiceError::invalid("year", "no poverty standard covers it"))?;
+        .covering(ask.year)
+        .map_err(|reason| ServiceError::invalid("year", reason))?;
     if !caller.scope.contains_unit(unit) {
         return Err(ServiceError::PermissionDenied {
             reason: "OUT_OF_SCOPE",
