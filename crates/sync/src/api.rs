@@ -424,20 +424,8 @@ impl SyncApi {
             change: change.clone(),
         };
         self.replica.write(txn, &[incoming]).await?;
-        journal::record_reissued(
-            txn,
-            caller,
-            "",
-            vec![Change {
-                record_type: change.record_type,
-                record_id: change.record_id,
-                owner_unit: change.owner_unit,
-                version: change.version,
-                action: change.action,
-                state: change.state,
-            }],
-        )
-        .await?;
+        let reissued = vec![super::apply::journal_change(&change)];
+        journal::record_reissued(txn, caller, "", reissued).await?;
         Ok(())
     }
 }

@@ -544,7 +544,7 @@ async fn advance(
     }
 }
 
-fn journal_change(c: &pb::Change) -> Change {
+pub(crate) fn journal_change(c: &pb::Change) -> Change {
     Change {
         record_type: c.record_type.clone(),
         record_id: c.record_id.clone(),

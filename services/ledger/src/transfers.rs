@@ -405,17 +405,12 @@ fn legs_applied(
     Ok(rows)
 }
 
-/// Posts (`post`) or voids a pending transfer inside `conn`'s transaction.
-/// Asking again for what was done returns the transfer as it is.
-pub async fn resolve(
+/// The transfer `id` and its two accounts; NOT_FOUND when there is none.
+async fn with_accounts(
     conn: &impl ConnectionTrait,
-    caller: &Caller,
     id: &str,
-    on: Option<NaiveDate>,
-    post: bool,
-) -> Result<transfer::Model, ServiceError> {
-    let mut chain = Chain::lock(conn).await?;
-    let mut t = store::transfers::find(conn, id)
+) -> Result<(transfer::Model, HashMap<String, account::Model>), ServiceError> {
+    let t = store::transfers::find(conn, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
             resource: "transfer",
@@ -426,6 +421,20 @@ pub async fn resolve(
         &[t.debit_account_id.clone(), t.credit_account_id.clone()],
     )
     .await?;
+    Ok((t, accounts))
+}
+
+/// Posts (`post`) or voids a pending transfer inside `conn`'s transaction.
+/// Asking again for what was done returns the transfer as it is.
+pub async fn resolve(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+    on: Option<NaiveDate>,
+    post: bool,
+) -> Result<transfer::Model, ServiceError> {
+    let mut chain = Chain::lock(conn).await?;
+    let (mut t, accounts) = with_accounts(conn, id).await?;
     for a in accounts.values() {
         caller.require_placement(&placement_of(a))?;
     }
@@ -550,18 +559,7 @@ impl TransferApi {
         caller: &Caller,
         id: &str,
     ) -> Result<transfer::Model, ServiceError> {
-        let t =
-            store::transfers::find(&self.db, id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    resource: "transfer",
-                    id: id.to_owned(),
-                })?;
-        let accounts = store::accounts::by_ids(
-            &self.db,
-            &[t.debit_account_id.clone(), t.credit_account_id.clone()],
-        )
-        .await?;
+        let (t, accounts) = with_accounts(&self.db, id).await?;
         // Readable by whoever may read either side.
         if accounts
             .values()
