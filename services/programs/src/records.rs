@@ -558,12 +558,7 @@ pub fn list_filter(
     v: &mut sustain_domain::Violations,
 ) -> usize {
     let size = sustain_platform::api::page_size(page_size, v).unwrap_or_default();
-    if !unit.is_empty() && !sustain_domain::admin::catalog().is_known(unit) {
-        v.add(
-            "filter.unit_code",
-            "is not a known administrative unit code",
-        );
-    }
+    sustain_platform::api::known_unit(unit, "filter.unit_code", v);
     if year != 0 && !(2000..=2100).contains(&year) {
         v.add("filter.year", "must be between 2000 and 2100");
     }

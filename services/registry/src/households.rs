@@ -6,7 +6,6 @@ use prost::Message;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use sustain_domain::Violations;
-use sustain_domain::admin;
 use sustain_domain::citizen_id::CitizenId;
 use sustain_domain::household::Household;
 use sustain_domain::text::search_key;
@@ -118,12 +117,7 @@ impl HouseholdApi {
         let filter = filter.cloned().unwrap_or_default();
         let mut v = Violations::new();
         let unit_code = filter.unit_code.trim().to_owned();
-        if !unit_code.is_empty() && !admin::catalog().is_known(&unit_code) {
-            v.add(
-                "filter.unit_code",
-                "is not a known administrative unit code",
-            );
-        }
+        sustain_platform::api::known_unit(&unit_code, "filter.unit_code", &mut v);
         let name = search_key(&filter.name_query);
         if !filter.name_query.trim().is_empty() && name.trim().chars().count() < 2 {
             v.add("filter.name_query", "needs at least 2 letters or digits");
